@@ -1,0 +1,70 @@
+// The IR interpreter: runs a graph with the reference kernels, op by op in node order.
+// Constants load at their first use and every buffer is dropped after its last use, so peak
+// memory is the live set rather than the whole graph. In fp16 mode every value (inputs,
+// constants, each op's results) is rounded to half precision, as a device computing in fp16
+// would store it; overflow becomes ±Infinity and is reported, not hidden.
+import { fail } from "../diagnostics.js";
+import { lastUses, producers, sameType, typeStr, type Graph, type Node, type Value } from "../ir/graph.js";
+import { nodeLabel } from "../ir/verify.js";
+import { roundToF16InPlace } from "../kernels/fp16.js";
+import type { Tensor } from "../kernels/tensor.js";
+import { opDef } from "../ops/index.js";
+
+export type Precision = "fp32" | "fp16";
+
+export interface RunOptions {
+  precision?: Precision;
+  /** called after each node with its index, for progress and profiling */
+  onNode?: (node: Node, index: number) => void;
+}
+
+export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions = {}): Record<string, Tensor> {
+  const fp16 = opts.precision === "fp16";
+  const live = new Map<Value, Tensor>();
+  const prod = producers(g);
+  const last = lastUses(g);
+  const finish = (t: Tensor): Tensor => {
+    if (fp16 && t.data instanceof Float32Array) {
+      const data = t.data.slice();
+      return { ...t, data: roundToF16InPlace(data) };
+    }
+    return t;
+  };
+  for (const v of g.inputs) {
+    const t = feeds[v.name ?? ""];
+    if (!t) throw fail("inputTensor", { file: "inputs", tensor: v.name ?? `%${v.id}`, problem: `is missing; the model needs ${typeStr(v.type)}` });
+    const floatOk = t.data instanceof Float32Array && (v.type.dtype === "f32" || v.type.dtype === "f16");
+    if (!floatOk || !sameType({ dtype: v.type.dtype, shape: t.shape }, v.type))
+      throw fail("inputTensor", { file: "inputs", tensor: v.name ?? `%${v.id}`, problem: `has ${t.dtype}[${t.shape.join(",")}], the model needs ${typeStr(v.type)}` });
+    live.set(v, finish(t));
+  }
+  const read = (v: Value): Tensor => {
+    const t = live.get(v);
+    if (t) return t;
+    const p = prod.get(v);
+    if (p?.kind === "const") {
+      const c = finish(opDef("const").kernel([], p.attrs)[0]!);
+      live.set(v, c);
+      return c;
+    }
+    throw new Error(`internal: %${v.id} read before it was computed`);
+  };
+  g.nodes.forEach((n, i) => {
+    if (n.kind === "const") return; // loaded at first use
+    const ins = n.inputs.map(read);
+    let outs: Tensor[];
+    try {
+      outs = opDef(n.kind).kernel(ins, n.attrs as never);
+    } catch (e) {
+      if (e instanceof RangeError) throw fail("opType", { node: nodeLabel(n), problem: e.message });
+      throw e;
+    }
+    n.outputs.forEach((o, k) => live.set(o, finish(outs[k]!)));
+    for (const v of n.inputs) if (last.get(v) === i) live.delete(v);
+    for (const o of n.outputs) if (!last.has(o)) live.delete(o);
+    opts.onNode?.(n, i);
+  });
+  const result: Record<string, Tensor> = {};
+  g.outputs.forEach((o, k) => (result[o.name ?? `output${k}`] = read(o)));
+  return result;
+}

@@ -1,0 +1,48 @@
+// Every artifact is written under a temporary name in its destination folder and renamed into
+// place only when complete, so a crash or kill leaves the old file or the new one, never half.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { fail } from "../diagnostics.js";
+
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+}
+
+/** Opens a temp file beside `path`, lets `write` fill it, then fsyncs and renames it to `path`. */
+export function writeFileAtomic(path: string, write: (fd: number) => void): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (e) {
+    throw fail("outputPath", { path, problem: (e as Error).message });
+  }
+  const tmp = tempPathFor(path);
+  let fd: number;
+  try {
+    fd = openSync(tmp, "wx");
+  } catch (e) {
+    throw fail("outputPath", { path, problem: (e as Error).message });
+  }
+  try {
+    write(fd);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC") throw fail("outputPath", { path, problem: "the disk is full" });
+    if (code && /^E[A-Z]+$/.test(code)) throw fail("outputPath", { path, problem: (e as Error).message });
+    throw e;
+  }
+}
+
+/** Writes all of `buf` at the fd's current position. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}

@@ -1,0 +1,88 @@
+// Builds graphs op by op, running each op's inference as it is added, so an ill-typed graph
+// fails where it is built (as MIL's builder does), with the op and its scope in the message.
+import { fail } from "../diagnostics.js";
+import { OpTypeError, arityRange } from "../ops/define.js";
+import { opDef, type AttrsOf, type OpKind } from "../ops/index.js";
+import type { ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
+import { typeStr } from "./graph.js";
+import type { Tensor } from "../kernels/tensor.js";
+
+export class GraphBuilder {
+  private nextId = 0;
+  private readonly inputs: Value[] = [];
+  private readonly nodes: Node[] = [];
+  private scopeStack: string[] = [];
+
+  newValue(type: TensorType, name?: string): Value {
+    const v: Value = { id: this.nextId++, type };
+    if (name !== undefined) v.name = name;
+    return v;
+  }
+
+  input(name: string, type: TensorType): Value {
+    const v = this.newValue(type, name);
+    this.inputs.push(v);
+    return v;
+  }
+
+  /** Runs `fn` with `name` appended to the scope recorded on every node it adds. */
+  scoped<T>(name: string, fn: () => T): T {
+    this.scopeStack.push(name);
+    try {
+      return fn();
+    } finally {
+      this.scopeStack.pop();
+    }
+  }
+
+  get scope(): string {
+    return this.scopeStack.join(".");
+  }
+
+  /** Adds one node; returns all its results. */
+  add<K extends OpKind>(kind: K, inputs: readonly Value[], attrs: AttrsOf<K>): Value[] {
+    const def = opDef(kind);
+    const where = `${kind}${this.scope ? ` in ${this.scope}` : ""}`;
+    const [lo, hi] = arityRange(def.operands);
+    if (inputs.length < lo || inputs.length > hi)
+      throw fail("opType", { node: where, problem: `takes ${lo === hi ? lo : `${lo}..${hi}`} operands (${def.operands.join(", ")}), got ${inputs.length}` });
+    let types: TensorType[];
+    try {
+      types = def.infer(inputs.map((v) => v.type), attrs);
+    } catch (e) {
+      if (e instanceof OpTypeError)
+        throw fail("opType", { node: where, problem: `${e.message} (operands ${inputs.map((v) => typeStr(v.type)).join(", ")})` });
+      throw e;
+    }
+    const outputs = types.map((t) => this.newValue(t));
+    const node = { id: this.nodes.length, kind, inputs: [...inputs], attrs, outputs } as unknown as Node;
+    if (this.scope) node.scope = this.scope;
+    this.nodes.push(node);
+    return outputs;
+  }
+
+  /** Adds a single-result node and returns its result. */
+  op<K extends OpKind>(kind: K, inputs: readonly Value[], attrs: AttrsOf<K>): Value {
+    return this.add(kind, inputs, attrs)[0]!;
+  }
+
+  constant(value: ConstValue): Value {
+    const v = this.op("const", [], { value });
+    v.name = value.source;
+    return v;
+  }
+
+  /** A constant computed at build time (sin-cos tables, frequency vectors). */
+  tensorConstant(source: string, t: Tensor): Value {
+    return this.constant({ type: { dtype: t.dtype, shape: t.shape }, source, load: () => t });
+  }
+
+  finish(outputs: Value[]): Graph {
+    return { inputs: [...this.inputs], nodes: [...this.nodes], outputs };
+  }
+}
+
+/** Rebuilds a graph from parts, renumbering nodes; passes use it after editing node lists. */
+export function makeGraph(inputs: readonly Value[], nodes: readonly Node[], outputs: readonly Value[]): Graph {
+  return { inputs, nodes: nodes.map((n, i) => ({ ...n, id: i }) as Node), outputs };
+}

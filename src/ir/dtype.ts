@@ -1,0 +1,14 @@
+// The closed set of element types a value in the IR can have.
+export const DTYPES = ["f32", "f16", "i32", "i64", "u8", "bool"] as const;
+export type DType = (typeof DTYPES)[number];
+export type FloatDType = Extract<DType, "f32" | "f16">;
+
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, i32: 4, i64: 8, u8: 1, bool: 1 };
+
+export function isFloat(d: DType): d is FloatDType {
+  return d === "f32" || d === "f16";
+}
+
+export function isDType(s: string): s is DType {
+  return (DTYPES as readonly string[]).includes(s);
+}

@@ -1,0 +1,67 @@
+// The IR: a graph of SSA values produced by nodes, each node one op from the closed table in
+// src/ops. Nodes are kept in a valid execution order; values are immutable once created.
+import type { DType } from "./dtype.js";
+import type { Tensor } from "../kernels/tensor.js";
+import type { AttrsOf, OpKind } from "../ops/index.js";
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+export interface Value {
+  readonly id: number;
+  readonly type: TensorType;
+  /** graph inputs and outputs carry their interface name; constants their checkpoint name */
+  name?: string;
+}
+
+export interface NodeOf<K extends OpKind> {
+  readonly id: number;
+  readonly kind: K;
+  readonly inputs: readonly Value[];
+  readonly attrs: AttrsOf<K>;
+  readonly outputs: readonly Value[];
+  /** where in the model this node comes from, e.g. "down.0.attn"; shown in dumps and errors */
+  scope?: string;
+}
+
+/** The discriminated union of every node kind: `switch (node.kind)` narrows attrs. */
+export type Node = { [K in OpKind]: NodeOf<K> }[OpKind];
+
+/** A constant's data, loaded on demand so a graph of a 1.6B model costs no weight memory. */
+export interface ConstValue {
+  readonly type: TensorType;
+  /** checkpoint tensor (or derived table) this constant holds; shown in dumps */
+  readonly source: string;
+  load(): Tensor;
+}
+
+export interface Graph {
+  readonly inputs: readonly Value[];
+  readonly nodes: readonly Node[];
+  readonly outputs: readonly Value[];
+}
+
+export function typeStr(t: TensorType): string {
+  return `${t.dtype}[${t.shape.join(",")}]`;
+}
+
+export function sameType(a: TensorType, b: TensorType): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+}
+
+/** Map from each value to the node producing it (graph inputs have none). */
+export function producers(g: Graph): Map<Value, Node> {
+  const m = new Map<Value, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) m.set(o, n);
+  return m;
+}
+
+/** Index of the last node reading each value; graph outputs live to the end. */
+export function lastUses(g: Graph): Map<Value, number> {
+  const m = new Map<Value, number>();
+  g.nodes.forEach((n, i) => n.inputs.forEach((v) => m.set(v, i)));
+  for (const o of g.outputs) m.set(o, Infinity);
+  return m;
+}

@@ -1,0 +1,120 @@
+// Kernels that move data without arithmetic: transpose, slice, concat, split, gather, pixel shuffle.
+import { floatTensor, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
+
+export function transpose(x: FloatTensor, perm: readonly number[]): FloatTensor {
+  const rank = x.shape.length;
+  const outShape = perm.map((p) => x.shape[p]!);
+  const inStrides = stridesOf(x.shape);
+  const st = perm.map((p) => inStrides[p]!);
+  const n = numel(outShape);
+  const out = new Float32Array(n);
+  const X = x.data;
+  if (rank === 0 || n === 0) return floatTensor(outShape, n ? X.slice() : out);
+  // innermost output axis runs in a tight loop; the rest are an odometer
+  const last = rank - 1, lastN = outShape[last]!, lastS = st[last]!;
+  const idx = new Array<number>(rank).fill(0);
+  let base = 0;
+  for (let o = 0; o < n; o += lastN) {
+    for (let j = 0, p = base; j < lastN; j++, p += lastS) out[o + j] = X[p]!;
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]!++;
+      base += st[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      base -= st[d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+  return floatTensor(outShape, out);
+}
+
+/** Static slice: begin and size per axis (step 1). */
+export function slice(x: FloatTensor, begin: readonly number[], size: readonly number[]): FloatTensor {
+  const rank = x.shape.length;
+  const n = numel(size);
+  const out = new Float32Array(n);
+  if (n === 0) return floatTensor(size, out);
+  const inStrides = stridesOf(x.shape);
+  const last = rank - 1;
+  const lastN = size[last]!;
+  const idx = new Array<number>(rank).fill(0);
+  let base = 0;
+  for (let d = 0; d < rank; d++) base += begin[d]! * inStrides[d]!;
+  for (let o = 0; o < n; o += lastN) {
+    out.set(x.data.subarray(base, base + lastN), o);
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]!++;
+      base += inStrides[d]!;
+      if (idx[d]! < size[d]!) break;
+      base -= inStrides[d]! * size[d]!;
+      idx[d] = 0;
+    }
+  }
+  return floatTensor(size, out);
+}
+
+export function concat(xs: readonly FloatTensor[], axis: number): FloatTensor {
+  const shape = [...xs[0]!.shape];
+  shape[axis] = xs.reduce((s, x) => s + x.shape[axis]!, 0);
+  const outer = numel(shape.slice(0, axis));
+  const inner = numel(shape.slice(axis + 1));
+  const out = new Float32Array(numel(shape));
+  const rowOut = shape[axis]! * inner;
+  let off = 0;
+  for (const x of xs) {
+    const rowIn = x.shape[axis]! * inner;
+    for (let o = 0; o < outer; o++) out.set(x.data.subarray(o * rowIn, (o + 1) * rowIn), o * rowOut + off);
+    off += rowIn;
+  }
+  return floatTensor(shape, out);
+}
+
+export function split(x: FloatTensor, axis: number, sizes: readonly number[]): FloatTensor[] {
+  const outs: FloatTensor[] = [];
+  let start = 0;
+  for (const s of sizes) {
+    const begin = x.shape.map((_, d) => (d === axis ? start : 0));
+    const size = x.shape.map((n, d) => (d === axis ? s : n));
+    outs.push(slice(x, begin, size));
+    start += s;
+  }
+  return outs;
+}
+
+/** out[..., i, ...] = x[..., indices[i], ...] along `axis`; indices are flattened and must be in range. */
+export function gather(x: FloatTensor, indices: Tensor, axis: number): FloatTensor {
+  const idx = Array.from(indices.data as ArrayLike<number | bigint>, Number);
+  const n = x.shape[axis]!;
+  const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+  const outer = numel(x.shape.slice(0, axis));
+  const inner = numel(x.shape.slice(axis + 1));
+  const out = new Float32Array(numel(outShape));
+  let o = 0;
+  for (let a = 0; a < outer; a++)
+    for (const raw of idx) {
+      const i = raw < 0 ? raw + n : raw;
+      if (i < 0 || i >= n) throw new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
+      const src = (a * n + i) * inner;
+      out.set(x.data.subarray(src, src + inner), o);
+      o += inner;
+    }
+  return floatTensor(outShape, out);
+}
+
+/** (B, C·r², H, W) -> (B, C, H·r, W·r); input channel c·r² + i·r + j lands at offset (i, j) of channel c. */
+export function pixelShuffle(x: FloatTensor, r: number): FloatTensor {
+  const [B, Cr, H, W] = x.shape as [number, number, number, number];
+  const C = Cr / (r * r);
+  const out = new Float32Array(x.data.length);
+  const Ho = H * r, Wo = W * r;
+  for (let b = 0; b < B; b++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < r; i++)
+        for (let j = 0; j < r; j++) {
+          const src = ((b * Cr + c * r * r + i * r + j) * H) * W;
+          for (let h = 0; h < H; h++) {
+            const dst = ((b * C + c) * Ho + h * r + i) * Wo + j;
+            for (let w = 0; w < W; w++) out[dst + w * r] = x.data[src + h * W + w]!;
+          }
+        }
+  return floatTensor([B, C, Ho, Wo], out);
+}

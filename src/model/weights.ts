@@ -1,0 +1,93 @@
+// Where a model's weights come from (a checkpoint file or the synthetic generator) and how one
+// stored tensor becomes the constant of a width-w sub-network (DESIGN §2 slicing).
+import { fail } from "../diagnostics.js";
+import { FLOAT_DTYPES, SafetensorsFile } from "../checkpoint/safetensors.js";
+import type { ConstValue } from "../ir/graph.js";
+import { floatTensor, shapeStr, stridesOf } from "../kernels/tensor.js";
+import { validateConfig, type ModelConfig, type Width } from "./config.js";
+import { axisRanges, paramSpecs, slicedShape, type ParamSpec } from "./params.js";
+import { synthesize } from "./synthetic.js";
+
+export interface WeightSource {
+  readonly config: ModelConfig;
+  /** e.g. the checkpoint path, or "preset mini, seed 0" */
+  readonly origin: string;
+  /** The stored (unsliced) tensor as float32. */
+  read(spec: ParamSpec): Float32Array;
+}
+
+export function syntheticSource(config: ModelConfig, seed: number, origin = `synthetic, seed ${seed}`): WeightSource {
+  return { config, origin, read: (spec) => synthesize(spec, seed) };
+}
+
+export interface Checkpoint extends WeightSource {
+  readonly file: SafetensorsFile;
+  close(): void;
+}
+
+/** Opens and fully validates a checkpoint: config, every tensor's presence, shape and dtype. */
+export function openCheckpoint(path: string): Checkpoint {
+  const file = SafetensorsFile.open(path);
+  try {
+    const raw = file.metadata.config;
+    if (raw === undefined) throw fail("configMissing", { file: path });
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (e) {
+      throw fail("configJson", { where: `${path} (__metadata__.config)`, problem: (e as Error).message });
+    }
+    const config = validateConfig(json, `${path} (__metadata__.config)`);
+    checkTensors(file, paramSpecs(config));
+    return { config, origin: path, file, read: (spec) => file.readFloat(spec.name), close: () => file.close() };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+function checkTensors(file: SafetensorsFile, specs: ParamSpec[]): void {
+  const expected = new Map(specs.map((s) => [s.name, s]));
+  for (const s of specs) {
+    const e = file.entries.get(s.name);
+    if (!e) throw fail("tensorMissing", { file: file.path, tensor: s.name, shape: shapeStr(s.shape) });
+    if (!FLOAT_DTYPES.includes(e.dtype)) throw fail("tensorDtype", { file: file.path, tensor: s.name, dtype: e.dtype });
+    if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i]))
+      throw fail("tensorShape", { file: file.path, tensor: s.name, expected: shapeStr(s.shape), found: shapeStr(e.shape) });
+  }
+  for (const name of file.names()) if (!expected.has(name)) throw fail("tensorUnexpected", { file: file.path, tensor: name });
+}
+
+/** Gathers the kept index runs of every axis (DESIGN §2) from a row-major tensor. */
+export function sliceRuns(data: Float32Array, shape: readonly number[], runs: readonly [number, number][][]): Float32Array {
+  const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
+  const outShape = idx.map((a) => a.length);
+  const st = stridesOf(shape);
+  const out = new Float32Array(outShape.reduce((a, b) => a * b, 1));
+  let o = 0;
+  const walk = (axis: number, base: number): void => {
+    const list = idx[axis]!;
+    if (axis === shape.length - 1) {
+      for (const i of list) out[o++] = data[base + i]!;
+      return;
+    }
+    for (const i of list) walk(axis + 1, base + i * st[axis]!);
+  };
+  if (out.length) walk(0, 0);
+  return out;
+}
+
+/** The width-w constant for one parameter: read lazily, sliced by the spec's axis rules. */
+export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): ConstValue {
+  const shape = slicedShape(spec, src.config, w);
+  return {
+    type: { dtype: "f32", shape },
+    source: spec.name,
+    load: () => {
+      const full = src.read(spec);
+      if (!spec.slice || shape.every((d, i) => d === spec.shape[i])) return floatTensor(shape, full);
+      const runs = spec.slice.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w));
+      return floatTensor(shape, sliceRuns(full, spec.shape, runs));
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// Data-movement ops (no arithmetic), constants and casts.
+import type { ConstValue } from "../ir/graph.js";
+import { isFloat, type DType } from "../ir/dtype.js";
+import { roundToF16InPlace } from "../kernels/fp16.js";
+import { concat as concatK, gather as gatherK, pixelShuffle, slice as sliceK, split as splitK, transpose as transposeK } from "../kernels/layout.js";
+import { asFloat, floatTensor, normAxis, numel, type Tensor } from "../kernels/tensor.js";
+import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
+
+const f = (t: Tensor) => asFloat(t);
+
+const constant = defineOp<{ value: ConstValue }>({
+  operands: [],
+  infer: (_, a) => [a.value.type],
+  kernel: (_, a) => {
+    const t = a.value.load();
+    check(sameShape(t.shape, a.value.type.shape), `constant ${a.value.source} loaded as (${t.shape}), declared (${a.value.type.shape})`);
+    return [t];
+  },
+  printAttrs: (a) => `"${a.value.source}"`,
+});
+
+const reshape = defineOp<{ shape: number[] }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    check(a.shape.every((d) => Number.isInteger(d) && d >= 0), `target shape [${a.shape}] must be explicit non-negative sizes`);
+    check(numel(a.shape) === numel(x!.shape), `cannot reshape (${x!.shape.join(", ")}) to (${a.shape.join(", ")}): element counts differ`);
+    return [{ dtype: x!.dtype, shape: a.shape }];
+  },
+  kernel: ([x], a) => [{ dtype: x!.dtype, shape: a.shape, data: x!.data }],
+  printAttrs: (a) => `[${a.shape}]`,
+});
+
+const transpose = defineOp<{ perm: number[] }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    const r = x!.shape.length;
+    check(a.perm.length === r && [...a.perm].sort((p, q) => p - q).every((p, i) => p === i), `perm [${a.perm}] is not a permutation of ${r} axes`);
+    return [{ dtype: x!.dtype, shape: a.perm.map((p) => x!.shape[p]!) }];
+  },
+  kernel: ([x], a) => [transposeK(f(x!), a.perm)],
+  printAttrs: (a) => `[${a.perm}]`,
+});
+
+const slice = defineOp<{ begin: number[]; size: number[] }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    const r = x!.shape.length;
+    check(a.begin.length === r && a.size.length === r, `begin and size need ${r} entries`);
+    for (let d = 0; d < r; d++)
+      check(a.begin[d]! >= 0 && a.size[d]! >= 0 && a.begin[d]! + a.size[d]! <= x!.shape[d]!, `axis ${d}: [${a.begin[d]}, ${a.begin[d]! + a.size[d]!}) is outside 0..${x!.shape[d]}`);
+    return [{ dtype: x!.dtype, shape: a.size }];
+  },
+  kernel: ([x], a) => [sliceK(f(x!), a.begin, a.size)],
+  printAttrs: (a) => `begin=[${a.begin}] size=[${a.size}]`,
+});
+
+const concat = defineOp<{ axis: number }>({
+  operands: ["...xs"],
+  infer: (xs, a) => {
+    const r = xs[0]!.shape.length, axis = normAxis(a.axis, r);
+    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
+    for (const x of xs) {
+      check(x.dtype === xs[0]!.dtype, "operand dtypes differ");
+      check(x.shape.length === r && x.shape.every((d, i) => i === axis || d === xs[0]!.shape[i]), `shapes (${xs.map((t) => t.shape.join("x")).join("), (")}) differ off axis ${axis}`);
+    }
+    const shape = [...xs[0]!.shape];
+    shape[axis] = xs.reduce((s, x) => s + x.shape[axis]!, 0);
+    return [{ dtype: xs[0]!.dtype, shape }];
+  },
+  kernel: (xs, a) => [concatK(xs.map(f), normAxis(a.axis, xs[0]!.shape.length))],
+});
+
+const split = defineOp<{ axis: number; sizes: number[] }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    const r = x!.shape.length, axis = normAxis(a.axis, r);
+    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
+    check(a.sizes.reduce((s, n) => s + n, 0) === x!.shape[axis], `sizes [${a.sizes}] do not add up to ${x!.shape[axis]}`);
+    return a.sizes.map((s) => ({ dtype: x!.dtype, shape: x!.shape.map((d, i) => (i === axis ? s : d)) }));
+  },
+  kernel: ([x], a) => splitK(f(x!), normAxis(a.axis, x!.shape.length), a.sizes),
+});
+
+const gather = defineOp<{ axis: number }>({
+  operands: ["x", "indices"],
+  infer: ([x, i], a) => {
+    const r = x!.shape.length, axis = normAxis(a.axis, r);
+    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
+    check(i!.dtype === "i32" || i!.dtype === "i64" || i!.dtype === "u8", `indices must be integers, got ${i!.dtype}`);
+    return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, axis), ...i!.shape, ...x!.shape.slice(axis + 1)] }];
+  },
+  kernel: ([x, i], a) => [gatherK(f(x!), i!, normAxis(a.axis, x!.shape.length))],
+});
+
+/** (B, C·r², H, W) -> (B, C, H·r, W·r), PyTorch's PixelShuffle order. */
+const pixel_shuffle = defineOp<{ factor: number }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    requireFloat(x!, "x");
+    requireRank(x!, 4, "x");
+    const [B, C, H, W] = x!.shape as [number, number, number, number];
+    const r = a.factor;
+    check(isPositiveInt(r) && C % (r * r) === 0, `${C} channels are not divisible by factor² = ${r * r}`);
+    return [{ dtype: x!.dtype, shape: [B, C / (r * r), H * r, W * r] }];
+  },
+  kernel: ([x], a) => [pixelShuffle(f(x!), a.factor)],
+});
+
+/** Float <-> float casts; f16 rounds to half precision (values stay widened in memory). */
+const cast = defineOp<{ to: DType }>({
+  operands: ["x"],
+  infer: ([x], a) => {
+    check(isFloat(x!.dtype) && isFloat(a.to), `only float casts are supported, got ${x!.dtype} -> ${a.to}`);
+    return [{ dtype: a.to, shape: x!.shape }];
+  },
+  kernel: ([x], a) => {
+    const data = f(x!).data.slice();
+    if (a.to === "f16") roundToF16InPlace(data);
+    return [floatTensor(x!.shape, data, a.to as "f32" | "f16")];
+  },
+});
+
+export const layoutOps = { const: constant, reshape, transpose, slice, concat, split, gather, pixel_shuffle, cast };
