@@ -1,0 +1,54 @@
+// `ditc inspect`: parameter counts per width and the figures that matter on a device, computed
+// from the graph a pipeline produces (op histogram, transposes in and out of blocks, max rank,
+// largest intermediate tensor).
+import { BYTES_PER_ELEMENT } from "../ir/dtype.js";
+import type { Graph } from "../ir/graph.js";
+import { numel } from "../kernels/tensor.js";
+import type { ModelConfig } from "../model/config.js";
+import { paramCounts } from "../model/params.js";
+
+export interface GraphStats {
+  ops: Record<string, number>;
+  transposes: { total: number; inBlocks: number };
+  maxRank: number;
+  largestTensorBytes: number;
+  largestTensor: string;
+  nodes: number;
+}
+
+const IN_BLOCK = /^(down|mid|up)\.\d+(\.|$)/;
+
+export function graphStats(g: Graph): GraphStats {
+  const ops: Record<string, number> = {};
+  let total = 0, inBlocks = 0, maxRank = 0, largest = 0, largestTensor = "";
+  for (const v of g.inputs) maxRank = Math.max(maxRank, v.type.shape.length);
+  for (const n of g.nodes) {
+    if (n.kind === "const") continue;
+    ops[n.kind] = (ops[n.kind] ?? 0) + 1;
+    if (n.kind === "transpose") {
+      total++;
+      if (n.scope && IN_BLOCK.test(n.scope)) inBlocks++;
+    }
+    for (const o of n.outputs) {
+      maxRank = Math.max(maxRank, o.type.shape.length);
+      const bytes = numel(o.type.shape) * BYTES_PER_ELEMENT[o.type.dtype];
+      if (bytes > largest) {
+        largest = bytes;
+        largestTensor = `%${o.id} ${n.kind}${n.scope ? ` in ${n.scope}` : ""} (${o.type.shape.join("x")})`;
+      }
+    }
+  }
+  const sorted = Object.fromEntries(Object.entries(ops).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return { ops: sorted, transposes: { total, inBlocks }, maxRank, largestTensorBytes: largest, largestTensor, nodes: g.nodes.length };
+}
+
+export interface InspectReport extends GraphStats {
+  params: Record<string, number>;
+  width: number;
+  pipeline: string;
+  latentSize: [number, number];
+}
+
+export function inspectReport(config: ModelConfig, g: Graph, width: number, pipeline: string, latentSize: [number, number]): InspectReport {
+  return { params: paramCounts(config) as Record<string, number>, ...graphStats(g), width, pipeline, latentSize };
+}

@@ -1,0 +1,43 @@
+// `ditc run` on the float model: build the width-w graph and interpret it.
+import { fail } from "../diagnostics.js";
+import { runGraph, type Precision } from "../interp/interpreter.js";
+import type { FloatTensor } from "../kernels/tensor.js";
+import { buildModel } from "../model/build.js";
+import type { Width } from "../model/config.js";
+import type { WeightSource } from "../model/weights.js";
+import { verifyGraph } from "../ir/verify.js";
+
+export interface TensorSummary {
+  shape: number[];
+  min: number;
+  max: number;
+  mean: number;
+  rms: number;
+  nonFinite: number;
+}
+
+export function summarize(t: FloatTensor): TensorSummary {
+  let min = Infinity, max = -Infinity, sum = 0, sq = 0, nonFinite = 0;
+  for (const v of t.data) {
+    if (!Number.isFinite(v)) {
+      nonFinite++;
+      continue;
+    }
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    sum += v;
+    sq += v * v;
+  }
+  const n = t.data.length - nonFinite;
+  return { shape: [...t.shape], min, max, mean: n ? sum / n : NaN, rms: n ? Math.sqrt(sq / n) : NaN, nonFinite };
+}
+
+/** Runs the IR interpreter on inputs whose shapes set the batch, resolution and text length. */
+export function runFloatModel(src: WeightSource, width: Width, inputs: Record<string, FloatTensor>, precision: Precision = "fp32"): FloatTensor {
+  const latent = inputs.latent, context = inputs.context;
+  if (!latent || latent.shape.length !== 4) throw fail("inputTensor", { file: "inputs", tensor: "latent", problem: `must be (B, C, H, W), got ${latent ? `(${latent.shape.join(", ")})` : "nothing"}` });
+  if (!context || context.shape.length !== 3) throw fail("inputTensor", { file: "inputs", tensor: "context", problem: `must be (B, S, Dctx), got ${context ? `(${context.shape.join(", ")})` : "nothing"}` });
+  const model = buildModel(src, { width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
+  verifyGraph(model.graph);
+  return runGraph(model.graph, inputs, { precision }).velocity as FloatTensor;
+}

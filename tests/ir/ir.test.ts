@@ -1,0 +1,89 @@
+import { describe, expect, test } from "vitest";
+import { DIAGNOSTICS, DitcError } from "../../src/diagnostics.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
+import type { Graph, Node } from "../../src/ir/graph.js";
+import { printGraph } from "../../src/ir/print.js";
+import { verifyGraph } from "../../src/ir/verify.js";
+import { runGraph } from "../../src/interp/interpreter.js";
+import { floatTensor } from "../../src/kernels/tensor.js";
+import { OPS } from "../../src/ops/index.js";
+
+function tiny(): Graph {
+  const b = new GraphBuilder();
+  const x = b.input("x", { dtype: "f32", shape: [2, 3] });
+  const w = b.tensorConstant("w", floatTensor([4, 3], Float32Array.from({ length: 12 }, (_, i) => i / 10)));
+  const y = b.scoped("blk.0", () => b.op("gelu_tanh", [b.op("linear", [x, w], {})], {}));
+  y.name = "y";
+  return b.finish([y]);
+}
+
+describe("builder", () => {
+  test("infers types as it builds and refuses ill-typed ops, naming op and scope", () => {
+    const b = new GraphBuilder();
+    const x = b.input("x", { dtype: "f32", shape: [2, 3] });
+    const w = b.tensorConstant("w", floatTensor([4, 5]));
+    expect(() => b.scoped("down.0.attn", () => b.op("linear", [x, w], {}))).toThrow(/E4002 linear in down\.0\.attn: weight \(4, 5\) expects 5 input features, x has 3/);
+    expect(() => b.op("transpose", [x], { perm: [0, 0] })).toThrow(/not a permutation/);
+    expect(() => b.op("add", [x], {})).toThrow(/takes 2 operands/);
+    expect(b.op("reshape", [x], { shape: [3, 2] }).type.shape).toEqual([3, 2]);
+  });
+});
+
+describe("verifier", () => {
+  test("accepts a built graph", () => {
+    expect(() => verifyGraph(tiny())).not.toThrow();
+  });
+
+  test("rejects a use before definition, naming the pass", () => {
+    const g = tiny();
+    const nodes = [...g.nodes].reverse();
+    expect(() => verifyGraph({ ...g, nodes }, "reorder-for-test")).toThrow(/after pass reorder-for-test: .* reads %\d+, which is not defined before it/);
+  });
+
+  test("rejects a stored type that inference disagrees with", () => {
+    const g = tiny();
+    const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;
+    const wrong = { ...gelu, outputs: [{ id: 99, type: { dtype: "f32" as const, shape: [2, 5] } }] } as Node;
+    const nodes = g.nodes.map((n) => (n === gelu ? wrong : n));
+    expect(() => verifyGraph({ ...g, nodes, outputs: wrong.outputs })).toThrow(/stored as f32\[2,5\] but infers f32\[2,4\]/);
+  });
+
+  test("rejects an undefined output and an unknown op", () => {
+    const g = tiny();
+    expect(() => verifyGraph({ ...g, outputs: [{ id: 1234, type: { dtype: "f32", shape: [1] } }] })).toThrow(/output %1234 is not defined/);
+    const bogus = { ...g.nodes[1]!, kind: "frobnicate" } as unknown as Node;
+    expect(() => verifyGraph({ ...g, nodes: [g.nodes[0]!, bogus] })).toThrow(/unknown op kind "frobnicate"/);
+  });
+});
+
+describe("printer and interpreter", () => {
+  test("dumps one node a line with types and scopes", () => {
+    const text = printGraph(tiny());
+    expect(text).toContain("graph(%0 x: f32[2,3]) {");
+    expect(text).toMatch(/%\d+ = const\(\) \{"w"\} : f32\[4,3\]/);
+    expect(text).toMatch(/= gelu_tanh\(%\d+\) : f32\[2,4\]  # blk\.0/);
+    expect(text).toMatch(/return %\d+ y/);
+  });
+
+  test("runs the graph, checks feeds, and fp16 mode rounds to half precision", () => {
+    const g = tiny();
+    const x = floatTensor([2, 3], Float32Array.of(1, 2, 3, -1, 0, 1));
+    const y = runGraph(g, { x }).y!;
+    expect(y.shape).toEqual([2, 4]);
+    expect(y.data[0]).toBeCloseTo(0.5 * 0.8 * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (0.8 + 0.044715 * 0.8 ** 3))), 6);
+    const h = runGraph(g, { x }, { precision: "fp16" }).y!;
+    for (const v of h.data) expect(Math.fround(v)).toBe(v);
+    expect(() => runGraph(g, {})).toThrow(/input "x" is missing/);
+    expect(() => runGraph(g, { x: floatTensor([3, 2]) })).toThrow(/has f32\[3,2\], the model needs f32\[2,3\]/);
+  });
+});
+
+test("diagnostic codes are unique and every op kind has a kernel and inference", () => {
+  const codes = Object.values(DIAGNOSTICS).map((d) => d.code);
+  expect(new Set(codes).size).toBe(codes.length);
+  for (const [name, def] of Object.entries(OPS)) {
+    expect(typeof def.infer, name).toBe("function");
+    expect(typeof def.kernel, name).toBe("function");
+  }
+  expect(new DitcError("usage", "E1003", "usage", "x").exitCode).toBe(2);
+});
