@@ -41,7 +41,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   if (!c.widths.includes(w)) throw fail("badOption", { option: "width", value: String(w), expected: `one of the widths this checkpoint holds: ${c.widths.join(", ")}` });
   const batch = opts.batch ?? 1;
   const latentSize = opts.latentSize ?? c.latentSize;
-  validateResolution(c, latentSize, src.origin);
+  validateResolution(c, latentSize, src.origin, opts.latentSize !== undefined);
   const S = opts.contextTokens ?? c.contextTokens;
   const { D, H, Hkv, dh, Dc, Hc, Dctx } = dims(c, w);
   const p = c.patch;

@@ -153,19 +153,24 @@ export function validateConfig(raw: unknown, where: string): ModelConfig {
   return c;
 }
 
-/** Shape rules that depend on the compiled latent size (DESIGN §1.5, §1.6). */
-export function validateResolution(c: ModelConfig, latent: readonly [number, number], where: string): void {
-  const field = latent === c.latentSize ? "latentSize" : "resolution";
-  const bad = (problem: string) => fail("configInvalid", { where, field, problem });
+/**
+ * Shape rules that depend on the compiled latent size (DESIGN §1.5, §1.6). Checked for the
+ * config's own latentSize when a config is read, and for every --resolution a compile asks for.
+ */
+export function validateResolution(c: ModelConfig, latent: readonly [number, number], where: string, requested = false): void {
+  const bad = (problem: string) =>
+    requested
+      ? fail("resolutionInvalid", { resolution: latent[0] * 8, latent: `${latent[0]}x${latent[1]}`, problem })
+      : fail("configInvalid", { where, field: "latentSize", problem: `${JSON.stringify(latent)}: ${problem}` });
   const [Hl, Wl] = latent;
-  if (Hl % c.patch || Wl % c.patch) throw bad(`latent ${Hl}x${Wl} is not divisible by patch ${c.patch}`);
+  if (Hl % c.patch || Wl % c.patch) throw bad(`the latent is not divisible by patch ${c.patch}`);
   const Hg = Hl / c.patch, Wg = Wl / c.patch, L = Hg * Wg;
-  if (Hg % 2 || Wg % 2) throw bad(`gives a ${Hg}x${Wg} token grid; downsampling and KV compression need even sides`);
-  if (c.bnaPartition === "raster" && L % c.bnaBlocks) throw bad(`gives ${L} tokens (${Hg}x${Wg}), which bnaBlocks ${c.bnaBlocks} does not divide`);
+  if (Hg % 2 || Wg % 2) throw bad(`the ${Hg}x${Wg} token grid has an odd side; downsampling and KV compression need even sides`);
+  if (c.bnaPartition === "raster" && L % c.bnaBlocks) throw bad(`its ${L} tokens (${Hg}x${Wg}) are not divisible by bnaBlocks ${c.bnaBlocks}`);
   if (c.bnaPartition === "tiles") {
     const s = Math.round(Math.sqrt(c.bnaBlocks));
     if (s * s !== c.bnaBlocks) throw fail("configInvalid", { where, field: "bnaBlocks", problem: `(${c.bnaBlocks}) must be a perfect square for bnaPartition "tiles"` });
-    if (Hg % s || Wg % s) throw bad(`gives a ${Hg}x${Wg} token grid, which does not split into ${s}x${s} equal tiles`);
+    if (Hg % s || Wg % s) throw bad(`its ${Hg}x${Wg} token grid does not split into ${s}x${s} equal tiles`);
   }
 }
 

@@ -119,7 +119,7 @@ describe("config validation names the field", () => {
     ["heads not dividing w·D", (c) => ((c.hidden = 120), (c.heads = 4), (c.widths = [0.375])), /"heads" \(4\) must divide the width-0.375 hidden size 45/],
     ["fractional width", (c) => ((c.hidden = 100), (c.heads = 1), (c.kvHeads = 1), (c.rope = "none")), /"hidden" \(100\) times width 0.375 is 37.5/],
     ["dh not divisible by 4 with rope", (c) => (c.hidden = 96), /"rope" "2d" needs the head dim divisible by 4, but width 0.375 has head dim 36\/4 = 9/],
-    ["L not divisible by nb", (c) => (c.bnaBlocks = 5), /bnaBlocks 5 does not divide/],
+    ["L not divisible by nb", (c) => (c.bnaBlocks = 5), /"latentSize" \[16,16\]: its 64 tokens \(8x8\) are not divisible by bnaBlocks 5/],
     ["tiles need a square nb", (c) => ((c.bnaPartition = "tiles"), (c.bnaBlocks = 8)), /"bnaBlocks" \(8\) must be a perfect square/],
     ["odd token grid", (c) => (c.latentSize = [18, 18]), /even sides/],
     ["missing field", (c) => delete c.kvHeads, /"kvHeads" is missing/],

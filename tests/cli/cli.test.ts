@@ -1,0 +1,129 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, test } from "vitest";
+import { main } from "../../src/cli/main.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ditc-cli-"));
+const GOLDEN = new URL("../../../shared/golden/", import.meta.url).pathname;
+const BIN = new URL("../../bin/ditc.js", import.meta.url).pathname;
+
+async function ditc(...args: string[]) {
+  let stdout = "", stderr = "";
+  const code = await main(args, { out: (s) => (stdout += s + "\n"), err: (s) => (stderr += s + "\n") });
+  return { code, stdout, stderr };
+}
+
+/** A copy of the golden micro checkpoint with its header (and optionally its bytes) edited. */
+function mutated(name: string, edit: (header: Record<string, any>) => void, bytes?: (b: Buffer) => Buffer): string {
+  const src = readFileSync(`${GOLDEN}micro-checkpoint.safetensors`);
+  const n = Number(src.readBigUInt64LE(0));
+  const header = JSON.parse(src.subarray(8, 8 + n).toString());
+  edit(header);
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  let out = Buffer.concat([len, h, src.subarray(8 + n)]);
+  if (bytes) out = bytes(out);
+  const p = join(dir, `${name}.safetensors`);
+  writeFileSync(p, out);
+  return p;
+}
+
+const config = (h: Record<string, any>) => JSON.parse(h.__metadata__.config);
+const setConfig = (h: Record<string, any>, c: unknown) => (h.__metadata__.config = JSON.stringify(c));
+
+const malformed: [string, () => string, RegExp][] = [
+  ["truncated file", () => mutated("truncated", () => {}, (b) => b.subarray(0, b.length >> 1)), /beyond the \d+ bytes of data in the file \(truncated\?\)/],
+  ["header length larger than the file", () => mutated("hlen", () => {}, (b) => (b.writeBigUInt64LE(BigInt(b.length)), b)), /header declares \d+ bytes but the file has only/],
+  ["absurd header length", () => mutated("hhuge", () => {}, (b) => (b.writeBigUInt64LE(1n << 62n), b)), /more than the \d+-byte limit/],
+  ["file shorter than 8 bytes", () => mutated("tiny", () => {}, (b) => b.subarray(0, 5)), /fewer than the 8-byte header length/],
+  ["header not JSON", () => mutated("nojson", () => {}, (b) => (b.write("{{", 8), b)), /header is not valid JSON/],
+  ["overlapping offsets", () => mutated("overlap", (h) => (h["patch_embed.bias"].data_offsets = h["patch_embed.weight"].data_offsets.map((x: number) => x) && [h["patch_embed.weight"].data_offsets[0], h["patch_embed.weight"].data_offsets[0] + 512])), /overlap/],
+  ["size not matching dtype x shape", () => mutated("size", (h) => (h["patch_embed.bias"].shape = [129])), /declares F32 shape \(129\) = 516 bytes, but its data_offsets span 512/],
+  ["terabyte shape", () => mutated("tera", (h) => (h["patch_embed.bias"].shape = [1 << 20, 1 << 20, 1 << 10])), /declares F32 shape \(1048576, 1048576, 1024\)/],
+  ["missing tensor", () => mutated("missing", (h) => delete h["mid.1.ffn.fc1.weight"]), /tensor "mid\.1\.ffn\.fc1\.weight" with shape \(256, 128\) is missing/],
+  ["extra tensor", () => mutated("extra", (h) => (h["mid.9.extra"] = { dtype: "F32", shape: [0], data_offsets: [0, 0] })), /tensor "mid\.9\.extra" is not a parameter/],
+  ["wrong shape", () => mutated("shape", (h) => ((h["upsample.weight"].shape = [128, 512]))), /tensor "upsample\.weight" has shape \(128, 512\), the config needs \(512, 128\)/],
+  ["unsupported dtype", () => mutated("dtype", (h) => (h["upsample.bias"].dtype = "I32")), /tensor "upsample\.bias" has dtype I32; ditc reads F32, F16 and BF16/],
+  ["unknown dtype", () => mutated("dtype2", (h) => (h["upsample.bias"].dtype = "F128")), /unknown dtype "F128"/],
+  ["invalid config", () => mutated("cfg", (h) => setConfig(h, { ...config(h), heads: 3 })), /config field "kvHeads" \(2\) must divide heads \(3\)/],
+  ["config not JSON", () => mutated("cfgjson", (h) => (h.__metadata__.config = "{heads:")), /the config is not valid JSON/],
+  ["config missing", () => mutated("nocfg", (h) => delete h.__metadata__), /no __metadata__\.config/],
+  ["file does not exist", () => join(dir, "nope.safetensors"), /does not exist/],
+];
+
+describe("malformed checkpoints: exit 2, one paragraph naming the problem, no stack trace", () => {
+  test.each(malformed)("%s", async (_, make, message) => {
+    const r = await ditc("inspect", "--checkpoint", make(), "--json");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr.trim().split("\n").length).toBe(1);
+    expect(JSON.parse(r.stdout).error.code).toMatch(/^E\d{4}$/);
+  });
+
+  test("the real binary exits 2 with the message and no stack trace", () => {
+    const r = spawnSync(process.execPath, [BIN, "run", "--checkpoint", malformed[0]![1](), "--width", "0.5"], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^ditc: E3003 .*truncated/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("commands end to end on micro", () => {
+  test("init -> inspect -> inputs -> run, with --json documents", async () => {
+    const ck = join(dir, "m.safetensors"), inp = join(dir, "in.safetensors"), out = join(dir, "out.safetensors");
+    const init = await ditc("init", "--preset", "micro", "--seed", "3", "--out", ck, "--json");
+    expect(init.code).toBe(0);
+    expect(JSON.parse(init.stdout).tensors).toBeGreaterThan(100);
+    const ins = await ditc("inspect", "--checkpoint", ck, "--width", "0.5", "--json");
+    const doc = JSON.parse(ins.stdout);
+    expect(Object.keys(doc.params).sort()).toEqual(["0.375", "0.5", "1"]);
+    expect(doc.transposes.inBlocks).toBe(0);
+    expect(doc.ops.assa_attention).toBe(2);
+    expect(doc.maxRank).toBe(6);
+    expect(doc.largestTensorBytes).toBeGreaterThan(0);
+    expect((await ditc("inputs", "--checkpoint", ck, "--batch", "2", "--seed", "4", "--out", inp)).code).toBe(0);
+    const run = await ditc("run", "--checkpoint", ck, "--width", "0.375", "--inputs", inp, "--out", out, "--json");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).velocity.shape).toEqual([2, 4, 16, 16]);
+    expect(existsSync(out)).toBe(true);
+    // the preset with the same seed is the same model
+    const viaPreset = await ditc("run", "--preset", "micro", "--seed", "3", "--width", "0.375", "--inputs", inp, "--json");
+    expect(JSON.parse(viaPreset.stdout).velocity).toEqual(JSON.parse(run.stdout).velocity);
+  });
+
+  test("inspect --ir prints the graph; full-preset counts match DESIGN", async () => {
+    const ir = await ditc("inspect", "--preset", "micro", "--ir");
+    expect(ir.stdout).toMatch(/^graph\(%0 latent: f32\[1,4,16,16\]/);
+    const full = JSON.parse((await ditc("inspect", "--preset", "full", "--json")).stdout);
+    expect(full.params).toEqual({ "0.375": 299638240, "0.5": 460581728, "1": 1540825440 });
+  });
+
+  test("usage errors exit 2 with a message: unknown flag, preset, width, pipeline, missing model, inputs of the wrong shape", async () => {
+    for (const [args, msg] of [
+      [["run", "--preset", "micro", "--frobnicate"], /Unknown argument: frobnicate/],
+      [["run", "--preset", "huge"], /unknown preset "huge"; choose one of full, mini, micro/],
+      [["run", "--preset", "micro", "--width", "2"], /--width 2 is not valid/],
+      [["inspect", "--preset", "micro", "--pipeline", "tpu"], /--pipeline tpu is not valid/],
+      [["run"], /say which model/],
+      [["inspect", "--preset", "micro", "--resolution", "100"], /--resolution 100 is not valid/],
+      [["inspect", "--preset", "micro", "--resolution", "72"], /E2004 --resolution 72 \(latent 9x9\) does not fit the model: the latent is not divisible by patch 2/],
+      [["inspect", "--preset", "micro", "--resolution", "96"], /its 36 tokens \(6x6\) are not divisible by bnaBlocks 16/],
+      [["run", "--preset", "micro", "--inputs", `${GOLDEN}micro-velocity-w500.safetensors`], /input "latent"|latent/],
+      [[], /name a command/],
+    ] as [string[], RegExp][]) {
+      const r = await ditc(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(msg);
+    }
+  });
+
+  test("--help shows examples", () => {
+    const help = execFileSync(process.execPath, [BIN, "run", "--help"], { encoding: "utf8" });
+    expect(help).toMatch(/Examples:/);
+    expect(help).toMatch(/--precision/);
+  });
+});
