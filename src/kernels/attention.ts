@@ -30,6 +30,11 @@ export function multiHeadAttention(q: FloatTensor, k: FloatTensor, v: FloatTenso
   const out = new Float32Array(B * Lq * H * dv);
   const qh = new Float32Array(Lq * dh), kh = new Float32Array(Lk * dh);
   const s = new Float32Array(Lq * Lk);
+  let visible: Uint8Array | undefined;
+  if (mask) {
+    visible = new Uint8Array(Lq * Lk);
+    for (let i = 0; i < Lq; i++) for (let j = 0; j < Lk; j++) visible[i * Lk + j] = mask(i, j) ? 1 : 0;
+  }
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group);
@@ -40,8 +45,7 @@ export function multiHeadAttention(q: FloatTensor, k: FloatTensor, v: FloatTenso
         const row = i * Lk;
         let m = -Infinity;
         for (let j = 0; j < Lk; j++) {
-          const visible = !mask || mask(i, j);
-          const x = visible ? s[row + j]! * scale : -Infinity;
+          const x = !visible || visible[row + j] ? s[row + j]! * scale : -Infinity;
           s[row + j] = x;
           if (x > m) m = x;
         }

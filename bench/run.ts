@@ -1,0 +1,96 @@
+// `npm run bench`: kernel and model timings written to bench/results.json, each compared with a
+// baseline measured in the same run. Flags: --quick (small sizes only), --skip-full (no 1.6B init).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { syntheticInputs } from "../src/driver/init.js";
+import { gemmNaive, gemmNN } from "../src/kernels/gemm.js";
+import { runGraph } from "../src/interp/interpreter.js";
+import { buildModel } from "../src/model/build.js";
+import { presetConfig, WIDTHS } from "../src/model/config.js";
+import { paramSpecs } from "../src/model/params.js";
+import { syntheticSource, type WeightSource } from "../src/model/weights.js";
+import { machine } from "./machine.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const args = new Set(process.argv.slice(2));
+const quick = args.has("--quick");
+
+function timeIt(fn: () => void, reps: number): number {
+  const t: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return t.sort((a, b) => a - b)[Math.floor(t.length / 2)]!; // median
+}
+
+function benchMatmul(peak: number) {
+  const rows = [];
+  for (const n of quick ? [128, 256] : [128, 256, 512, 1024]) {
+    const A = Float32Array.from({ length: n * n }, Math.random), B = Float32Array.from({ length: n * n }, Math.random);
+    const C = new Float32Array(n * n);
+    const flops = 2 * n ** 3;
+    gemmNN(A, 0, B, 0, C, 0, n, n, n); // warm up the JIT
+    const blocked = timeIt(() => gemmNN(A, 0, B, 0, C, 0, n, n, n), 3);
+    const naive = n <= 512 ? timeIt(() => gemmNaive(A, B, C, n, n, n), n <= 256 ? 3 : 1) : undefined;
+    const g = flops / blocked / 1e9;
+    rows.push({
+      size: `${n}x${n}x${n}`,
+      blockedGflops: +g.toFixed(2),
+      naiveGflops: naive ? +(flops / naive / 1e9).toFixed(2) : null,
+      speedupOverNaive: naive ? +(naive / blocked).toFixed(1) : null,
+      fractionOfCorePeak: +(g / peak).toFixed(3),
+    });
+    console.log(`matmul ${n}^3: ${g.toFixed(2)} GFLOP/s${naive ? `, ${(naive / blocked).toFixed(1)}x the naive loop` : ""}, ${((100 * g) / peak).toFixed(1)}% of one core's peak`);
+  }
+  return rows;
+}
+
+/** Weights generated once and kept, so forward timings measure the interpreter alone. */
+function cachedSource(src: WeightSource): WeightSource {
+  const cache = new Map<string, Float32Array>();
+  for (const s of paramSpecs(src.config)) cache.set(s.name, src.read(s));
+  return { ...src, read: (s) => cache.get(s.name)! };
+}
+
+function benchForward(preset: "mini" | "micro") {
+  const c = presetConfig(preset);
+  const t0 = performance.now();
+  const src = cachedSource(syntheticSource(c, 0));
+  const generateSeconds = (performance.now() - t0) / 1000;
+  const inputs = syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+  const out: Record<string, number> = {};
+  for (const w of WIDTHS) {
+    const g = buildModel(src, { width: w }).graph;
+    runGraph(g, inputs); // warm-up
+    out[`${w}`] = +timeIt(() => runGraph(g, inputs), quick ? 1 : 3).toFixed(3);
+    console.log(`${preset} forward at width ${w}: ${out[`${w}`]} s (batch 1, latent ${c.latentSize.join("x")})`);
+  }
+  return { preset, batch: 1, latent: c.latentSize, syntheticWeightsSeconds: +generateSeconds.toFixed(2), forwardSeconds: out };
+}
+
+function benchInitFull() {
+  const out = join(tmpdir(), `ditc-bench-${process.pid}.safetensors`);
+  const r = JSON.parse(execFileSync(process.execPath, [join(here, "init-child.js"), "full", "f16", out], { encoding: "utf8", maxBuffer: 1 << 20 }));
+  console.log(`init --preset full --dtype f16: ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB for ${(r.bytes / 2 ** 30).toFixed(2)} GiB written`);
+  return { ...r, seconds: +r.seconds.toFixed(2), rssOverFileSize: +(r.maxRssBytes / r.bytes).toFixed(3) };
+}
+
+const m = machine();
+console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.simd}, ~${m.peakGflopsPerCore} GFLOP/s per core peak, node ${m.node}`);
+const results = {
+  date: new Date().toISOString(),
+  machine: m,
+  matmul: benchMatmul(m.peakGflopsPerCore),
+  forward: [benchForward("micro"), benchForward("mini")],
+  initFullF16: quick || args.has("--skip-full") ? null : benchInitFull(),
+};
+const file = join(root, "bench", "results.json");
+mkdirSync(dirname(file), { recursive: true });
+writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+console.log(`wrote ${file}`);
