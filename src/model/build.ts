@@ -4,7 +4,7 @@
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, Value } from "../ir/graph.js";
-import { floatTensor } from "../kernels/tensor.js";
+import { floatTensor, intTensor } from "../kernels/tensor.js";
 import { dims, validateResolution, widthTag, type ModelConfig, type Width } from "./config.js";
 import { hasSkip, specsForWidth, stageDepth, type ParamSpec, type StageName } from "./params.js";
 import { widthConstant, type WeightSource } from "./weights.js";
@@ -160,10 +160,12 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   const velocity = b.scoped("final", () => {
     const table = add(b.op("reshape", [temb], { shape: [batch, 1, D] }), W("final_scale_shift_table")); // (B, 2, D)
     const y = linear(modulate(layerNorm(x), row(table, 0), row(table, 1)), "final.linear"); // (B, L, p·p·C)
+    // unpatchify: output channel (i·p + j)·C + c goes to latent channel c at offset (i, j); reorder
+    // the channels to PyTorch's pixel-shuffle order c·p² + i·p + j, then shuffle (rank stays ≤ 4)
     const C = c.latentChannels;
-    const patches = b.op("reshape", [y], { shape: [batch, Hg, Wg, p, p, C] });
-    const chw = b.op("transpose", [patches], { perm: [0, 5, 1, 3, 2, 4] }); // (B, C, Hg, p, Wg, p)
-    return b.op("reshape", [chw], { shape: [batch, C, Hl, Wl] });
+    const order = Int32Array.from({ length: p * p * C }, (_, n) => ((n % (p * p)) * C) + Math.floor(n / (p * p)));
+    const shuffled = b.op("gather", [y, b.tensorConstant("unpatchify order", intTensor([p * p * C], order))], { axis: 2 });
+    return b.op("pixel_shuffle", [tokensToMap(shuffled, Hg, Wg)], { factor: p });
   });
   velocity.name = "velocity";
   return { graph: b.finish([velocity]), config: c, width: w, batch, latentSize, contextTokens: S };

@@ -42,11 +42,11 @@ export class Rng {
     return r * Math.cos(th);
   }
 
-  /** Student-t with 3 degrees of freedom, scaled to unit variance. */
+  /** Student-t with 3 degrees of freedom, scaled to unit variance: z / sqrt(χ²₃ / 3) / sqrt(3). */
   heavyTailed(): number {
-    const z = this.normal();
-    const chi = this.normal() ** 2 + this.normal() ** 2 + this.normal() ** 2;
-    return (z / Math.sqrt(chi / 3)) * Math.sqrt(1 / 3);
+    const z = this.normal(), y = this.normal();
+    const chi3 = -2 * Math.log(this.uniform()) + y * y; // χ²₂ is an exponential with mean 2
+    return z / Math.sqrt(chi3);
   }
 }
 

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SafetensorsFile, writeSafetensors } from "../../src/checkpoint/safetensors.js";
 import { readTensorFile, writeTensorFile } from "../../src/checkpoint/tensors.js";
 import { runFloatModel } from "../../src/driver/run.js";
@@ -13,6 +13,7 @@ import { openCheckpoint, sliceRuns, syntheticSource } from "../../src/model/weig
 import { relErr } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-st-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("safetensors IO", () => {
   test("round-trips F32 and F16 tensors and metadata, header aligned to 8 bytes", () => {
