@@ -11,6 +11,7 @@ import { runFloatModel, summarize } from "../driver/run.js";
 import { printGraph } from "../ir/print.js";
 import { verifyGraph } from "../ir/verify.js";
 import { buildModel, latentForResolution } from "../model/build.js";
+import { applyPipeline, PIPELINE_NAMES, pipelinePasses } from "../driver/pipelines.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 
 interface Io {
@@ -20,7 +21,6 @@ interface Io {
 
 const defaultIo: Io = { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n") };
 
-export const PIPELINES = ["none"] as const;
 
 function widthArg(v: unknown): Width {
   const w = parseWidth(String(v));
@@ -111,29 +111,35 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       (y) =>
         modelOptions(y)
           .option("width", { type: "string", default: "1" })
-          .option("pipeline", { type: "string", default: "none", describe: `pass pipeline to apply first (${PIPELINES.join(", ")})` })
+          .option("pipeline", { type: "string", default: "none", describe: `pass pipeline to apply first (${PIPELINE_NAMES.join(", ")})` })
           .option("resolution", { type: "number" })
           .option("ir", { type: "boolean", describe: "print the IR instead of the summary" })
-          .example("$0 inspect --preset full --json", "counts of the 1.6B model"),
+          .option("print-after", { type: "string", describe: "dump the IR after these passes (comma-separated) to stderr" })
+          .example("$0 inspect --preset full --json", "counts of the 1.6B model")
+          .example("$0 inspect --preset full --pipeline coreml --resolution 1024 --json", "what the CoreML graph looks like at 1024²"),
       (a) => {
-        if (!(PIPELINES as readonly string[]).includes(a.pipeline))
-          throw fail("badOption", { option: "pipeline", value: a.pipeline, expected: `one of ${PIPELINES.join(", ")}` });
+        if (!PIPELINE_NAMES.includes(a.pipeline)) throw fail("badOption", { option: "pipeline", value: a.pipeline, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
+        const printAfter = a.printAfter ? String(a.printAfter).split(",") : [];
+        for (const p of printAfter)
+          if (!pipelinePasses(a.pipeline).includes(p)) throw fail("badOption", { option: "print-after", value: p, expected: `a pass of pipeline ${a.pipeline}: ${pipelinePasses(a.pipeline).join(", ") || "(none)"}` });
         const { source, close } = openSource(a);
         try {
           const width = widthArg(a.width);
           const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : undefined;
           const model = buildModel(source, { width, ...(latentSize ? { latentSize } : {}) });
           verifyGraph(model.graph);
+          const graph = applyPipeline(model.graph, a.pipeline, { printAfter, print: io.err });
           if (a.ir) {
-            io.out(printGraph(model.graph));
+            io.out(printGraph(graph));
             return;
           }
-          const r = inspectReport(source.config, model.graph, width, a.pipeline, model.latentSize);
+          const r = { ...inspectReport(source.config, graph, width, a.pipeline, model.latentSize), passes: pipelinePasses(a.pipeline) };
           const human = [
             `model: ${source.origin}, width ${width}, latent ${r.latentSize.join("x")}, pipeline ${r.pipeline}`,
             `params: ${Object.entries(r.params).map(([w, n]) => `${w}x ${n.toLocaleString("en-US")}`).join(", ")}`,
             `nodes: ${r.nodes}; transposes: ${r.transposes.total} (${r.transposes.inBlocks} inside blocks); max rank ${r.maxRank}`,
-            `largest tensor: ${(r.largestTensorBytes / 2 ** 20).toFixed(2)} MiB, ${r.largestTensor}`,
+            `largest tensor: ${(r.largestTensorBytes / 2 ** 20).toFixed(2)} MiB, ${r.largestTensor}; largest attention score tensor in fp16: ${(r.largestScoreBytesFp16 / 2 ** 20).toFixed(2)} MiB`,
+            ...(r.passes.length ? [`passes: ${r.passes.join(" -> ")}`] : []),
             `ops: ${Object.entries(r.ops).map(([k, n]) => `${k} ${n}`).join(", ")}`,
           ].join("\n");
           emit(human, r);

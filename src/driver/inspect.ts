@@ -13,18 +13,27 @@ export interface GraphStats {
   maxRank: number;
   largestTensorBytes: number;
   largestTensor: string;
+  /** the largest softmax input/output (an attention score tensor) stored in fp16 */
+  largestScoreBytesFp16: number;
   nodes: number;
 }
 
+const ATTENTION = new Set(["gqa_attention", "cross_attention", "bna_attention", "assa_attention"]);
 const IN_BLOCK = /^(down|mid|up)\.\d+(\.|$)/;
 
 export function graphStats(g: Graph): GraphStats {
   const ops: Record<string, number> = {};
-  let total = 0, inBlocks = 0, maxRank = 0, largest = 0, largestTensor = "";
+  let total = 0, inBlocks = 0, maxRank = 0, largest = 0, largestTensor = "", scores = 0;
   for (const v of g.inputs) maxRank = Math.max(maxRank, v.type.shape.length);
   for (const n of g.nodes) {
     if (n.kind === "const") continue;
     ops[n.kind] = (ops[n.kind] ?? 0) + 1;
+    if (n.kind === "softmax") scores = Math.max(scores, numel(n.outputs[0]!.type.shape) * 2);
+    if (ATTENTION.has(n.kind)) {
+      // an unlowered attention op hides its scores: one head's (B, Lq, Lk) is what a device holds
+      const [B, Lq] = n.inputs[0]!.type.shape as [number, number];
+      scores = Math.max(scores, B * Lq * n.inputs[1]!.type.shape[1]! * 2);
+    }
     if (n.kind === "transpose") {
       total++;
       if (n.scope && IN_BLOCK.test(n.scope)) inBlocks++;
@@ -39,7 +48,7 @@ export function graphStats(g: Graph): GraphStats {
     }
   }
   const sorted = Object.fromEntries(Object.entries(ops).sort(([a], [b]) => (a < b ? -1 : 1)));
-  return { ops: sorted, transposes: { total, inBlocks }, maxRank, largestTensorBytes: largest, largestTensor, nodes: g.nodes.length };
+  return { ops: sorted, transposes: { total, inBlocks }, maxRank, largestTensorBytes: largest, largestTensor, largestScoreBytesFp16: scores, nodes: g.nodes.length };
 }
 
 export interface InspectReport extends GraphStats {

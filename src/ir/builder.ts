@@ -8,10 +8,15 @@ import { typeStr } from "./graph.js";
 import type { Tensor } from "../kernels/tensor.js";
 
 export class GraphBuilder {
-  private nextId = 0;
+  private nextId: number;
   private readonly inputs: Value[] = [];
   private readonly nodes: Node[] = [];
   private scopeStack: string[] = [];
+
+  /** `firstId` lets a pass append to a copy of an existing graph without reusing value ids. */
+  constructor(firstId = 0) {
+    this.nextId = firstId;
+  }
 
   newValue(type: TensorType, name?: string): Value {
     const v: Value = { id: this.nextId++, type };
@@ -33,6 +38,29 @@ export class GraphBuilder {
     } finally {
       this.scopeStack.pop();
     }
+  }
+
+  /** Runs `fn` with the scope set to exactly `scope` (a rewritten node's scope, say). */
+  inScope<T>(scope: string | undefined, fn: () => T): T {
+    const saved = this.scopeStack;
+    this.scopeStack = scope ? [scope] : [];
+    try {
+      return fn();
+    } finally {
+      this.scopeStack = saved;
+    }
+  }
+
+  /** Declares an existing value as a graph input (passes copying a graph keep its inputs). */
+  adoptInput(v: Value): void {
+    this.inputs.push(v);
+  }
+
+  /** Appends an existing node unchanged but for its operands; its result values are kept. */
+  adoptNode(node: Node, inputs: readonly Value[]): Node {
+    const copy = { ...node, id: this.nodes.length, inputs: [...inputs] } as Node;
+    this.nodes.push(copy);
+    return copy;
   }
 
   get scope(): string {
@@ -75,6 +103,11 @@ export class GraphBuilder {
   /** A constant computed at build time (sin-cos tables, frequency vectors). */
   tensorConstant(source: string, t: Tensor): Value {
     return this.constant({ type: { dtype: t.dtype, shape: t.shape }, source, load: () => t });
+  }
+
+  /** The nodes added so far (a live read-only view). */
+  get addedNodes(): readonly Node[] {
+    return this.nodes;
   }
 
   finish(outputs: Value[]): Graph {

@@ -80,7 +80,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
 
   // 1. patch embed (+ fixed sin-cos table)
   let x = b.scoped("patch_embed", () => {
-    const m = b.op("conv2d", [latent, W("patch_embed.weight"), W("patch_embed.bias")], { stride: [p, p], pads: [0, 0, 0, 0], groups: 1 });
+    const m = b.op("conv2d", [latent, W("patch_embed.weight"), W("patch_embed.bias")], { stride: [p, p], pads: [0, 0, 0, 0], groups: 1, layout: "NCHW" });
     const t = mapToTokens(m);
     return c.posEmbed === "sincos" ? add(t, b.tensorConstant(`sincos ${Hg}x${Wg}x${D}`, sincosTable(Hg, Wg, D))) : t;
   });
@@ -141,7 +141,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   for (let i = 0; i < stageDepth(c, "down"); i++) x = block("down", i, x, full);
   const downOut = x;
   x = b.scoped("downsample", () =>
-    mapToTokens(b.op("conv2d", [tokensToMap(x, Hg, Wg), W("downsample.weight"), W("downsample.bias")], { stride: [2, 2], pads: [0, 0, 0, 0], groups: 1 })),
+    mapToTokens(b.op("conv2d", [tokensToMap(x, Hg, Wg), W("downsample.weight"), W("downsample.bias")], { stride: [2, 2], pads: [0, 0, 0, 0], groups: 1, layout: "NCHW" })),
   );
   const midOuts: Value[] = [];
   const nm = stageDepth(c, "mid");
@@ -152,7 +152,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   }
   x = b.scoped("upsample", () => {
     const up = tokensToMap(linear(x, "upsample"), half[0], half[1]); // (B, 4D, Hg/2, Wg/2)
-    return add(mapToTokens(b.op("pixel_shuffle", [up], { factor: 2 })), downOut);
+    return add(mapToTokens(b.op("pixel_shuffle", [up], { factor: 2, layout: "NCHW" })), downOut);
   });
   for (let i = 0; i < stageDepth(c, "up"); i++) x = block("up", i, x, full);
 
@@ -165,7 +165,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
     const C = c.latentChannels;
     const order = Int32Array.from({ length: p * p * C }, (_, n) => ((n % (p * p)) * C) + Math.floor(n / (p * p)));
     const shuffled = b.op("gather", [y, b.tensorConstant("unpatchify order", intTensor([p * p * C], order))], { axis: 2 });
-    return b.op("pixel_shuffle", [tokensToMap(shuffled, Hg, Wg)], { factor: p });
+    return b.op("pixel_shuffle", [tokensToMap(shuffled, Hg, Wg)], { factor: p, layout: "NCHW" });
   });
   velocity.name = "velocity";
   return { graph: b.finish([velocity]), config: c, width: w, batch, latentSize, contextTokens: S };

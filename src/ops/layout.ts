@@ -92,18 +92,24 @@ const gather = defineOp<{ axis: number }>({
   kernel: ([x, i], a) => [gatherK(f(x!), i!, normAxis(a.axis, x!.shape.length))],
 });
 
-/** (B, C·r², H, W) -> (B, C, H·r, W·r), PyTorch's PixelShuffle order. */
-const pixel_shuffle = defineOp<{ factor: number }>({
+/**
+ * (B, C·r², H, W) -> (B, C, H·r, W·r) in PyTorch's PixelShuffle channel order c·r² + i·r + j;
+ * the NHWC form is the same map on (B, H, W, C·r²) -> (B, H·r, W·r, C).
+ */
+const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC" }>({
   operands: ["x"],
   infer: ([x], a) => {
     requireFloat(x!, "x");
     requireRank(x!, 4, "x");
-    const [B, C, H, W] = x!.shape as [number, number, number, number];
+    const nhwc = a.layout === "NHWC";
+    const [B, C, H, W] = (nhwc ? [0, 3, 1, 2].map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
     const r = a.factor;
     check(isPositiveInt(r) && C % (r * r) === 0, `${C} channels are not divisible by factor² = ${r * r}`);
-    return [{ dtype: x!.dtype, shape: [B, C / (r * r), H * r, W * r] }];
+    const Co = C / (r * r);
+    return [{ dtype: x!.dtype, shape: nhwc ? [B, H * r, W * r, Co] : [B, Co, H * r, W * r] }];
   },
-  kernel: ([x], a) => [pixelShuffle(f(x!), a.factor)],
+  kernel: ([x], a) =>
+    a.layout === "NCHW" ? [pixelShuffle(f(x!), a.factor)] : [transposeK(pixelShuffle(transposeK(f(x!), [0, 3, 1, 2]), a.factor), [0, 2, 3, 1])],
 });
 
 /** Float <-> float casts; f16 rounds to half precision (values stay widened in memory). */

@@ -3,7 +3,8 @@ import type { TensorType } from "../ir/graph.js";
 import { conv2d as convKernel, convOutSize } from "../kernels/conv.js";
 import { einsum as einsumKernel, einsumSizes, parseEinsum } from "../kernels/einsum.js";
 import { binary, binaryFns, broadcastShapes, unary, unaryFns } from "../kernels/elementwise.js";
-import { gemmNN, gemmNT } from "../kernels/gemm.js";
+import { gemmNT } from "../kernels/gemm.js";
+import { transpose } from "../kernels/layout.js";
 import { layerNorm as lnKernel, reduce, softmax as softmaxKernel, type ReduceKind } from "../kernels/reduce.js";
 import { asFloat, floatTensor, normAxis, numel, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape, type OpDef } from "./define.js";
@@ -55,37 +56,52 @@ export const elementwiseOps = {
   cos: unaryOp(unaryFns.cos),
 };
 
-/** Batched matmul: a (..., M, K) · b (..., K, N) with broadcast batch axes. */
-const matmul = defineOp<NoAttrs>({
+export interface MatmulAttrs {
+  /** use aᵀ (swap a's last two axes), as ANE/BATCH_MATMUL adj_x do without moving data */
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/** Batched matmul: op(a) (..., M, K) · op(b) (..., K, N) with broadcast batch axes. */
+const matmul = defineOp<MatmulAttrs>({
   operands: ["a", "b"],
-  infer: ([a, b]) => {
+  infer: ([a, b], at) => {
     requireFloat(a!, "a");
     check(a!.shape.length >= 2 && b!.shape.length >= 2, "matmul operands need rank >= 2");
-    const [M, K] = a!.shape.slice(-2) as [number, number];
-    const [K2, N] = b!.shape.slice(-2) as [number, number];
-    check(K === K2, `inner dimensions differ: a has K=${K}, b has K=${K2}`);
+    const [a0, a1] = a!.shape.slice(-2) as [number, number];
+    const [b0, b1] = b!.shape.slice(-2) as [number, number];
+    const [M, K] = at.transposeA ? [a1, a0] : [a0, a1];
+    const [K2, N] = at.transposeB ? [b1, b0] : [b0, b1];
+    check(K === K2, `inner dimensions differ: a gives K=${K}, b gives K=${K2}`);
     const batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2));
     check(batch, "batch axes do not broadcast");
     return [{ dtype: a!.dtype, shape: [...batch, M, N] }];
   },
-  kernel: ([a, b]) => {
-    const A = f(a!), Bm = f(b!);
+  kernel: ([a, b], at) => {
+    const batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2))!;
+    // bring both operands to plain (…, M, K) and (…, N, K) so one gemmNT serves every variant
+    const A = expandBatch(at.transposeA ? transpose(f(a!), swapLast(a!.shape.length)) : f(a!), batch);
+    const Bt = expandBatch(at.transposeB ? f(b!) : transpose(f(b!), swapLast(b!.shape.length)), batch);
     const [M, K] = A.shape.slice(-2) as [number, number];
-    const N = Bm.shape[Bm.shape.length - 1]!;
-    const batch = broadcastShapes(A.shape.slice(0, -2), Bm.shape.slice(0, -2))!;
-    const nb = numel(batch), na = numel(A.shape.slice(0, -2)), nbb = numel(Bm.shape.slice(0, -2));
+    const N = Bt.shape[Bt.shape.length - 2]!;
+    const nb = numel(batch);
     const out = new Float32Array(nb * M * N);
-    // batch broadcasting restricted to "one side has a single batch" or equal batches,
-    // which covers every use in the model; anything else is expanded first.
-    const Ae = na === nb ? A : expandBatch(A, batch), Be = nbb === nb ? Bm : expandBatch(Bm, batch);
-    for (let i = 0; i < nb; i++) gemmNN(Ae.data, i * M * K, Be.data, i * K * N, out, i * M * N, M, N, K);
+    for (let i = 0; i < nb; i++) gemmNT(A.data, i * M * K, Bt.data, i * N * K, out, i * M * N, M, N, K);
     return [floatTensor([...batch, M, N], out)];
   },
+  printAttrs: (a) => [a.transposeA ? "transposeA" : "", a.transposeB ? "transposeB" : ""].filter(Boolean).join(" "),
 });
 
+function swapLast(rank: number): number[] {
+  const p = Array.from({ length: rank }, (_, i) => i);
+  [p[rank - 2], p[rank - 1]] = [p[rank - 1]!, p[rank - 2]!];
+  return p;
+}
+
+/** Broadcasts x's batch axes to `batch` (a no-op when they already match). */
 function expandBatch(x: FloatTensor, batch: readonly number[]): FloatTensor {
-  const mat = x.shape.slice(-2);
-  const target = [...batch, ...mat];
+  const target = [...batch, ...x.shape.slice(-2)];
+  if (numel(target) === x.data.length) return floatTensor(target, x.data);
   return binary(floatTensor(target), x, binaryFns.add);
 }
 
@@ -114,26 +130,35 @@ export interface Conv2dAttrs {
   stride: [number, number];
   pads: [number, number, number, number];
   groups: number;
+  /** NCHW with OIHW weights, or NHWC with OHWI weights (TFLite's CONV_2D) */
+  layout: "NCHW" | "NHWC";
 }
 
-/** NCHW convolution with OIHW weights. */
+const NHWC_TO_NCHW = [0, 3, 1, 2], NCHW_TO_NHWC = [0, 2, 3, 1];
+
+/** 2-D convolution; the NHWC form is the NCHW one seen through transposes. */
 const conv2d = defineOp<Conv2dAttrs>({
   operands: ["x", "weight", "bias?"],
   infer: ([x, w, b], a) => {
     requireFloat(x!, "x");
     requireRank(x!, 4, "x");
     requireRank(w!, 4, "weight");
-    const [B, C, H, W] = x!.shape as [number, number, number, number];
-    const [O, I, KH, KW] = w!.shape as [number, number, number, number];
+    const nhwc = a.layout === "NHWC";
+    const [B, C, H, W] = (nhwc ? NHWC_TO_NCHW.map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
+    const [O, I, KH, KW] = (nhwc ? NHWC_TO_NCHW.map((p) => w!.shape[p]!) : w!.shape) as [number, number, number, number];
     check(isPositiveInt(a.groups) && C % a.groups === 0 && O % a.groups === 0, `groups ${a.groups} must divide ${C} input and ${O} output channels`);
     check(I * a.groups === C, `weight has ${I} input channels per group, x has ${C} channels in ${a.groups} groups`);
     check(a.stride.every(isPositiveInt), `stride must be positive, got [${a.stride}]`);
     if (b) check(sameShape(b.shape, [O]), `bias must be (${O}), got (${b.shape.join(", ")})`);
     const Ho = convOutSize(H, KH, a.stride[0], a.pads[0], a.pads[2]), Wo = convOutSize(W, KW, a.stride[1], a.pads[1], a.pads[3]);
     check(Ho > 0 && Wo > 0, `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
-    return [{ dtype: x!.dtype, shape: [B, O, Ho, Wo] }];
+    return [{ dtype: x!.dtype, shape: nhwc ? [B, Ho, Wo, O] : [B, O, Ho, Wo] }];
   },
-  kernel: ([x, w, b], a) => [convKernel(f(x!), f(w!), b ? f(b) : undefined, a)],
+  kernel: ([x, w, b], a) => {
+    if (a.layout === "NCHW") return [convKernel(f(x!), f(w!), b ? f(b) : undefined, a)];
+    const y = convKernel(transpose(f(x!), NHWC_TO_NCHW), transpose(f(w!), NHWC_TO_NCHW), b ? f(b) : undefined, a);
+    return [transpose(y, NCHW_TO_NHWC)];
+  },
 });
 
 const einsum = defineOp<{ equation: string }>({

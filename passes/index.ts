@@ -1,0 +1,15 @@
+// Every pass, by the name pipelines use.
+import type { Pass } from "../src/pipeline/pass.js";
+import { cse } from "./cse.js";
+import { lowerAssa } from "./lower-assa.js";
+import { lowerQkNorm } from "./lower-qk-norm.js";
+import { lowerRope } from "./lower-rope.js";
+import { relayoutNchw } from "./relayout-nchw.js";
+import { relayoutNhwc } from "./relayout-nhwc.js";
+import { splitEinsumAttention } from "./split-einsum-attention.js";
+import { transposeElimination } from "./transpose-elimination.js";
+import { unrollBna } from "./unroll-bna.js";
+
+const ALL = [lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse] as Pass<any>[];
+
+export const PASSES: ReadonlyMap<string, Pass<any>> = new Map(ALL.map((p) => [p.name, p]));

@@ -1,0 +1,33 @@
+// The named pipelines `--pipeline` accepts, each with the legality table of its target.
+import { PASSES } from "../../passes/index.js";
+import { coremlLegality } from "../../targets/coreml/legality.js";
+import { coremlPipeline } from "../../targets/coreml/pipeline.js";
+import { onnxLegality } from "../../targets/onnx/legality.js";
+import { onnxPipeline } from "../../targets/onnx/pipeline.js";
+import { tfliteLegality } from "../../targets/tflite/legality.js";
+import { tflitePipeline } from "../../targets/tflite/pipeline.js";
+import { fail } from "../diagnostics.js";
+import type { Graph } from "../ir/graph.js";
+import type { Legality } from "../pipeline/legality.js";
+import { buildPipeline, type Pipeline } from "../pipeline/pass.js";
+import { runPipeline, type PipelineRunOptions } from "../pipeline/run.js";
+
+export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Legality }> = {
+  coreml: { pipeline: coremlPipeline, legality: coremlLegality },
+  tflite: { pipeline: tflitePipeline, legality: tfliteLegality },
+  onnx: { pipeline: onnxPipeline, legality: onnxLegality },
+};
+
+export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
+
+export function pipelinePasses(name: string): string[] {
+  return name === "none" ? [] : (TARGET_PIPELINES[name]?.pipeline.entries.map((e) => e.pass) ?? []);
+}
+
+/** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
+export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> = {}): Graph {
+  if (name === "none") return g;
+  const t = TARGET_PIPELINES[name];
+  if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
+  return runPipeline(g, buildPipeline(t.pipeline, PASSES), { ...opts, legality: { target: name, table: t.legality } });
+}

@@ -1,0 +1,138 @@
+// The rewrite driver every pass is built on. A rule names the op kinds it roots at, a pure
+// `match` (true, or a short reason it does not apply) and a `rewrite` that builds replacement
+// values with a builder; only the driver edits the graph. It walks the graph in order, rebuilding
+// it into a fresh node list, remaps uses, checks that every replacement keeps its value's type,
+// removes dead nodes, and (greedy mode) walks again until no rule fires.
+import { fail } from "../diagnostics.js";
+import { GraphBuilder } from "./builder.js";
+import { sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
+import type { OpKind } from "../ops/index.js";
+
+export interface RewriteContext {
+  /** appends to the graph being built, in the scope of the node being rewritten */
+  readonly b: GraphBuilder;
+  /** the node producing a value in the graph being built (undefined for graph inputs) */
+  producer(v: Value): Node | undefined;
+  /** how many nodes of the *input* graph read a value (before this walk) */
+  useCount(v: Value): number;
+}
+
+/** The node union narrowed to some kinds (distributes over K, unlike NodeOf<K>). */
+export type NodeOfKind<K extends OpKind> = Extract<Node, { kind: K }>;
+
+export interface Rule<K extends OpKind = OpKind> {
+  readonly name: string;
+  readonly kinds: readonly K[];
+  match(node: NodeOfKind<K>, ctx: RewriteContext): true | string | false;
+  rewrite(node: NodeOfKind<K>, ctx: RewriteContext): Value | readonly Value[];
+}
+
+export function rule<K extends OpKind>(name: string, kinds: K | readonly K[], body: Omit<Rule<K>, "name" | "kinds">): Rule {
+  return { name, kinds: typeof kinds === "string" ? [kinds] : kinds, ...body } as unknown as Rule;
+}
+
+export interface RewriteOptions {
+  /** the pass name, for messages */
+  pass: string;
+  /** "greedy": walk until nothing fires; "once": one walk */
+  mode?: "greedy" | "once";
+  maxWalks?: number;
+  /** receives every rule application and, with debug, every refusal reason */
+  log?: (line: string) => void;
+}
+
+export interface RewriteResult {
+  graph: Graph;
+  fired: Record<string, number>;
+}
+
+function maxValueId(g: Graph): number {
+  let m = -1;
+  for (const v of g.inputs) m = Math.max(m, v.id);
+  for (const n of g.nodes) for (const o of n.outputs) m = Math.max(m, o.id);
+  return m;
+}
+
+function walk(g: Graph, rules: readonly Rule[], opts: RewriteOptions, fired: Record<string, number>): { graph: Graph; changed: boolean } {
+  const b = new GraphBuilder(maxValueId(g) + 1);
+  const map = new Map<Value, Value>();
+  const producer = new Map<Value, Node>();
+  const uses = new Map<Value, number>();
+  for (const n of g.nodes) for (const v of n.inputs) uses.set(v, (uses.get(v) ?? 0) + 1);
+  for (const o of g.outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
+  const ctx: RewriteContext = { b, producer: (v) => producer.get(v), useCount: (v) => uses.get(v) ?? 0 };
+  const remap = (v: Value) => map.get(v) ?? v;
+  for (const v of g.inputs) b.adoptInput(v);
+  let changed = false;
+  let built = 0;
+  const record = (n: Node) => n.outputs.forEach((o) => producer.set(o, n));
+  const flushNew = () => {
+    const nodes = b.addedNodes;
+    for (; built < nodes.length; built++) record(nodes[built]!);
+  };
+  for (const node of g.nodes) {
+    const cand = { ...node, inputs: node.inputs.map(remap) } as Node;
+    let replaced = false;
+    for (const r of rules) {
+      if (!(r.kinds as readonly string[]).includes(cand.kind)) continue;
+      const m = r.match(cand as never, ctx);
+      if (m !== true) {
+        if (typeof m === "string") opts.log?.(`${r.name}: skip ${cand.kind}${cand.scope ? ` in ${cand.scope}` : ""}: ${m}`);
+        continue;
+      }
+      const out = b.inScope(cand.scope, () => r.rewrite(cand as never, ctx));
+      const outs = Array.isArray(out) ? (out as Value[]) : [out as Value];
+      if (outs.length !== node.outputs.length) throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced ${node.outputs.length} results with ${outs.length}` });
+      node.outputs.forEach((o, i) => {
+        if (!sameType(o.type, outs[i]!.type))
+          throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced %${o.id} ${typeStr(o.type)} (${node.kind}${node.scope ? ` in ${node.scope}` : ""}) with a ${typeStr(outs[i]!.type)} value` });
+        if (outs[i] !== o) map.set(o, outs[i]!);
+      });
+      flushNew();
+      fired[r.name] = (fired[r.name] ?? 0) + 1;
+      opts.log?.(`${r.name}: rewrote ${node.kind}${node.scope ? ` in ${node.scope}` : ""}`);
+      replaced = true;
+      changed = true;
+      break;
+    }
+    if (!replaced) {
+      b.adoptNode(cand, cand.inputs);
+      flushNew();
+    }
+  }
+  const outputs = g.outputs.map((o) => {
+    const v = remap(o);
+    if (v !== o && o.name !== undefined) v.name = o.name;
+    return v;
+  });
+  return { graph: removeDeadNodes(b.finish(outputs)), changed };
+}
+
+/** Drops nodes none of whose results is read (graph outputs count as reads). */
+export function removeDeadNodes(g: Graph): Graph {
+  const live = new Set<Value>(g.outputs);
+  const keep: Node[] = [];
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i]!;
+    if (n.outputs.some((o) => live.has(o))) {
+      keep.push(n);
+      for (const v of n.inputs) live.add(v);
+    }
+  }
+  keep.reverse();
+  return { inputs: g.inputs, nodes: keep.map((n, i) => (n.id === i ? n : ({ ...n, id: i } as Node))), outputs: g.outputs };
+}
+
+export function applyRules(g: Graph, rules: readonly Rule[], opts: RewriteOptions): RewriteResult {
+  const fired: Record<string, number> = {};
+  const maxWalks = opts.mode === "once" ? 1 : (opts.maxWalks ?? 50);
+  let graph = g;
+  for (let i = 0; i < maxWalks; i++) {
+    const r = walk(graph, rules, opts, fired);
+    graph = r.graph;
+    if (!r.changed) return { graph, fired };
+  }
+  if (opts.mode === "once") return { graph, fired };
+  const busiest = Object.entries(fired).sort((a, c) => c[1] - a[1])[0];
+  throw fail("irInvalid", { where: `pass ${opts.pass}`, problem: `rules still firing after ${maxWalks} walks (most: ${busiest?.[0]} x${busiest?.[1]}); a rule undoes another` });
+}

@@ -1,0 +1,12 @@
+// Ops the ONNX emitter accepts after the onnx pipeline (opset 21 has them all; rank is free).
+import type { Legality } from "../../src/pipeline/legality.js";
+
+const any = {};
+export const onnxLegality: Legality = {
+  const: any, add: any, sub: any, mul: any, div: any, maximum: any, pow: any,
+  gelu_tanh: any, silu: any, sigmoid: any, tanh: any, exp: any, sqrt: any, rsqrt: any, neg: any, sin: any, cos: any,
+  matmul: any, linear: any, softmax: any, layer_norm: any, reduce_sum: any, reduce_mean: any, reduce_max: any,
+  reshape: any, transpose: any, slice: any, concat: any, split: any, gather: any, cast: any, einsum: any,
+  conv2d: { check: (n) => (n.kind === "conv2d" && n.attrs.layout === "NCHW") || "ONNX Conv is NCHW" },
+  pixel_shuffle: { check: (n) => (n.kind === "pixel_shuffle" && n.attrs.layout === "NCHW") || "ONNX DepthToSpace(CRD) is NCHW" },
+};

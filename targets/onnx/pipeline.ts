@@ -1,0 +1,17 @@
+// The ONNX pipeline: token-major activations (ORT's MatMul/Gemm and its fusions expect them),
+// attention as MatMul -> Softmax(-1) -> MatMul per head (ORT runs einsum attention 30-40x slower,
+// specs/onnx/FORMAT.md §7), BNA unrolled on static slices, convolutions NCHW as ONNX defines them.
+import type { Pipeline } from "../../src/pipeline/pass.js";
+
+export const onnxPipeline: Pipeline = {
+  name: "onnx",
+  entries: [
+    { pass: "lower-assa" },
+    { pass: "unroll-bna", options: { layout: "tokens" } },
+    { pass: "lower-rope", options: { layout: "tokens" } },
+    { pass: "lower-qk-norm", options: { layout: "tokens" } },
+    { pass: "split-einsum-attention", options: { layout: "tokens", form: "matmul", scoreBytes: 4 } },
+    { pass: "transpose-elimination" },
+    { pass: "cse" },
+  ],
+};
