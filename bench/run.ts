@@ -13,6 +13,8 @@ import { presetConfig, WIDTHS } from "../src/model/config.js";
 import { paramSpecs } from "../src/model/params.js";
 import { syntheticSource, type WeightSource } from "../src/model/weights.js";
 import { machine } from "./machine.js";
+import { graphStats } from "../src/driver/inspect.js";
+import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -74,6 +76,20 @@ function benchForward(preset: "mini" | "micro") {
   return { preset, batch: 1, latent: c.latentSize, syntheticWeightsSeconds: +generateSeconds.toFixed(2), forwardSeconds: out };
 }
 
+/** The inspect figures of the full model at 1024² after each pipeline, side by side. */
+function benchPipelines() {
+  const c = presetConfig("full");
+  const out: Record<string, unknown> = {};
+  for (const name of PIPELINE_NAMES) {
+    const t0 = performance.now();
+    const g = applyPipeline(buildModel(syntheticSource(c, 0), { width: 1, latentSize: [128, 128] }).graph, name);
+    const s = graphStats(g);
+    out[name] = { seconds: +((performance.now() - t0) / 1000).toFixed(2), nodes: s.nodes, transposes: s.transposes, maxRank: s.maxRank, largestTensorBytes: s.largestTensorBytes, largestScoreBytesFp16: s.largestScoreBytesFp16, ops: s.ops };
+    console.log(`full @1024 --pipeline ${name}: ${s.nodes} nodes, transposes ${s.transposes.total} (${s.transposes.inBlocks} in blocks), max rank ${s.maxRank}, largest fp16 score ${(s.largestScoreBytesFp16 / 2 ** 20).toFixed(1)} MiB`);
+  }
+  return out;
+}
+
 function benchInitFull() {
   const out = join(tmpdir(), `ditc-bench-${process.pid}.safetensors`);
   const r = JSON.parse(execFileSync(process.execPath, [join(here, "init-child.js"), "full", "f16", out], { encoding: "utf8", maxBuffer: 1 << 20 }));
@@ -88,6 +104,7 @@ const results = {
   machine: m,
   matmul: benchMatmul(m.peakGflopsPerCore),
   forward: [benchForward("micro"), benchForward("mini")],
+  pipelinesFull1024: benchPipelines(),
   initFullF16: quick || args.has("--skip-full") ? null : benchInitFull(),
 };
 const file = join(root, "bench", "results.json");

@@ -1,0 +1,34 @@
+import fc from "fast-check";
+import { expect, test } from "vitest";
+import { transpose } from "../../src/kernels/layout.js";
+import { opDef } from "../../src/ops/index.js";
+import { randomTensor, relErr } from "../helpers.js";
+
+test("matmul's transpose flags equal transposing the operand first", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.boolean(), fc.boolean(), fc.nat(99), (M, K, N, ta, tb, seed) => {
+      const a = randomTensor(ta ? [2, K, M] : [2, M, K], seed), b = randomTensor(tb ? [1, N, K] : [1, K, N], seed + 1);
+      const mm = opDef("matmul");
+      const got = mm.kernel([a, b], { transposeA: ta, transposeB: tb })[0]!;
+      const want = mm.kernel([ta ? transpose(a, [0, 2, 1]) : a, tb ? transpose(b, [0, 2, 1]) : b], { transposeA: false, transposeB: false })[0]!;
+      expect(got.shape).toEqual([2, M, N]);
+      expect(mm.infer([a, b], { transposeA: ta, transposeB: tb })[0]!.shape).toEqual([2, M, N]);
+      expect(relErr(got.data as Float32Array, want.data as Float32Array)).toBeLessThan(1e-6);
+    }),
+    { numRuns: 40 },
+  );
+});
+
+test("conv2d and pixel_shuffle in NHWC are their NCHW forms seen through transposes", () => {
+  const x = randomTensor([1, 4, 6, 6], 1), w = randomTensor([8, 2, 2, 2], 2), bias = randomTensor([8], 3);
+  const conv = opDef("conv2d");
+  const attrs = { stride: [2, 2] as [number, number], pads: [0, 0, 0, 0] as [number, number, number, number], groups: 2 };
+  const nchw = conv.kernel([x, w, bias], { ...attrs, layout: "NCHW" })[0]!;
+  const nhwc = conv.kernel([transpose(x, [0, 2, 3, 1]), transpose(w, [0, 2, 3, 1]), bias], { ...attrs, layout: "NHWC" })[0]!;
+  expect([...transpose(nhwc as never, [0, 3, 1, 2]).data]).toEqual([...nchw.data]);
+  expect(conv.infer([{ dtype: "f32", shape: [1, 6, 6, 4] }, { dtype: "f32", shape: [8, 2, 2, 2] }, { dtype: "f32", shape: [8] }], { ...attrs, layout: "NHWC" })[0]!.shape).toEqual([1, 3, 3, 8]);
+  const ps = opDef("pixel_shuffle");
+  const y = ps.kernel([x], { factor: 2, layout: "NCHW" })[0]!;
+  const yh = ps.kernel([transpose(x, [0, 2, 3, 1])], { factor: 2, layout: "NHWC" })[0]!;
+  expect([...transpose(yh as never, [0, 3, 1, 2]).data]).toEqual([...y.data]);
+});
