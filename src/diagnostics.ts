@@ -31,6 +31,7 @@ export const DIAGNOSTICS = {
   tensorShape: d<{ file: string; tensor: string; expected: string; found: string }>("E3006", "input", (a) => `${a.file}: tensor "${a.tensor}" has shape ${a.found}, the config needs ${a.expected}.`),
   tensorDtype: d<{ file: string; tensor: string; dtype: string }>("E3007", "input", (a) => `${a.file}: tensor "${a.tensor}" has dtype ${a.dtype}; ditc reads F32, F16 and BF16.`),
   inputTensor: d<{ file: string; tensor: string; problem: string }>("E3008", "input", (a) => `${a.file}: input "${a.tensor}" ${a.problem}.`),
+  modelInvalid: d<{ file: string; where: string; problem: string }>("E3010", "input", (a) => `${a.file}: ${a.where} ${a.problem}.`),
   outputPath: d<{ path: string; problem: string }>("E3009", "input", (a) => `cannot write ${a.path}: ${a.problem}.`),
   // 4xxx IR
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),

@@ -1,0 +1,23 @@
+// Tensor data to little-endian bytes in a target dtype (float32, float16 or int32), shared by
+// the emitters; weights are encoded one tensor at a time as they are written.
+import type { DType } from "../ir/dtype.js";
+import { encodeF16 } from "../kernels/fp16.js";
+import type { Tensor } from "../kernels/tensor.js";
+
+export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
+  const d = t.data;
+  const view = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  switch (dtype) {
+    case "f32":
+      return view(d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>));
+    case "f16":
+      return view(encodeF16(d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>)));
+    case "i32":
+      return view(d instanceof Int32Array ? d : Int32Array.from(Array.from(d as ArrayLike<number | bigint>, Number)));
+    case "i64":
+      return view(d instanceof BigInt64Array ? d : BigInt64Array.from(Array.from(d as ArrayLike<number | bigint>, (x) => BigInt(x))));
+    case "u8":
+    case "bool":
+      return view(d instanceof Uint8Array ? d : Uint8Array.from(d as ArrayLike<number>));
+  }
+}
