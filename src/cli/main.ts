@@ -11,7 +11,14 @@ import { runFloatModel, summarize } from "../driver/run.js";
 import { printGraph } from "../ir/print.js";
 import { verifyGraph } from "../ir/verify.js";
 import { buildModel, latentForResolution } from "../model/build.js";
-import { applyPipeline, PIPELINE_NAMES, pipelinePasses } from "../driver/pipelines.js";
+import { applyPipeline, BACKENDS, PIPELINE_NAMES, pipelinePasses } from "../driver/pipelines.js";
+import { compile, type ModelRef } from "../driver/compile.js";
+import { verify } from "../driver/verify.js";
+import { renderReportHtml } from "../driver/report-html.js";
+import { readReport } from "../driver/verify.js";
+import { runArtifact } from "../driver/run.js";
+import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import { join, resolve } from "node:path";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 
 interface Io {
@@ -161,8 +168,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .example("$0 run --preset mini", "run the mini model on seeded inputs")
           .example("$0 run --checkpoint ck.safetensors --width 0.5 --inputs in.safetensors --out out.safetensors", ""),
       (a) => {
-        if (a.artifact !== undefined)
-          throw fail("usage", { detail: `cannot run ${a.artifact}: no reader-interpreter for that format is built in yet; run the float model with --preset or --checkpoint.` });
+        if (a.artifact !== undefined) {
+          if (a.preset !== undefined || a.checkpoint !== undefined) throw fail("usage", { detail: "give either an artifact to run or --preset/--checkpoint, not both." });
+          if (a.inputs === undefined) throw fail("usage", { detail: `running ${a.artifact} needs --inputs IN.safetensors (make one with ditc inputs).` });
+          const t0 = performance.now();
+          const velocity = runArtifact(a.artifact, readTensorFile(a.inputs), a.precision);
+          const seconds = (performance.now() - t0) / 1000;
+          if (a.out !== undefined) writeTensorFile(a.out, { velocity });
+          const s = summarize(velocity);
+          emit(`${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${a.out ? `; wrote ${a.out}` : ""}`, { artifact: a.artifact, engine: "ditc", velocity: s, seconds, out: a.out ?? null });
+          return;
+        }
         const { source, close } = openSource(a);
         try {
           const width = widthArg(a.width);
@@ -182,7 +198,63 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         }
       },
     )
-    .demandCommand(1, "name a command: init, inputs, inspect or run (see --help)")
+    .command(
+      "compile",
+      "lower the model for CoreML, TFLite and ONNX: DIR/w{375,500,1000}/model.* plus report.json and report.html",
+      (y) =>
+        modelOptions(y)
+          .option("target", { type: "string", demandOption: true, describe: `comma-separated targets (${Object.keys(BACKENDS).join(", ")})` })
+          .option("width", { type: "string", describe: "comma-separated widths (default: every width the model holds)" })
+          .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8)" })
+          .option("precision", { choices: ["fp32", "fp16"] as const, default: "fp32" as const })
+          .option("quantize", { type: "string", default: "none", describe: "none (palettization: k4, k8, mixed[:BITS] arrive with the quantization work)" })
+          .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
+          .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })
+          .option("out", { type: "string", demandOption: true, describe: "output folder" })
+          .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX"),
+      (a) => {
+        if (a.quantize !== "none") throw fail("badOption", { option: "quantize", value: a.quantize, expected: "none; palettization (k4, k8, mixed) is not built yet" });
+        if (a.calibration !== undefined) throw fail("usage", { detail: "--calibration is only used with --quantize mixed." });
+        const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
+        for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}${["coreml", "tflite"].includes(t) ? ` (the ${t} backend has not landed yet)` : ""}` });
+        const { source, close } = openSource(a);
+        try {
+          const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
+          const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
+          const { report, reportPath } = compile({
+            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData,
+            ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
+            onProgress: json ? undefined : (m) => io.err(m),
+          });
+          const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
+          emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(`report: ${reportPath}`).join("\n"), { artifacts, report: reportPath });
+        } finally {
+          close();
+        }
+      },
+    )
+    .command(
+      "verify <dir>",
+      "parity of every artifact in DIR: IR interpreter vs ditc's reader-interpreter vs the real runtime",
+      (y) =>
+        y
+          .positional("dir", { type: "string", demandOption: true })
+          .option("inputs", { type: "string", describe: "inputs .safetensors (default: seeded inputs at the compiled shapes)" })
+          .example("$0 verify out/ --json", ""),
+      async (a) => {
+        const inputs = a.inputs !== undefined ? readTensorFile(a.inputs) : undefined;
+        const results = await verify(a.dir, inputs, json ? undefined : (m) => io.err(m));
+        const report = readReport(a.dir);
+        writeFileAtomic(join(a.dir, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report, results))));
+        const failed = results.filter((r) => !r.pass);
+        emit(
+          results.map((r) => `${r.pass ? "ok  " : "FAIL"} ${r.path} ${r.engine}: max rel ${r.maxRelErr.toExponential(2)}, rel L2 ${r.relL2.toExponential(2)}${r.error ? ` (${r.error})` : ""}`).join("\n"),
+          { results },
+        );
+        if (failed.length) code = 1;
+      },
+    )
+    .demandCommand(1, "name a command: init, inputs, inspect, run, compile or verify (see --help)")
     .strict()
     .recommendCommands()
     .help()

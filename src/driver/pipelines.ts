@@ -2,10 +2,10 @@
 import { PASSES } from "../../passes/index.js";
 import { coremlLegality } from "../../targets/coreml/legality.js";
 import { coremlPipeline } from "../../targets/coreml/pipeline.js";
-import { onnxLegality } from "../../targets/onnx/legality.js";
-import { onnxPipeline } from "../../targets/onnx/pipeline.js";
+import { onnxTarget } from "../../targets/onnx/index.js";
 import { tfliteLegality } from "../../targets/tflite/legality.js";
 import { tflitePipeline } from "../../targets/tflite/pipeline.js";
+import type { TargetBackend } from "../pipeline/target.js";
 import { fail } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
 import type { Legality } from "../pipeline/legality.js";
@@ -15,8 +15,11 @@ import { runPipeline, type PipelineRunOptions } from "../pipeline/run.js";
 export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Legality }> = {
   coreml: { pipeline: coremlPipeline, legality: coremlLegality },
   tflite: { pipeline: tflitePipeline, legality: tfliteLegality },
-  onnx: { pipeline: onnxPipeline, legality: onnxLegality },
+  onnx: { pipeline: onnxTarget.pipeline, legality: onnxTarget.legality },
 };
+
+/** Backends that emit files so far; the others have pipelines only. */
+export const BACKENDS: Record<string, TargetBackend> = { onnx: onnxTarget };
 
 export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
 
@@ -25,9 +28,10 @@ export function pipelinePasses(name: string): string[] {
 }
 
 /** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
-export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> = {}): Graph {
+export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> & { fp16?: boolean } = {}): Graph {
   if (name === "none") return g;
   const t = TARGET_PIPELINES[name];
   if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
-  return runPipeline(g, buildPipeline(t.pipeline, PASSES), { ...opts, legality: { target: name, table: t.legality } });
+  const entries = opts.fp16 ? [...t.pipeline.entries, { pass: "precision-fp16" }] : t.pipeline.entries;
+  return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
 }

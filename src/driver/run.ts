@@ -6,6 +6,7 @@ import { buildModel } from "../model/build.js";
 import type { Width } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import { verifyGraph } from "../ir/verify.js";
+import { BACKENDS } from "./pipelines.js";
 
 export interface TensorSummary {
   shape: number[];
@@ -40,4 +41,22 @@ export function runFloatModel(src: WeightSource, width: Width, inputs: Record<st
   const model = buildModel(src, { width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   verifyGraph(model.graph);
   return runGraph(model.graph, inputs, { precision }).velocity as FloatTensor;
+}
+
+/** Runs an emitted artifact with ditc's own reader-interpreter for its format. */
+export function runArtifact(path: string, inputs: Record<string, FloatTensor>, precision: Precision = "fp32"): FloatTensor {
+  const backend = Object.values(BACKENDS).find((b) => path.replace(/[\\/]+$/, "").endsWith(extensionOf(b.artifact)));
+  if (!backend) throw fail("usage", { detail: `cannot run ${path}: ditc reads ${Object.values(BACKENDS).map((b) => extensionOf(b.artifact)).join(", ")} files.` });
+  const { graph, close } = backend.read(path);
+  try {
+    const out = runGraph(graph, inputs, { precision });
+    const v = out.velocity ?? Object.values(out)[0];
+    return v as FloatTensor;
+  } finally {
+    close();
+  }
+}
+
+function extensionOf(artifact: string): string {
+  return artifact.slice(artifact.lastIndexOf("."));
 }

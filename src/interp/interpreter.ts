@@ -23,8 +23,9 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
   const live = new Map<Value, Tensor>();
   const prod = producers(g);
   const last = lastUses(g);
-  const finish = (t: Tensor): Tensor => {
-    if (fp16 && t.data instanceof Float32Array) {
+  // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way
+  const finish = (t: Tensor, dtype: string): Tensor => {
+    if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) {
       const data = t.data.slice();
       return { ...t, data: roundToF16InPlace(data) };
     }
@@ -36,14 +37,14 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
     const floatOk = t.data instanceof Float32Array && (v.type.dtype === "f32" || v.type.dtype === "f16");
     if (!floatOk || !sameType({ dtype: v.type.dtype, shape: t.shape }, v.type))
       throw fail("inputTensor", { file: "inputs", tensor: v.name ?? `%${v.id}`, problem: `has ${t.dtype}[${t.shape.join(",")}], the model needs ${typeStr(v.type)}` });
-    live.set(v, finish(t));
+    live.set(v, finish(t, v.type.dtype));
   }
   const read = (v: Value): Tensor => {
     const t = live.get(v);
     if (t) return t;
     const p = prod.get(v);
     if (p?.kind === "const") {
-      const c = finish(opDef("const").kernel([], p.attrs)[0]!);
+      const c = finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype);
       live.set(v, c);
       return c;
     }
@@ -59,7 +60,7 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
       if (e instanceof RangeError) throw fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
-    n.outputs.forEach((o, k) => live.set(o, finish(outs[k]!)));
+    n.outputs.forEach((o, k) => live.set(o, finish(outs[k]!, o.type.dtype)));
     for (const v of n.inputs) if (last.get(v) === i) live.delete(v);
     for (const o of n.outputs) if (!last.has(o)) live.delete(o);
     opts.onNode?.(n, i);

@@ -1,0 +1,106 @@
+// `ditc verify DIR`: parity of every artifact a compile wrote. The IR interpreter runs the float
+// model (rebuilt from the report's model reference) as the reference; each artifact is run by
+// ditc's own reader-interpreter and by the target's real runtime where one exists.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fail } from "../diagnostics.js";
+import { runGraph } from "../interp/interpreter.js";
+import type { FloatTensor } from "../kernels/tensor.js";
+import { presetConfig } from "../model/config.js";
+import { openCheckpoint, syntheticSource, type WeightSource } from "../model/weights.js";
+import type { CompileReport } from "./compile.js";
+import { syntheticInputs } from "./init.js";
+import { BACKENDS } from "./pipelines.js";
+import { runFloatModel } from "./run.js";
+
+export interface VerifyResult {
+  path: string;
+  target: string;
+  width: number;
+  engine: string;
+  maxAbsErr: number;
+  maxRelErr: number;
+  relL2: number;
+  finite: boolean;
+  pass: boolean;
+  error?: string;
+}
+
+export function compareOutputs(got: Float32Array, want: Float32Array): { maxAbsErr: number; maxRelErr: number; relL2: number; finite: boolean } {
+  let maxAbs = 0, maxRef = 0, num = 0, den = 0, finite = got.length === want.length;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i] ?? NaN, w = want[i]!;
+    if (!Number.isFinite(g)) finite = false;
+    maxAbs = Math.max(maxAbs, Math.abs(g - w));
+    maxRef = Math.max(maxRef, Math.abs(w));
+    num += (g - w) ** 2;
+    den += w * w;
+  }
+  return { maxAbsErr: finite ? maxAbs : Infinity, maxRelErr: finite ? maxAbs / (maxRef || 1) : Infinity, relL2: finite ? Math.sqrt(num / (den || 1)) : Infinity, finite };
+}
+
+export function readReport(dir: string): CompileReport {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, "report.json"), "utf8");
+  } catch {
+    throw fail("fileUnreadable", { file: join(dir, "report.json"), problem: "no compile report there; run ditc compile --out DIR first" });
+  }
+  try {
+    return JSON.parse(text) as CompileReport;
+  } catch (e) {
+    throw fail("fileUnreadable", { file: join(dir, "report.json"), problem: `not valid JSON (${(e as Error).message})` });
+  }
+}
+
+function sourceOf(r: CompileReport): { source: WeightSource; close(): void } {
+  if ("checkpoint" in r.model) {
+    const ck = openCheckpoint(r.model.checkpoint);
+    return { source: ck, close: () => ck.close() };
+  }
+  return { source: syntheticSource(presetConfig(r.model.preset), r.model.seed), close: () => {} };
+}
+
+export async function verify(dir: string, inputs?: Record<string, FloatTensor>, log?: (s: string) => void): Promise<VerifyResult[]> {
+  const report = readReport(dir);
+  const { source, close } = sourceOf(report);
+  try {
+    const feeds = inputs ?? syntheticInputs(source.config, 0, { batch: 1, latentSize: report.latentSize, contextTokens: report.contextTokens });
+    const results: VerifyResult[] = [];
+    const refs = new Map<number, FloatTensor>();
+    for (const a of report.artifacts) {
+      const backend = BACKENDS[a.target];
+      if (!backend) throw fail("usage", { detail: `${dir}: artifact ${a.path} has target "${a.target}", which this ditc cannot run.` });
+      let ref = refs.get(a.width);
+      if (!ref) refs.set(a.width, (ref = runFloatModel(source, a.width, feeds)));
+      const path = join(dir, a.path);
+      const judge = (engine: string, out: FloatTensor | undefined, error?: string): VerifyResult => {
+        const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
+        const pass = !error && c.finite && (a.precision === "fp32" ? c.maxRelErr <= report.tolerances.fp32.maxRelErr : c.relL2 <= report.tolerances.fp16.relL2);
+        return { path: a.path, target: a.target, width: a.width, engine, ...c, pass, ...(error ? { error } : {}) };
+      };
+      log?.(`${a.path}: ditc reader-interpreter`);
+      const read = backend.read(path);
+      try {
+        results.push(judge("ditc", runGraph(read.graph, feeds).velocity as FloatTensor));
+      } finally {
+        read.close();
+      }
+      if (backend.runtime) {
+        log?.(`${a.path}: ${backend.runtime.engine}`);
+        const why = backend.runtime.unavailable?.();
+        if (why) results.push(judge(backend.runtime.engine, undefined, `unavailable: ${why}`));
+        else {
+          try {
+            results.push(judge(backend.runtime.engine, (await backend.runtime.run(path, feeds)).velocity));
+          } catch (e) {
+            results.push(judge(backend.runtime.engine, undefined, (e as Error).message.split("\n")[0]));
+          }
+        }
+      }
+    }
+    return results;
+  } finally {
+    close();
+  }
+}

@@ -1,0 +1,27 @@
+// What every backend provides: a pipeline, a legality table, an emitter, a reader for its own
+// files, and optionally a real runtime that runs them.
+import type { Graph } from "../ir/graph.js";
+import type { FloatTensor } from "../kernels/tensor.js";
+import type { Legality } from "./legality.js";
+import type { Pipeline } from "./pass.js";
+
+export interface EmitOptions {
+  externalData?: "auto" | "always" | "never";
+  metadata: Record<string, string>;
+}
+
+export interface TargetBackend {
+  readonly name: string;
+  /** file (or folder) name of the artifact inside DIR/w{width}/ */
+  readonly artifact: string;
+  readonly pipeline: Pipeline;
+  readonly legality: Legality;
+  emit(g: Graph, path: string, opts: EmitOptions): { files: string[]; bytes: number };
+  read(path: string): { graph: Graph; close(): void };
+  runtime?: {
+    engine: string;
+    /** undefined when usable, else why not (shown by verify) */
+    unavailable?: () => string | undefined;
+    run(path: string, inputs: Record<string, FloatTensor>): Promise<Record<string, FloatTensor>>;
+  };
+}
