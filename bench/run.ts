@@ -13,6 +13,7 @@ import { presetConfig, WIDTHS } from "../src/model/config.js";
 import { paramSpecs } from "../src/model/params.js";
 import { syntheticSource, type WeightSource } from "../src/model/weights.js";
 import { machine } from "./machine.js";
+import { benchOnnxFull, benchOnnxMini } from "./onnx.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -106,6 +107,8 @@ const results = {
   forward: [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: benchPipelines(),
   initFullF16: quick || args.has("--skip-full") ? null : benchInitFull(),
+  onnxMini: await benchOnnxMini(quick),
+  onnxFull256: quick || args.has("--skip-full") ? null : benchOnnxFull(256),
 };
 const file = join(root, "bench", "results.json");
 mkdirSync(dirname(file), { recursive: true });

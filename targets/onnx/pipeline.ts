@@ -15,3 +15,18 @@ export const onnxPipeline: Pipeline = {
     { pass: "cse" },
   ],
 };
+
+/**
+ * The same model with no optimizing passes, for benchmarks: each high-level op replaced by its
+ * reference formulation (BNA as dense masked attention), nothing unrolled, fused or cleaned up.
+ */
+export const onnxBaselinePipeline: Pipeline = {
+  name: "onnx-baseline",
+  entries: [
+    { pass: "lower-assa" },
+    { pass: "mask-bna" },
+    { pass: "lower-rope", options: { layout: "tokens" } },
+    { pass: "lower-qk-norm", options: { layout: "tokens" } },
+    { pass: "split-einsum-attention", options: { layout: "tokens", form: "matmul", maxScoreBytes: 2 ** 40 } },
+  ],
+};

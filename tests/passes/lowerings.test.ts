@@ -47,3 +47,14 @@ test("split-einsum-attention keeps each head's score tensor within the budget", 
   const after = runPasses(graph, [{ pass: "lower-assa" }, { pass: "unroll-bna" }, { pass: "split-einsum-attention", options: { layout: "tokens", maxScoreBytes: 512 } }], inputs);
   for (const n of after.nodes.filter((x) => x.kind === "softmax")) expect(n.outputs[0]!.type.shape.reduce((a, b) => a * b, 1) * 2).toBeLessThanOrEqual(512);
 });
+
+test("mask-bna (the benchmark baseline) computes BNA exactly as the reference does", () => {
+  fc.assert(
+    fc.property(caseArb, (c) => {
+      const { graph, inputs } = modelGraph(c);
+      const after = runPasses(graph, [{ pass: "lower-assa" }, { pass: "mask-bna" }], inputs);
+      expect(opCount(after, "bna_attention")).toBe(0);
+    }),
+    { numRuns: 8 },
+  );
+});

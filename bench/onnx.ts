@@ -1,0 +1,78 @@
+// ONNX benchmarks: the onnx pipeline against the unoptimized baseline on onnxruntime-node, ditc's
+// reader-interpreter against onnxruntime on the same file, and the full preset end to end.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PASSES } from "../passes/index.js";
+import { syntheticInputs } from "../src/driver/init.js";
+import { runGraph } from "../src/interp/interpreter.js";
+import { buildModel } from "../src/model/build.js";
+import { presetConfig } from "../src/model/config.js";
+import { syntheticSource } from "../src/model/weights.js";
+import { buildPipeline } from "../src/pipeline/pass.js";
+import { runPipeline } from "../src/pipeline/run.js";
+import { emitOnnx } from "../targets/onnx/emit.js";
+import { openOrtSession } from "../targets/onnx/ort.js";
+import { onnxBaselinePipeline, onnxPipeline } from "../targets/onnx/pipeline.js";
+import { readOnnx } from "../targets/onnx/read.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+async function median(fn: () => Promise<unknown> | unknown, reps: number): Promise<number> {
+  await fn(); // warm-up
+  const t: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return t.sort((a, b) => a - b)[Math.floor(reps / 2)]!;
+}
+
+export async function benchOnnxMini(quick: boolean) {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-bench-onnx-"));
+  try {
+    const c = presetConfig("mini");
+    const src = syntheticSource(c, 0);
+    const inputs = syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const g = buildModel(src, { width: 1 }).graph;
+    const reps = quick ? 3 : 10;
+    const out: Record<string, unknown> = {};
+    for (const p of [onnxPipeline, onnxBaselinePipeline]) {
+      const path = join(dir, `${p.name}.onnx`);
+      emitOnnx(runPipeline(g, buildPipeline(p, PASSES)), path, { externalData: "never" });
+      const s = await openOrtSession(path);
+      out[p.name] = { ortSeconds: +(await median(() => s.run(inputs), reps)).toFixed(4) };
+      await s.release();
+    }
+    const fast = out[onnxPipeline.name] as { ortSeconds: number }, base = out[onnxBaselinePipeline.name] as { ortSeconds: number };
+    const read = readOnnx(join(dir, `${onnxPipeline.name}.onnx`));
+    const interp = await median(() => runGraph(read.graph, inputs), quick ? 1 : 3);
+    read.close();
+    const r = {
+      model: "mini, width 1, batch 1, latent 32x32, fp32",
+      ortLatency: { onnxPipeline: fast.ortSeconds, noPassesBaseline: base.ortSeconds, speedup: +(base.ortSeconds / fast.ortSeconds).toFixed(2) },
+      readerInterpreter: { seconds: +interp.toFixed(3), ortSeconds: fast.ortSeconds, throughputVsOrt: +(fast.ortSeconds / interp).toFixed(3) },
+    };
+    console.log(`ORT mini: onnx pipeline ${fast.ortSeconds}s vs baseline ${base.ortSeconds}s (${r.ortLatency.speedup}x); reader-interpreter ${r.readerInterpreter.seconds}s = ${(100 * r.readerInterpreter.throughputVsOrt).toFixed(1)}% of ORT's throughput`);
+    return r;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function benchOnnxFull(res = 256) {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-bench-full-"));
+  try {
+    const child = (...a: string[]) => JSON.parse(execFileSync(process.execPath, [join(here, "onnx-child.js"), ...a], { encoding: "utf8", maxBuffer: 1 << 20 }));
+    const compiled = child("compile-full", dir, String(res));
+    console.log(`full -> ONNX fp32 @${res}: ${compiled.seconds.toFixed(1)} s, ${(compiled.bytes / 2 ** 30).toFixed(2)} GiB, peak RSS ${(compiled.maxRssBytes / 2 ** 30).toFixed(2)} GiB`);
+    const ran = child("ort-run", join(dir, "w1000", "model.onnx"), String(res));
+    console.log(`  onnxruntime: load ${ran.loadSeconds.toFixed(1)} s, forward ${ran.runSeconds.toFixed(2)} s, peak RSS ${(ran.maxRssBytes / 2 ** 30).toFixed(2)} GiB, finite ${ran.finite}`);
+    return { resolution: res, compile: compiled, onnxruntime: ran };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
