@@ -1,0 +1,141 @@
+// Globally optimal 1-D k-means for palettizing a weight tensor (DESIGN §4, k-means weight
+// palettization).
+//
+// Weights are clustered as fp16 values, so a tensor has at most 65,536 distinct values: one pass
+// counts the fp16 bit patterns, the histogram is walked in value order, and the exact dynamic
+// programme runs over distinct values with their counts as weights, never over the raw
+// elements. The programme D[m][i] = min_j D[m-1][j-1] + SSE(j..i) is solved layer by layer with
+// divide and conquer (the optimal split point is monotone in i, since SSE of contiguous sorted
+// runs satisfies the quadrangle inequality): O(k · n log n) for n distinct values.
+// Index assignment is a lookup from bit pattern to cluster.
+import { f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
+
+export interface Histogram {
+  /** distinct fp16 values, ascending (−0 merged into +0) */
+  values: Float64Array;
+  counts: Float64Array;
+  /** for each fp16 bit pattern present, its position in `values` */
+  patternIndex: Int32Array;
+}
+
+/** Counts fp16 bit patterns of `data` (rounded to half precision) into a sorted histogram. */
+export function fp16Histogram(data: Float32Array, counts: Uint32Array = new Uint32Array(65536)): Histogram {
+  counts.fill(0);
+  for (let i = 0; i < data.length; i++) counts[f32ToF16Bits(data[i]!)]!++;
+  counts[0] = counts[0]! + counts[0x8000]!; // −0 and +0 are one value
+  counts[0x8000] = 0;
+  const values: number[] = [], cs: number[] = [];
+  const patternIndex = new Int32Array(65536).fill(-1);
+  const visit = (p: number) => {
+    const c = counts[p]!;
+    if (!c) return;
+    const v = f16BitsToF32(p);
+    if (!Number.isFinite(v)) throw new RangeError(`weight holds a non-finite value (${v})`);
+    patternIndex[p] = values.length;
+    values.push(v);
+    cs.push(c);
+  };
+  for (let p = 0xfbff; p >= 0x8001; p--) visit(p); // negatives, most negative first
+  for (let p = 0; p <= 0x7bff; p++) visit(p);
+  patternIndex[0x8000] = patternIndex[0]!;
+  return { values: Float64Array.from(values), counts: Float64Array.from(cs), patternIndex };
+}
+
+export interface Clustering {
+  /** k centroids, ascending (padded by repeating the last one when there are fewer distinct values) */
+  centroids: Float64Array;
+  /** for each distinct value, its cluster */
+  assignment: Uint16Array;
+  /** Σ count · (value − centroid)² */
+  cost: number;
+}
+
+/** Exact weighted 1-D k-means over sorted distinct values. */
+export function kmeans1d(values: Float64Array, counts: Float64Array, k: number): Clustering {
+  const n = values.length;
+  if (n === 0) return { centroids: new Float64Array(k), assignment: new Uint16Array(0), cost: 0 };
+  const W = new Float64Array(n + 1), S1 = new Float64Array(n + 1), S2 = new Float64Array(n + 1);
+  // shift by the mean so the SSE differences do not cancel catastrophically
+  let mean = 0, total = 0;
+  for (let i = 0; i < n; i++) (mean += counts[i]! * values[i]!), (total += counts[i]!);
+  mean /= total;
+  for (let i = 0; i < n; i++) {
+    const x = values[i]! - mean, w = counts[i]!;
+    W[i + 1] = W[i]! + w;
+    S1[i + 1] = S1[i]! + w * x;
+    S2[i + 1] = S2[i]! + w * x * x;
+  }
+  /** SSE of points j..i (0-based, inclusive) */
+  const sse = (j: number, i: number) => {
+    const w = W[i + 1]! - W[j]!, s = S1[i + 1]! - S1[j]!;
+    return Math.max(0, S2[i + 1]! - S2[j]! - (s * s) / w);
+  };
+  const m = Math.min(k, n);
+  let prev = new Float64Array(n), cur = new Float64Array(n);
+  const split: Int32Array[] = [];
+  for (let i = 0; i < n; i++) prev[i] = sse(0, i);
+  split.push(new Int32Array(n)); // one cluster: starts at 0
+  for (let c = 1; c < m; c++) {
+    const arg = new Int32Array(n).fill(0);
+    cur.fill(Infinity);
+    // cur[i] = min over j in [c, i] of prev[j-1] + sse(j, i); opt j is monotone in i
+    const solve = (lo: number, hi: number, jlo: number, jhi: number): void => {
+      if (lo > hi) return;
+      const mid = (lo + hi) >> 1;
+      let best = Infinity, bestJ = jlo;
+      for (let j = Math.max(jlo, c); j <= Math.min(jhi, mid); j++) {
+        const v = prev[j - 1]! + sse(j, mid);
+        if (v < best) (best = v), (bestJ = j);
+      }
+      cur[mid] = best;
+      arg[mid] = bestJ;
+      solve(lo, mid - 1, jlo, bestJ);
+      solve(mid + 1, hi, bestJ, jhi);
+    };
+    solve(c, n - 1, c, n - 1);
+    split.push(arg);
+    [prev, cur] = [cur, prev];
+  }
+  // walk the split points back from the last value
+  const assignment = new Uint16Array(n);
+  const centroids = new Float64Array(k);
+  let end = n - 1;
+  for (let c = m - 1; c >= 0; c--) {
+    const start = c === 0 ? 0 : split[c]![end]!;
+    const w = W[end + 1]! - W[start]!, s = S1[end + 1]! - S1[start]!;
+    centroids[c] = s / w + mean;
+    for (let i = start; i <= end; i++) assignment[i] = c;
+    end = start - 1;
+  }
+  for (let c = m; c < k; c++) centroids[c] = centroids[m - 1]!;
+  return { centroids, assignment, cost: prev[n - 1]! };
+}
+
+export interface Palettized {
+  /** one cluster index per element, row-major like the weight */
+  indices: Uint8Array;
+  /** the lookup table, fp16-representable values */
+  lut: Float32Array;
+  /** Σ (w16 − lut[idx])² over elements, w16 the weight rounded to fp16 */
+  sse: number;
+}
+
+/** Palettizes one weight tensor into 2^bits entries. */
+export function palettize(data: Float32Array, bits: 4 | 8, scratch?: Uint32Array): Palettized {
+  const h = fp16Histogram(data, scratch);
+  const k = 1 << bits;
+  const cl = kmeans1d(h.values, h.counts, k);
+  const lut = Float32Array.from(cl.centroids, (c) => f16BitsToF32(f32ToF16Bits(c)));
+  const byPattern = new Uint8Array(65536);
+  for (let p = 0; p < 65536; p++) if (h.patternIndex[p]! >= 0) byPattern[p] = cl.assignment[h.patternIndex[p]!]!;
+  const indices = new Uint8Array(data.length);
+  let sse = 0;
+  for (let i = 0; i < data.length; i++) {
+    const p = f32ToF16Bits(data[i]!);
+    const idx = byPattern[p]!;
+    indices[i] = idx;
+    const d = f16BitsToF32(p) - lut[idx]!;
+    sse += d * d;
+  }
+  return { indices, lut, sse };
+}
