@@ -5,6 +5,7 @@ import { lowerAssa } from "./lower-assa.js";
 import { lowerQkNorm } from "./lower-qk-norm.js";
 import { lowerRope } from "./lower-rope.js";
 import { maskBna } from "./mask-bna.js";
+import { palettizeWeights } from "./palettize.js";
 import { precisionFp16 } from "./precision-fp16.js";
 import { relayoutNchw } from "./relayout-nchw.js";
 import { relayoutNhwc } from "./relayout-nhwc.js";
@@ -12,6 +13,6 @@ import { splitEinsumAttention } from "./split-einsum-attention.js";
 import { transposeElimination } from "./transpose-elimination.js";
 import { unrollBna } from "./unroll-bna.js";
 
-const ALL = [lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna] as Pass<any>[];
+const ALL = [lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights] as Pass<any>[];
 
 export const PASSES: ReadonlyMap<string, Pass<any>> = new Map(ALL.map((p) => [p.name, p]));

@@ -9,7 +9,7 @@
 // expand(g) repeats each head's gate over its dh channels with a constant 0/1 linear (H·dh, H),
 // which costs H·C per token and keeps the blend elementwise on (B, L, C): no reshape splits the
 // channel axis, so every layout converts it without transposes.
-import type { Graph, Value } from "../src/ir/graph.js";
+import type { ConstValue, Graph, Value } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { floatTensor } from "../src/kernels/tensor.js";
@@ -31,6 +31,7 @@ export const lowerAssa = definePass({
   ensures: ["assa:lowered"],
   defaults: {},
   run: (g: Graph, _o, log) => {
+    const expanders = new Map<string, ConstValue>();
     const lower = rule("assa-to-branches", "assa_attention", {
       match: () => true,
       rewrite: (n, { b }) => {
@@ -40,11 +41,14 @@ export const lowerAssa = definePass({
         const kc = compress(b, k!, kw!, kb!, grid), vc = compress(b, v!, vw!, vb!, grid);
         const global = b.op("gqa_attention", [q!, kc, vc], { heads, kvHeads, scale });
         const local = b.op("bna_attention", [q!, k!, v!], { heads, kvHeads, scale, grid, blocks, radius, partition, edge });
-        const expand = b.constant({
-          type: { dtype: "f32", shape: [C, heads] },
-          source: `gate expand ${heads}x${dh}`,
-          load: () => floatTensor([C, heads], Float32Array.from({ length: C * heads }, (_, i) => (Math.floor(Math.floor(i / heads) / dh) === i % heads ? 1 : 0))),
-        });
+        const key = `${heads}x${dh}`;
+        if (!expanders.has(key))
+          expanders.set(key, {
+            type: { dtype: "f32", shape: [C, heads] },
+            source: `gate expand ${key}`,
+            load: () => floatTensor([C, heads], Float32Array.from({ length: C * heads }, (_, i) => (Math.floor(Math.floor(i / heads) / dh) === i % heads ? 1 : 0))),
+          });
+        const expand = b.constant(expanders.get(key)!);
         const g = b.op("linear", [gate!, expand], {});
         return b.op("add", [local, b.op("mul", [g, b.op("sub", [global, local], {})], {})], {});
       },

@@ -5,7 +5,7 @@
 // pairSwap exchanges channels 2i and 2i+1; sinSigned is −sin on even channels and +sin on odd
 // ones, so (a, b) -> (a cos − b sin, a sin + b cos). The tables are constants for the compiled
 // grid: (1, L, C) in token layout, (1, C, 1, L) channels-first. Options: layout.
-import type { Graph } from "../src/ir/graph.js";
+import type { ConstValue, Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { fromChannelsFirst, toChannelsFirst } from "../src/ir/views.js";
 import { floatTensor, intTensor } from "../src/kernels/tensor.js";
@@ -42,6 +42,9 @@ export const lowerRope = definePass<{ layout: LoweringLayout }>({
   defaults: { layout: "tokens" },
   run: (g: Graph, o, log) => {
     const layout = checkLayout("lower-rope", o.layout);
+    // one table per (heads, width, grid): blocks share it, so the artifact stores it once
+    const tables = new Map<string, ConstValue>();
+    const shared = (key: string, make: () => ConstValue) => tables.get(key) ?? (tables.set(key, make()), tables.get(key)!);
     const lower = rule("rope-to-tables", "rope_2d", {
       match: () => true,
       rewrite: (n, { b }) => {
@@ -51,11 +54,12 @@ export const lowerRope = definePass<{ layout: LoweringLayout }>({
         const tag = `rope ${heads}x${C / heads} on ${grid[0]}x${grid[1]}`;
         let tables: ReturnType<typeof ropeTables> | undefined;
         const get = () => (tables ??= ropeTables(heads, C, grid));
-        const swap = b.tensorConstant(`${tag} pair swap`, intTensor([C], Int32Array.from({ length: C }, (_, c) => c ^ 1)));
+        const swap = b.constant(shared(`${tag} swap`, () => ({ type: { dtype: "i32", shape: [C] }, source: `${tag} pair swap`, load: () => intTensor([C], Int32Array.from({ length: C }, (_, c) => c ^ 1)) })));
         const table = (which: "cos" | "sin") =>
-          layout === "tokens"
-            ? b.constant({ type: { dtype: "f32", shape: [1, L, C] }, source: `${tag} ${which}`, load: () => floatTensor([1, L, C], get()[which]) })
-            : b.constant({ type: { dtype: "f32", shape: [1, C, 1, L] }, source: `${tag} ${which} (C,L)`, load: () => floatTensor([1, C, 1, L], transposeLC(get()[which], L, C)) });
+          b.constant(shared(`${tag} ${which}`, () =>
+            layout === "tokens"
+              ? { type: { dtype: "f32", shape: [1, L, C] }, source: `${tag} ${which}`, load: () => floatTensor([1, L, C], get()[which]) }
+              : { type: { dtype: "f32", shape: [1, C, 1, L] }, source: `${tag} ${which} (C,L)`, load: () => floatTensor([1, C, 1, L], transposeLC(get()[which], L, C)) }));
         const xs = layout === "tokens" ? x : toChannelsFirst(b, x);
         const axis = layout === "tokens" ? 2 : 1;
         const y = b.op("add", [b.op("mul", [xs, table("cos")], {}), b.op("mul", [b.op("gather", [xs, swap], { axis }), table("sin")], {})], {});

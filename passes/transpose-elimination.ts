@@ -8,6 +8,7 @@
 // - collapse-layout-chain: a chain of reshapes/transposes is replaced by the fewest ops (none, one
 //   reshape or transpose, or reshape then transpose) that give the same strided view of its root;
 // - fold-layout-into-constant: reshape/transpose of a constant becomes a constant;
+// - layout-through-lut: reshape/transpose of a palettized weight moves onto its indices;
 // - sink-transpose-through-unary: f(transpose(x)) -> transpose(f(x)), so transposes can meet.
 // Decisions come from exact stride analysis (src/ir/views.ts), never from axis sizes matching.
 // Implements DESIGN §4 "transpose elimination".
@@ -15,7 +16,6 @@ import type { Graph, Node, Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asReshapeTranspose, asTranspose, isContiguous, reshapeView, rootView, transposeView, type View } from "../src/ir/views.js";
 import { transpose as transposeKernel } from "../src/kernels/layout.js";
-import { asFloat } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 
 const LAYOUT_OPS = ["reshape", "transpose"] as const;
@@ -96,9 +96,20 @@ const foldLayoutIntoConstant = rule("fold-layout-into-constant", LAYOUT_OPS, {
     const load =
       n.kind === "reshape"
         ? () => ({ ...src.load(), shape: type.shape })
-        : () => transposeKernel(asFloat(src.load()), (n as Extract<Node, { kind: "transpose" }>).attrs.perm);
+        : () => transposeKernel(src.load(), (n as Extract<Node, { kind: "transpose" }>).attrs.perm);
     const what = n.kind === "reshape" ? `reshaped to [${type.shape}]` : `transposed [${(n as Extract<Node, { kind: "transpose" }>).attrs.perm}]`;
     return ctx.b.constant({ type, source: `${src.source} ${what}`, load });
+  },
+});
+
+// layout(lut_to_dense(i, lut)) -> lut_to_dense(layout(i), lut): moves the layout onto the
+// constant indices, where it folds, so a palettized weight reaches its consumer in final layout
+const layoutThroughLut = rule("layout-through-lut", LAYOUT_OPS, {
+  match: (n, ctx) => ctx.producer(n.inputs[0]!)?.kind === "lut_to_dense" || "input is not a lut_to_dense",
+  rewrite: (n, ctx) => {
+    const l = ctx.producer(n.inputs[0]!)!;
+    const idx = ctx.b.op(n.kind, [l.inputs[0]!], n.attrs as never);
+    return ctx.b.op("lut_to_dense", [idx, l.inputs[1]!], {});
   },
 });
 
@@ -117,5 +128,5 @@ export const transposeElimination = definePass({
   requires: [],
   ensures: ["transposes:eliminated"],
   defaults: {},
-  run: (g: Graph, _o, log) => applyRules(g, [foldLayoutIntoConstant, collapseLayoutChain, sinkTransposeThroughUnary], { pass: "transpose-elimination", ...(log ? { log } : {}) }).graph,
+  run: (g: Graph, _o, log) => applyRules(g, [foldLayoutIntoConstant, layoutThroughLut, collapseLayoutChain, sinkTransposeThroughUnary], { pass: "transpose-elimination", ...(log ? { log } : {}) }).graph,
 });

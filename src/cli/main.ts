@@ -12,7 +12,7 @@ import { printGraph } from "../ir/print.js";
 import { verifyGraph } from "../ir/verify.js";
 import { buildModel, latentForResolution } from "../model/build.js";
 import { applyPipeline, BACKENDS, PIPELINE_NAMES, pipelinePasses } from "../driver/pipelines.js";
-import { compile, type ModelRef } from "../driver/compile.js";
+import { compile, parseQuantize, type ModelRef } from "../driver/compile.js";
 import { verify } from "../driver/verify.js";
 import { renderReportHtml } from "../driver/report-html.js";
 import { readReport } from "../driver/verify.js";
@@ -207,14 +207,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("width", { type: "string", describe: "comma-separated widths (default: every width the model holds)" })
           .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8)" })
           .option("precision", { choices: ["fp32", "fp16"] as const, default: "fp32" as const })
-          .option("quantize", { type: "string", default: "none", describe: "none (palettization: k4, k8, mixed[:BITS] arrive with the quantization work)" })
+          .option("quantize", { type: "string", default: "none", describe: "k-means palettization: none, k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3)" })
           .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })
           .option("out", { type: "string", demandOption: true, describe: "output folder" })
           .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX"),
       (a) => {
-        if (a.quantize !== "none") throw fail("badOption", { option: "quantize", value: a.quantize, expected: "none; palettization (k4, k8, mixed) is not built yet" });
-        if (a.calibration !== undefined) throw fail("usage", { detail: "--calibration is only used with --quantize mixed." });
+        const quantize = parseQuantize(a.quantize);
+        if (a.calibration !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--calibration is only used with --quantize mixed (it feeds the sensitivity probe)." });
         const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
         for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}${["coreml", "tflite"].includes(t) ? ` (the ${t} backend has not landed yet)` : ""}` });
         const { source, close } = openSource(a);
@@ -222,7 +222,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
           const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
-            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData,
+            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize,
+            ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
             onProgress: json ? undefined : (m) => io.err(m),
           });

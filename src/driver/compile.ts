@@ -12,11 +12,38 @@ import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
 import { applyPipeline, BACKENDS, pipelinePasses } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
+import type { Graph } from "../ir/graph.js";
+import type { FloatTensor } from "../kernels/tensor.js";
+import type { PipelineEntry } from "../pipeline/pass.js";
+import { allocateBits, averageBits, palettizableWeights, probeSensitivity, uniformBits } from "../quant/probe.js";
+import { syntheticInputs } from "./init.js";
 
 export type Precision = "fp32" | "fp16";
 
 /** Where the float model came from, so `verify` can rebuild the reference. */
 export type ModelRef = { preset: string; seed: number } | { checkpoint: string };
+
+export type QuantizeMode = { mode: "none" } | { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number };
+
+/** Parses --quantize none|k4|k8|mixed[:BITS] (default target 4.3, DESIGN §4). */
+export function parseQuantize(s: string): QuantizeMode {
+  const m = /^(none|k4|k8|mixed)(?::(\d+(?:\.\d+)?))?$/.exec(s);
+  const target = m?.[2] !== undefined ? Number(m[2]) : 4.3;
+  if (!m || (m[2] !== undefined && m[1] !== "mixed") || !(target >= 4 && target <= 8))
+    throw fail("badOption", { option: "quantize", value: s, expected: "none, k4, k8, mixed or mixed:BITS with 4 <= BITS <= 8 (e.g. mixed:4.3)" });
+  return m[1] === "mixed" ? { mode: "mixed", target } : { mode: m[1] as "none" | "k4" | "k8" };
+}
+
+export interface QuantizedLayer {
+  name: string;
+  width: Width;
+  shape: number[];
+  params: number;
+  bits: 4 | 8;
+  /** probe MSE at 4 bits (relative to output energy); null when no probe ran */
+  mse: number | null;
+  bytes: number;
+}
 
 export interface CompileOptions {
   source: WeightSource;
@@ -27,6 +54,9 @@ export interface CompileOptions {
   precision: Precision;
   out: string;
   externalData?: "auto" | "always" | "never";
+  quantize?: QuantizeMode;
+  /** calibration inputs for the probe; default: seeded inputs at the compiled shapes */
+  calibration?: Record<string, FloatTensor>;
   onProgress?: (message: string) => void;
 }
 
@@ -54,6 +84,7 @@ export interface CompileReport {
   precision: Precision;
   tolerances: { fp32: { maxRelErr: number }; fp16: { relL2: number } };
   artifacts: ArtifactRecord[];
+  quantization?: { mode: string; target?: number; averageBits: number; layers: QuantizedLayer[] };
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
@@ -64,15 +95,23 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   mkdirSync(o.out, { recursive: true });
   const artifacts: ArtifactRecord[] = [];
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
+  const quantize = o.quantize ?? { mode: "none" };
+  const qLayers: QuantizedLayer[] = [];
   for (const width of o.widths) {
     const model = buildModel(o.source, { width, ...(o.latentSize ? { latentSize: o.latentSize } : {}) });
     latentSize = model.latentSize;
     const before = graphStats(model.graph).ops;
+    let palettize: PipelineEntry[] = [];
+    if (quantize.mode !== "none") {
+      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(o.source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
+      qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
+      palettize = [{ pass: "palettize", options: { bits: plan.bits } }];
+    }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
       const t0 = performance.now();
       o.onProgress?.(`${target} w${width}: lowering`);
-      const g = applyPipeline(model.graph, target, { fp16: o.precision === "fp16" });
+      const g = applyPipeline(model.graph, target, { fp16: o.precision === "fp16", before: palettize });
       const stats = graphStats(g);
       const dir = join(o.out, widthTag(width));
       mkdirSync(dir, { recursive: true });
@@ -84,7 +123,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       });
       artifacts.push({
         target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision: o.precision,
-        params: paramCount(o.source.config, width), pipeline: [...pipelinePasses(target), ...(o.precision === "fp16" ? ["precision-fp16"] : [])],
+        params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target), ...(o.precision === "fp16" ? ["precision-fp16"] : [])],
         opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank, seconds: +((performance.now() - t0) / 1000).toFixed(3),
       });
     }
@@ -97,9 +136,30 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     precision: o.precision,
     tolerances: TOLERANCES,
     artifacts,
+    ...(quantize.mode !== "none"
+      ? { quantization: { mode: quantize.mode, ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
+      : {}),
   };
   const reportPath = join(o.out, "report.json");
   writeFileAtomic(reportPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(report, null, 2) + "\n")));
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
   return { report, reportPath };
+}
+
+/** Which weights get which bits: uniform for k4/k8, by the sensitivity probe for mixed. */
+function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string, FloatTensor>, progress: (m: string) => void): { bits: Record<string, 4 | 8>; layers: Omit<QuantizedLayer, "width">[] } {
+  const weights = palettizableWeights(g).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
+  let bits: Record<string, 4 | 8>;
+  let mse = new Map<string, number>();
+  if (q.mode === "mixed") {
+    progress("sensitivity probe");
+    const sens = probeSensitivity(g, calibration);
+    mse = new Map(sens.map((s) => [s.name, s.mse]));
+    bits = allocateBits(sens, q.target).bits;
+  } else bits = uniformBits(weights, q.mode === "k8" ? 8 : 4);
+  const layers = weights.map((w) => {
+    const b = bits[w.name] ?? 4;
+    return { name: w.name, shape: w.shape, params: w.params, bits: b, mse: mse.get(w.name) ?? null, bytes: Math.ceil((w.params * b) / 8) + (1 << b) * 4 };
+  });
+  return { bits, layers };
 }

@@ -9,7 +9,7 @@ import type { TargetBackend } from "../pipeline/target.js";
 import { fail } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
 import type { Legality } from "../pipeline/legality.js";
-import { buildPipeline, type Pipeline } from "../pipeline/pass.js";
+import { buildPipeline, type Pipeline, type PipelineEntry } from "../pipeline/pass.js";
 import { runPipeline, type PipelineRunOptions } from "../pipeline/run.js";
 
 export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Legality }> = {
@@ -28,10 +28,10 @@ export function pipelinePasses(name: string): string[] {
 }
 
 /** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
-export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> & { fp16?: boolean } = {}): Graph {
+export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> & { fp16?: boolean; before?: PipelineEntry[] } = {}): Graph {
   if (name === "none") return g;
   const t = TARGET_PIPELINES[name];
   if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
-  const entries = opts.fp16 ? [...t.pipeline.entries, { pass: "precision-fp16" }] : t.pipeline.entries;
+  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [{ pass: "precision-fp16" }] : [])];
   return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
 }

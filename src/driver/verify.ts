@@ -12,6 +12,11 @@ import type { CompileReport } from "./compile.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
 import { runFloatModel } from "./run.js";
+import { PASSES } from "../../passes/index.js";
+import { buildModel } from "../model/build.js";
+import type { Width } from "../model/config.js";
+import { buildPipeline } from "../pipeline/pass.js";
+import { runPipeline } from "../pipeline/run.js";
 
 export interface VerifyResult {
   path: string;
@@ -72,7 +77,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       const backend = BACKENDS[a.target];
       if (!backend) throw fail("usage", { detail: `${dir}: artifact ${a.path} has target "${a.target}", which this ditc cannot run.` });
       let ref = refs.get(a.width);
-      if (!ref) refs.set(a.width, (ref = runFloatModel(source, a.width, feeds)));
+      if (!ref) refs.set(a.width, (ref = referenceOutput(source, report, a.width, feeds)));
       const path = join(dir, a.path);
       const judge = (engine: string, out: FloatTensor | undefined, error?: string): VerifyResult => {
         const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
@@ -103,4 +108,15 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
   } finally {
     close();
   }
+}
+
+/** The IR interpreter's output for one width, with the same palettized weights when the compile quantized. */
+function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>): FloatTensor {
+  const layers = report.quantization?.layers.filter((l) => l.width === width) ?? [];
+  if (!layers.length) return runFloatModel(source, width as Width, feeds);
+  const latent = feeds.latent!, context = feeds.context!;
+  const model = buildModel(source, { width: width as Width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
+  const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));
+  const g = runPipeline(model.graph, buildPipeline({ name: "reference", entries: [{ pass: "palettize", options: { bits } }] }, PASSES));
+  return runGraph(g, feeds).velocity as FloatTensor;
 }

@@ -16,6 +16,8 @@ export interface RunOptions {
   precision?: Precision;
   /** called after each node with its index, for progress and profiling */
   onNode?: (node: Node, index: number) => void;
+  /** sees every node's operand and result tensors (calibration probes) */
+  observe?: (node: Node, inputs: readonly Tensor[], outputs: readonly Tensor[]) => void;
 }
 
 export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions = {}): Record<string, Tensor> {
@@ -61,6 +63,7 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
       throw e;
     }
     n.outputs.forEach((o, k) => live.set(o, finish(outs[k]!, o.type.dtype)));
+    opts.observe?.(n, ins, n.outputs.map((o) => live.get(o)!));
     for (const v of n.inputs) if (last.get(v) === i) live.delete(v);
     for (const o of n.outputs) if (!last.has(o)) live.delete(o);
     opts.onNode?.(n, i);

@@ -19,5 +19,12 @@ export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
     case "u8":
     case "bool":
       return view(d instanceof Uint8Array ? d : Uint8Array.from(d as ArrayLike<number>));
+    case "u4": {
+      // two per byte, the lower index in the low nibble (ONNX's and CoreML's packing)
+      const src = d as ArrayLike<number>;
+      const out = new Uint8Array(Math.ceil(src.length / 2));
+      for (let i = 0; i < src.length; i++) out[i >> 1]! |= (src[i]! & 15) << ((i & 1) * 4);
+      return out;
+    }
   }
 }

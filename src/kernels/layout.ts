@@ -1,15 +1,15 @@
 // Kernels that move data without arithmetic: transpose, slice, concat, split, gather, pixel shuffle.
 import { floatTensor, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
 
-export function transpose(x: FloatTensor, perm: readonly number[]): FloatTensor {
+export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
   const rank = x.shape.length;
   const outShape = perm.map((p) => x.shape[p]!);
   const inStrides = stridesOf(x.shape);
   const st = perm.map((p) => inStrides[p]!);
   const n = numel(outShape);
-  const out = new Float32Array(n);
-  const X = x.data;
-  if (rank === 0 || n === 0) return floatTensor(outShape, n ? X.slice() : out);
+  const X = x.data as Float32Array; // any typed array: only element moves happen here
+  const out = new (X.constructor as Float32ArrayConstructor)(n);
+  if (rank === 0 || n === 0) return { ...x, shape: outShape, data: n ? X.slice() : out };
   // innermost output axis runs in a tight loop; the rest are an odometer
   const last = rank - 1, lastN = outShape[last]!, lastS = st[last]!;
   const idx = new Array<number>(rank).fill(0);
@@ -24,7 +24,7 @@ export function transpose(x: FloatTensor, perm: readonly number[]): FloatTensor 
       idx[d] = 0;
     }
   }
-  return floatTensor(outShape, out);
+  return { ...x, shape: outShape, data: out };
 }
 
 /** Static slice: begin and size per axis (step 1). */

@@ -1,6 +1,6 @@
 // Data-movement ops (no arithmetic), constants and casts.
 import type { ConstValue } from "../ir/graph.js";
-import { isFloat, type DType } from "../ir/dtype.js";
+import { isFloat, isInteger, type DType } from "../ir/dtype.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { concat as concatK, gather as gatherK, pixelShuffle, slice as sliceK, split as splitK, transpose as transposeK } from "../kernels/layout.js";
 import { asFloat, floatTensor, normAxis, numel, type Tensor } from "../kernels/tensor.js";
@@ -37,7 +37,7 @@ const transpose = defineOp<{ perm: number[] }>({
     check(a.perm.length === r && [...a.perm].sort((p, q) => p - q).every((p, i) => p === i), `perm [${a.perm}] is not a permutation of ${r} axes`);
     return [{ dtype: x!.dtype, shape: a.perm.map((p) => x!.shape[p]!) }];
   },
-  kernel: ([x], a) => [transposeK(f(x!), a.perm)],
+  kernel: ([x], a) => [transposeK(x!, a.perm)],
   printAttrs: (a) => `[${a.perm}]`,
 });
 
@@ -86,7 +86,7 @@ const gather = defineOp<{ axis: number }>({
   infer: ([x, i], a) => {
     const r = x!.shape.length, axis = normAxis(a.axis, r);
     check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
-    check(i!.dtype === "i32" || i!.dtype === "i64" || i!.dtype === "u8", `indices must be integers, got ${i!.dtype}`);
+    check(isInteger(i!.dtype) && i!.dtype !== "bool", `indices must be integers, got ${i!.dtype}`);
     return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, axis), ...i!.shape, ...x!.shape.slice(axis + 1)] }];
   },
   kernel: ([x, i], a) => [gatherK(f(x!), i!, normAxis(a.axis, x!.shape.length))],
@@ -112,18 +112,40 @@ const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC" }>({
     a.layout === "NCHW" ? [pixelShuffle(f(x!), a.factor)] : [transposeK(pixelShuffle(transposeK(f(x!), [0, 3, 1, 2]), a.factor), [0, 2, 3, 1])],
 });
 
-/** Float <-> float casts; f16 rounds to half precision (values stay widened in memory). */
+/** Float <-> float casts (f16 rounds to half precision; values stay widened in memory), and integers to i32. */
 const cast = defineOp<{ to: DType }>({
   operands: ["x"],
   infer: ([x], a) => {
-    check(isFloat(x!.dtype) && isFloat(a.to), `only float casts are supported, got ${x!.dtype} -> ${a.to}`);
+    check((isFloat(x!.dtype) && isFloat(a.to)) || (isInteger(x!.dtype) && a.to === "i32"), `casts are float to float or integer to i32, got ${x!.dtype} -> ${a.to}`);
     return [{ dtype: a.to, shape: x!.shape }];
   },
   kernel: ([x], a) => {
+    if (a.to === "i32") return [{ dtype: "i32", shape: x!.shape, data: Int32Array.from(x!.data as ArrayLike<number>, Number) }];
     const data = f(x!).data.slice();
     if (a.to === "f16") roundToF16InPlace(data);
     return [floatTensor(x!.shape, data, a.to as "f32" | "f16")];
   },
 });
 
-export const layoutOps = { const: constant, reshape, transpose, slice, concat, split, gather, pixel_shuffle, cast };
+/**
+ * A palettized weight: out[i] = lut[indices[i]]. Indices are u4 (16 entries) or u8 (256);
+ * CoreML maps this to constexpr_lut_to_dense, ONNX and TFLite to an in-graph lookup.
+ */
+const lut_to_dense = defineOp<Record<string, never>>({
+  operands: ["indices", "lut"],
+  infer: ([i, l]) => {
+    check(i!.dtype === "u4" || i!.dtype === "u8", `indices must be u4 or u8, got ${i!.dtype}`);
+    requireFloat(l!, "lut");
+    requireRank(l!, 1, "lut");
+    check(l!.shape[0] === (i!.dtype === "u4" ? 16 : 256), `a ${i!.dtype} palette has ${i!.dtype === "u4" ? 16 : 256} entries, the LUT has ${l!.shape[0]}`);
+    return [{ dtype: l!.dtype, shape: i!.shape }];
+  },
+  kernel: ([i, l]) => {
+    const idx = i!.data as Uint8Array, lut = f(l!).data;
+    const out = new Float32Array(idx.length);
+    for (let k = 0; k < idx.length; k++) out[k] = lut[idx[k]!]!;
+    return [floatTensor(i!.shape, out, l!.dtype as "f32" | "f16")];
+  },
+});
+
+export const layoutOps = { const: constant, reshape, transpose, slice, concat, split, gather, pixel_shuffle, cast, lut_to_dense };

@@ -13,7 +13,7 @@ import { numel } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, encodeModel, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./proto.js";
 
-export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, bool: ONNX_DTYPE.BOOL };
+export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, u4: ONNX_DTYPE.UINT4, bool: ONNX_DTYPE.BOOL };
 
 /** Protobuf cannot hold 2 GiB; keep a margin for the graph itself. */
 const INLINE_LIMIT = 1.5 * 2 ** 30;
@@ -162,6 +162,12 @@ export const EMIT_ONNX: { [K in OpKind]?: EmitFn<K> } = {
       kernel_shape: { ints: [kh, kw] }, strides: { ints: n.attrs.stride }, pads: { ints: [t, left, b, r] }, dilations: { ints: [1, 1] }, group: { int: n.attrs.groups },
     }, l);
   },
+  // palettized weight: lut[indices] as Cast(indices -> int32) + Gather (ONNX has no LUT op; Gather needs int32/int64)
+  lut_to_dense: (n, w, l) => {
+    const idx = w.tmp("idx32");
+    w.node("Cast", [w.name(n.inputs[0]!)], [idx], { to: { int: ONNX_DTYPE.INT32 } }, `${l}_cast`);
+    w.node("Gather", [w.name(n.inputs[1]!), idx], [w.name(n.outputs[0]!)], { axis: { int: 0 } }, l);
+  },
   // DepthToSpace's CRD mode reads channel c·r² + i·r + j, PyTorch's pixel-shuffle order
   pixel_shuffle: (n, w, l) => w.node("DepthToSpace", [w.name(n.inputs[0]!)], [w.name(n.outputs[0]!)], { blocksize: { int: n.attrs.factor }, mode: { str: "CRD" } }, l),
 };
@@ -191,7 +197,7 @@ function assignNames(g: Graph): Map<Value, string> {
   for (const n of g.nodes)
     for (const o of n.outputs) {
       if (names.has(o)) continue;
-      if (n.kind === "const") claim(o, /^[\w.]+$/.test(n.attrs.value.source) ? n.attrs.value.source : `const_${o.id}`);
+      if (n.kind === "const") claim(o, n.attrs.value.source.replace(/[^\w.]+/g, "_").replace(/^_+|_+$/g, "") || `const_${o.id}`);
       else claim(o, `v${o.id}`);
     }
   return names;
@@ -216,7 +222,8 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     const v = n.outputs[0]!;
     return { name: names.get(v)!, dataType: ONNX_DTYPE_OF[v.type.dtype]!, dims: [...v.type.shape] };
   };
-  const isWeight = (c: ConstValue) => (c.type.dtype === "f32" || c.type.dtype === "f16") && numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype] >= EXTERNAL_MIN_BYTES;
+  // weights and palette indices go external; int64 shape constants stay inline (ORT needs them there)
+  const isWeight = (c: ConstValue) => ["f32", "f16", "u8", "u4"].includes(c.type.dtype) && numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype] >= EXTERNAL_MIN_BYTES;
   if (external) {
     writeFileAtomic(dataPath, (fd) => {
       for (const n of consts) {

@@ -58,7 +58,7 @@ const root = protobuf.Root.fromJSON({
 export const ModelProto = root.lookupType("onnx.ModelProto");
 
 /** TensorProto.DataType values used here. */
-export const ONNX_DTYPE = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
+export const ONNX_DTYPE = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, UINT4: 21 } as const;
 /** AttributeProto.AttributeType values used here. */
 export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 export const DATA_LOCATION_EXTERNAL = 1;

@@ -14,7 +14,7 @@ import { floatTensor, numel, type Tensor } from "../../src/kernels/tensor.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, decodeModel, ONNX_DTYPE, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from "./proto.js";
 
 const MAX_MODEL_BYTES = 2 ** 31 - 1; // a protobuf cannot be larger
-const DTYPE_OF_ONNX: Record<number, DType> = { [ONNX_DTYPE.FLOAT]: "f32", [ONNX_DTYPE.FLOAT16]: "f16", [ONNX_DTYPE.INT32]: "i32", [ONNX_DTYPE.INT64]: "i64", [ONNX_DTYPE.UINT8]: "u8", [ONNX_DTYPE.BOOL]: "bool" };
+const DTYPE_OF_ONNX: Record<number, DType> = { [ONNX_DTYPE.FLOAT]: "f32", [ONNX_DTYPE.FLOAT16]: "f16", [ONNX_DTYPE.INT32]: "i32", [ONNX_DTYPE.INT64]: "i64", [ONNX_DTYPE.UINT8]: "u8", [ONNX_DTYPE.UINT4]: "u4", [ONNX_DTYPE.BOOL]: "bool" };
 const BFLOAT16 = 16;
 
 export interface OnnxReadResult {
@@ -78,9 +78,9 @@ class Reader {
     if (!dtype) throw this.bad(where, `has data_type ${dtypeCode}, which ditc does not read (FLOAT, FLOAT16, BFLOAT16, INT32, INT64, UINT8, BOOL)`);
     const shape = t.dims ?? [];
     if (shape.length > 8 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw this.bad(where, `has invalid dims [${shape}]`);
-    const elemBytes = dtypeCode === BFLOAT16 ? 2 : BYTES_PER_ELEMENT[dtype];
-    const need = shape.reduce((s, d) => s * BigInt(d), BigInt(elemBytes));
     const n = numel(shape);
+    // UINT4 packs two per byte (low nibble first), so its size is rounded up, not multiplied
+    const need = dtype === "u4" ? (shape.reduce((s, d) => s * BigInt(d), 1n) + 1n) / 2n : shape.reduce((s, d) => s * BigInt(d), BigInt(dtypeCode === BFLOAT16 ? 2 : BYTES_PER_ELEMENT[dtype]));
     const decode = (bytes: Uint8Array): Tensor => {
       const buf = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
       const ab = buf.buffer, off = buf.byteOffset;
@@ -90,6 +90,7 @@ class Reader {
         case BFLOAT16: return floatTensor(shape, decodeBF16(new Uint16Array(ab, off, n)));
         case ONNX_DTYPE.INT32: return { dtype: "i32", shape, data: new Int32Array(ab, off, n).slice() };
         case ONNX_DTYPE.INT64: return { dtype: "i64", shape, data: new BigInt64Array(ab, off, n).slice() };
+        case ONNX_DTYPE.UINT4: return { dtype: "u4", shape, data: Uint8Array.from({ length: n }, (_, i) => (buf[i >> 1]! >> ((i & 1) * 4)) & 15) };
         default: return { dtype, shape, data: new Uint8Array(ab, off, n).slice() };
       }
     };
@@ -247,7 +248,7 @@ const READ_ONNX: Record<string, Handler> = {
   Gather: ([x, idx], a, r, w) => [r.b.op("gather", [v(r, x!, w), v(r, idx!, w)], { axis: attrInt(a, "axis", 0) })],
   Cast: ([x], a, r, w) => {
     const to = DTYPE_OF_ONNX[attrInt(a, "to")];
-    if (to !== "f32" && to !== "f16") throw r.bad(w, `Cast to data_type ${attrInt(a, "to")} is not supported (float casts only)`);
+    if (to !== "f32" && to !== "f16" && to !== "i32") throw r.bad(w, `Cast to data_type ${attrInt(a, "to")} is not supported (FLOAT, FLOAT16, INT32)`);
     return [r.b.op("cast", [v(r, x!, w)], { to })];
   },
   Einsum: (ins, a, r, w) => [r.b.op("einsum", ins.map((x) => v(r, x, w)), { equation: attrStr(a, "equation", "") })],

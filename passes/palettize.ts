@@ -1,0 +1,71 @@
+// palettize: replaces linear/conv weights by k-means palettized constants (DESIGN §4).
+//
+//   %w = const "down.0.ffn.fc1.weight" : f32[512,256]
+//     ==>  %i = const "…fc1.weight indices" : u4[512,256]
+//          %l = const "…fc1.weight lut" : f32[16]
+//          %w = lut_to_dense(%i, %l) : f32[512,256]
+//
+// Options: bits, a map from checkpoint tensor name to 4 or 8; weights not named stay dense.
+// The clustering (src/quant/kmeans.ts) runs when a backend first loads either constant and is
+// dropped once both are loaded, so palettized weights stream like dense ones.
+import type { ConstValue, Graph, Value } from "../src/ir/graph.js";
+import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
+import { asFloat, floatTensor } from "../src/kernels/tensor.js";
+import { definePass } from "../src/pipeline/pass.js";
+import { palettize as cluster, type Palettized } from "../src/quant/kmeans.js";
+
+/** Weights up to this many elements keep their clustering for later runs (interpreter reuse). */
+const KEEP_ELEMENTS = 1 << 22;
+
+/** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
+function palettizedConstants(w: ConstValue, bits: 4 | 8): [ConstValue, ConstValue] {
+  let cached: Palettized | undefined;
+  const pending = new Set(["indices", "lut"]);
+  const keep = w.type.shape.reduce((a, b) => a * b, 1) <= KEEP_ELEMENTS;
+  const take = (part: "indices" | "lut") => {
+    cached ??= cluster(asFloat(w.load()).data, bits);
+    const r = cached;
+    pending.delete(part);
+    if (!pending.size && !keep) {
+      cached = undefined;
+      pending.add("indices").add("lut");
+    }
+    return r;
+  };
+  const k = 1 << bits;
+  return [
+    { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
+    { type: { dtype: "f32", shape: [k] }, source: `${w.source} lut`, load: () => floatTensor([k], take("lut").lut) },
+  ];
+}
+
+export const palettizeWeights = definePass<{ bits: Record<string, 4 | 8> }>({
+  name: "palettize",
+  summary: "k-means palettize linear/conv weights into 16- or 256-entry LUTs",
+  requires: [],
+  ensures: [],
+  defaults: { bits: {} },
+  run: (g: Graph, o, log) => {
+    const done = new Map<Value, Value>();
+    const weightOf = (n: { inputs: readonly Value[] }, ctx: RewriteContext) => {
+      const p = ctx.producer(n.inputs[1]!);
+      return p?.kind === "const" && o.bits[p.attrs.value.source] ? p : undefined;
+    };
+    const rules = [
+      rule("palettize-weight", ["linear", "conv2d"], {
+        match: (n, ctx) => weightOf(n, ctx) !== undefined || "weight is not a listed constant",
+        rewrite: (n, ctx) => {
+          const c = weightOf(n, ctx)!;
+          let w = done.get(c.outputs[0]!);
+          if (!w) {
+            const [ic, lc] = palettizedConstants(c.attrs.value, o.bits[c.attrs.value.source]!);
+            w = ctx.b.op("lut_to_dense", [ctx.b.constant(ic), ctx.b.constant(lc)], {});
+            done.set(c.outputs[0]!, w);
+          }
+          return ctx.b.op(n.kind, [n.inputs[0]!, w, ...n.inputs.slice(2)], n.attrs as never);
+        },
+      }),
+    ];
+    return applyRules(g, rules, { pass: "palettize", mode: "once", ...(log ? { log } : {}) }).graph;
+  },
+});
