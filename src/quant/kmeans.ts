@@ -5,8 +5,8 @@
 // counts the fp16 bit patterns, the histogram is walked in value order, and the exact dynamic
 // programme runs over distinct values with their counts as weights, never over the raw
 // elements. The programme D[m][i] = min_j D[m-1][j-1] + SSE(j..i) is solved layer by layer with
-// divide and conquer (the optimal split point is monotone in i, since SSE of contiguous sorted
-// runs satisfies the quadrangle inequality): O(k · n log n) for n distinct values.
+// divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
+// optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
 import { f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
@@ -75,22 +75,30 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
   const split: Int32Array[] = [];
   for (let i = 0; i < n; i++) prev[i] = sse(0, i);
   split.push(new Int32Array(n)); // one cluster: starts at 0
+  // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i). The best j is monotone in i, so
+  // divide and conquer fixes the middle row and splits the candidate range; the previous layer's
+  // best j at the same i is a lower bound too (adding a cluster never moves it left).
   for (let c = 1; c < m; c++) {
-    const arg = new Int32Array(n).fill(0);
-    cur.fill(Infinity);
-    // cur[i] = min over j in [c, i] of prev[j-1] + sse(j, i); opt j is monotone in i
+    const arg = new Int32Array(n);
+    const below = split[c - 1]!;
+    const p = prev, out = cur;
     const solve = (lo: number, hi: number, jlo: number, jhi: number): void => {
-      if (lo > hi) return;
-      const mid = (lo + hi) >> 1;
-      let best = Infinity, bestJ = jlo;
-      for (let j = Math.max(jlo, c); j <= Math.min(jhi, mid); j++) {
-        const v = prev[j - 1]! + sse(j, mid);
-        if (v < best) (best = v), (bestJ = j);
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const Wi = W[mid + 1]!, S1i = S1[mid + 1]!, S2i = S2[mid + 1]!;
+        let best = Infinity, bestJ = jlo;
+        const from = Math.max(jlo, c, below[mid]!), to = Math.min(jhi, mid);
+        for (let j = from; j <= to; j++) {
+          const s1 = S1i - S1[j]!;
+          const v = p[j - 1]! + (S2i - S2[j]! - (s1 * s1) / (Wi - W[j]!));
+          if (v < best) (best = v), (bestJ = j);
+        }
+        out[mid] = best;
+        arg[mid] = bestJ;
+        solve(lo, mid - 1, jlo, bestJ); // left half recursively, right half by looping
+        lo = mid + 1;
+        jlo = bestJ;
       }
-      cur[mid] = best;
-      arg[mid] = bestJ;
-      solve(lo, mid - 1, jlo, bestJ);
-      solve(mid + 1, hi, bestJ, jhi);
     };
     solve(c, n - 1, c, n - 1);
     split.push(arg);

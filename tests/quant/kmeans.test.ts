@@ -98,3 +98,30 @@ describe("exact 1-D k-means", () => {
     expect(e8).toBeLessThan(e4 / 50);
   });
 });
+
+/** The plain O(k·n²) programme, to check the divide-and-conquer bounds on larger inputs. */
+function naiveDp(values: number[], counts: number[], k: number): number {
+  const n = values.length;
+  const W = [0], S1 = [0], S2 = [0];
+  values.forEach((v, i) => (W.push(W[i]! + counts[i]!), S1.push(S1[i]! + counts[i]! * v), S2.push(S2[i]! + counts[i]! * v * v)));
+  const sse = (j: number, i: number) => S2[i + 1]! - S2[j]! - (S1[i + 1]! - S1[j]!) ** 2 / (W[i + 1]! - W[j]!);
+  let prev = values.map((_, i) => sse(0, i));
+  for (let c = 1; c < Math.min(k, n); c++) {
+    const cur = values.map(() => Infinity);
+    for (let i = c; i < n; i++) for (let j = c; j <= i; j++) cur[i] = Math.min(cur[i]!, prev[j - 1]! + sse(j, i));
+    prev = cur;
+  }
+  return prev[n - 1]!;
+}
+
+test("the divide-and-conquer programme equals the plain O(k·n²) one on a few hundred values", () => {
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.integer({ min: -4000, max: 4000 }), { minLength: 20, maxLength: 300 }), fc.integer({ min: 2, max: 20 }), fc.nat(1000), (xs, k, seed) => {
+      const values = xs.sort((a, b) => a - b).map((x) => x / 1000);
+      const counts = values.map((_, i) => 1 + ((i * 7919 + seed) % 13));
+      const r = kmeans1d(Float64Array.from(values), Float64Array.from(counts), k);
+      expect(r.cost).toBeCloseTo(naiveDp(values, counts, k), 6);
+    }),
+    { numRuns: 40 },
+  );
+});
