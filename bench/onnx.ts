@@ -1,12 +1,14 @@
 // ONNX benchmarks: the onnx pipeline against the unoptimized baseline on onnxruntime-node, ditc's
 // reader-interpreter against onnxruntime on the same file, and the full preset end to end.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PASSES } from "../passes/index.js";
 import { syntheticInputs } from "../src/driver/init.js";
+import { compile, type QuantizeMode } from "../src/driver/compile.js";
+import { writeTensorFile } from "../src/checkpoint/tensors.js";
 import { runGraph } from "../src/interp/interpreter.js";
 import { buildModel } from "../src/model/build.js";
 import { presetConfig } from "../src/model/config.js";
@@ -72,6 +74,36 @@ export function benchOnnxFull(res = 256) {
     const ran = child("ort-run", join(dir, "w1000", "model.onnx"), String(res));
     console.log(`  onnxruntime: load ${ran.loadSeconds.toFixed(1)} s, forward ${ran.runSeconds.toFixed(2)} s, peak RSS ${(ran.maxRssBytes / 2 ** 30).toFixed(2)} GiB, finite ${ran.finite}`);
     return { resolution: res, compile: compiled, onnxruntime: ran };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Palettized ONNX on ORT: the Cast+Gather LUT chain, run with ORT's default constant folding
+ * (which expands it to dense fp32 weights at load) and with folding off (weights stay 4-bit in
+ * memory and are decoded on every run), against the dense fp32 model. Each in its own process.
+ */
+export function benchOnnxPalettized() {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-bench-pal-"));
+  try {
+    const c = presetConfig("mini");
+    const src = syntheticSource(c, 0);
+    const inputsPath = join(dir, "in.safetensors");
+    writeTensorFile(inputsPath, syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens }));
+    const rows: Record<string, unknown>[] = [];
+    for (const quantize of [{ mode: "none" }, { mode: "k4" }] as QuantizeMode[]) {
+      const out = join(dir, quantize.mode);
+      const { report } = compile({ source: src, ref: { preset: "mini", seed: 0 }, targets: ["onnx"], widths: [1], precision: "fp32", out, quantize });
+      const model = join(out, report.artifacts[0]!.path);
+      for (const folding of quantize.mode === "none" ? ["on"] : ["on", "off"]) {
+        const r = JSON.parse(execFileSync(process.execPath, [join(here, "onnx-child.js"), "ort-session", model, inputsPath, folding], { encoding: "utf8" }));
+        const row = { weights: quantize.mode === "none" ? "fp32" : "k4 LUT (Cast+Gather)", constantFolding: folding, fileBytes: statSync(model).size, ...r };
+        rows.push(row);
+        console.log(`ORT mini ${row.weights}, folding ${folding}: file ${(row.fileBytes / 2 ** 20).toFixed(1)} MiB, load ${r.loadSeconds.toFixed(2)} s, session +${(r.sessionBytes / 2 ** 20).toFixed(0)} MiB, run ${(r.runSeconds * 1000).toFixed(1)} ms`);
+      }
+    }
+    return rows;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,8 @@ import { presetConfig, WIDTHS } from "../src/model/config.js";
 import { paramSpecs } from "../src/model/params.js";
 import { syntheticSource, type WeightSource } from "../src/model/weights.js";
 import { machine } from "./machine.js";
-import { benchOnnxFull, benchOnnxMini } from "./onnx.js";
+import { benchOnnxFull, benchOnnxMini, benchOnnxPalettized } from "./onnx.js";
+import { benchQuantFull, benchQuantQuality } from "./quant.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -108,7 +109,10 @@ const results = {
   pipelinesFull1024: benchPipelines(),
   initFullF16: quick || args.has("--skip-full") ? null : benchInitFull(),
   onnxMini: await benchOnnxMini(quick),
+  onnxPalettized: benchOnnxPalettized(),
   onnxFull256: quick || args.has("--skip-full") ? null : benchOnnxFull(256),
+  quantQuality: benchQuantQuality(),
+  quantFull: quick || args.has("--skip-full") ? null : benchQuantFull(),
 };
 const file = join(root, "bench", "results.json");
 mkdirSync(dirname(file), { recursive: true });

@@ -154,10 +154,33 @@ function parseEntry(file: string, name: string, raw: unknown, dataSize: number):
 
 export interface TensorToWrite {
   name: string;
-  dtype: "F32" | "F16";
+  dtype: "F32" | "F16" | "U8";
   shape: number[];
-  /** Produces the values in row-major order, in as many chunks as it likes. */
-  produce(emit: (chunk: Float32Array) => void): void;
+  /** Produces the values in row-major order, in as many chunks as it likes (U8: bytes). */
+  produce(emit: (chunk: Float32Array | Uint8Array) => void): void;
+}
+
+/** The header bytes (JSON padded to 8-byte alignment, length prefix included) for tensors in this order. */
+export function safetensorsHeader(tensors: readonly { name: string; dtype: keyof typeof ST_DTYPE_BYTES; shape: readonly number[] }[], metadata: Record<string, string> = {}): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((s, d) => s * d, ST_DTYPE_BYTES[t.dtype]);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data section to 8 bytes
+  const body = Buffer.from(json, "utf8");
+  const out = Buffer.alloc(8 + body.length);
+  out.writeBigUInt64LE(BigInt(body.length));
+  body.copy(out, 8);
+  return out;
+}
+
+export function byName<T extends { name: string }>(tensors: readonly T[]): T[] {
+  return [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /**
@@ -165,28 +188,15 @@ export interface TensorToWrite {
  * atomically (temp name + rename). Tensors are written in name order so output is deterministic.
  */
 export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): void {
-  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const t of sorted) {
-    const bytes = t.shape.reduce((s, d) => s * d, t.dtype === "F32" ? 4 : 2);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data section to 8 bytes
-  const hbytes = Buffer.from(json, "utf8");
+  const sorted = byName(tensors);
+  const header = safetensorsHeader(sorted, metadata);
   writeFileAtomic(path, (fd) => {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(hbytes.length));
-    writeAll(fd, len);
-    writeAll(fd, hbytes);
+    writeAll(fd, header);
     for (const t of sorted) {
       const want = t.shape.reduce((s, d) => s * d, 1);
       let wrote = 0;
       t.produce((chunk) => {
-        const enc = t.dtype === "F32" ? chunk : encodeF16(chunk);
+        const enc = t.dtype === "F16" ? encodeF16(chunk as Float32Array) : chunk;
         writeAll(fd, new Uint8Array(enc.buffer, enc.byteOffset, enc.byteLength));
         wrote += chunk.length;
       });

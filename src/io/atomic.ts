@@ -46,3 +46,29 @@ export function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
+
+/** writeFileAtomic for writers that await between writes (worker results, say). */
+export async function writeFileAtomicAsync(path: string, write: (fd: number) => Promise<void>): Promise<void> {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (e) {
+    throw fail("outputPath", { path, problem: (e as Error).message });
+  }
+  const tmp = tempPathFor(path);
+  const fd = openSync(tmp, "wx");
+  try {
+    await write(fd);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(tmp, { force: true });
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw fail("outputPath", { path, problem: "the disk is full" });
+    throw e;
+  }
+}

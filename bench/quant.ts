@@ -1,0 +1,73 @@
+// Palettization benchmarks: quality on mini (output SNR against the float model) and speed on
+// the full preset's f16 checkpoint against the coremltools-style k-means, in the same run.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PASSES } from "../passes/index.js";
+import { syntheticInputs, writeSyntheticCheckpoint } from "../src/driver/init.js";
+import type { Graph } from "../src/ir/graph.js";
+import { runGraph } from "../src/interp/interpreter.js";
+import { buildModel } from "../src/model/build.js";
+import { presetConfig } from "../src/model/config.js";
+import { Rng } from "../src/model/synthetic.js";
+import { syntheticSource } from "../src/model/weights.js";
+import { buildPipeline } from "../src/pipeline/pass.js";
+import { runPipeline } from "../src/pipeline/run.js";
+import { allocateBits, probeSensitivity, uniformBits } from "../src/quant/probe.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function benchQuantQuality() {
+  const c = presetConfig("mini");
+  const g = buildModel(syntheticSource(c, 0), { width: 1 }).graph;
+  const shapes = { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens };
+  const inputs = syntheticInputs(c, 1, shapes), calibration = syntheticInputs(c, 2, shapes);
+  const float = runGraph(g, inputs).velocity!.data as Float32Array;
+  const snr = (bits: Record<string, 4 | 8>) => {
+    const q = runGraph(runPipeline(g, buildPipeline({ name: "q", entries: [{ pass: "palettize", options: { bits } }] }, PASSES)) as Graph, inputs).velocity!.data as Float32Array;
+    let s = 0, n = 0;
+    float.forEach((v, i) => ((s += v * v), (n += (q[i]! - v) ** 2)));
+    return +(10 * Math.log10(s / n)).toFixed(2);
+  };
+  const t0 = performance.now();
+  const sens = probeSensitivity(g, calibration);
+  const probeSeconds = (performance.now() - t0) / 1000;
+  const mixed = allocateBits(sens, 4.3);
+  const eight = sens.filter((s) => mixed.bits[s.name] === 8).length;
+  const rng = new Rng(7);
+  const random = [0, 1, 2].map(() => {
+    const pick = sens.map((s) => s.name).sort(() => rng.uniform() - 0.5).slice(0, eight);
+    return snr({ ...uniformBits(sens, 4), ...Object.fromEntries(pick.map((n) => [n, 8 as const])) });
+  });
+  const r = {
+    model: "mini, width 1, synthetic weights with heavy tails, output SNR (dB) vs the float model",
+    k4: snr(uniformBits(sens, 4)), mixed: snr(mixed.bits), mixedAverageBits: +mixed.averageBits.toFixed(3), k8: snr(uniformBits(sens, 8)),
+    randomSameCount8BitLayers: random, probeSeconds: +probeSeconds.toFixed(2), layers8bit: eight, layers: sens.length,
+  };
+  console.log(`quality (mini): k4 ${r.k4} dB, mixed:4.3 ${r.mixed} dB (avg ${r.mixedAverageBits} bits), k8 ${r.k8} dB, random ${eight} 8-bit layers ${random.join("/")} dB`);
+  return r;
+}
+
+export function benchQuantFull() {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-bench-q-"));
+  try {
+    const ck = join(dir, "full-f16.safetensors");
+    writeSyntheticCheckpoint(presetConfig("full"), 0, ck, "f16");
+    const child = (...a: string[]) => JSON.parse(execFileSync(process.execPath, [join(here, "quant-child.js"), ...a], { encoding: "utf8", maxBuffer: 1 << 20 }));
+    const out: Record<string, unknown> = {};
+    for (const [bits, workers] of [[4, 2], [4, 1], [8, 2]] as const) {
+      const r = child("ditc", ck, join(dir, `k${bits}.safetensors`), String(bits), String(workers));
+      out[`k${bits}_workers${workers}`] = r;
+      console.log(`palettize full (f16, ${(r.params / 1e9).toFixed(2)}B weights) k${bits}, ${workers} worker(s): ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 30).toFixed(2)} GiB`);
+    }
+    const sorted = child("sorted", ck, "4");
+    const ours = (out.k4_workers2 as { seconds: number }).seconds, ours1 = (out.k4_workers1 as { seconds: number }).seconds;
+    out.coremltoolsStyleK4 = { ...sorted, speedupTwoWorkers: +(sorted.seconds / ours).toFixed(1), speedupOneWorker: +(sorted.seconds / ours1).toFixed(1) };
+    console.log(`  coremltools-style k4 (sort + unique + same DP): ${sorted.seconds.toFixed(1)} s -> ditc is ${(sorted.seconds / ours).toFixed(1)}x faster with 2 workers, ${(sorted.seconds / ours1).toFixed(1)}x with 1`);
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

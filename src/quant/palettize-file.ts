@@ -1,0 +1,80 @@
+// Palettizes every linear/conv weight of a checkpoint into a safetensors file of indices and
+// LUTs with worker threads. Each weight is read once; up to two per worker are clustered at a
+// time while results are written in name order, so memory holds a few tensors, not the model,
+// and the output does not depend on the worker count. 4-bit indices are packed two per byte,
+// low nibble first (stored as U8, safetensors having no 4-bit type).
+import { Worker } from "node:worker_threads";
+import { byName, safetensorsHeader } from "../checkpoint/safetensors.js";
+import { writeAll, writeFileAtomicAsync } from "../io/atomic.js";
+import { encodeF16 } from "../kernels/fp16.js";
+import { tensorBytes } from "../io/encode.js";
+import { paramSpecs } from "../model/params.js";
+import { openCheckpoint } from "../model/weights.js";
+
+export interface PalettizeFileResult {
+  tensors: number;
+  params: number;
+  bytesWritten: number;
+  seconds: number;
+}
+
+type Result = { indices: Uint8Array; lut: Float32Array };
+
+/** The compiled worker; under a TypeScript test runner this module is the .ts source, so point at dist/. */
+const WORKER = import.meta.url.endsWith(".ts") ? new URL("../../dist/src/quant/worker.js", import.meta.url) : new URL("./worker.js", import.meta.url);
+
+export async function palettizeCheckpoint(input: string, output: string, bitsFor: (name: string) => 4 | 8, workers = 2): Promise<PalettizeFileResult> {
+  const t0 = performance.now();
+  const ck = openCheckpoint(input);
+  const weights = paramSpecs(ck.config).filter((s) => s.init === "weight" && s.shape.length >= 2 && !s.width);
+  const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const entries = byName(
+    weights.flatMap((w) => {
+      const n = numel(w.shape), bits = bitsFor(w.name);
+      return [
+        { name: `${w.name}.indices`, dtype: "U8" as const, shape: [bits === 4 ? Math.ceil(n / 2) : n], weight: w.name },
+        { name: `${w.name}.lut`, dtype: "F16" as const, shape: [1 << bits], weight: w.name },
+      ];
+    }),
+  );
+  const order = entries.filter((_, i) => i % 2 === 0).map((e) => e.weight); // weights in the order their data is written
+  if (!entries.every((e, i) => e.weight === order[i >> 1] && e.name.endsWith(i % 2 ? ".lut" : ".indices")))
+    throw new Error("internal: index and LUT entries of a weight are not adjacent in name order");
+  const pool = Array.from({ length: Math.max(1, workers) }, () => new Worker(WORKER));
+  const waiting = new Map<number, (r: Result) => void>();
+  for (const w of pool) w.on("message", (m: Result & { id: number }) => waiting.get(m.id)?.(m));
+  const submit = (id: number): Promise<Result> => {
+    const data = ck.file.readFloat(order[id]!);
+    return new Promise((resolve) => {
+      waiting.set(id, resolve);
+      pool[id % pool.length]!.postMessage({ id, data, bits: bitsFor(order[id]!) }, [data.buffer as ArrayBuffer]);
+    });
+  };
+  let params = 0;
+  try {
+    await writeFileAtomicAsync(output, async (fd) => {
+      writeAll(fd, safetensorsHeader(entries, { palettized: input }));
+      const inFlight: Promise<Result>[] = [];
+      let next = 0;
+      const fill = () => {
+        while (next < order.length && inFlight.length < pool.length * 2) inFlight.push(submit(next++));
+      };
+      fill();
+      for (const name of order) {
+        const r = await inFlight.shift()!;
+        fill();
+        params += r.indices.length;
+        const bits = bitsFor(name);
+        // entries sort "<name>.indices" before "<name>.lut", the order written here
+        writeAll(fd, bits === 4 ? tensorBytes({ dtype: "u4", shape: [r.indices.length], data: r.indices }, "u4") : r.indices);
+        const lut = encodeF16(r.lut);
+        writeAll(fd, new Uint8Array(lut.buffer, lut.byteOffset, lut.byteLength));
+      }
+    });
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+    ck.close();
+  }
+  const bytesWritten = entries.reduce((s, e) => s + e.shape[0]! * (e.dtype === "U8" ? 1 : 2), 0);
+  return { tensors: order.length, params, bytesWritten, seconds: (performance.now() - t0) / 1000 };
+}
