@@ -29,6 +29,9 @@ export interface TensorEntry {
 }
 
 export class SafetensorsFile {
+  /** bytes of tensor data read so far (to check that multi-width compiles read each weight once) */
+  bytesRead = 0;
+
   private constructor(
     readonly path: string,
     private readonly fd: number,
@@ -94,6 +97,13 @@ export class SafetensorsFile {
     return new SafetensorsFile(path, fd, dataStart, entries, metadata);
   }
 
+  /** total bytes of tensor data the header declares */
+  get dataBytes(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.end - e.begin;
+    return n;
+  }
+
   names(): string[] {
     return [...this.entries.keys()];
   }
@@ -104,11 +114,16 @@ export class SafetensorsFile {
     return e;
   }
 
-  /** Reads one float tensor from disk and widens it to float32. */
-  readFloat(name: string): Float32Array {
+  /** Reads one float tensor (from disk, or from `cache` when it holds it) and widens it to float32. */
+  readFloat(name: string, cache?: Map<string, Uint8Array>): Float32Array {
     const e = this.entry(name);
     if (!FLOAT_DTYPES.includes(e.dtype)) throw fail("tensorDtype", { file: this.path, tensor: name, dtype: e.dtype });
-    const bytes = this.readBytes(e);
+    let bytes = cache?.get(name);
+    if (!bytes) {
+      bytes = this.readBytes(e);
+      cache?.set(name, bytes);
+    }
+    if (cache && e.dtype === "F32") return new Float32Array(bytes.slice().buffer); // the cached bytes stay intact
     if (e.dtype === "F32") return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
     return e.dtype === "F16" ? decodeF16(u16) : decodeBF16(u16);
@@ -116,6 +131,7 @@ export class SafetensorsFile {
 
   readBytes(e: TensorEntry): Uint8Array {
     const len = e.end - e.begin;
+    this.bytesRead += len;
     const buf = new Uint8Array(new ArrayBuffer(len)); // fresh, aligned for typed-array views
     let off = 0;
     while (off < len) {

@@ -7,7 +7,7 @@ import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { buildModel } from "../model/build.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount } from "../model/params.js";
-import type { WeightSource } from "../model/weights.js";
+import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
 import { applyPipeline, BACKENDS, pipelinePasses } from "./pipelines.js";
@@ -73,7 +73,6 @@ export interface ArtifactRecord {
   opsAfter: Record<string, number>;
   transposes: { total: number; inBlocks: number };
   maxRank: number;
-  seconds: number;
 }
 
 export interface CompileReport {
@@ -84,32 +83,40 @@ export interface CompileReport {
   precision: Precision;
   tolerances: { fp32: { maxRelErr: number }; fp16: { relL2: number } };
   artifacts: ArtifactRecord[];
+  /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
+  checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
   quantization?: { mode: string; target?: number; averageBits: number; layers: QuantizedLayer[] };
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
+
+/** Cache stored weights across widths when they fit this budget; larger models are re-read per width. */
+export const READ_CACHE_BYTES = 8 * 2 ** 30;
 
 export function compile(o: CompileOptions): { report: CompileReport; reportPath: string } {
   for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")} (the other backends have not landed)` });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
   mkdirSync(o.out, { recursive: true });
   const artifacts: ArtifactRecord[] = [];
+  const ck = "file" in o.source ? (o.source as Checkpoint) : undefined;
+  const readBefore = ck?.file.bytesRead ?? 0;
+  const cacheReads = ck !== undefined && o.widths.length > 1 && ck.file.dataBytes <= READ_CACHE_BYTES;
+  const source = cacheReads ? withReadCache(ck) : o.source;
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const quantize = o.quantize ?? { mode: "none" };
   const qLayers: QuantizedLayer[] = [];
   for (const width of o.widths) {
-    const model = buildModel(o.source, { width, ...(o.latentSize ? { latentSize: o.latentSize } : {}) });
+    const model = buildModel(source, { width, ...(o.latentSize ? { latentSize: o.latentSize } : {}) });
     latentSize = model.latentSize;
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     if (quantize.mode !== "none") {
-      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(o.source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
+      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
       qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
       palettize = [{ pass: "palettize", options: { bits: plan.bits } }];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
-      const t0 = performance.now();
       o.onProgress?.(`${target} w${width}: lowering`);
       const g = applyPipeline(model.graph, target, { fp16: o.precision === "fp16", before: palettize });
       const stats = graphStats(g);
@@ -124,7 +131,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       artifacts.push({
         target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision: o.precision,
         params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target), ...(o.precision === "fp16" ? ["precision-fp16"] : [])],
-        opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank, seconds: +((performance.now() - t0) / 1000).toFixed(3),
+        opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
       });
     }
   }
@@ -136,6 +143,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     precision: o.precision,
     tolerances: TOLERANCES,
     artifacts,
+    ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cachedAcrossWidths: cacheReads } } : {}),
     ...(quantize.mode !== "none"
       ? { quantization: { mode: quantize.mode, ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
       : {}),

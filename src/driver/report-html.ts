@@ -15,8 +15,8 @@ function table(head: string[], rows: (string | number)[][]): string {
 export function renderReportHtml(r: CompileReport, verify?: VerifyResult[]): string {
   const model = "preset" in r.model ? `preset ${r.model.preset}, seed ${r.model.seed}` : r.model.checkpoint;
   const artifacts = table(
-    ["target", "width", "precision", "params", "size", "transposes (in blocks)", "max rank", "seconds", "path"],
-    r.artifacts.map((a) => [a.target, a.width, a.precision, a.params.toLocaleString("en-US"), mib(a.bytes), `${a.transposes.total} (${a.transposes.inBlocks})`, a.maxRank, a.seconds, a.path]),
+    ["target", "width", "precision", "params", "size", "transposes (in blocks)", "max rank", "path"],
+    r.artifacts.map((a) => [a.target, a.width, a.precision, a.params.toLocaleString("en-US"), mib(a.bytes), `${a.transposes.total} (${a.transposes.inBlocks})`, a.maxRank, a.path]),
   );
   const kinds = [...new Set(r.artifacts.flatMap((a) => [...Object.keys(a.opsBefore), ...Object.keys(a.opsAfter)]))].sort();
   const ops = r.artifacts.length

@@ -25,6 +25,16 @@ export interface Checkpoint extends WeightSource {
   close(): void;
 }
 
+/**
+ * A checkpoint that keeps each tensor's stored bytes after the first read, so compiling several
+ * widths reads every weight from disk once. The cache holds the file's own encoding (f16 stays
+ * f16): at most one copy of the stored weights, never a second float32 one.
+ */
+export function withReadCache(ck: Checkpoint): Checkpoint {
+  const cache = new Map<string, Uint8Array>();
+  return { ...ck, read: (spec) => ck.file.readFloat(spec.name, cache), close: () => (cache.clear(), ck.close()) };
+}
+
 /** Opens and fully validates a checkpoint: config, every tensor's presence, shape and dtype. */
 export function openCheckpoint(path: string): Checkpoint {
   const file = SafetensorsFile.open(path);

@@ -1,0 +1,30 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, expect, test } from "vitest";
+import { compile } from "../../src/driver/compile.js";
+import { writeSyntheticCheckpoint } from "../../src/driver/init.js";
+import { presetConfig } from "../../src/model/config.js";
+import { openCheckpoint } from "../../src/model/weights.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ditc-compile-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("compiling all three widths from one checkpoint reads each weight from disk once", () => {
+  const ckPath = join(dir, "micro16.safetensors");
+  writeSyntheticCheckpoint(presetConfig("micro"), 1, ckPath, "f16");
+  const ck = openCheckpoint(ckPath);
+  const { report } = compile({ source: ck, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.375, 0.5, 1], precision: "fp32", out: join(dir, "out"), quantize: { mode: "k4" } });
+  expect(report.artifacts.length).toBe(3);
+  expect(report.checkpointReads!.cachedAcrossWidths).toBe(true);
+  expect(report.checkpointReads!.bytesRead).toBe(ck.file.dataBytes);
+  ck.close();
+  // the same compile twice gives byte-identical artifacts and reports (no timestamps or timings)
+  const again = openCheckpoint(ckPath);
+  compile({ source: again, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.375, 0.5, 1], precision: "fp32", out: join(dir, "out2"), quantize: { mode: "k4" } });
+  again.close();
+  for (const f of ["w375/model.onnx", "w1000/model.onnx", "report.json", "report.html"]) {
+    const a = readFileSync(join(dir, "out", f)), b = readFileSync(join(dir, "out2", f));
+    expect(a.equals(b), f).toBe(true);
+  }
+});
