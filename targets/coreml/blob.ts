@@ -1,0 +1,90 @@
+// weight.bin, MIL blob storage version 2 (FORMAT.md §4): a 64-byte header (count, version 2),
+// then per blob a 64-byte metadata record (sentinel 0xDEADBEEF, dtype, size, data offset,
+// padding bits) at a 64-aligned offset, its data right after. A const references a blob by the
+// offset of its metadata record. Written streaming; the header count is patched at the end.
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { writeAll } from "../../src/io/atomic.js";
+
+export const BLOB_SENTINEL = 0xdeadbeef;
+/** BlobDataType codes (differ from MIL.proto's DataType). */
+export const BLOB_DTYPE = { Float16: 1, Float32: 2, UInt8: 3, UInt4: 11 } as const;
+
+export class BlobWriter {
+  private pos = 64;
+  private count = 0;
+  constructor(private readonly fd: number) {
+    writeAll(fd, new Uint8Array(64)); // header, patched in finish()
+  }
+
+  /** Appends one blob; returns the offset of its metadata record. */
+  write(dtype: number, data: Uint8Array, paddingBits = 0): number {
+    const at = Math.ceil(this.pos / 64) * 64;
+    if (at > this.pos) writeAll(this.fd, new Uint8Array(at - this.pos));
+    const meta = Buffer.alloc(64);
+    meta.writeUInt32LE(BLOB_SENTINEL, 0);
+    meta.writeUInt32LE(dtype, 4);
+    meta.writeBigUInt64LE(BigInt(data.length), 8);
+    meta.writeBigUInt64LE(BigInt(at + 64), 16);
+    meta.writeBigUInt64LE(BigInt(paddingBits), 24);
+    writeAll(this.fd, meta);
+    writeAll(this.fd, data);
+    this.pos = at + 64 + data.length;
+    this.count++;
+    return at;
+  }
+
+  finish(): number {
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(this.count, 0);
+    header.writeUInt32LE(2, 4);
+    writeSync(this.fd, header, 0, 8, 0);
+    return this.pos;
+  }
+}
+
+export interface BlobRecord {
+  dtype: number;
+  size: number;
+  dataOffset: number;
+  paddingBits: number;
+}
+
+/** Reads and checks blob files; every offset and size is validated against the file. */
+export class BlobReader {
+  private readonly fd: number;
+  readonly size: number;
+  constructor(readonly path: string, bad: (problem: string) => Error) {
+    this.bad = bad;
+    this.fd = openSync(path, "r");
+    this.size = fstatSync(this.fd).size;
+    if (this.size < 64) throw bad(`is ${this.size} bytes, shorter than its 64-byte header`);
+    const h = Buffer.alloc(8);
+    readSync(this.fd, h, 0, 8, 0);
+    if (h.readUInt32LE(4) !== 2) throw bad(`has storage version ${h.readUInt32LE(4)}; only version 2 is defined`);
+  }
+  private readonly bad: (problem: string) => Error;
+
+  record(offset: number): BlobRecord {
+    if (!Number.isSafeInteger(offset) || offset < 64 || offset % 64 !== 0 || offset + 64 > this.size) throw this.bad(`has no blob record at offset ${offset} (file is ${this.size} bytes)`);
+    const m = Buffer.alloc(64);
+    readSync(this.fd, m, 0, 64, offset);
+    if (m.readUInt32LE(0) !== BLOB_SENTINEL) throw this.bad(`record at offset ${offset} has sentinel 0x${m.readUInt32LE(0).toString(16)}, not 0xdeadbeef`);
+    const size = Number(m.readBigUInt64LE(8)), dataOffset = Number(m.readBigUInt64LE(16));
+    if (dataOffset !== offset + 64 || dataOffset + size > this.size) throw this.bad(`blob at ${offset} declares data [${dataOffset}, ${dataOffset + size}) outside the file`);
+    return { dtype: m.readUInt32LE(4), size, dataOffset, paddingBits: Number(m.readBigUInt64LE(24)) };
+  }
+
+  data(r: BlobRecord): Uint8Array {
+    const out = new Uint8Array(r.size);
+    for (let got = 0; got < r.size; ) {
+      const n = readSync(this.fd, out, got, r.size - got, r.dataOffset + got);
+      if (!n) throw this.bad("ended early");
+      got += n;
+    }
+    return out;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
