@@ -206,7 +206,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("target", { type: "string", demandOption: true, describe: `comma-separated targets (${Object.keys(BACKENDS).join(", ")})` })
           .option("width", { type: "string", describe: "comma-separated widths (default: every width the model holds)" })
           .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8)" })
-          .option("precision", { choices: ["fp32", "fp16"] as const, default: "fp32" as const })
+          .option("precision", { choices: ["auto", "fp32", "fp16"] as const, default: "auto" as const, describe: "auto: fp16 for CoreML (it computes in fp16 on device), fp32 for ONNX and TFLite" })
           .option("quantize", { type: "string", default: "none", describe: "k-means palettization: none, k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3)" })
           .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })
@@ -249,7 +249,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         writeFileAtomic(join(a.dir, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report, results))));
         const failed = results.filter((r) => !r.pass);
         emit(
-          results.map((r) => `${r.pass ? "ok  " : "FAIL"} ${r.path} ${r.engine}: max rel ${r.maxRelErr.toExponential(2)}, rel L2 ${r.relL2.toExponential(2)}${r.error ? ` (${r.error})` : ""}`).join("\n"),
+          results.map((r) => `${r.pass ? "ok  " : "FAIL"} ${r.path} ${r.engine}: ${r.maxRelErr === null ? r.detail ?? "" : `max rel ${r.maxRelErr.toExponential(2)}, rel L2 ${r.relL2!.toExponential(2)}`}${r.error ? ` (${r.error})` : ""}`).join("\n"),
           { results },
         );
         if (failed.length) code = 1;

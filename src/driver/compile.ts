@@ -51,7 +51,8 @@ export interface CompileOptions {
   targets: string[];
   widths: Width[];
   latentSize?: [number, number];
-  precision: Precision;
+  /** "auto": each target's default (fp16 for CoreML, fp32 for ONNX and TFLite) */
+  precision: Precision | "auto";
   out: string;
   externalData?: "auto" | "always" | "never";
   quantize?: QuantizeMode;
@@ -80,7 +81,7 @@ export interface CompileReport {
   model: ModelRef & { config: unknown };
   latentSize: [number, number];
   contextTokens: number;
-  precision: Precision;
+  precision: Precision | "auto";
   tolerances: { fp32: { maxRelErr: number }; fp16: { relL2: number } };
   artifacts: ArtifactRecord[];
   /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
@@ -118,7 +119,8 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
       o.onProgress?.(`${target} w${width}: lowering`);
-      const g = applyPipeline(model.graph, target, { fp16: o.precision === "fp16", before: palettize });
+      const precision: Precision = o.precision === "auto" ? (backend.defaultPrecision ?? "fp32") : o.precision;
+      const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
       const stats = graphStats(g);
       const dir = join(o.out, widthTag(width));
       mkdirSync(dir, { recursive: true });
@@ -129,8 +131,8 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
         metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
       });
       artifacts.push({
-        target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision: o.precision,
-        params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target), ...(o.precision === "fp16" ? ["precision-fp16"] : [])],
+        target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
+        params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target), ...(precision === "fp16" ? ["precision-fp16"] : [])],
         opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
       });
     }

@@ -3,6 +3,7 @@ import { PASSES } from "../../passes/index.js";
 import { coremlLegality } from "../../targets/coreml/legality.js";
 import { coremlPipeline } from "../../targets/coreml/pipeline.js";
 import { onnxTarget } from "../../targets/onnx/index.js";
+import { coremlTarget } from "../../targets/coreml/index.js";
 import { tfliteLegality } from "../../targets/tflite/legality.js";
 import { tflitePipeline } from "../../targets/tflite/pipeline.js";
 import type { TargetBackend } from "../pipeline/target.js";
@@ -19,7 +20,7 @@ export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Le
 };
 
 /** Backends that emit files so far; the others have pipelines only. */
-export const BACKENDS: Record<string, TargetBackend> = { onnx: onnxTarget };
+export const BACKENDS: Record<string, TargetBackend> = { coreml: coremlTarget, onnx: onnxTarget };
 
 export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
 

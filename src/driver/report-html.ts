@@ -23,7 +23,7 @@ export function renderReportHtml(r: CompileReport, verify?: VerifyResult[]): str
     ? table(["op", ...r.artifacts.flatMap((a) => [`${a.target} w${a.width} before`, "after"])], kinds.map((k) => [k, ...r.artifacts.flatMap((a) => [a.opsBefore[k] ?? 0, a.opsAfter[k] ?? 0])]))
     : "";
   const parity = verify?.length
-    ? `<h2>Parity</h2>${table(["target", "width", "engine", "max abs err", "max rel err", "rel L2", "pass"], verify.map((v) => [v.target, v.width, v.engine, v.maxAbsErr.toExponential(2), v.maxRelErr.toExponential(2), v.relL2.toExponential(2), v.pass ? "yes" : "NO"]))}`
+    ? `<h2>Parity</h2>${table(["target", "width", "engine", "max abs err", "max rel err", "rel L2", "pass"], verify.map((v) => [v.target, v.width, v.engine, v.maxAbsErr?.toExponential(2) ?? "(check)", v.maxRelErr?.toExponential(2) ?? "", v.relL2?.toExponential(2) ?? "", v.pass ? "yes" : "NO"]))}`
     : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ditc compile report</title>

@@ -23,12 +23,14 @@ export interface VerifyResult {
   target: string;
   width: number;
   engine: string;
-  maxAbsErr: number;
-  maxRelErr: number;
-  relL2: number;
-  finite: boolean;
+  /** null for engines that check a file without running it (coremltools) */
+  maxAbsErr: number | null;
+  maxRelErr: number | null;
+  relL2: number | null;
+  finite: boolean | null;
   pass: boolean;
   error?: string;
+  detail?: string;
 }
 
 export function compareOutputs(got: Float32Array, want: Float32Array): { maxAbsErr: number; maxRelErr: number; relL2: number; finite: boolean } {
@@ -90,6 +92,16 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         results.push(judge("ditc", runGraph(read.graph, feeds).velocity as FloatTensor));
       } finally {
         read.close();
+      }
+      if (backend.checker) {
+        log?.(`${a.path}: ${backend.checker.engine}`);
+        const why = backend.checker.unavailable?.();
+        const base = { path: a.path, target: a.target, width: a.width, engine: backend.checker.engine, maxAbsErr: null, maxRelErr: null, relL2: null, finite: null };
+        if (why) results.push({ ...base, pass: false, error: `unavailable: ${why}` });
+        else {
+          const c = await backend.checker.check(path);
+          results.push({ ...base, pass: c.ok, ...(c.ok ? { detail: c.detail } : { error: c.detail }) });
+        }
       }
       if (backend.runtime) {
         log?.(`${a.path}: ${backend.runtime.engine}`);

@@ -18,6 +18,14 @@ export interface TargetBackend {
   readonly legality: Legality;
   emit(g: Graph, path: string, opts: EmitOptions): { files: string[]; bytes: number };
   read(path: string): { graph: Graph; close(): void };
+  /** precision when the user does not choose (CoreML computes in fp16 on device) */
+  readonly defaultPrecision?: "fp32" | "fp16";
+  /** an external tool that validates the file without running it (coremltools for CoreML) */
+  checker?: {
+    engine: string;
+    unavailable?: () => string | undefined;
+    check(path: string): Promise<{ ok: boolean; detail: string }>;
+  };
   runtime?: {
     engine: string;
     /** undefined when usable, else why not (shown by verify) */
