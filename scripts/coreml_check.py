@@ -25,10 +25,10 @@ def main(path):
             if out.shape is not None:
                 max_rank = max(max_rank, len(out.shape))
     print(json.dumps({
+        "path": path,
         "ok": True,
         "coremltools": ct.__version__,
         "specificationVersion": spec.specificationVersion,
-        "opset": list(prog.functions["main"].opset_version.name for _ in [0])[0] if hasattr(prog.functions["main"], "opset_version") and prog.functions["main"].opset_version is not None else None,
         "ops": dict(sorted(ops.items())),
         "transposesInBlocks": transposes_in_blocks,
         "maxRank": max_rank,
@@ -36,7 +36,10 @@ def main(path):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except Exception as e:  # reported as data: the caller decides what a failure means
-        print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}))
+    # one JSON line per package, so many packages share one interpreter start
+    for path in sys.argv[1:]:
+        try:
+            main(path)
+        except Exception as e:  # reported as data: the caller decides what a failure means
+            print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}))
+        sys.stdout.flush()

@@ -23,11 +23,18 @@ export function coremltoolsUnavailable(): string | undefined {
 }
 
 export function checkWithCoremltools(path: string): CoremltoolsCheck {
-  const out = execFileSync(PYTHON, [SCRIPT, path], { encoding: "utf8", maxBuffer: 16 << 20, stdio: ["ignore", "pipe", "pipe"] });
-  const line = out.trim().split("\n").pop() ?? "";
-  try {
-    return JSON.parse(line) as CoremltoolsCheck;
-  } catch {
-    return { ok: false, error: `checker printed no JSON: ${out.slice(0, 300)}` };
-  }
+  return checkManyWithCoremltools([path])[0]!;
+}
+
+/** One Python start for many packages (importing coremltools takes seconds). */
+export function checkManyWithCoremltools(paths: string[]): CoremltoolsCheck[] {
+  const out = execFileSync(PYTHON, [SCRIPT, ...paths], { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
+  const lines = out.trim().split("\n").filter((l) => l.startsWith("{"));
+  return paths.map((_, i) => {
+    try {
+      return JSON.parse(lines[i] ?? "") as CoremltoolsCheck;
+    } catch {
+      return { ok: false, error: `checker printed no JSON: ${out.slice(0, 300)}` };
+    }
+  });
 }

@@ -1,0 +1,137 @@
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { compile } from "../../src/driver/compile.js";
+import { syntheticInputs } from "../../src/driver/init.js";
+import { runFloatModel } from "../../src/driver/run.js";
+import { compareOutputs } from "../../src/driver/verify.js";
+import { runGraph } from "../../src/interp/interpreter.js";
+import type { FloatTensor } from "../../src/kernels/tensor.js";
+import { OPTION_VALUES, presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
+import { syntheticSource } from "../../src/model/weights.js";
+import { checkManyWithCoremltools, coremltoolsUnavailable } from "../../targets/coreml/coremltools.js";
+import { decodeCoremlModel, encodeCoremlModel } from "../../targets/coreml/proto.js";
+import { readCoreml } from "../../targets/coreml/read.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ditc-coreml-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const packages: string[] = [];
+
+function roundTrip(config: ModelConfig, width: (typeof WIDTHS)[number], seed: number, name: string, precision: "fp32" | "fp16") {
+  const source = syntheticSource(config, seed);
+  const out = join(dir, name);
+  compile({ source, ref: { preset: "custom", seed }, targets: ["coreml"], widths: [width], precision, out });
+  const path = join(out, `w${width * 1000}`, "model.mlpackage");
+  packages.push(path);
+  const inputs = syntheticInputs(config, seed + 1, { batch: 1, latentSize: config.latentSize, contextTokens: config.contextTokens });
+  const read = readCoreml(path);
+  const mine = runGraph(read.graph, inputs).velocity as FloatTensor;
+  read.close();
+  return compareOutputs(mine.data, runFloatModel(source, width, inputs).data);
+}
+
+const combos: Partial<ModelConfig>[] = [];
+for (const qkNorm of OPTION_VALUES.qkNorm)
+  for (const rope of OPTION_VALUES.rope)
+    for (const posEmbed of OPTION_VALUES.posEmbed)
+      for (const kvCompress of OPTION_VALUES.kvCompress)
+        for (const bnaPartition of OPTION_VALUES.bnaPartition)
+          for (const bnaEdge of OPTION_VALUES.bnaEdge)
+            if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
+
+describe("CoreML: MIL reader-interpreter vs IR interpreter", () => {
+  test.each(combos.map((c, i) => [i, c] as const))("micro option set %i, fp32 (<= 1e-4) and fp16 (rel L2 <= 1e-2)", (i, opts) => {
+    const c = presetConfig("micro", opts);
+    const f32 = roundTrip(c, WIDTHS[i % 3]!, i, `c${i}-32`, "fp32");
+    expect(f32.maxRelErr).toBeLessThanOrEqual(1e-4);
+    const f16 = roundTrip(c, WIDTHS[(i + 1) % 3]!, i, `c${i}-16`, "fp16");
+    expect(f16.finite).toBe(true);
+    expect(f16.relL2).toBeLessThanOrEqual(1e-2);
+  });
+
+  test.each([["fp32"], ["fp16"]] as const)("mini, %s", (precision) => {
+    const r = roundTrip(presetConfig("mini"), 0.5, 3, `mini-${precision}`, precision);
+    if (precision === "fp32") expect(r.maxRelErr).toBeLessThanOrEqual(1e-4);
+    else expect(r.finite && r.relL2! <= 1e-2).toBe(true);
+  });
+
+  test("palettized (mixed) packages: constexpr_lut_to_dense round-trips exactly", async () => {
+    const out = join(dir, "pal");
+    compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["coreml"], widths: [1], precision: "fp32", out, quantize: { mode: "mixed", target: 4.3 } });
+    const path = join(out, "w1000", "model.mlpackage");
+    packages.push(path);
+    const m = decodeCoremlModel(readFileSync(join(path, "Data/com.apple.CoreML/model.mlmodel")));
+    const ops = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!;
+    expect(ops.filter((o) => o.type === "constexpr_lut_to_dense").length).toBeGreaterThan(10);
+    let stdout = "";
+    expect(await main(["verify", out, "--json"], { out: (s) => (stdout += s), err: () => {} })).toBe(0);
+    const results = JSON.parse(stdout).results;
+    expect(results.find((r: { engine: string }) => r.engine === "ditc").maxRelErr).toBeLessThanOrEqual(1e-4);
+  });
+});
+
+describe("coremltools (Apple's loader) accepts every package", () => {
+  test("load and rebuild the MIL program of every package written above; no transposes in blocks, rank <= 4", () => {
+    const why = coremltoolsUnavailable();
+    if (why) throw new Error(why); // CI sets the virtualenv up; a missing one is a failure, not a skip
+    expect(packages.length).toBeGreaterThan(90);
+    const results = checkManyWithCoremltools(packages);
+    for (const [i, r] of results.entries()) {
+      expect(r.ok, `${packages[i]}: ${r.error}`).toBe(true);
+      expect(r.transposesInBlocks).toBe(0);
+      expect(r.maxRank).toBeLessThanOrEqual(4);
+    }
+  }, 600_000);
+});
+
+describe("malformed packages exit 2 with a clear message", () => {
+  const good = join(dir, "good");
+  compile({ source: syntheticSource(presetConfig("micro"), 2), ref: { preset: "micro", seed: 2 }, targets: ["coreml"], widths: [0.5], precision: "fp32", out: good });
+  const src = join(good, "w500", "model.mlpackage");
+  const variant = (name: string, edit: (pkg: string) => void) => {
+    const p = join(dir, `${name}.mlpackage`);
+    cpSync(src, p, { recursive: true });
+    edit(p);
+    return p;
+  };
+  const weights = (p: string) => join(p, "Data/com.apple.CoreML/weights/weight.bin");
+  const modelFile = (p: string) => join(p, "Data/com.apple.CoreML/model.mlmodel");
+  const editModel = (p: string, f: (m: ReturnType<typeof decodeCoremlModel>) => void) => {
+    const m = decodeCoremlModel(readFileSync(modelFile(p)));
+    f(m);
+    writeFileSync(modelFile(p), encodeCoremlModel(m));
+  };
+  const cases: [string, () => string, RegExp][] = [
+    ["missing weight file", () => variant("noweights", (p) => rmSync(weights(p))), /references weight\.bin, which the package does not contain/],
+    ["blob offset out of range", () => variant("offset", (p) => editModel(p, (m) => {
+      const op = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.attributes?.val?.blobFileValue)!;
+      op.attributes!.val!.blobFileValue!.offset = 64 * 1_000_000;
+    })), /has no blob record at offset 64000000/],
+    ["bad sentinel", () => variant("sentinel", (p) => {
+      const b = readFileSync(weights(p));
+      b.writeUInt32LE(0x12345678, 64);
+      writeFileSync(weights(p), b);
+    }), /sentinel 0x12345678, not 0xdeadbeef/],
+    ["unknown op", () => variant("unknown", (p) => editModel(p, (m) => {
+      m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.type === "softmax")!.type = "softermax";
+    })), /op "softermax" is not supported/],
+    ["manifest path leaving the package", () => variant("escape", (p) => {
+      const man = JSON.parse(readFileSync(join(p, "Manifest.json"), "utf8"));
+      man.itemInfoEntries[man.rootModelIdentifier].path = "../../../etc/passwd";
+      writeFileSync(join(p, "Manifest.json"), JSON.stringify(man));
+    }), /must be relative and stay inside the package/],
+    ["truncated model.mlmodel", () => variant("trunc", (p) => writeFileSync(modelFile(p), readFileSync(modelFile(p)).subarray(0, 777))), /not a valid CoreML protobuf|has no ML Program|reads|operation/],
+    ["not a package", () => variant("nomanifest", (p) => rmSync(join(p, "Manifest.json"))), /Manifest\.json is missing or not JSON/],
+  ];
+  test.each(cases)("%s", async (_, make, message) => {
+    const inp = join(dir, "in.safetensors");
+    if (!existsSync(inp)) await main(["inputs", "--preset", "micro", "--out", inp], { out: () => {}, err: () => {} });
+    let err = "";
+    expect(await main(["run", make(), "--inputs", inp], { out: () => {}, err: (s) => (err += s) })).toBe(2);
+    expect(err).toMatch(message);
+    expect(err).not.toMatch(/\n\s+at /);
+  });
+});
