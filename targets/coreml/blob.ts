@@ -3,11 +3,55 @@
 // padding bits) at a 64-aligned offset, its data right after. A const references a blob by the
 // offset of its metadata record. Written streaming; the header count is patched at the end.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { writeAll } from "../../src/io/atomic.js";
 
 export const BLOB_SENTINEL = 0xdeadbeef;
 /** BlobDataType codes (differ from MIL.proto's DataType). */
 export const BLOB_DTYPE = { Float16: 1, Float32: 2, UInt8: 3, UInt4: 11 } as const;
+
+/**
+ * Core ML fails to load a weight file over 2^31 bytes (coremltools #1807), so weights are split
+ * across weight.bin, weight_1.bin, ... each kept under this size; a const names its file.
+ */
+export const MAX_BLOB_FILE_BYTES = 2 ** 31 - 2 ** 24;
+
+/** Writes blobs into a folder, starting a new file before one would pass MAX_BLOB_FILE_BYTES. */
+export class BlobFolderWriter {
+  private current: BlobWriter | undefined;
+  private fd: number | undefined;
+  private index = -1;
+  private total = 0;
+  constructor(private readonly dir: string, private readonly maxBytes = MAX_BLOB_FILE_BYTES) {}
+
+  static fileName(index: number): string {
+    return index === 0 ? "weight.bin" : `weight_${index}.bin`;
+  }
+
+  /** Appends a blob; returns its file name and the offset of its metadata record there. */
+  write(dtype: number, data: Uint8Array, paddingBits = 0): { file: string; offset: number } {
+    if (!this.current || (this.current.bytes > 64 && this.current.bytes + 128 + data.length > this.maxBytes)) this.rotate();
+    return { file: BlobFolderWriter.fileName(this.index), offset: this.current!.write(dtype, data, paddingBits) };
+  }
+
+  private rotate(): void {
+    this.close();
+    this.index++;
+    this.fd = openSync(join(this.dir, BlobFolderWriter.fileName(this.index)), "w");
+    this.current = new BlobWriter(this.fd);
+  }
+
+  /** Total bytes written across files. */
+  close(): number {
+    if (this.current && this.fd !== undefined) {
+      this.total += this.current.finish();
+      closeSync(this.fd);
+    }
+    this.current = undefined;
+    this.fd = undefined;
+    return this.total;
+  }
+}
 
 export class BlobWriter {
   private pos = 64;
@@ -31,6 +75,10 @@ export class BlobWriter {
     this.pos = at + 64 + data.length;
     this.count++;
     return at;
+  }
+
+  get bytes(): number {
+    return this.pos;
   }
 
   finish(): number {

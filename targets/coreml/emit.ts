@@ -4,7 +4,7 @@
 // Weights stream into weight.bin one tensor at a time; palettized weights become
 // constexpr_lut_to_dense in the iOS16/17 attribute form (FORMAT.md §6.2).
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
@@ -13,10 +13,10 @@ import { producers, type Graph, type Node, type Value } from "../../src/ir/graph
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { numel, type Tensor } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
-import { BLOB_DTYPE, BlobWriter } from "./blob.js";
+import { BLOB_DTYPE, BlobFolderWriter } from "./blob.js";
 import { ARRAY_DTYPE, DEPLOYMENT, MIL_DTYPE, encodeCoremlModel, type Deployment, type MilOperation, type MilTensorType, type MilValue } from "./proto.js";
 
-export const WEIGHT_FILE = "@model_path/weights/weight.bin";
+const weightFile = (name: string) => `@model_path/weights/${name}`;
 const MIL_OF: Partial<Record<DType, number>> = { f32: MIL_DTYPE.FLOAT32, f16: MIL_DTYPE.FLOAT16, i32: MIL_DTYPE.INT32, u8: MIL_DTYPE.UINT8, bool: MIL_DTYPE.BOOL };
 const BLOB_OF: Partial<Record<DType, number>> = { f32: BLOB_DTYPE.Float32, f16: BLOB_DTYPE.Float16, u8: BLOB_DTYPE.UInt8 };
 const CAST_NAME: Partial<Record<DType, string>> = { f32: "fp32", f16: "fp16", i32: "int32" };
@@ -53,7 +53,7 @@ class MilWriter {
   private readonly names = new Map<Value, string>();
   private readonly used = new Set<string>();
   private readonly emittedConsts = new Set<Value>();
-  constructor(private readonly prod: Map<Value, Node>, private readonly blobs: BlobWriter) {}
+  constructor(private readonly prod: Map<Value, Node>, private readonly blobs: BlobFolderWriter) {}
 
   private claim(want: string): string {
     let n = sanitize(want);
@@ -83,7 +83,7 @@ class MilWriter {
   constOp(name: string, dtype: DType, shape: readonly number[], t: Tensor): void {
     let val: MilValue;
     const type = { tensorType: tensorType(MIL_OF[dtype]!, shape) };
-    if (BLOB_OF[dtype] !== undefined && numel(shape) >= 10) val = { type, blobFileValue: { fileName: WEIGHT_FILE, offset: this.blobs.write(BLOB_OF[dtype]!, tensorBytes(t, dtype)) } };
+    if (BLOB_OF[dtype] !== undefined && numel(shape) >= 10) val = { type, blobFileValue: blobRef(this.blobs.write(BLOB_OF[dtype]!, tensorBytes(t, dtype))) };
     else if (dtype === "i32") val = { type, immediateValue: { tensor: { ints: { values: Array.from(t.data as Int32Array) } } } };
     else if (dtype === "f32") val = { type, immediateValue: { tensor: { floats: { values: Array.from(t.data as Float32Array) } } } };
     else val = { type, immediateValue: { tensor: { bytes: { values: tensorBytes(t, dtype) } } } };
@@ -162,8 +162,12 @@ export const EMIT_MIL: { [K in OpKind]?: MilEmit<K> } = {
   pixel_shuffle: (n, w, name) => w.op("pixel_shuffle", name, { x: w.in(n.inputs[0]!), upscale_factor: w.param(name, "upscale_factor", { i32: n.attrs.factor }) }, n.outputs),
 };
 
+function blobRef(b: { file: string; offset: number }) {
+  return { fileName: weightFile(b.file), offset: b.offset };
+}
+
 /** constexpr_lut_to_dense, iOS16/17 form: parameters are attributes; indices packed into a flat uint8 array. */
-function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod: Map<Value, Node>, blobs: BlobWriter): void {
+function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod: Map<Value, Node>, blobs: BlobFolderWriter): void {
   const [iv, lv] = n.inputs as [Value, Value];
   const ic = prod.get(iv), lc = prod.get(lv);
   if (ic?.kind !== "const" || lc?.kind !== "const") throw new Error("internal: lut_to_dense operands must be constants for CoreML");
@@ -171,8 +175,8 @@ function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod
   const packed = tensorBytes(ic.attrs.value.load(), iv.type.dtype); // u4: two per byte, low nibble first; u8: bytes
   const lut = lc.attrs.value.load();
   const lutDtype = lv.type.dtype;
-  const indices: MilValue = { type: { tensorType: tensorType(MIL_DTYPE.UINT8, [packed.length]) }, blobFileValue: { fileName: WEIGHT_FILE, offset: blobs.write(BLOB_DTYPE.UInt8, packed) } };
-  const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, [numel(lut.shape)]) }, blobFileValue: { fileName: WEIGHT_FILE, offset: blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype)) } };
+  const indices: MilValue = { type: { tensorType: tensorType(MIL_DTYPE.UINT8, [packed.length]) }, blobFileValue: blobRef(blobs.write(BLOB_DTYPE.UInt8, packed)) };
+  const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, [numel(lut.shape)]) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
   w.raw({
     type: "constexpr_lut_to_dense",
     attributes: { name: immediate({ str: name }), indices, lut: lutVal, shape: immediate({ u32: [...shape] }) },
@@ -183,6 +187,8 @@ function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod
 export interface CoremlEmitOptions {
   deployment: Deployment;
   metadata?: Record<string, string>;
+  /** largest weight file; more files are started past it (tests lower it to exercise the split) */
+  maxWeightFileBytes?: number;
 }
 
 export interface CoremlEmitResult {
@@ -204,11 +210,10 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
   const dataDir = join(tmp, "Data", "com.apple.CoreML");
   mkdirSync(join(dataDir, "weights"), { recursive: true });
   try {
-    const fd = openSync(join(dataDir, "weights", "weight.bin"), "w");
     const prod = producers(g);
     let weightBytes = 0;
     const w = (() => {
-      const blobs = new BlobWriter(fd);
+      const blobs = new BlobFolderWriter(join(dataDir, "weights"), opts.maxWeightFileBytes);
       const writer = new MilWriter(prod, blobs);
       for (const v of g.inputs) writer.nameOf(v, v.name);
       for (const v of g.outputs) writer.nameOf(v, v.name);
@@ -222,10 +227,9 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
           emit(n, writer, name);
         }
       }
-      weightBytes = blobs.finish();
+      weightBytes = blobs.close();
       return writer;
     })();
-    closeSync(fd);
     const { spec, opset } = DEPLOYMENT[opts.deployment];
     const feature = (v: Value) => ({
       name: w.nameOf(v),

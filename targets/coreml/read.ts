@@ -29,19 +29,29 @@ class Reader {
   readonly b = new GraphBuilder();
   readonly values = new Map<string, Value>();
   readonly consts = new Map<string, ConstInfo>();
-  blobs: BlobReader | undefined;
-  constructor(readonly path: string, readonly weightsPath: string | undefined) {}
+  readonly blobs = new Map<string, BlobReader>();
+  constructor(readonly path: string, readonly weightsDir: string | undefined) {}
 
   bad(where: string, problem: string): DitcError {
     return fail("modelInvalid", { file: this.path, where, problem });
   }
 
-  blobReader(where: string): BlobReader {
-    if (!this.blobs) {
-      if (!this.weightsPath || !existsSync(this.weightsPath)) throw this.bad(where, "references weight.bin, which the package does not contain");
-      this.blobs = new BlobReader(this.weightsPath, (p) => this.bad("weights/weight.bin", p));
+  /** The reader of one weight file; names are "@model_path/weights/weight[_N].bin" only. */
+  blobReader(fileName: string | undefined, where: string): BlobReader {
+    const m = /^@model_path\/weights\/(weight(?:_\d+)?\.bin)$/.exec(fileName ?? "");
+    if (!m) throw this.bad(where, `blob file ${JSON.stringify(fileName)} is not @model_path/weights/weight[_N].bin`);
+    let br = this.blobs.get(m[1]!);
+    if (!br) {
+      const file = this.weightsDir ? join(this.weightsDir, m[1]!) : undefined;
+      if (!file || !existsSync(file)) throw this.bad(where, `references ${m[1]}, which the package does not contain`);
+      br = new BlobReader(file, (p) => this.bad(`weights/${m[1]}`, p));
+      this.blobs.set(m[1]!, br);
     }
-    return this.blobs;
+    return br;
+  }
+
+  close(): void {
+    for (const b of this.blobs.values()) b.close();
   }
 
   typeOf(t: MilTensorType | undefined, where: string): { dtype: number; shape: number[] } {
@@ -55,8 +65,7 @@ class Reader {
     const n = numel(shape);
     const irType = DTYPE_OF_MIL[dtype];
     if (v?.blobFileValue) {
-      if (v.blobFileValue.fileName !== "@model_path/weights/weight.bin") throw this.bad(where, `blob file "${v.blobFileValue.fileName}" is not @model_path/weights/weight.bin`);
-      const br = this.blobReader(where);
+      const br = this.blobReader(v.blobFileValue.fileName, where);
       const rec = br.record(Number(v.blobFileValue.offset ?? 0));
       const want = irType ? BLOB_FOR[irType] : undefined;
       if (want === undefined || rec.dtype !== want) throw this.bad(where, `blob dtype ${rec.dtype} does not match the value's type ${dtype}`);
@@ -275,7 +284,7 @@ export function readCoreml(pkg: string): CoremlReadResult {
   if (!root) throw bad("Manifest.json", "has no itemInfoEntries entry for rootModelIdentifier");
   const modelPath = itemPath(pkg, root.path, (p) => bad("Manifest.json", p));
   const weightsItem = Object.values(entries).find((e) => e.name === "weights" && e.author === "com.apple.CoreML");
-  const weightsPath = weightsItem ? join(itemPath(pkg, weightsItem.path, (p) => bad("Manifest.json", p)), "weight.bin") : undefined;
+  const weightsDir = weightsItem ? itemPath(pkg, weightsItem.path, (p) => bad("Manifest.json", p)) : undefined;
   if (!existsSync(modelPath)) throw bad("Manifest.json", `names ${root.path}, which does not exist`);
   if (statSync(modelPath).size > MAX_MODEL_BYTES) throw bad("model.mlmodel", "is over 2 GiB, more than a protobuf can be");
   let model: CoremlModel;
@@ -284,7 +293,7 @@ export function readCoreml(pkg: string): CoremlReadResult {
   } catch (e) {
     throw bad("model.mlmodel", `is not a valid CoreML protobuf (${(e as Error).message})`);
   }
-  const r = new Reader(pkg, weightsPath);
+  const r = new Reader(pkg, weightsDir);
   try {
     const fn = model.mlProgram?.functions?.main;
     if (!fn) throw bad("model.mlmodel", "has no ML Program with a \"main\" function");
@@ -327,9 +336,9 @@ export function readCoreml(pkg: string): CoremlReadResult {
       return v;
     });
     if (!outputs.length) throw bad("main", "has no outputs");
-    return { graph: r.b.finish(outputs), model, close: () => r.blobs?.close() };
+    return { graph: r.b.finish(outputs), model, close: () => r.close() };
   } catch (e) {
-    r.blobs?.close();
+    r.close();
     throw e;
   }
 }

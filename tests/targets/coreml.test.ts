@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -14,6 +14,9 @@ import { syntheticSource } from "../../src/model/weights.js";
 import { checkManyWithCoremltools, coremltoolsUnavailable } from "../../targets/coreml/coremltools.js";
 import { decodeCoremlModel, encodeCoremlModel } from "../../targets/coreml/proto.js";
 import { readCoreml } from "../../targets/coreml/read.js";
+import { emitCoreml } from "../../targets/coreml/emit.js";
+import { applyPipeline } from "../../src/driver/pipelines.js";
+import { buildModel } from "../../src/model/build.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-coreml-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,6 +76,23 @@ describe("CoreML: MIL reader-interpreter vs IR interpreter", () => {
   });
 });
 
+test("weights past the per-file limit are split across weight.bin, weight_1.bin, ... (Core ML cannot load a weight file over 2 GiB)", () => {
+  const c = presetConfig("micro");
+  const src = syntheticSource(c, 5);
+  const g = applyPipeline(buildModel(src, { width: 1 }).graph, "coreml");
+  const path = join(dir, "split.mlpackage");
+  emitCoreml(g, path, { deployment: "iOS17", maxWeightFileBytes: 1 << 20 });
+  packages.push(path);
+  const files = readdirSync(join(path, "Data/com.apple.CoreML/weights")).sort();
+  expect(files.length).toBeGreaterThan(2);
+  expect(files[0]).toBe("weight.bin");
+  for (const f of files) expect(statSync(join(path, "Data/com.apple.CoreML/weights", f)).size).toBeLessThanOrEqual(1 << 20);
+  const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+  const read = readCoreml(path);
+  expect(runGraph(read.graph, inputs).velocity!.data).toEqual(runGraph(g, inputs).velocity!.data);
+  read.close();
+});
+
 describe("coremltools (Apple's loader) accepts every package", () => {
   test("load and rebuild the MIL program of every package written above; no transposes in blocks, rank <= 4", () => {
     const why = coremltoolsUnavailable();
@@ -106,6 +126,10 @@ describe("malformed packages exit 2 with a clear message", () => {
   };
   const cases: [string, () => string, RegExp][] = [
     ["missing weight file", () => variant("noweights", (p) => rmSync(weights(p))), /references weight\.bin, which the package does not contain/],
+    ["blob file name outside the weights folder", () => variant("blobname", (p) => editModel(p, (m) => {
+      const op = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.attributes?.val?.blobFileValue)!;
+      op.attributes!.val!.blobFileValue!.fileName = "@model_path/../../../../etc/passwd";
+    })), /is not @model_path\/weights\/weight\[_N\]\.bin/],
     ["blob offset out of range", () => variant("offset", (p) => editModel(p, (m) => {
       const op = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.attributes?.val?.blobFileValue)!;
       op.attributes!.val!.blobFileValue!.offset = 64 * 1_000_000;
