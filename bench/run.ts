@@ -15,6 +15,7 @@ import { syntheticSource, type WeightSource } from "../src/model/weights.js";
 import { machine } from "./machine.js";
 import { benchOnnxFull, benchOnnxMini, benchOnnxPalettized } from "./onnx.js";
 import { benchQuantFull, benchQuantQuality } from "./quant.js";
+import { benchCoremlFull } from "./coreml.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -113,6 +114,7 @@ const results = {
   onnxFull256: quick || args.has("--skip-full") ? null : benchOnnxFull(256),
   quantQuality: benchQuantQuality(),
   quantFull: quick || args.has("--skip-full") ? null : benchQuantFull(),
+  coremlFull1024: quick || args.has("--skip-full") ? null : benchCoremlFull(1024),
 };
 const file = join(root, "bench", "results.json");
 mkdirSync(dirname(file), { recursive: true });

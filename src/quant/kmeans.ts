@@ -8,7 +8,7 @@
 // divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
 // optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
-import { f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
+import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
 export interface Histogram {
   /** distinct fp16 values, ascending (−0 merged into +0) */
@@ -20,8 +20,13 @@ export interface Histogram {
 
 /** Counts fp16 bit patterns of `data` (rounded to half precision) into a sorted histogram. */
 export function fp16Histogram(data: Float32Array, counts: Uint32Array = new Uint32Array(65536)): Histogram {
+  return histogramOfBits(encodeF16(data), counts);
+}
+
+/** The same from fp16 bit patterns directly (an f16 checkpoint's bytes need no conversion). */
+export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uint32Array(65536)): Histogram {
   counts.fill(0);
-  for (let i = 0; i < data.length; i++) counts[f32ToF16Bits(data[i]!)]!++;
+  for (let i = 0; i < bits.length; i++) counts[bits[i]!]!++;
   counts[0] = counts[0]! + counts[0x8000]!; // −0 and +0 are one value
   counts[0x8000] = 0;
   const values: number[] = [], cs: number[] = [];
@@ -130,20 +135,26 @@ export interface Palettized {
 
 /** Palettizes one weight tensor into 2^bits entries. */
 export function palettize(data: Float32Array, bits: 4 | 8, scratch?: Uint32Array): Palettized {
-  const h = fp16Histogram(data, scratch);
+  return palettizeBits(encodeF16(data), bits, scratch);
+}
+
+/** Palettizes a tensor given as fp16 bit patterns: one counting pass, the DP, one lookup pass. */
+export function palettizeBits(data: Uint16Array, bits: 4 | 8, scratch?: Uint32Array): Palettized {
+  const h = histogramOfBits(data, scratch);
   const k = 1 << bits;
   const cl = kmeans1d(h.values, h.counts, k);
   const lut = Float32Array.from(cl.centroids, (c) => f16BitsToF32(f32ToF16Bits(c)));
   const byPattern = new Uint8Array(65536);
   for (let p = 0; p < 65536; p++) if (h.patternIndex[p]! >= 0) byPattern[p] = cl.assignment[h.patternIndex[p]!]!;
   const indices = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) indices[i] = byPattern[data[i]!]!;
+  // the error from the histogram: Σ count · (value − its centroid)², no second pass over elements
   let sse = 0;
-  for (let i = 0; i < data.length; i++) {
-    const p = f32ToF16Bits(data[i]!);
-    const idx = byPattern[p]!;
-    indices[i] = idx;
-    const d = f16BitsToF32(p) - lut[idx]!;
-    sse += d * d;
+  for (let p = 0; p < 65536; p++) {
+    const at = h.patternIndex[p]!;
+    if (at < 0 || p === 0x8000) continue;
+    const d = h.values[at]! - lut[byPattern[p]!]!;
+    sse += h.counts[at]! * d * d;
   }
   return { indices, lut, sse };
 }

@@ -44,7 +44,9 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
   const waiting = new Map<number, (r: Result) => void>();
   for (const w of pool) w.on("message", (m: Result & { id: number }) => waiting.get(m.id)?.(m));
   const submit = (id: number): Promise<Result> => {
-    const data = ck.file.readFloat(order[id]!);
+    // an f16 tensor goes as its raw bit patterns: no widening here, no narrowing in the worker
+    const e = ck.file.entry(order[id]!);
+    const data = e.dtype === "F16" ? ((b) => new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2))(ck.file.readBytes(e)) : ck.file.readFloat(order[id]!);
     return new Promise((resolve) => {
       waiting.set(id, resolve);
       pool[id % pool.length]!.postMessage({ id, data, bits: bitsFor(order[id]!) }, [data.buffer as ArrayBuffer]);
