@@ -1,0 +1,100 @@
+// ditc's programmatic API: the same steps as the CLI, as typed functions.
+//
+//   import { compile } from "ditc";
+//   const { report } = await compile({ preset: "mini", targets: ["onnx", "coreml"], out: "out/" });
+import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision } from "../driver/compile.js";
+import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
+import { openSource } from "../driver/source.js";
+import { runArtifact } from "../driver/run.js";
+import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
+import { fail } from "../diagnostics.js";
+import type { Graph } from "../ir/graph.js";
+import { runGraph } from "../interp/interpreter.js";
+import type { FloatTensor, Tensor } from "../kernels/tensor.js";
+import { buildModel as build, latentForResolution, type BuiltModel } from "../model/build.js";
+import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
+import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
+
+export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel };
+export { DitcError } from "../diagnostics.js";
+
+export interface CompileOptions {
+  /** a built-in preset with seeded synthetic weights ... */
+  preset?: "full" | "mini" | "micro";
+  seed?: number;
+  /** ... or a supernetwork checkpoint */
+  checkpoint?: string;
+  targets: ("coreml" | "onnx")[];
+  widths?: Width[];
+  /** image resolution in pixels (latent R/8) */
+  resolution?: number;
+  precision?: Precision | "auto";
+  /** "none", "k4", "k8", "mixed" or "mixed:BITS" */
+  quantize?: string;
+  calibration?: Record<string, FloatTensor>;
+  out: string;
+  externalData?: "auto" | "always" | "never";
+  onProgress?: (message: string) => void;
+  /** checked between artifacts; every artifact already written is whole (atomic writes) */
+  signal?: AbortSignal;
+}
+
+/** Compiles the model for each target and width; returns the artifacts and the report. */
+export async function compile(o: CompileOptions): Promise<{ artifacts: { target: string; width: number; path: string; bytes: number }[]; report: CompileReport; reportPath: string }> {
+  const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
+  try {
+    const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint } : { preset: o.preset!, seed: o.seed ?? 0 };
+    const { report, reportPath } = compileArtifacts({
+      source, ref, targets: o.targets, widths: o.widths ?? source.config.widths, precision: o.precision ?? "auto", out: o.out,
+      quantize: parseQuantize(o.quantize ?? "none"),
+      ...(o.resolution !== undefined ? { latentSize: latentForResolution(o.resolution) } : {}),
+      ...(o.calibration ? { calibration: o.calibration } : {}),
+      ...(o.externalData ? { externalData: o.externalData } : {}),
+      onProgress: (m) => {
+        if (o.signal?.aborted) throw fail("usage", { detail: "compile aborted" });
+        o.onProgress?.(m);
+      },
+    });
+    return { artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, path: `${o.out}/${a.path}`, bytes: a.bytes })), report, reportPath };
+  } finally {
+    close();
+  }
+}
+
+/** Opens and validates a supernetwork checkpoint (config, names, shapes, dtypes); read lazily. */
+export function loadCheckpoint(path: string): Checkpoint {
+  return openCheckpoint(path);
+}
+
+/** Weights of a built-in preset, generated from a seed on demand. */
+export function presetWeights(preset: "full" | "mini" | "micro", seed = 0): WeightSource {
+  return syntheticSource(presetConfig(preset), seed, `preset ${preset}, seed ${seed}`);
+}
+
+/** The IR of the width-w sub-network (DESIGN §1-§2). */
+export function buildModel(source: WeightSource, options: { width: Width; batch?: number; resolution?: number }): BuiltModel {
+  return build(source, { width: options.width, ...(options.batch ? { batch: options.batch } : {}), ...(options.resolution ? { latentSize: latentForResolution(options.resolution) } : {}) });
+}
+
+/** Runs a target's pass pipeline ("coreml", "tflite", "onnx"); the result is legal for that target. */
+export function runPipeline(graph: Graph, pipeline: string, options: { fp16?: boolean } = {}): Graph {
+  return applyPipeline(graph, pipeline, options);
+}
+
+/** Writes a lowered graph as the target's artifact. */
+export function emit(graph: Graph, target: "coreml" | "onnx", path: string): { files: string[]; bytes: number } {
+  const b = BACKENDS[target];
+  if (!b) throw fail("badOption", { option: "target", value: target, expected: Object.keys(BACKENDS).join(", ") });
+  return b.emit(graph, path, { metadata: {} });
+}
+
+/** Interprets a graph, or an emitted .onnx / .mlpackage with ditc's reader-interpreter. */
+export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision } = {}): Record<string, Tensor> {
+  if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision) };
+  return runGraph(model, inputs, options.precision ? { precision: options.precision } : {});
+}
+
+/** Parity of every artifact of a compile output folder (see `ditc verify`). */
+export function verify(dir: string, inputs?: Record<string, FloatTensor>): Promise<VerifyResult[]> {
+  return verifyDir(dir, inputs);
+}

@@ -1,0 +1,39 @@
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, expect, test } from "vitest";
+import { buildModel, compile, emit, presetWeights, run, runPipeline, verify } from "../../src/api/index.js";
+import { syntheticInputs } from "../../src/driver/init.js";
+import { presetConfig } from "../../src/model/config.js";
+import { relErr } from "../helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ditc-api-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("the API compiles, runs and verifies like the CLI", async () => {
+  const { artifacts, report } = await compile({ preset: "micro", targets: ["onnx"], widths: [0.5], quantize: "k4", out: join(dir, "a") });
+  expect(artifacts).toHaveLength(1);
+  expect(report.quantization?.mode).toBe("k4");
+  const c = presetConfig("micro");
+  const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+  expect(run(artifacts[0]!.path, inputs).velocity!.shape).toEqual([1, 4, 16, 16]);
+  expect((await verify(join(dir, "a"))).every((r) => r.pass)).toBe(true);
+
+  const g = runPipeline(buildModel(presetWeights("micro"), { width: 1 }).graph, "onnx");
+  emit(g, "onnx", join(dir, "b.onnx"));
+  expect(relErr(run(join(dir, "b.onnx"), inputs).velocity!.data as Float32Array, run(g, inputs).velocity!.data as Float32Array)).toBeLessThan(1e-6);
+});
+
+test("an aborted compile stops and leaves only whole files", async () => {
+  const ac = new AbortController();
+  ac.abort();
+  await expect(compile({ preset: "micro", targets: ["onnx"], out: join(dir, "c"), signal: ac.signal })).rejects.toThrow(/aborted/);
+  const leftovers = (() => {
+    try {
+      return readdirSync(join(dir, "c"), { recursive: true }).map(String);
+    } catch {
+      return [];
+    }
+  })();
+  expect(leftovers.filter((f) => f.includes(".tmp-"))).toEqual([]);
+});
