@@ -1,4 +1,5 @@
 import { floatTensor, type FloatTensor } from "../src/kernels/tensor.js";
+import { OPTION_VALUES, type ModelConfig } from "../src/model/config.js";
 import { Rng } from "../src/model/synthetic.js";
 
 export function randomTensor(shape: number[], seed: number, scale = 1): FloatTensor {
@@ -22,4 +23,17 @@ export function at(shape: readonly number[], ...idx: number[]): number {
   let o = 0;
   for (let i = 0; i < shape.length; i++) o = o * shape[i]! + idx[i]!;
   return o;
+}
+
+/** Every valid combination of DESIGN §1's options (48: rope "2d" excludes posEmbed "sincos"). */
+export function validOptionCombos(): Partial<ModelConfig>[] {
+  const combos: Partial<ModelConfig>[] = [];
+  for (const qkNorm of OPTION_VALUES.qkNorm)
+    for (const rope of OPTION_VALUES.rope)
+      for (const posEmbed of OPTION_VALUES.posEmbed)
+        for (const kvCompress of OPTION_VALUES.kvCompress)
+          for (const bnaPartition of OPTION_VALUES.bnaPartition)
+            for (const bnaEdge of OPTION_VALUES.bnaEdge)
+              if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
+  return combos;
 }

@@ -8,36 +8,56 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now().toString(36)}`);
 }
 
-/** Opens a temp file beside `path`, lets `write` fill it, then fsyncs and renames it to `path`. */
-export function writeFileAtomic(path: string, write: (fd: number) => void): void {
+/** Creates the destination folder and an exclusive temp file beside `path`. */
+function openTemp(path: string): { tmp: string; fd: number } {
   try {
     mkdirSync(dirname(path), { recursive: true });
+    const tmp = tempPathFor(path);
+    return { tmp, fd: openSync(tmp, "wx") };
   } catch (e) {
     throw fail("outputPath", { path, problem: (e as Error).message });
   }
-  const tmp = tempPathFor(path);
-  let fd: number;
+}
+
+function commit(path: string, tmp: string, fd: number): void {
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/** Removes the temp file and turns file-system errors into a diagnostic naming the output. */
+function abandon(path: string, tmp: string, fd: number, e: unknown): never {
   try {
-    fd = openSync(tmp, "wx");
-  } catch (e) {
-    throw fail("outputPath", { path, problem: (e as Error).message });
+    closeSync(fd);
+  } catch {
+    /* already closed */
   }
+  rmSync(tmp, { force: true });
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC") throw fail("outputPath", { path, problem: "the disk is full" });
+  if (code && /^E[A-Z]+$/.test(code)) throw fail("outputPath", { path, problem: (e as Error).message });
+  throw e;
+}
+
+/** Opens a temp file beside `path`, lets `write` fill it, then fsyncs and renames it to `path`. */
+export function writeFileAtomic(path: string, write: (fd: number) => void): void {
+  const { tmp, fd } = openTemp(path);
   try {
     write(fd);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
+    commit(path, tmp, fd);
   } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOSPC") throw fail("outputPath", { path, problem: "the disk is full" });
-    if (code && /^E[A-Z]+$/.test(code)) throw fail("outputPath", { path, problem: (e as Error).message });
-    throw e;
+    abandon(path, tmp, fd, e);
+  }
+}
+
+/** writeFileAtomic for writers that await between writes (worker results, say). */
+export async function writeFileAtomicAsync(path: string, write: (fd: number) => Promise<void>): Promise<void> {
+  const { tmp, fd } = openTemp(path);
+  try {
+    await write(fd);
+    commit(path, tmp, fd);
+  } catch (e) {
+    abandon(path, tmp, fd, e);
   }
 }
 
@@ -45,30 +65,4 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
 export function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-}
-
-/** writeFileAtomic for writers that await between writes (worker results, say). */
-export async function writeFileAtomicAsync(path: string, write: (fd: number) => Promise<void>): Promise<void> {
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-  } catch (e) {
-    throw fail("outputPath", { path, problem: (e as Error).message });
-  }
-  const tmp = tempPathFor(path);
-  const fd = openSync(tmp, "wx");
-  try {
-    await write(fd);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw fail("outputPath", { path, problem: "the disk is full" });
-    throw e;
-  }
 }

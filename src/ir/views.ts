@@ -6,6 +6,7 @@
 // same: a plain reshape when the final view is contiguous, a transpose when its strides are a
 // permutation of the root's. The answer comes from strides, never from comparing axis sizes, so
 // square grids (H = W) cannot fool it.
+import { stridesOf } from "../kernels/tensor.js";
 import type { GraphBuilder } from "./builder.js";
 import type { Value } from "./graph.js";
 
@@ -14,15 +15,7 @@ export interface View {
   strides: number[];
 }
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
+export const contiguousStrides = stridesOf;
 
 export function rootView(shape: readonly number[]): View {
   return { shape: [...shape], strides: contiguousStrides(shape) };

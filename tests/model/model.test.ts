@@ -4,10 +4,10 @@ import { syntheticInputs } from "../../src/driver/init.js";
 import { runFloatModel } from "../../src/driver/run.js";
 import { verifyGraph } from "../../src/ir/verify.js";
 import { buildModel } from "../../src/model/build.js";
-import { OPTION_VALUES, presetConfig, validateConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
+import { presetConfig, validateConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
 import { paramCount, paramSpecs } from "../../src/model/params.js";
 import { openCheckpoint, syntheticSource } from "../../src/model/weights.js";
-import { relErr } from "../helpers.js";
+import { relErr, validOptionCombos } from "../helpers.js";
 
 const GOLDEN = new URL("../../../shared/golden/", import.meta.url).pathname;
 
@@ -45,14 +45,7 @@ function micro(overrides: Partial<ModelConfig>) {
 }
 
 describe("forward passes", () => {
-  const combos: Partial<ModelConfig>[] = [];
-  for (const qkNorm of OPTION_VALUES.qkNorm)
-    for (const rope of OPTION_VALUES.rope)
-      for (const posEmbed of OPTION_VALUES.posEmbed)
-        for (const kvCompress of OPTION_VALUES.kvCompress)
-          for (const bnaPartition of OPTION_VALUES.bnaPartition)
-            for (const bnaEdge of OPTION_VALUES.bnaEdge)
-              if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
+  const combos = validOptionCombos();
 
   test("48 valid option combinations (rope 2d + sincos is the only invalid pairing)", () => {
     expect(combos.length).toBe(48);

@@ -1,6 +1,7 @@
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { validOptionCombos } from "../helpers.js";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { compile } from "../../src/driver/compile.js";
@@ -9,7 +10,7 @@ import { runFloatModel } from "../../src/driver/run.js";
 import { compareOutputs } from "../../src/driver/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import type { FloatTensor } from "../../src/kernels/tensor.js";
-import { OPTION_VALUES, presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
+import { presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
 import { syntheticSource } from "../../src/model/weights.js";
 import { checkManyWithCoremltools, coremltoolsUnavailable } from "../../targets/coreml/coremltools.js";
 import { decodeCoremlModel, encodeCoremlModel } from "../../targets/coreml/proto.js";
@@ -36,14 +37,7 @@ function roundTrip(config: ModelConfig, width: (typeof WIDTHS)[number], seed: nu
   return compareOutputs(mine.data, runFloatModel(source, width, inputs).data);
 }
 
-const combos: Partial<ModelConfig>[] = [];
-for (const qkNorm of OPTION_VALUES.qkNorm)
-  for (const rope of OPTION_VALUES.rope)
-    for (const posEmbed of OPTION_VALUES.posEmbed)
-      for (const kvCompress of OPTION_VALUES.kvCompress)
-        for (const bnaPartition of OPTION_VALUES.bnaPartition)
-          for (const bnaEdge of OPTION_VALUES.bnaEdge)
-            if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
+const combos = validOptionCombos();
 
 describe("CoreML: MIL reader-interpreter vs IR interpreter", () => {
   test.each(combos.map((c, i) => [i, c] as const))("micro option set %i, fp32 (<= 1e-4) and fp16 (rel L2 <= 1e-2)", (i, opts) => {

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { validOptionCombos } from "../helpers.js";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { compile } from "../../src/driver/compile.js";
@@ -9,7 +10,7 @@ import { runFloatModel } from "../../src/driver/run.js";
 import { compareOutputs, verify } from "../../src/driver/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import type { FloatTensor } from "../../src/kernels/tensor.js";
-import { OPTION_VALUES, presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
+import { presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
 import { syntheticSource } from "../../src/model/weights.js";
 import { decodeModel, encodeModel } from "../../targets/onnx/proto.js";
 import { openOrtSession } from "../../targets/onnx/ort.js";
@@ -43,14 +44,7 @@ async function roundTrip(config: ModelConfig, width: (typeof WIDTHS)[number], se
 }
 
 describe("ONNX parity, fp32 (onnxruntime-node vs IR interpreter <= 1e-4; the reader agrees with both)", () => {
-  const combos: Partial<ModelConfig>[] = [];
-  for (const qkNorm of OPTION_VALUES.qkNorm)
-    for (const rope of OPTION_VALUES.rope)
-      for (const posEmbed of OPTION_VALUES.posEmbed)
-        for (const kvCompress of OPTION_VALUES.kvCompress)
-          for (const bnaPartition of OPTION_VALUES.bnaPartition)
-            for (const bnaEdge of OPTION_VALUES.bnaEdge)
-              if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
+  const combos = validOptionCombos();
 
   test.each(combos.map((c, i) => [i, c] as const))("micro option set %i", async (i, opts) => {
     const r = await roundTrip(presetConfig("micro", opts), WIDTHS[i % 3]!, i, `combo${i}`);
