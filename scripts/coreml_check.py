@@ -21,7 +21,8 @@ def main(path):
         ops[op.op_type] = ops.get(op.op_type, 0) + 1
         if op.op_type == "transpose" and op.name.startswith(block_prefixes):
             transposes_in_blocks += 1
-        for out in op.outputs:
+        # constants (LUTs of the iOS18 form are [1, ..., K, 1]) never flow as activations
+        for out in op.outputs if op.op_type != "const" else []:
             if out.shape is not None:
                 max_rank = max(max_rank, len(out.shape))
     print(json.dumps({

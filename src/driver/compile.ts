@@ -55,6 +55,8 @@ export interface CompileOptions {
   precision: Precision | "auto";
   out: string;
   externalData?: "auto" | "always" | "never";
+  /** CoreML: iOS17 (CoreML7, default) or iOS18 (CoreML8) */
+  deployment?: "iOS17" | "iOS18";
   quantize?: QuantizeMode;
   /** calibration inputs for the probe; default: seeded inputs at the compiled shapes */
   calibration?: Record<string, FloatTensor>;
@@ -128,6 +130,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       o.onProgress?.(`${target} w${width}: writing ${path}`);
       const r = backend.emit(g, path, {
         ...(o.externalData ? { externalData: o.externalData } : {}),
+        ...(o.deployment ? { deployment: o.deployment } : {}),
         metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
       });
       artifacts.push({

@@ -7,6 +7,8 @@ import type { Pipeline } from "./pass.js";
 
 export interface EmitOptions {
   externalData?: "auto" | "always" | "never";
+  /** CoreML deployment target */
+  deployment?: "iOS17" | "iOS18";
   metadata: Record<string, string>;
 }
 

@@ -166,8 +166,12 @@ function blobRef(b: { file: string; offset: number }) {
   return { fileName: weightFile(b.file), offset: b.offset };
 }
 
-/** constexpr_lut_to_dense, iOS16/17 form: parameters are attributes; indices packed into a flat uint8 array. */
-function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod: Map<Value, Node>, blobs: BlobFolderWriter): void {
+/**
+ * constexpr_lut_to_dense. iOS16/17 form (CoreML7): parameters are attributes, indices a flat
+ * packed uint8 array plus a uint32 shape. iOS18 form (CoreML8): parameters are input bindings,
+ * indices a uint4/uint8 tensor shaped like the weight, the LUT [1, …, 1, K, 1] (FORMAT.md §6).
+ */
+function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod: Map<Value, Node>, blobs: BlobFolderWriter, deployment: Deployment): void {
   const [iv, lv] = n.inputs as [Value, Value];
   const ic = prod.get(iv), lc = prod.get(lv);
   if (ic?.kind !== "const" || lc?.kind !== "const") throw new Error("internal: lut_to_dense operands must be constants for CoreML");
@@ -175,12 +179,24 @@ function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod
   const packed = tensorBytes(ic.attrs.value.load(), iv.type.dtype); // u4: two per byte, low nibble first; u8: bytes
   const lut = lc.attrs.value.load();
   const lutDtype = lv.type.dtype;
+  const outType = { tensorType: tensorType(MIL_OF[n.outputs[0]!.type.dtype]!, shape) };
+  if (deployment === "iOS18") {
+    const u4 = iv.type.dtype === "u4", count = numel(shape);
+    const indices: MilValue = {
+      type: { tensorType: tensorType(u4 ? MIL_DTYPE.UINT4 : MIL_DTYPE.UINT8, shape) },
+      blobFileValue: blobRef(blobs.write(u4 ? BLOB_DTYPE.UInt4 : BLOB_DTYPE.UInt8, packed, u4 ? (8 - ((count * 4) % 8)) % 8 : 0)),
+    };
+    const lutShape = [...shape.map(() => 1), numel(lut.shape), 1];
+    const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, lutShape) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
+    w.raw({ type: "constexpr_lut_to_dense", inputs: { indices: { arguments: [{ value: indices }] }, lut: { arguments: [{ value: lutVal }] } }, attributes: { name: immediate({ str: name }) }, outputs: [{ name, type: outType }] });
+    return;
+  }
   const indices: MilValue = { type: { tensorType: tensorType(MIL_DTYPE.UINT8, [packed.length]) }, blobFileValue: blobRef(blobs.write(BLOB_DTYPE.UInt8, packed)) };
   const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, [numel(lut.shape)]) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
   w.raw({
     type: "constexpr_lut_to_dense",
     attributes: { name: immediate({ str: name }), indices, lut: lutVal, shape: immediate({ u32: [...shape] }) },
-    outputs: [{ name, type: { tensorType: tensorType(MIL_OF[n.outputs[0]!.type.dtype]!, shape) } }],
+    outputs: [{ name, type: outType }],
   });
 }
 
@@ -220,7 +236,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
       for (const n of g.nodes) {
         if (n.kind === "const") continue; // written at first use
         const name = writer.nameOf(n.outputs[0]!, g.outputs.includes(n.outputs[0]!) ? undefined : `${n.scope ?? "graph"}__${n.kind}_${n.outputs[0]!.id}`);
-        if (n.kind === "lut_to_dense") emitLut(n, writer, name, prod, blobs);
+        if (n.kind === "lut_to_dense") emitLut(n, writer, name, prod, blobs, opts.deployment);
         else {
           const emit = EMIT_MIL[n.kind] as AnyMilEmit | undefined;
           if (!emit) throw new Error(`internal: op ${n.kind} reached the CoreML emitter without a mapping (legality table out of date)`);

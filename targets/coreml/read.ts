@@ -14,8 +14,8 @@ import { BLOB_DTYPE, BlobReader } from "./blob.js";
 import { decodeCoremlModel, MIL_DTYPE, type CoremlModel, type MilOperation, type MilTensorType, type MilValue } from "./proto.js";
 
 const MAX_MODEL_BYTES = 2 ** 31 - 1;
-const DTYPE_OF_MIL: Record<number, DType> = { [MIL_DTYPE.FLOAT32]: "f32", [MIL_DTYPE.FLOAT16]: "f16", [MIL_DTYPE.INT32]: "i32", [MIL_DTYPE.UINT8]: "u8", [MIL_DTYPE.BOOL]: "bool" };
-const BLOB_FOR: Partial<Record<DType, number>> = { f32: BLOB_DTYPE.Float32, f16: BLOB_DTYPE.Float16, u8: BLOB_DTYPE.UInt8 };
+const DTYPE_OF_MIL: Record<number, DType> = { [MIL_DTYPE.FLOAT32]: "f32", [MIL_DTYPE.FLOAT16]: "f16", [MIL_DTYPE.INT32]: "i32", [MIL_DTYPE.UINT8]: "u8", [MIL_DTYPE.UINT4]: "u4", [MIL_DTYPE.BOOL]: "bool" };
+const BLOB_FOR: Partial<Record<DType, number>> = { f32: BLOB_DTYPE.Float32, f16: BLOB_DTYPE.Float16, u8: BLOB_DTYPE.UInt8, u4: BLOB_DTYPE.UInt4 };
 
 interface ConstInfo {
   dtype: number;
@@ -69,8 +69,8 @@ class Reader {
       const rec = br.record(Number(v.blobFileValue.offset ?? 0));
       const want = irType ? BLOB_FOR[irType] : undefined;
       if (want === undefined || rec.dtype !== want) throw this.bad(where, `blob dtype ${rec.dtype} does not match the value's type ${dtype}`);
-      const bytesPer = irType === "f32" ? 4 : irType === "f16" ? 2 : 1;
-      if (rec.size !== n * bytesPer) throw this.bad(where, `blob holds ${rec.size} bytes, shape (${shape.join(", ")}) needs ${n * bytesPer}`);
+      const need = irType === "u4" ? Math.ceil(n / 2) : n * (irType === "f32" ? 4 : irType === "f16" ? 2 : 1);
+      if (rec.size !== need) throw this.bad(where, `blob holds ${rec.size} bytes, shape (${shape.join(", ")}) needs ${need}`);
       return { dtype, shape, load: () => decodeBytes(br.data(rec), irType!, shape) };
     }
     const t = v?.immediateValue?.tensor;
@@ -116,6 +116,7 @@ class Reader {
 
 function decodeBytes(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
   const n = numel(shape);
+  if (dtype === "u4") return { dtype, shape, data: Uint8Array.from({ length: n }, (_, i) => (bytes[i >> 1]! >> ((i & 1) * 4)) & 15) };
   const buf = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
   if (dtype === "f32") return floatTensor(shape, new Float32Array(buf.buffer, buf.byteOffset, n).slice());
   if (dtype === "f16") return floatTensor(shape, decodeF16(new Uint16Array(buf.buffer, buf.byteOffset, n)), "f16");
@@ -234,6 +235,7 @@ const READ_MIL: Record<string, OpReader> = {
   einsum: (op, r, w) => [r.b.op("einsum", arg(op, "values").map((n) => r.value(n, w)), { equation: str(op, r, "equation", w, "") })],
   pixel_shuffle: (op, r, w) => [r.b.op("pixel_shuffle", [input(op, r, "x", w)], { factor: ints(op, r, "upscale_factor", w)[0]!, layout: "NCHW" })],
   constexpr_lut_to_dense: (op, r, w) => {
+    if (op.inputs?.indices) return readLutIos18(op, r, w);
     const a = op.attributes ?? {};
     const shape = r.constOf(a.shape, `${w} shape`).immediate?.map(Number);
     if (!shape) throw r.bad(w, "needs an immediate shape");
@@ -255,6 +257,26 @@ const READ_MIL: Record<string, OpReader> = {
     return [r.b.op("lut_to_dense", [indices, r.b.constant({ type: { dtype: lutDt, shape: lut.shape }, source: `${w} lut`, load: lut.load })], {})];
   },
 };
+
+/** The iOS18 form: typed indices shaped like the weight, a [1, …, 1, K, 1] per-tensor LUT, as input bindings. */
+function readLutIos18(op: MilOperation, r: Reader, w: string): Value[] {
+  const bound = (k: string) => {
+    const b = op.inputs?.[k]?.arguments?.[0];
+    if (!b?.value) throw r.bad(w, `input "${k}" must be bound to a value`);
+    return r.constOf(b.value, `${w} ${k}`);
+  };
+  const idx = bound("indices"), lut = bound("lut");
+  const dt = DTYPE_OF_MIL[idx.dtype];
+  if (dt !== "u4" && dt !== "u8") throw r.bad(w, "needs uint4 or uint8 indices");
+  const k = lut.shape[lut.shape.length - 2]!;
+  if (lut.shape.length !== idx.shape.length + 2 || lut.shape.slice(0, -2).some((g) => g !== 1) || lut.shape[lut.shape.length - 1] !== 1 || k !== (dt === "u4" ? 16 : 256))
+    throw r.bad(w, `LUT shape (${lut.shape.join(", ")}) is not a per-tensor scalar palette ditc reads ([1, …, 1, ${dt === "u4" ? 16 : 256}, 1])`);
+  const lutDt = DTYPE_OF_MIL[lut.dtype];
+  if (lutDt !== "f32" && lutDt !== "f16") throw r.bad(w, "has a LUT that is not fp16 or fp32");
+  const indices = r.b.constant({ type: { dtype: dt, shape: idx.shape }, source: `${w} indices`, load: idx.load });
+  const table = r.b.constant({ type: { dtype: lutDt, shape: [k] }, source: `${w} lut`, load: () => ({ ...lut.load(), shape: [k] }) });
+  return [r.b.op("lut_to_dense", [indices, table], {})];
+}
 
 export interface CoremlReadResult {
   graph: Graph;

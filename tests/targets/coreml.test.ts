@@ -18,6 +18,10 @@ import { readCoreml } from "../../targets/coreml/read.js";
 import { emitCoreml } from "../../targets/coreml/emit.js";
 import { applyPipeline } from "../../src/driver/pipelines.js";
 import { buildModel } from "../../src/model/build.js";
+import { PASSES } from "../../passes/index.js";
+import { buildPipeline } from "../../src/pipeline/pass.js";
+import { runPipeline } from "../../src/pipeline/run.js";
+import { palettizableWeights } from "../../src/quant/probe.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-coreml-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,6 +89,28 @@ test("weights past the per-file limit are split across weight.bin, weight_1.bin,
   const read = readCoreml(path);
   expect(runGraph(read.graph, inputs).velocity!.data).toEqual(runGraph(g, inputs).velocity!.data);
   read.close();
+});
+
+test("iOS18 deployment: spec 9 / CoreML8 with the input-form LUT; the reader runs it exactly", () => {
+  for (const precision of ["fp32", "fp16"] as const) {
+    const out = join(dir, `ios18-${precision}`);
+    const src = syntheticSource(presetConfig("micro"), 8);
+    compile({ source: src, ref: { preset: "micro", seed: 8 }, targets: ["coreml"], widths: [0.5], precision, out, quantize: { mode: "k4" }, deployment: "iOS18" });
+    const path = join(out, "w500", "model.mlpackage");
+    packages.push(path);
+    const m = decodeCoremlModel(readFileSync(join(path, "Data/com.apple.CoreML/model.mlmodel")));
+    expect(m.specificationVersion).toBe(9);
+    const ops = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML8!.operations!;
+    const lut = ops.find((o) => o.type === "constexpr_lut_to_dense")!;
+    expect(Object.keys(lut.inputs!).sort()).toEqual(["indices", "lut"]);
+    const read = readCoreml(path);
+    const c = presetConfig("micro");
+    const inputs = syntheticInputs(c, 3, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const g = runPipeline(buildModel(src, { width: 0.5 }).graph, buildPipeline({ name: "p", entries: [{ pass: "palettize", options: { bits: Object.fromEntries(palettizableWeights(buildModel(src, { width: 0.5 }).graph).map((w) => [w.name, 4])) } }] }, PASSES));
+    const err = compareOutputs(runGraph(read.graph, inputs).velocity!.data as Float32Array, runGraph(g, inputs).velocity!.data as Float32Array);
+    read.close();
+    expect(precision === "fp32" ? err.maxRelErr! : err.relL2!).toBeLessThanOrEqual(precision === "fp32" ? 1e-4 : 1e-2);
+  }
 });
 
 describe("coremltools (Apple's loader) accepts every package", () => {
