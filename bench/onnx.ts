@@ -33,32 +33,51 @@ async function median(fn: () => Promise<unknown> | unknown, reps: number): Promi
   return t.sort((a, b) => a - b)[Math.floor(reps / 2)]!;
 }
 
+/** ORT latency of the onnx pipeline against the no-pass baseline, runs interleaved so load drift hits both. */
+async function ortPair(dir: string, resolution: number, reps: number) {
+  const c = presetConfig("mini");
+  const latentSize: [number, number] = [resolution / 8, resolution / 8];
+  const inputs = syntheticInputs(c, 0, { batch: 1, latentSize, contextTokens: c.contextTokens });
+  const g = buildModel(syntheticSource(c, 0), { width: 1, latentSize }).graph;
+  const sessions = [];
+  for (const p of [onnxPipeline, onnxBaselinePipeline]) {
+    const path = join(dir, `${p.name}-${resolution}.onnx`);
+    emitOnnx(runPipeline(g, buildPipeline(p, PASSES)), path, { externalData: "never" });
+    const s = await openOrtSession(path);
+    await s.run(inputs);
+    sessions.push({ name: p.name, s, times: [] as number[], path });
+  }
+  for (let i = 0; i < reps; i++)
+    for (const x of sessions) {
+      const t0 = performance.now();
+      await x.s.run(inputs);
+      x.times.push((performance.now() - t0) / 1000);
+    }
+  const med = (t: number[]) => +[...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]!.toFixed(4);
+  for (const x of sessions) await x.s.release();
+  const [fast, base] = sessions.map((x) => med(x.times)) as [number, number];
+  return { resolution, tokens: (resolution / 16) ** 2, onnxPipeline: fast, noPassesBaseline: base, speedup: +(base / fast).toFixed(2), path: sessions[0]!.path, inputs };
+}
+
 export async function benchOnnxMini(quick: boolean) {
   const dir = mkdtempSync(join(tmpdir(), "ditc-bench-onnx-"));
   try {
-    const c = presetConfig("mini");
-    const src = syntheticSource(c, 0);
-    const inputs = syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
-    const g = buildModel(src, { width: 1 }).graph;
-    const reps = quick ? 3 : 10;
-    const out: Record<string, unknown> = {};
-    for (const p of [onnxPipeline, onnxBaselinePipeline]) {
-      const path = join(dir, `${p.name}.onnx`);
-      emitOnnx(runPipeline(g, buildPipeline(p, PASSES)), path, { externalData: "never" });
-      const s = await openOrtSession(path);
-      out[p.name] = { ortSeconds: +(await median(() => s.run(inputs), reps)).toFixed(4) };
-      await s.release();
+    const rows = [];
+    for (const res of quick ? [256] : [256, 512, 1024]) {
+      const r = await ortPair(dir, res, quick ? 5 : res >= 1024 ? 5 : 15);
+      console.log(`ORT mini @${res} (${r.tokens} tokens): onnx pipeline ${r.onnxPipeline}s vs baseline ${r.noPassesBaseline}s (${r.speedup}x)`);
+      rows.push(r);
     }
-    const fast = out[onnxPipeline.name] as { ortSeconds: number }, base = out[onnxBaselinePipeline.name] as { ortSeconds: number };
-    const read = readOnnx(join(dir, `${onnxPipeline.name}.onnx`));
-    const interp = await median(() => runGraph(read.graph, inputs), quick ? 1 : 3);
+    const first = rows[0]!;
+    const read = readOnnx(first.path);
+    const interp = await median(() => runGraph(read.graph, first.inputs), quick ? 1 : 3);
     read.close();
     const r = {
-      model: "mini, width 1, batch 1, latent 32x32, fp32",
-      ortLatency: { onnxPipeline: fast.ortSeconds, noPassesBaseline: base.ortSeconds, speedup: +(base.ortSeconds / fast.ortSeconds).toFixed(2) },
-      readerInterpreter: { seconds: +interp.toFixed(3), ortSeconds: fast.ortSeconds, throughputVsOrt: +(fast.ortSeconds / interp).toFixed(3) },
+      model: "mini, width 1, batch 1, fp32",
+      ortLatency: rows.map(({ path: _p, inputs: _i, ...x }) => x),
+      readerInterpreter: { resolution: first.resolution, seconds: +interp.toFixed(3), ortSeconds: first.onnxPipeline, throughputVsOrt: +(first.onnxPipeline / interp).toFixed(3) },
     };
-    console.log(`ORT mini: onnx pipeline ${fast.ortSeconds}s vs baseline ${base.ortSeconds}s (${r.ortLatency.speedup}x); reader-interpreter ${r.readerInterpreter.seconds}s = ${(100 * r.readerInterpreter.throughputVsOrt).toFixed(1)}% of ORT's throughput`);
+    console.log(`reader-interpreter @${first.resolution}: ${r.readerInterpreter.seconds}s = ${(100 * r.readerInterpreter.throughputVsOrt).toFixed(1)}% of ORT's throughput`);
     return r;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -96,7 +96,7 @@ function benchPipelines() {
 function benchInitFull() {
   const out = join(tmpdir(), `ditc-bench-${process.pid}.safetensors`);
   const r = JSON.parse(execFileSync(process.execPath, [join(here, "init-child.js"), "full", "f16", out], { encoding: "utf8", maxBuffer: 1 << 20 }));
-  console.log(`init --preset full --dtype f16: ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB for ${(r.bytes / 2 ** 30).toFixed(2)} GiB written`);
+  console.log(`init --preset full --dtype f16: ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB for ${(r.bytes / 2 ** 30).toFixed(2)} GiB written; width-1 params from the header ${r.headerParamsWidth1} (expected ${r.expectedWidth1})`);
   return { ...r, seconds: +r.seconds.toFixed(2), rssOverFileSize: +(r.maxRssBytes / r.bytes).toFixed(3) };
 }
 

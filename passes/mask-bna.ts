@@ -3,7 +3,7 @@
 // unoptimized baseline that unroll-bna is measured against; no target pipeline uses it.
 //
 //   %o = bna_attention(q, k, v)   ==>   per head: softmax(q_h k_gᵀ · scale + M) v_g,  M = 0 in window, −1e9 outside
-import type { Graph, Value } from "../src/ir/graph.js";
+import type { ConstValue, Graph, Value } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { bnaMask } from "../src/kernels/attention.js";
 import { floatTensor } from "../src/kernels/tensor.js";
@@ -19,6 +19,7 @@ export const maskBna = definePass({
   ensures: ["bna:unrolled"],
   defaults: {},
   run: (g: Graph, _o, log) => {
+    const masks = new Map<string, ConstValue>(); // one mask per window layout, shared by blocks
     const lower = rule("bna-to-masked-attention", "bna_attention", {
       match: () => true,
       rewrite: (n, { b }) => {
@@ -27,11 +28,10 @@ export const maskBna = definePass({
         const { heads, kvHeads, scale } = n.attrs;
         const dh = Cq / heads, dv = v.type.shape[2]! / kvHeads, group = heads / kvHeads;
         const allowed = bnaMask(n.attrs);
-        const mask = b.constant({
-          type: { dtype: "f32", shape: [L, L] },
-          source: `bna mask ${n.attrs.partition} ${n.attrs.edge} ${n.attrs.grid.join("x")} nb${n.attrs.blocks} r${n.attrs.radius}`,
-          load: () => floatTensor([L, L], Float32Array.from({ length: L * L }, (_, i) => (allowed(Math.floor(i / L), i % L) ? 0 : MASKED))),
-        });
+        const source = `bna mask ${n.attrs.partition} ${n.attrs.edge} ${n.attrs.grid.join("x")} nb${n.attrs.blocks} r${n.attrs.radius}`;
+        if (!masks.has(source))
+          masks.set(source, { type: { dtype: "f32", shape: [L, L] }, source, load: () => floatTensor([L, L], Float32Array.from({ length: L * L }, (_, i) => (allowed(Math.floor(i / L), i % L) ? 0 : MASKED))) });
+        const mask = b.constant(masks.get(source)!);
         const qs = b.op("mul", [q, b.tensorConstant(`attention scale ${scale}`, floatTensor([1], Float32Array.of(scale)))], {});
         const slice = (x: Value, c0: number, c: number) => b.op("slice", [x], { begin: [0, 0, c0], size: [B, L, c] });
         const outs: Value[] = [];

@@ -105,7 +105,14 @@ const foldLayoutIntoConstant = rule("fold-layout-into-constant", LAYOUT_OPS, {
 // layout(lut_to_dense(i, lut)) -> lut_to_dense(layout(i), lut): moves the layout onto the
 // constant indices, where it folds, so a palettized weight reaches its consumer in final layout
 const layoutThroughLut = rule("layout-through-lut", LAYOUT_OPS, {
-  match: (n, ctx) => ctx.producer(n.inputs[0]!)?.kind === "lut_to_dense" || "input is not a lut_to_dense",
+  match: (n, ctx) => {
+    const l = ctx.producer(n.inputs[0]!);
+    if (l?.kind !== "lut_to_dense") return "input is not a lut_to_dense";
+    // per-group LUTs follow axis-0 rows: only layouts that keep axis 0 first and whole may move
+    if (l.inputs[1]!.type.shape.length === 2)
+      return (n.kind === "transpose" ? n.attrs.perm[0] === 0 : n.attrs.shape[0] === l.outputs[0]!.type.shape[0]) || "a grouped LUT's rows would move";
+    return true;
+  },
   rewrite: (n, ctx) => {
     const l = ctx.producer(n.inputs[0]!)!;
     const idx = ctx.b.op(n.kind, [l.inputs[0]!], n.attrs as never);

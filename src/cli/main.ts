@@ -209,6 +209,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("precision", { choices: ["auto", "fp32", "fp16"] as const, default: "auto" as const, describe: "auto: fp16 for CoreML (it computes in fp16 on device), fp32 for ONNX and TFLite" })
           .option("quantize", { type: "string", default: "none", describe: "k-means palettization: none, k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3)" })
           .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
+          .option("lut-group-size", { type: "number", default: 0, describe: "CoreML iOS18: one palette per this many output channels (per-grouped-channel LUTs); 0 = one per tensor" })
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })
           .option("deployment", { choices: ["iOS17", "iOS18"] as const, default: "iOS17" as const, describe: "CoreML deployment target: iOS17 (CoreML7) or iOS18 (CoreML8, the newer LUT form)" })
           .option("out", { type: "string", demandOption: true, describe: "output folder" })
@@ -223,7 +224,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
           const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
-            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment,
+            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0),
             ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
             onProgress: json ? undefined : (m) => io.err(m),

@@ -58,6 +58,8 @@ export interface CompileOptions {
   /** CoreML: iOS17 (CoreML7, default) or iOS18 (CoreML8) */
   deployment?: "iOS17" | "iOS18";
   quantize?: QuantizeMode;
+  /** per-grouped-channel LUTs: one palette per this many output channels (CoreML iOS18 only); 0 = per tensor */
+  lutGroupSize?: number;
   /** calibration inputs for the probe; default: seeded inputs at the compiled shapes */
   calibration?: Record<string, FloatTensor>;
   onProgress?: (message: string) => void;
@@ -88,7 +90,7 @@ export interface CompileReport {
   artifacts: ArtifactRecord[];
   /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
   checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
-  quantization?: { mode: string; target?: number; averageBits: number; layers: QuantizedLayer[] };
+  quantization?: { mode: string; target?: number; lutGroupSize: number; averageBits: number; layers: QuantizedLayer[] };
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
@@ -97,6 +99,8 @@ export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
 
 export function compile(o: CompileOptions): { report: CompileReport; reportPath: string } {
+  if ((o.lutGroupSize ?? 0) > 0 && (o.targets.some((t) => t !== "coreml") || o.deployment !== "iOS18"))
+    throw fail("usage", { detail: "--lut-group-size (per-grouped-channel LUTs) is a CoreML iOS18 form: use it with --target coreml --deployment iOS18 only." });
   for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")} (the other backends have not landed)` });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
   mkdirSync(o.out, { recursive: true });
@@ -116,7 +120,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     if (quantize.mode !== "none") {
       const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
       qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
-      palettize = [{ pass: "palettize", options: { bits: plan.bits } }];
+      palettize = [{ pass: "palettize", options: { bits: plan.bits, groupSize: o.lutGroupSize ?? 0 } }];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
@@ -150,7 +154,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     artifacts,
     ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cachedAcrossWidths: cacheReads } } : {}),
     ...(quantize.mode !== "none"
-      ? { quantization: { mode: quantize.mode, ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
+      ? { quantization: { mode: quantize.mode, lutGroupSize: o.lutGroupSize ?? 0, ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
       : {}),
   };
   const reportPath = join(o.out, "report.json");

@@ -128,22 +128,27 @@ const cast = defineOp<{ to: DType }>({
 });
 
 /**
- * A palettized weight: out[i] = lut[indices[i]]. Indices are u4 (16 entries) or u8 (256);
- * CoreML maps this to constexpr_lut_to_dense, ONNX and TFLite to an in-graph lookup.
+ * A palettized weight: out[i] = lut[indices[i]], or with per-grouped-channel LUTs (G, K) the
+ * LUT of the group of axis-0 rows element i is in (G groups of shape[0]/G rows). Indices are u4
+ * (16 entries) or u8 (256). CoreML maps this to constexpr_lut_to_dense, ONNX to an in-graph lookup.
  */
 const lut_to_dense = defineOp<Record<string, never>>({
   operands: ["indices", "lut"],
   infer: ([i, l]) => {
     check(i!.dtype === "u4" || i!.dtype === "u8", `indices must be u4 or u8, got ${i!.dtype}`);
     requireFloat(l!, "lut");
-    requireRank(l!, 1, "lut");
-    check(l!.shape[0] === (i!.dtype === "u4" ? 16 : 256), `a ${i!.dtype} palette has ${i!.dtype === "u4" ? 16 : 256} entries, the LUT has ${l!.shape[0]}`);
+    const k = i!.dtype === "u4" ? 16 : 256;
+    check(l!.shape.length === 1 || l!.shape.length === 2, `the LUT must be (K) or (groups, K), got (${l!.shape.join(", ")})`);
+    check(l!.shape[l!.shape.length - 1] === k, `a ${i!.dtype} palette has ${k} entries, the LUT has ${l!.shape[l!.shape.length - 1]}`);
+    if (l!.shape.length === 2) check(i!.shape.length >= 1 && i!.shape[0]! % l!.shape[0]! === 0, `${l!.shape[0]} LUT groups do not divide the ${i!.shape[0]} rows`);
     return [{ dtype: l!.dtype, shape: i!.shape }];
   },
   kernel: ([i, l]) => {
     const idx = i!.data as Uint8Array, lut = f(l!).data;
+    const k = l!.shape[l!.shape.length - 1]!, groups = l!.shape.length === 2 ? l!.shape[0]! : 1;
+    const perGroup = idx.length / groups; // rows are contiguous, so each group is one run of elements
     const out = new Float32Array(idx.length);
-    for (let k = 0; k < idx.length; k++) out[k] = lut[idx[k]!]!;
+    for (let e = 0; e < idx.length; e++) out[e] = lut[Math.floor(e / perGroup) * k + idx[e]!]!;
     return [floatTensor(i!.shape, out, l!.dtype as "f32" | "f16")];
   },
 });

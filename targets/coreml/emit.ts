@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { fail } from "../../src/diagnostics.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import type { DType } from "../../src/ir/dtype.js";
 import { producers, type Graph, type Node, type Value } from "../../src/ir/graph.js";
@@ -180,13 +181,15 @@ function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod
   const lut = lc.attrs.value.load();
   const lutDtype = lv.type.dtype;
   const outType = { tensorType: tensorType(MIL_OF[n.outputs[0]!.type.dtype]!, shape) };
+  const groups = lv.type.shape.length === 2 ? lv.type.shape[0]! : 1;
+  if (groups > 1 && deployment !== "iOS18") throw fail("usage", { detail: `${name}: per-grouped-channel LUTs need the iOS18 form; compile with --deployment iOS18 or without --lut-group-size.` });
   if (deployment === "iOS18") {
     const u4 = iv.type.dtype === "u4", count = numel(shape);
     const indices: MilValue = {
       type: { tensorType: tensorType(u4 ? MIL_DTYPE.UINT4 : MIL_DTYPE.UINT8, shape) },
       blobFileValue: blobRef(blobs.write(u4 ? BLOB_DTYPE.UInt4 : BLOB_DTYPE.UInt8, packed, u4 ? (8 - ((count * 4) % 8)) % 8 : 0)),
     };
-    const lutShape = [...shape.map(() => 1), numel(lut.shape), 1];
+    const lutShape = [...shape.map((_, a) => (a === 0 ? groups : 1)), lv.type.shape[lv.type.shape.length - 1]!, 1];
     const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, lutShape) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
     w.raw({ type: "constexpr_lut_to_dense", inputs: { indices: { arguments: [{ value: indices }] }, lut: { arguments: [{ value: lutVal }] } }, attributes: { name: immediate({ str: name }) }, outputs: [{ name, type: outType }] });
     return;

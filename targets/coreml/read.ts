@@ -268,13 +268,15 @@ function readLutIos18(op: MilOperation, r: Reader, w: string): Value[] {
   const idx = bound("indices"), lut = bound("lut");
   const dt = DTYPE_OF_MIL[idx.dtype];
   if (dt !== "u4" && dt !== "u8") throw r.bad(w, "needs uint4 or uint8 indices");
-  const k = lut.shape[lut.shape.length - 2]!;
-  if (lut.shape.length !== idx.shape.length + 2 || lut.shape.slice(0, -2).some((g) => g !== 1) || lut.shape[lut.shape.length - 1] !== 1 || k !== (dt === "u4" ? 16 : 256))
-    throw r.bad(w, `LUT shape (${lut.shape.join(", ")}) is not a per-tensor scalar palette ditc reads ([1, …, 1, ${dt === "u4" ? 16 : 256}, 1])`);
+  const k = lut.shape[lut.shape.length - 2]!, groups = lut.shape[0]!;
+  // per tensor [1, …, 1, K, 1], or grouped along axis 0: [G, 1, …, 1, K, 1]
+  if (lut.shape.length !== idx.shape.length + 2 || lut.shape.slice(1, -2).some((g) => g !== 1) || idx.shape[0]! % groups !== 0 || lut.shape[lut.shape.length - 1] !== 1 || k !== (dt === "u4" ? 16 : 256))
+    throw r.bad(w, `LUT shape (${lut.shape.join(", ")}) is not a scalar palette ditc reads ([G, 1, …, 1, ${dt === "u4" ? 16 : 256}, 1] with G dividing axis 0)`);
   const lutDt = DTYPE_OF_MIL[lut.dtype];
   if (lutDt !== "f32" && lutDt !== "f16") throw r.bad(w, "has a LUT that is not fp16 or fp32");
   const indices = r.b.constant({ type: { dtype: dt, shape: idx.shape }, source: `${w} indices`, load: idx.load });
-  const table = r.b.constant({ type: { dtype: lutDt, shape: [k] }, source: `${w} lut`, load: () => ({ ...lut.load(), shape: [k] }) });
+  const lutShape = groups > 1 ? [groups, k] : [k];
+  const table = r.b.constant({ type: { dtype: lutDt, shape: lutShape }, source: `${w} lut`, load: () => ({ ...lut.load(), shape: lutShape }) });
   return [r.b.op("lut_to_dense", [indices, table], {})];
 }
 

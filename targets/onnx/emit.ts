@@ -194,11 +194,18 @@ function assignNames(g: Graph): Map<Value, string> {
   };
   for (const v of g.inputs) claim(v, v.name!);
   for (const v of g.outputs) if (v.name && !names.has(v)) claim(v, v.name);
+  const byConst = new Map<ConstValue, string>(); // one initializer per constant, however many nodes load it
   for (const n of g.nodes)
     for (const o of n.outputs) {
       if (names.has(o)) continue;
-      if (n.kind === "const") claim(o, n.attrs.value.source.replace(/[^\w.]+/g, "_").replace(/^_+|_+$/g, "") || `const_${o.id}`);
-      else claim(o, `v${o.id}`);
+      if (n.kind === "const") {
+        const same = byConst.get(n.attrs.value);
+        if (same) names.set(o, same);
+        else {
+          claim(o, n.attrs.value.source.replace(/[^\w.]+/g, "_").replace(/^_+|_+$/g, "") || `const_${o.id}`);
+          byConst.set(n.attrs.value, names.get(o)!);
+        }
+      } else claim(o, `v${o.id}`);
     }
   return names;
 }
@@ -206,7 +213,8 @@ function assignNames(g: Graph): Map<Value, string> {
 export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmitResult {
   const names = assignNames(g);
   const w = new OnnxGraphWriter(names);
-  const consts = g.nodes.filter((n): n is NodeOfKind<"const"> => n.kind === "const");
+  const seenConst = new Set<ConstValue>();
+  const consts = g.nodes.filter((n): n is NodeOfKind<"const"> => n.kind === "const" && !seenConst.has(n.attrs.value) && !!seenConst.add(n.attrs.value));
   const constBytes = consts.reduce((s, n) => s + numel(n.outputs[0]!.type.shape) * BYTES_PER_ELEMENT[n.outputs[0]!.type.dtype], 0);
   const external = opts.externalData === "always" || (opts.externalData === "auto" && constBytes > INLINE_LIMIT);
   for (const n of g.nodes) {

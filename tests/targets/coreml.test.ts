@@ -113,6 +113,23 @@ test("iOS18 deployment: spec 9 / CoreML8 with the input-form LUT; the reader run
   }
 });
 
+test("iOS18 per-grouped-channel LUTs: one palette per 32 output channels, [G, 1, …, 16, 1], read back exactly", async () => {
+  const out = join(dir, "ios18-grouped");
+  const src = syntheticSource(presetConfig("micro"), 9);
+  compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["coreml"], widths: [1], precision: "fp32", out, quantize: { mode: "k4" }, deployment: "iOS18", lutGroupSize: 32 });
+  const path = join(out, "w1000", "model.mlpackage");
+  packages.push(path);
+  const ops = decodeCoremlModel(readFileSync(join(path, "Data/com.apple.CoreML/model.mlmodel"))).mlProgram!.functions!.main!.blockSpecializations!.CoreML8!.operations!;
+  const q = ops.find((o) => o.type === "constexpr_lut_to_dense" && o.outputs![0]!.type!.tensorType!.dimensions![0]!.constant!.size === 128)!;
+  const lutDims = q.inputs!.lut!.arguments![0]!.value!.type!.tensorType!.dimensions!.map((d) => Number(d.constant!.size));
+  expect(lutDims[0]).toBe(4); // 128 output channels / 32
+  expect(lutDims.slice(-2)).toEqual([16, 1]);
+  let stdout = "";
+  expect(await main(["verify", out, "--json"], { out: (x) => (stdout += x), err: () => {} })).toBe(0);
+  expect(JSON.parse(stdout).results.find((r: { engine: string }) => r.engine === "ditc").maxRelErr).toBeLessThanOrEqual(1e-4);
+  expect(() => compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["onnx"], widths: [1], precision: "fp32", out: join(dir, "nope"), quantize: { mode: "k4" }, lutGroupSize: 32 })).toThrow(/CoreML iOS18 form/);
+});
+
 describe("coremltools (Apple's loader) accepts every package", () => {
   test("load and rebuild the MIL program of every package written above; no transposes in blocks, rank <= 4", () => {
     const why = coremltoolsUnavailable();
