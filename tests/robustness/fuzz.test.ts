@@ -70,7 +70,7 @@ describe("fuzzing the readers", () => {
           }
         });
       }),
-      { numRuns: 120 },
+      { numRuns: 400 },
     );
   });
 
@@ -93,7 +93,7 @@ describe("fuzzing the readers", () => {
           }
         });
       }),
-      { numRuns: 60 },
+      { numRuns: 300 },
     );
   });
 
@@ -119,7 +119,7 @@ describe("fuzzing the readers", () => {
           }
         });
       }),
-      { numRuns: 60 },
+      { numRuns: 200 },
     );
   });
 });
