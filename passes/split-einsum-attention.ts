@@ -40,7 +40,7 @@ export function queryChunks(B: number, Lq: number, Lk: number, o: SplitAttention
 
 function lowerAttention(b: GraphBuilder, q: Value, k: Value, v: Value, heads: number, kvHeads: number, scale: number, o: SplitAttentionOptions): Value {
   const [B, Lq, Cq] = q.type.shape as [number, number, number];
-  const [, Lk, Ck] = k.type.shape as [number, number, number];
+  const Lk = k.type.shape[1]!;
   const Cv = v.type.shape[2]!;
   const dh = Cq / heads, dv = Cv / kvHeads, group = heads / kvHeads;
   const qs = b.op("mul", [q, b.tensorConstant(`attention scale ${scale}`, floatTensor([1], Float32Array.of(scale)))], {});
