@@ -14,14 +14,12 @@ import { applyRules, rule } from "../src/ir/rewrite.js";
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
+import { mapToTokens, tokensToMap } from "../src/ir/views.js";
 
 function compress(b: GraphBuilder, x: Value, w: Value, bias: Value, grid: readonly [number, number]): Value {
-  const [B, , C] = x.type.shape as [number, number, number];
-  const map = b.op("reshape", [b.op("transpose", [x], { perm: [0, 2, 1] })], { shape: [B, C, grid[0], grid[1]] });
-  const groups = C / w.type.shape[1]!;
-  const y = b.op("conv2d", [map, w, bias], { stride: [2, 2], pads: [0, 0, 0, 0], groups, layout: "NCHW" });
-  const [, , h, wd] = y.type.shape as [number, number, number, number];
-  return b.op("transpose", [b.op("reshape", [y], { shape: [B, C, h * wd] })], { perm: [0, 2, 1] });
+  const groups = x.type.shape[2]! / w.type.shape[1]!;
+  const y = b.op("conv2d", [tokensToMap(b, x, grid[0], grid[1]), w, bias], { stride: [2, 2], pads: [0, 0, 0, 0], groups, layout: "NCHW" });
+  return mapToTokens(b, y);
 }
 
 export const lowerAssa = definePass({

@@ -69,20 +69,27 @@ function bestCollapse(n: Node, ctx: RewriteContext): { root: Value; form: Canoni
   return undefined;
 }
 
+// match finds the collapse and rewrite uses it: the stride analysis runs once per node
+const found = new WeakMap<Node, NonNullable<ReturnType<typeof bestCollapse>>>();
 const collapseLayoutChain = rule("collapse-layout-chain", LAYOUT_OPS, {
-  match: (n, ctx) => bestCollapse(n, ctx) !== undefined || "no shorter equivalent chain",
-  rewrite: (n, ctx) => {
-    const { root, form } = bestCollapse(n, ctx)!;
+  match: (n, ctx) => {
+    const c = bestCollapse(n, ctx);
+    if (!c) return "no shorter equivalent chain";
+    found.set(n, c);
+    return true;
+  },
+  rewrite: (n, { b }) => {
+    const { root, form } = found.get(n)!;
     const shape = [...n.outputs[0]!.type.shape];
     switch (form.kind) {
       case "same":
         return root;
       case "reshape":
-        return ctx.b.op("reshape", [root], { shape });
+        return b.op("reshape", [root], { shape });
       case "transpose":
-        return ctx.b.op("transpose", [root], { perm: form.perm });
+        return b.op("transpose", [root], { perm: form.perm });
       case "reshape-transpose":
-        return ctx.b.op("transpose", [ctx.b.op("reshape", [root], { shape: form.shape })], { perm: form.perm });
+        return b.op("transpose", [b.op("reshape", [root], { shape: form.shape })], { perm: form.perm });
     }
   },
 });

@@ -28,3 +28,10 @@ export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
     }
   }
 }
+
+/** The inverse of the u4 packing: n indices from two-per-byte storage, low nibble first. */
+export function unpackU4(packed: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (packed[i >> 1]! >> ((i & 1) * 4)) & 15;
+  return out;
+}

@@ -111,3 +111,15 @@ export function fromChannelsFirst(b: GraphBuilder, y: Value): Value {
   const [B, C, , N] = y.type.shape as [number, number, number, number];
   return b.op("transpose", [b.op("reshape", [y], { shape: [B, C, N] })], { perm: [0, 2, 1] });
 }
+
+/** Raster-order tokens (B, L, C) of an h x w grid -> feature map (B, C, h, w): transpose + reshape. */
+export function tokensToMap(b: GraphBuilder, x: Value, h: number, w: number): Value {
+  const [B, , C] = x.type.shape as [number, number, number];
+  return b.op("reshape", [b.op("transpose", [x], { perm: [0, 2, 1] })], { shape: [B, C, h, w] });
+}
+
+/** Feature map (B, C, h, w) -> raster-order tokens (B, h·w, C): reshape + transpose. */
+export function mapToTokens(b: GraphBuilder, x: Value): Value {
+  const [B, C, h, w] = x.type.shape as [number, number, number, number];
+  return b.op("transpose", [b.op("reshape", [x], { shape: [B, C, h * w] })], { perm: [0, 2, 1] });
+}

@@ -3,6 +3,7 @@
 // the design's equations one to one; layout and lowering decisions belong to passes.
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "../ir/builder.js";
+import { mapToTokens as toTokens, tokensToMap as toMap } from "../ir/views.js";
 import type { Graph, Value } from "../ir/graph.js";
 import { floatTensor, intTensor } from "../kernels/tensor.js";
 import { dims, validateResolution, widthTag, type ModelConfig, type Width } from "./config.js";
@@ -65,14 +66,8 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   const modulate = (x: Value, shift: Value, scale: Value) => add(mul(x, add(scale, scalar(1))), shift);
   /** Row k of a (B, n, D) table as (B, 1, D), broadcasting over tokens. */
   const row = (t: Value, k: number) => b.op("slice", [t], { begin: [0, k, 0], size: [batch, 1, t.type.shape[2]!] });
-  const tokensToMap = (x: Value, h: number, wd: number) => {
-    const C = x.type.shape[2]!;
-    return b.op("reshape", [b.op("transpose", [x], { perm: [0, 2, 1] })], { shape: [batch, C, h, wd] });
-  };
-  const mapToTokens = (x: Value) => {
-    const [B, C, h, wd] = x.type.shape as [number, number, number, number];
-    return b.op("transpose", [b.op("reshape", [x], { shape: [B, C, h * wd] })], { perm: [0, 2, 1] });
-  };
+  const tokensToMap = (x: Value, h: number, wd: number) => toMap(b, x, h, wd);
+  const mapToTokens = (x: Value) => toTokens(b, x);
 
   const latent = b.input("latent", { dtype: "f32", shape: [batch, c.latentChannels, Hl, Wl] });
   const timestep = b.input("timestep", { dtype: "f32", shape: [batch] });

@@ -9,6 +9,7 @@ import { GraphBuilder } from "../../src/ir/builder.js";
 import type { DType } from "../../src/ir/dtype.js";
 import type { Graph, Value } from "../../src/ir/graph.js";
 import { decodeF16 } from "../../src/kernels/fp16.js";
+import { unpackU4 } from "../../src/io/encode.js";
 import { floatTensor, numel, type Tensor } from "../../src/kernels/tensor.js";
 import { BLOB_DTYPE, BlobReader } from "./blob.js";
 import { decodeCoremlModel, MIL_DTYPE, type CoremlModel, type MilOperation, type MilTensorType, type MilValue } from "./proto.js";
@@ -116,7 +117,7 @@ class Reader {
 
 function decodeBytes(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
   const n = numel(shape);
-  if (dtype === "u4") return { dtype, shape, data: Uint8Array.from({ length: n }, (_, i) => (bytes[i >> 1]! >> ((i & 1) * 4)) & 15) };
+  if (dtype === "u4") return { dtype, shape, data: unpackU4(bytes, n) };
   const buf = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
   if (dtype === "f32") return floatTensor(shape, new Float32Array(buf.buffer, buf.byteOffset, n).slice());
   if (dtype === "f16") return floatTensor(shape, decodeF16(new Uint16Array(buf.buffer, buf.byteOffset, n)), "f16");
@@ -249,7 +250,7 @@ const READ_MIL: Record<string, OpReader> = {
       type: { dtype: dt, shape }, source: `${w} indices`,
       load: () => {
         const packed = idx.load().data as Uint8Array;
-        return { dtype: dt, shape, data: bits === 8 ? packed : Uint8Array.from({ length: n }, (_, i) => (packed[i >> 1]! >> ((i & 1) * 4)) & 15) };
+        return { dtype: dt, shape, data: bits === 8 ? packed : unpackU4(packed, n) };
       },
     });
     const lutDt = DTYPE_OF_MIL[lut.dtype];

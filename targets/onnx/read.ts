@@ -10,6 +10,7 @@ import { GraphBuilder } from "../../src/ir/builder.js";
 import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
 import type { Graph, Value } from "../../src/ir/graph.js";
 import { decodeBF16, decodeF16 } from "../../src/kernels/fp16.js";
+import { unpackU4 } from "../../src/io/encode.js";
 import { floatTensor, numel, type Tensor } from "../../src/kernels/tensor.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, decodeModel, ONNX_DTYPE, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from "./proto.js";
 
@@ -90,7 +91,7 @@ class Reader {
         case BFLOAT16: return floatTensor(shape, decodeBF16(new Uint16Array(ab, off, n)));
         case ONNX_DTYPE.INT32: return { dtype: "i32", shape, data: new Int32Array(ab, off, n).slice() };
         case ONNX_DTYPE.INT64: return { dtype: "i64", shape, data: new BigInt64Array(ab, off, n).slice() };
-        case ONNX_DTYPE.UINT4: return { dtype: "u4", shape, data: Uint8Array.from({ length: n }, (_, i) => (buf[i >> 1]! >> ((i & 1) * 4)) & 15) };
+        case ONNX_DTYPE.UINT4: return { dtype: "u4", shape, data: unpackU4(buf, n) };
         default: return { dtype, shape, data: new Uint8Array(ab, off, n).slice() };
       }
     };
