@@ -1,9 +1,14 @@
 // Every pass, by the name pipelines use.
 import type { Pass } from "../src/pipeline/pass.js";
+import { convToDepthwise } from "./conv-to-depthwise.js";
 import { cse } from "./cse.js";
+import { decomposeLayerNorm } from "./decompose-layer-norm.js";
+import { depthToSpaceDcr } from "./depth-to-space-dcr.js";
+import { fp16Weights } from "./fp16-weights.js";
 import { lowerAssa } from "./lower-assa.js";
 import { lowerQkNorm } from "./lower-qk-norm.js";
 import { lowerRope } from "./lower-rope.js";
+import { lutToGather } from "./lut-to-gather.js";
 import { maskBna } from "./mask-bna.js";
 import { palettizeWeights } from "./palettize.js";
 import { precisionFp16 } from "./precision-fp16.js";
@@ -13,6 +18,6 @@ import { splitEinsumAttention } from "./split-einsum-attention.js";
 import { transposeElimination } from "./transpose-elimination.js";
 import { unrollBna } from "./unroll-bna.js";
 
-const ALL = [lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights] as Pass<any>[];
+const ALL = [lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights, convToDepthwise, depthToSpaceDcr, decomposeLayerNorm, lutToGather, fp16Weights] as Pass<any>[];
 
 export const PASSES: ReadonlyMap<string, Pass<any>> = new Map(ALL.map((p) => [p.name, p]));

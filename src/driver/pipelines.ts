@@ -5,7 +5,7 @@ import { coremlPipeline } from "../../targets/coreml/pipeline.js";
 import { onnxTarget } from "../../targets/onnx/index.js";
 import { coremlTarget } from "../../targets/coreml/index.js";
 import { tfliteLegality } from "../../targets/tflite/legality.js";
-import { tflitePipeline } from "../../targets/tflite/pipeline.js";
+import { tfliteFp16, tflitePipeline } from "../../targets/tflite/pipeline.js";
 import type { TargetBackend } from "../pipeline/target.js";
 import { fail } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
@@ -13,10 +13,11 @@ import type { Legality } from "../pipeline/legality.js";
 import { buildPipeline, type Pipeline, type PipelineEntry } from "../pipeline/pass.js";
 import { runPipeline, type PipelineRunOptions } from "../pipeline/run.js";
 
-export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Legality }> = {
-  coreml: { pipeline: coremlPipeline, legality: coremlLegality },
-  tflite: { pipeline: tflitePipeline, legality: tfliteLegality },
-  onnx: { pipeline: onnxTarget.pipeline, legality: onnxTarget.legality },
+/** Each target's pipeline, legality table, and what fp16 means there (the pass appended for it). */
+export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Legality; fp16: PipelineEntry }> = {
+  coreml: { pipeline: coremlPipeline, legality: coremlLegality, fp16: { pass: "precision-fp16" } },
+  tflite: { pipeline: tflitePipeline, legality: tfliteLegality, fp16: tfliteFp16 },
+  onnx: { pipeline: onnxTarget.pipeline, legality: onnxTarget.legality, fp16: { pass: "precision-fp16" } },
 };
 
 /** Backends that emit files so far; the others have pipelines only. */
@@ -24,8 +25,9 @@ export const BACKENDS: Record<string, TargetBackend> = { coreml: coremlTarget, o
 
 export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
 
-export function pipelinePasses(name: string): string[] {
-  return name === "none" ? [] : (TARGET_PIPELINES[name]?.pipeline.entries.map((e) => e.pass) ?? []);
+export function pipelinePasses(name: string, fp16 = false): string[] {
+  const t = TARGET_PIPELINES[name];
+  return name === "none" || !t ? [] : [...t.pipeline.entries.map((e) => e.pass), ...(fp16 ? [t.fp16.pass] : [])];
 }
 
 /** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
@@ -33,6 +35,6 @@ export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOpti
   if (name === "none") return g;
   const t = TARGET_PIPELINES[name];
   if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
-  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [{ pass: "precision-fp16" }] : [])];
+  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : [])];
   return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
 }

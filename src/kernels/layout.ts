@@ -81,27 +81,33 @@ export function split(x: FloatTensor, axis: number, sizes: readonly number[]): F
 }
 
 /** out[..., i, ...] = x[..., indices[i], ...] along `axis`; indices are flattened and must be in range. */
-export function gather(x: FloatTensor, indices: Tensor, axis: number): FloatTensor {
+export function gather<T extends Tensor>(x: T, indices: Tensor, axis: number): T {
   const idx = Array.from(indices.data as ArrayLike<number | bigint>, Number);
   const n = x.shape[axis]!;
   const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
   const outer = numel(x.shape.slice(0, axis));
   const inner = numel(x.shape.slice(axis + 1));
-  const out = new Float32Array(numel(outShape));
+  const X = x.data as Float32Array; // any typed array: only element moves happen here
+  const out = new (X.constructor as Float32ArrayConstructor)(numel(outShape));
   let o = 0;
   for (let a = 0; a < outer; a++)
     for (const raw of idx) {
       const i = raw < 0 ? raw + n : raw;
       if (i < 0 || i >= n) throw new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
       const src = (a * n + i) * inner;
-      out.set(x.data.subarray(src, src + inner), o);
+      out.set(X.subarray(src, src + inner), o);
       o += inner;
     }
-  return floatTensor(outShape, out);
+  return { ...x, shape: outShape, data: out };
 }
 
 /** (B, C·r², H, W) -> (B, C, H·r, W·r); input channel c·r² + i·r + j lands at offset (i, j) of channel c. */
-export function pixelShuffle(x: FloatTensor, r: number): FloatTensor {
+/**
+ * (B, C·r², H, W) -> (B, C, H·r, W·r). CRD (PyTorch's PixelShuffle, ONNX DepthToSpace "CRD")
+ * reads channel c·r² + i·r + j for offset (i, j); DCR (TensorFlow's depth_to_space) reads
+ * channel (i·r + j)·C + c.
+ */
+export function pixelShuffle(x: FloatTensor, r: number, order: "CRD" | "DCR" = "CRD"): FloatTensor {
   const [B, Cr, H, W] = x.shape as [number, number, number, number];
   const C = Cr / (r * r);
   const out = new Float32Array(x.data.length);
@@ -110,7 +116,8 @@ export function pixelShuffle(x: FloatTensor, r: number): FloatTensor {
     for (let c = 0; c < C; c++)
       for (let i = 0; i < r; i++)
         for (let j = 0; j < r; j++) {
-          const src = ((b * Cr + c * r * r + i * r + j) * H) * W;
+          const ch = order === "CRD" ? c * r * r + i * r + j : (i * r + j) * C + c;
+          const src = ((b * Cr + ch) * H) * W;
           for (let h = 0; h < H; h++) {
             const dst = ((b * C + c) * Ho + h * r + i) * Wo + j;
             for (let w = 0; w < W; w++) out[dst + w * r] = x.data[src + h * W + w]!;

@@ -147,7 +147,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   }
   x = b.scoped("upsample", () => {
     const up = tokensToMap(linear(x, "upsample"), half[0], half[1]); // (B, 4D, Hg/2, Wg/2)
-    return add(mapToTokens(b.op("pixel_shuffle", [up], { factor: 2, layout: "NCHW" })), downOut);
+    return add(mapToTokens(b.op("pixel_shuffle", [up], { factor: 2, layout: "NCHW", order: "CRD" })), downOut);
   });
   for (let i = 0; i < stageDepth(c, "up"); i++) x = block("up", i, x, full);
 
@@ -160,7 +160,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
     const C = c.latentChannels;
     const order = Int32Array.from({ length: p * p * C }, (_, n) => ((n % (p * p)) * C) + Math.floor(n / (p * p)));
     const shuffled = b.op("gather", [y, b.tensorConstant("unpatchify order", intTensor([p * p * C], order))], { axis: 2 });
-    return b.op("pixel_shuffle", [tokensToMap(shuffled, Hg, Wg)], { factor: p, layout: "NCHW" });
+    return b.op("pixel_shuffle", [tokensToMap(shuffled, Hg, Wg)], { factor: p, layout: "NCHW", order: "CRD" });
   });
   velocity.name = "velocity";
   return { graph: b.finish([velocity]), config: c, width: w, batch, latentSize, contextTokens: S };

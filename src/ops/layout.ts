@@ -89,14 +89,15 @@ const gather = defineOp<{ axis: number }>({
     check(isInteger(i!.dtype) && i!.dtype !== "bool", `indices must be integers, got ${i!.dtype}`);
     return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, axis), ...i!.shape, ...x!.shape.slice(axis + 1)] }];
   },
-  kernel: ([x, i], a) => [gatherK(f(x!), i!, normAxis(a.axis, x!.shape.length))],
+  kernel: ([x, i], a) => [gatherK(x!, i!, normAxis(a.axis, x!.shape.length))],
 });
 
 /**
- * (B, C·r², H, W) -> (B, C, H·r, W·r) in PyTorch's PixelShuffle channel order c·r² + i·r + j;
- * the NHWC form is the same map on (B, H, W, C·r²) -> (B, H·r, W·r, C).
+ * (B, C·r², H, W) -> (B, C, H·r, W·r); the NHWC form is the same map on (B, H, W, C·r²) ->
+ * (B, H·r, W·r, C). Channel order "CRD" is PyTorch's PixelShuffle (c·r² + i·r + j), "DCR"
+ * TensorFlow's depth_to_space ((i·r + j)·C + c), which TFLite's DEPTH_TO_SPACE computes.
  */
-const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC" }>({
+const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC"; order: "CRD" | "DCR" }>({
   operands: ["x"],
   infer: ([x], a) => {
     requireFloat(x!, "x");
@@ -109,7 +110,7 @@ const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC" }>({
     return [{ dtype: x!.dtype, shape: nhwc ? [B, H * r, W * r, Co] : [B, Co, H * r, W * r] }];
   },
   kernel: ([x], a) =>
-    a.layout === "NCHW" ? [pixelShuffle(f(x!), a.factor)] : [transposeK(pixelShuffle(transposeK(f(x!), [0, 3, 1, 2]), a.factor), [0, 2, 3, 1])],
+    a.layout === "NCHW" ? [pixelShuffle(f(x!), a.factor, a.order)] : [transposeK(pixelShuffle(transposeK(f(x!), [0, 3, 1, 2]), a.factor, a.order), [0, 2, 3, 1])],
 });
 
 /** Float <-> float casts (f16 rounds to half precision; values stay widened in memory), and integers to i32. */

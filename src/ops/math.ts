@@ -161,6 +161,32 @@ const conv2d = defineOp<Conv2dAttrs>({
   },
 });
 
+/**
+ * TFLite's DEPTHWISE_CONV_2D: x NHWC (B, H, W, C), filter (1, KH, KW, C·M), output channel c·M + m
+ * reads input channel c. The grouped NCHW conv (groups = C) with the filter moved to OIHW.
+ */
+const depthwise_conv2d = defineOp<{ stride: [number, number]; pads: [number, number, number, number] }>({
+  operands: ["x", "weight", "bias?"],
+  infer: ([x, w, b], a) => {
+    requireFloat(x!, "x");
+    requireRank(x!, 4, "x");
+    requireRank(w!, 4, "weight");
+    const [B, H, W, C] = x!.shape as [number, number, number, number];
+    const [one, KH, KW, CM] = w!.shape as [number, number, number, number];
+    check(one === 1 && CM % C === 0, `filter (${w!.shape.join(", ")}) must be (1, KH, KW, ${C}·M) for ${C} input channels`);
+    check(a.stride.every(isPositiveInt), `stride must be positive, got [${a.stride}]`);
+    if (b) check(sameShape(b.shape, [CM]), `bias must be (${CM}), got (${b.shape.join(", ")})`);
+    const Ho = convOutSize(H, KH, a.stride[0], a.pads[0], a.pads[2]), Wo = convOutSize(W, KW, a.stride[1], a.pads[1], a.pads[3]);
+    check(Ho > 0 && Wo > 0, `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
+    return [{ dtype: x!.dtype, shape: [B, Ho, Wo, CM] }];
+  },
+  kernel: ([x, w, b], a) => {
+    const C = x!.shape[3]!;
+    const y = convKernel(transpose(f(x!), NHWC_TO_NCHW), transpose(f(w!), [3, 0, 1, 2]), b ? f(b) : undefined, { ...a, groups: C });
+    return [transpose(y, NCHW_TO_NHWC)];
+  },
+});
+
 const einsum = defineOp<{ equation: string }>({
   operands: ["...operands"],
   infer: (xs, a) => {
@@ -229,6 +255,7 @@ export const mathOps = {
   matmul,
   linear,
   conv2d,
+  depthwise_conv2d,
   einsum,
   softmax,
   layer_norm,

@@ -9,7 +9,7 @@ export const coremlLegality: Legality = {
   matmul: r4, linear: r4, softmax: r4, layer_norm: r4, reduce_sum: r4, reduce_mean: r4, reduce_max: r4,
   reshape: r4, transpose: r4, slice: r4, concat: r4, split: r4, gather: r4, cast: r4, lut_to_dense: r4,
   conv2d: { maxRank: 4, check: (n) => (n.kind === "conv2d" && n.attrs.layout === "NCHW") || "CoreML convolutions are NCHW" },
-  pixel_shuffle: { maxRank: 4, check: (n) => (n.kind === "pixel_shuffle" && n.attrs.layout === "NCHW") || "CoreML pixel_shuffle is NCHW" },
+  pixel_shuffle: { maxRank: 4, check: (n) => (n.kind === "pixel_shuffle" && n.attrs.layout === "NCHW" && n.attrs.order === "CRD") || "CoreML pixel_shuffle is NCHW in PyTorch's channel order" },
   einsum: {
     maxRank: 4,
     // MIL accepts [B,C,H,W1] x [B,W1,H,W2] -> [B,C,H,W2] only (FORMAT.md §9.3)

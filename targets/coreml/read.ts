@@ -234,7 +234,7 @@ const READ_MIL: Record<string, OpReader> = {
     return [r.b.op("cast", [input(op, r, "x", w)], { to })];
   },
   einsum: (op, r, w) => [r.b.op("einsum", arg(op, "values").map((n) => r.value(n, w)), { equation: str(op, r, "equation", w, "") })],
-  pixel_shuffle: (op, r, w) => [r.b.op("pixel_shuffle", [input(op, r, "x", w)], { factor: ints(op, r, "upscale_factor", w)[0]!, layout: "NCHW" })],
+  pixel_shuffle: (op, r, w) => [r.b.op("pixel_shuffle", [input(op, r, "x", w)], { factor: ints(op, r, "upscale_factor", w)[0]!, layout: "NCHW", order: "CRD" })],
   constexpr_lut_to_dense: (op, r, w) => {
     if (op.inputs?.indices) return readLutIos18(op, r, w);
     const a = op.attributes ?? {};

@@ -265,7 +265,7 @@ const READ_ONNX: Record<string, Handler> = {
   DepthToSpace: ([x], a, r, w) => {
     const mode = attrStr(a, "mode", "DCR");
     if (mode !== "CRD") throw r.bad(w, `DepthToSpace mode "${mode}" is not supported (CRD, PyTorch's pixel-shuffle order, is)`);
-    return [r.b.op("pixel_shuffle", [v(r, x!, w)], { factor: attrInt(a, "blocksize"), layout: "NCHW" })];
+    return [r.b.op("pixel_shuffle", [v(r, x!, w)], { factor: attrInt(a, "blocksize"), layout: "NCHW", order: "CRD" })];
   },
 };
 

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { expect, test } from "vitest";
 import { transpose } from "../../src/kernels/layout.js";
 import { opDef } from "../../src/ops/index.js";
-import { randomTensor, relErr } from "../helpers.js";
+import { at, randomTensor, relErr } from "../helpers.js";
 
 test("matmul's transpose flags equal transposing the operand first", () => {
   fc.assert(
@@ -28,7 +28,32 @@ test("conv2d and pixel_shuffle in NHWC are their NCHW forms seen through transpo
   expect([...transpose(nhwc as never, [0, 3, 1, 2]).data]).toEqual([...nchw.data]);
   expect(conv.infer([{ dtype: "f32", shape: [1, 6, 6, 4] }, { dtype: "f32", shape: [8, 2, 2, 2] }, { dtype: "f32", shape: [8] }], { ...attrs, layout: "NHWC" })[0]!.shape).toEqual([1, 3, 3, 8]);
   const ps = opDef("pixel_shuffle");
-  const y = ps.kernel([x], { factor: 2, layout: "NCHW" })[0]!;
-  const yh = ps.kernel([transpose(x, [0, 2, 3, 1])], { factor: 2, layout: "NHWC" })[0]!;
+  const y = ps.kernel([x], { factor: 2, layout: "NCHW", order: "CRD" })[0]!;
+  const yh = ps.kernel([transpose(x, [0, 2, 3, 1])], { factor: 2, layout: "NHWC", order: "CRD" })[0]!;
   expect([...transpose(yh as never, [0, 3, 1, 2]).data]).toEqual([...y.data]);
+});
+
+test("pixel_shuffle orders: CRD reads channel c*r*r + i*r + j, DCR reads (i*r + j)*C + c", () => {
+  const r = 2, C = 3, H = 2, W = 3;
+  const x = randomTensor([1, C * r * r, H, W], 4);
+  const ps = opDef("pixel_shuffle");
+  for (const order of ["CRD", "DCR"] as const) {
+    const y = ps.kernel([x], { factor: r, layout: "NCHW", order })[0]!;
+    for (let c = 0; c < C; c++)
+      for (let h = 0; h < H * r; h++)
+        for (let w = 0; w < W * r; w++) {
+          const i = h % r, j = w % r;
+          const ch = order === "CRD" ? c * r * r + i * r + j : (i * r + j) * C + c;
+          expect(y.data[at(y.shape, 0, c, h, w)]).toBe(x.data[at(x.shape, 0, ch, Math.floor(h / r), Math.floor(w / r))]);
+        }
+  }
+});
+
+test("depthwise_conv2d (NHWC, 1HWC filter) is the grouped NCHW conv with filters moved", () => {
+  const C = 6, M = 2;
+  const x = randomTensor([1, 4, 4, C], 5), w = randomTensor([1, 2, 2, C * M], 6), bias = randomTensor([C * M], 7);
+  const y = opDef("depthwise_conv2d").kernel([x, w, bias], { stride: [2, 2], pads: [0, 0, 0, 0] })[0]!;
+  const ref = opDef("conv2d").kernel([transpose(x, [0, 3, 1, 2]), transpose(w, [3, 0, 1, 2]), bias], { stride: [2, 2], pads: [0, 0, 0, 0], groups: C, layout: "NCHW" })[0]!;
+  expect(relErr(transpose(y as never, [0, 3, 1, 2]).data as Float32Array, ref.data as Float32Array)).toBeLessThan(1e-6);
+  expect(opDef("depthwise_conv2d").infer([{ dtype: "f32", shape: [1, 4, 4, C] }, { dtype: "f32", shape: [1, 2, 2, C * M] }], { stride: [2, 2], pads: [0, 0, 0, 0] })[0]!.shape).toEqual([1, 2, 2, C * M]);
 });

@@ -1,0 +1,38 @@
+// fp16-weights: weights stored in half precision and widened where they are read, computing in
+// float32 (TFLite's float16 weight quantization: FLOAT16 constant -> DEQUANTIZE -> consumer).
+//
+//   %w = const "…" : f32[S]   ==>   %w16 = const "…" : f16[S]  (rounded once)
+//                                   %w = cast(%w16) {f32} : f32[S]
+//
+// Constants read only inside fp32 islands keep float32, by default the timestep embedding, whose
+// frequencies multiply t·1000 and so cannot lose bits (README, fp16).
+import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { applyRules, rule } from "../src/ir/rewrite.js";
+import { roundToF16InPlace } from "../src/kernels/fp16.js";
+import { asFloat, floatTensor } from "../src/kernels/tensor.js";
+import { definePass } from "../src/pipeline/pass.js";
+
+export const fp16Weights = definePass<{ fp32Scopes: string[] }>({
+  name: "fp16-weights",
+  summary: "store float weights as fp16, widened to fp32 where read (fp32 islands keep fp32)",
+  requires: [],
+  ensures: [],
+  defaults: { fp32Scopes: ["t_embed"] },
+  run: (g: Graph, o, log) => {
+    const island = (n: Node) => o.fp32Scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`));
+    const readers = new Map<Value, Node[]>();
+    for (const n of g.nodes) for (const v of n.inputs) readers.set(v, [...(readers.get(v) ?? []), n]);
+    const halve = rule("weight-to-fp16", "const", {
+      match: (n) => {
+        if (n.attrs.value.type.dtype !== "f32") return "not a float32 constant";
+        return !(readers.get(n.outputs[0]!) ?? []).every(island) || "read only by fp32 islands";
+      },
+      rewrite: (n, { b }) => {
+        const c = n.attrs.value;
+        const half = b.constant({ type: { dtype: "f16", shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") });
+        return b.op("cast", [half], { to: "f32" });
+      },
+    });
+    return applyRules(g, [halve], { pass: "fp16-weights", mode: "once", ...(log ? { log } : {}) }).graph;
+  },
+});
