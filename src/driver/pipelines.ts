@@ -4,6 +4,7 @@ import { coremlLegality } from "../../targets/coreml/legality.js";
 import { coremlPipeline } from "../../targets/coreml/pipeline.js";
 import { onnxTarget } from "../../targets/onnx/index.js";
 import { coremlTarget } from "../../targets/coreml/index.js";
+import { tfliteTarget } from "../../targets/tflite/index.js";
 import { tfliteLegality } from "../../targets/tflite/legality.js";
 import { tfliteFp16, tflitePipeline } from "../../targets/tflite/pipeline.js";
 import type { TargetBackend } from "../pipeline/target.js";
@@ -20,8 +21,8 @@ export const TARGET_PIPELINES: Record<string, { pipeline: Pipeline; legality: Le
   onnx: { pipeline: onnxTarget.pipeline, legality: onnxTarget.legality, fp16: { pass: "precision-fp16" } },
 };
 
-/** Backends that emit files so far; the others have pipelines only. */
-export const BACKENDS: Record<string, TargetBackend> = { coreml: coremlTarget, onnx: onnxTarget };
+/** Backends that emit files. */
+export const BACKENDS: Record<string, TargetBackend> = { coreml: coremlTarget, tflite: tfliteTarget, onnx: onnxTarget };
 
 export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
 

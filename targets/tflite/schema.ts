@@ -99,6 +99,8 @@ export interface TflTensor {
   buffer: number;
   name: string;
   quantization?: TflQuantization;
+  /** set by the reader when the tensor declares sparsity (ditc writes none) */
+  sparse?: boolean;
 }
 
 export interface TflOperator {
@@ -107,11 +109,15 @@ export interface TflOperator {
   inputs: number[];
   outputs: number[];
   options?: { table: OptionTableName; values: OptionValues };
+  /** set by the reader: a BuiltinOptions union index ditc has no table for */
+  unknownOptions?: number;
 }
 
 export interface TflOperatorCode {
   builtinCode: number;
   version: number;
+  /** set by the reader for custom operators */
+  custom?: boolean;
 }
 
 /** Buffer data inline in the flatbuffer, or a range of the file after it (the > 2 GiB layout). */
