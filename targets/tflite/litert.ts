@@ -3,6 +3,7 @@
 // while loading or running a model fails that run, because a kernel that fails to prepare
 // returns garbage instead of throwing.
 import { fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { floatTensor, type FloatTensor } from "../../src/kernels/tensor.js";
@@ -36,6 +37,12 @@ export function litertUnavailable(): string | undefined {
   }
 }
 
+/** The compiled worker beside this module, or (running from sources, as the tests do) in dist/. */
+function workerPath(): string {
+  const sibling = fileURLToPath(new URL("./litert-worker.js", import.meta.url));
+  return existsSync(sibling) ? sibling : fileURLToPath(new URL("../../dist/targets/tflite/litert-worker.js", import.meta.url));
+}
+
 /** One LiteRT.js process running models one after another. */
 export class LiteRtProcess {
   private readonly child: ChildProcess;
@@ -45,7 +52,7 @@ export class LiteRtProcess {
   private exited: string | undefined;
 
   constructor() {
-    const worker = fileURLToPath(new URL("./litert-worker.js", import.meta.url));
+    const worker = workerPath();
     // relaxed SIMD selects LiteRT's faster SIMD build; without the flag Node 20 gets the compat build
     this.child = fork(worker, [], { execArgv: ["--experimental-wasm-relaxed-simd"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
     let stderr = "";
@@ -54,6 +61,7 @@ export class LiteRtProcess {
       this.child.once("message", (m: Reply) => (m.ready ? resolve() : reject(new Error("LiteRT worker did not start"))));
       this.child.once("exit", (code) => reject(new Error(`LiteRT worker exited (${code}) while starting: ${stderr.trim()}`)));
     });
+    this.ready.catch(() => {}); // run() reports it
     this.child.on("message", (m: Reply) => {
       if (m.id === undefined) return;
       this.waiting.get(m.id)?.(m);

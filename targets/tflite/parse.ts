@@ -4,7 +4,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { fail } from "../../src/diagnostics.js";
 import { FbReader, FbTable, FlatbufferError, NeedMoreBytes } from "./flatbuffer.js";
-import { FILE_IDENTIFIER, OPTION_TABLE_BY_UNION, OPTIONS, SLOT, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
+import { FILE_IDENTIFIER, OP_NAME, OPTION_TABLE_BY_UNION, OPTIONS, SLOT, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 
 /** A flatbuffer's offsets are 32-bit: it cannot be longer than this. */
 const MAX_FLATBUFFER = 2 ** 31 - 1;
@@ -134,4 +134,21 @@ export function parseTflite(path: string): ParsedTflite {
     closeSync(fd);
     throw e;
   }
+}
+
+/** Operator histogram of subgraph 0 and the TRANSPOSEs whose output lies inside a DiT block (by tensor name scope). */
+export function operatorCounts(model: TflModel): { ops: Record<string, number>; transposes: { total: number; inBlocks: number } } {
+  const g = model.subgraphs[0];
+  const ops: Record<string, number> = {};
+  let total = 0, inBlocks = 0;
+  for (const op of g?.operators ?? []) {
+    const code = model.operatorCodes[op.opcodeIndex]?.builtinCode ?? -1;
+    const name = OP_NAME[code] ?? `builtin_${code}`;
+    ops[name] = (ops[name] ?? 0) + 1;
+    if (name === "TRANSPOSE") {
+      total++;
+      if (/^(down|mid|up)\.\d+/.test(g!.tensors[op.outputs[0] ?? -1]?.name ?? "")) inBlocks++;
+    }
+  }
+  return { ops, transposes: { total, inBlocks } };
 }
