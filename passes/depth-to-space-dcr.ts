@@ -7,6 +7,7 @@
 //   gather(gather(%v, p, a), q, a)        ->   gather(%v, p[q], a)
 //   gather(linear(%x, W, b), p, last)     ->   linear(%x, gather(W, p, 0), gather(b, p, 0))
 //   gather(lut_to_dense(i, lut), p, a)    ->   lut_to_dense(gather(i, p, a), lut)   (one LUT per tensor)
+//   gather(dequantize(q, s), p, 0)        ->   dequantize(gather(q, p, 0), gather(s, p, 0))
 //   gather(const, p, a)                   ->   const
 //
 // In the DiT the permutation lands in the upsample linear's rows and, with the unpatchify
@@ -98,6 +99,15 @@ const throughLut = rule("gather-through-lut", "gather", {
   },
 });
 
+const throughDequantize = rule("gather-through-dequantize", "gather", {
+  match: (n, ctx) => (ctx.producer(n.inputs[0]!)?.kind === "dequantize" && axisOf(n) === 0 && n.inputs[1]!.type.shape.length === 1) || "not a row gather of an int8 weight",
+  rewrite: (n, ctx) => {
+    const d = ctx.producer(n.inputs[0]!)!;
+    const rows = (v: Value) => ctx.b.op("gather", [v, n.inputs[1]!], { axis: 0 });
+    return ctx.b.op("dequantize", [rows(d.inputs[0]!), rows(d.inputs[1]!)], {});
+  },
+});
+
 const foldIntoConstant = rule("fold-gather-into-constant", "gather", {
   match: (n, ctx) => (ctx.producer(n.inputs[0]!)?.kind === "const" && !!constIndices(n.inputs[1]!, ctx)) || "not a constant gather of a constant",
   rewrite: (n, ctx) => {
@@ -114,5 +124,5 @@ export const depthToSpaceDcr = definePass({
   ensures: [],
   defaults: {},
   run: (g: Graph, _o, log) =>
-    applyRules(g, [toDcr, throughReshape, gatherOfGather, intoLinear, throughLut, foldIntoConstant], { pass: "depth-to-space-dcr", ...(log ? { log } : {}) }).graph,
+    applyRules(g, [toDcr, throughReshape, gatherOfGather, intoLinear, throughLut, throughDequantize, foldIntoConstant], { pass: "depth-to-space-dcr", ...(log ? { log } : {}) }).graph,
 });

@@ -9,6 +9,7 @@
 //   reshape or transpose, or reshape then transpose) that give the same strided view of its root;
 // - fold-layout-into-constant: reshape/transpose of a constant becomes a constant;
 // - layout-through-lut: reshape/transpose of a palettized weight moves onto its indices;
+// - layout-through-dequantize: the same for an int8 weight whose scaled rows stay put;
 // - sink-transpose-through-unary: f(transpose(x)) -> transpose(f(x)), so transposes can meet.
 // Decisions come from exact stride analysis (src/ir/views.ts), never from axis sizes matching.
 // Implements DESIGN §4 "transpose elimination".
@@ -127,6 +128,20 @@ const layoutThroughLut = rule("layout-through-lut", LAYOUT_OPS, {
   },
 });
 
+// layout(dequantize(q, s)) -> dequantize(layout(q), s) when axis 0 (the channel of the scales)
+// stays first and whole, so an int8 weight reaches its consumer in final layout too
+const layoutThroughDequantize = rule("layout-through-dequantize", LAYOUT_OPS, {
+  match: (n, ctx) => {
+    const d = ctx.producer(n.inputs[0]!);
+    if (d?.kind !== "dequantize") return "input is not a dequantize";
+    return (n.kind === "transpose" ? n.attrs.perm[0] === 0 : n.attrs.shape[0] === d.outputs[0]!.type.shape[0]) || "the scaled rows would move";
+  },
+  rewrite: (n, ctx) => {
+    const d = ctx.producer(n.inputs[0]!)!;
+    return ctx.b.op("dequantize", [ctx.b.op(n.kind, [d.inputs[0]!], n.attrs as never), d.inputs[1]!], {});
+  },
+});
+
 const sinkTransposeThroughUnary = rule("sink-transpose-through-unary", UNARY, {
   match: (n, ctx) => ctx.producer(n.inputs[0]!)?.kind === "transpose" || "input is not a transpose",
   rewrite: (n, ctx) => {
@@ -142,5 +157,5 @@ export const transposeElimination = definePass({
   requires: [],
   ensures: ["transposes:eliminated"],
   defaults: {},
-  run: (g: Graph, _o, log) => applyRules(g, [foldLayoutIntoConstant, layoutThroughLut, collapseLayoutChain, sinkTransposeThroughUnary], { pass: "transpose-elimination", ...(log ? { log } : {}) }).graph,
+  run: (g: Graph, _o, log) => applyRules(g, [foldLayoutIntoConstant, layoutThroughLut, layoutThroughDequantize, collapseLayoutChain, sinkTransposeThroughUnary], { pass: "transpose-elimination", ...(log ? { log } : {}) }).graph,
 });

@@ -207,7 +207,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("width", { type: "string", describe: "comma-separated widths (default: every width the model holds)" })
           .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8)" })
           .option("precision", { choices: ["auto", "fp32", "fp16"] as const, default: "auto" as const, describe: "auto: fp16 for CoreML (it computes in fp16 on device), fp32 for ONNX and TFLite" })
-          .option("quantize", { type: "string", default: "none", describe: "k-means palettization: none, k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3)" })
+          .option("quantize", { type: "string", default: "none", describe: "weight quantization: k-means palettes k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3); int8 (per-channel, TFLite and ONNX); none" })
           .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
           .option("lut-group-size", { type: "number", default: 0, describe: "CoreML iOS18: one palette per this many output channels (per-grouped-channel LUTs); 0 = one per tensor" })
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })

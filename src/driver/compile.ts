@@ -23,15 +23,16 @@ export type Precision = "fp32" | "fp16";
 /** Where the float model came from, so `verify` can rebuild the reference. */
 export type ModelRef = { preset: string; seed: number } | { checkpoint: string };
 
-export type QuantizeMode = { mode: "none" } | { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number };
+/** k-means palettes (k4, k8, mixed), or symmetric per-channel int8 (TFLite and ONNX). */
+export type QuantizeMode = { mode: "none" } | { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number } | { mode: "int8" };
 
-/** Parses --quantize none|k4|k8|mixed[:BITS] (default target 4.3, DESIGN §4). */
+/** Parses --quantize none|k4|k8|mixed[:BITS]|int8 (default target 4.3, DESIGN §4). */
 export function parseQuantize(s: string): QuantizeMode {
-  const m = /^(none|k4|k8|mixed)(?::(\d+(?:\.\d+)?))?$/.exec(s);
+  const m = /^(none|k4|k8|mixed|int8)(?::(\d+(?:\.\d+)?))?$/.exec(s);
   const target = m?.[2] !== undefined ? Number(m[2]) : 4.3;
   if (!m || (m[2] !== undefined && m[1] !== "mixed") || !(target >= 4 && target <= 8))
-    throw fail("badOption", { option: "quantize", value: s, expected: "none, k4, k8, mixed or mixed:BITS with 4 <= BITS <= 8 (e.g. mixed:4.3)" });
-  return m[1] === "mixed" ? { mode: "mixed", target } : { mode: m[1] as "none" | "k4" | "k8" };
+    throw fail("badOption", { option: "quantize", value: s, expected: "none, k4, k8, mixed, mixed:BITS with 4 <= BITS <= 8 (e.g. mixed:4.3), or int8" });
+  return m[1] === "mixed" ? { mode: "mixed", target } : { mode: m[1] as "none" | "k4" | "k8" | "int8" };
 }
 
 export interface QuantizedLayer {
@@ -40,7 +41,7 @@ export interface QuantizedLayer {
   shape: number[];
   params: number;
   bits: 4 | 8;
-  /** probe MSE at 4 bits (relative to output energy); null when no probe ran */
+  /** probe MSE at 4 bits (relative to output energy); null when no probe ran (or for int8) */
   mse: number | null;
   bytes: number;
 }
@@ -101,6 +102,8 @@ export const READ_CACHE_BYTES = 8 * 2 ** 30;
 export function compile(o: CompileOptions): { report: CompileReport; reportPath: string } {
   if ((o.lutGroupSize ?? 0) > 0 && (o.targets.some((t) => t !== "coreml") || o.deployment !== "iOS18"))
     throw fail("usage", { detail: "--lut-group-size (per-grouped-channel LUTs) is a CoreML iOS18 form: use it with --target coreml --deployment iOS18 only." });
+  if (o.quantize?.mode === "int8" && o.targets.includes("coreml"))
+    throw fail("usage", { detail: "--quantize int8 is for --target tflite and onnx; CoreML takes palettized weights (--quantize k4, k8 or mixed)." });
   for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")} (the other backends have not landed)` });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
   mkdirSync(o.out, { recursive: true });
@@ -120,7 +123,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     if (quantize.mode !== "none") {
       const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
       qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
-      palettize = [{ pass: "palettize", options: { bits: plan.bits, groupSize: o.lutGroupSize ?? 0 } }];
+      palettize = [quantize.mode === "int8" ? { pass: "quantize-int8", options: { names: Object.keys(plan.bits) } } : { pass: "palettize", options: { bits: plan.bits, groupSize: o.lutGroupSize ?? 0 } }];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
@@ -165,7 +168,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
 
 /** Which weights get which bits: uniform for k4/k8, by the sensitivity probe for mixed. */
 function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string, FloatTensor>, progress: (m: string) => void): { bits: Record<string, 4 | 8>; layers: Omit<QuantizedLayer, "width">[] } {
-  const weights = palettizableWeights(g).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
+  const weights = palettizableWeights(g, { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
   let bits: Record<string, 4 | 8>;
   let mse = new Map<string, number>();
   if (q.mode === "mixed") {
@@ -173,10 +176,12 @@ function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string,
     const sens = probeSensitivity(g, calibration);
     mse = new Map(sens.map((s) => [s.name, s.mse]));
     bits = allocateBits(sens, q.target).bits;
-  } else bits = uniformBits(weights, q.mode === "k8" ? 8 : 4);
+  } else bits = uniformBits(weights, q.mode === "k4" ? 4 : 8);
   const layers = weights.map((w) => {
     const b = bits[w.name] ?? 4;
-    return { name: w.name, shape: w.shape, params: w.params, bits: b, mse: mse.get(w.name) ?? null, bytes: Math.ceil((w.params * b) / 8) + (1 << b) * 4 };
+    // int8 stores one f32 scale per output channel; a palette one LUT per tensor
+    const side = q.mode === "int8" ? 4 * w.shape[0]! : (1 << b) * 4;
+    return { name: w.name, shape: w.shape, params: w.params, bits: b, mse: mse.get(w.name) ?? null, bytes: Math.ceil((w.params * b) / 8) + side };
   });
   return { bits, layers };
 }

@@ -129,6 +129,7 @@ function referenceOutput(source: WeightSource, report: CompileReport, width: num
   const latent = feeds.latent!, context = feeds.context!;
   const model = buildModel(source, { width: width as Width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));
-  const g = runPipeline(model.graph, buildPipeline({ name: "reference", entries: [{ pass: "palettize", options: { bits, groupSize: report.quantization?.lutGroupSize ?? 0 } }] }, PASSES));
+  const entry = report.quantization?.mode === "int8" ? { pass: "quantize-int8", options: { names: layers.map((l) => l.name) } } : { pass: "palettize", options: { bits, groupSize: report.quantization?.lutGroupSize ?? 0 } };
+  const g = runPipeline(model.graph, buildPipeline({ name: "reference", entries: [entry] }, PASSES));
   return runGraph(g, feeds).velocity as FloatTensor;
 }

@@ -16,6 +16,8 @@ export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
       return view(d instanceof Int32Array ? d : Int32Array.from(Array.from(d as ArrayLike<number | bigint>, Number)));
     case "i64":
       return view(d instanceof BigInt64Array ? d : BigInt64Array.from(Array.from(d as ArrayLike<number | bigint>, (x) => BigInt(x))));
+    case "i8":
+      return view(d instanceof Int8Array ? d : Int8Array.from(d as ArrayLike<number>));
     case "u8":
     case "bool":
       return view(d instanceof Uint8Array ? d : Uint8Array.from(d as ArrayLike<number>));

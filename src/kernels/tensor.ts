@@ -2,7 +2,7 @@
 // Floats are always computed in float32 (f16 values are stored widened); integers keep their width.
 import type { DType } from "../ir/dtype.js";
 
-export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export interface Tensor {
   readonly dtype: DType;

@@ -154,4 +154,26 @@ const lut_to_dense = defineOp<Record<string, never>>({
   },
 });
 
-export const layoutOps = { const: constant, reshape, transpose, slice, concat, split, gather, pixel_shuffle, cast, lut_to_dense };
+/**
+ * A per-channel quantized weight: out = q · scale[row], one scale per index of axis 0 (symmetric
+ * int8, zero point 0). TFLite maps it to an INT8 tensor with per-channel quantization feeding
+ * DEQUANTIZE, ONNX to DequantizeLinear(axis 0).
+ */
+const dequantize = defineOp<Record<string, never>>({
+  operands: ["q", "scale"],
+  infer: ([q, s]) => {
+    check(q!.dtype === "i8", `q must be i8, got ${q!.dtype}`);
+    requireFloat(s!, "scale");
+    check(q!.shape.length >= 1 && sameShape(s!.shape, [q!.shape[0]!]), `scale must be (${q!.shape[0]}), one per row of q, got (${s!.shape.join(", ")})`);
+    return [{ dtype: s!.dtype, shape: q!.shape }];
+  },
+  kernel: ([q, s]) => {
+    const data = q!.data as Int8Array, scale = f(s!).data;
+    const perRow = data.length / scale.length;
+    const out = new Float32Array(data.length);
+    for (let e = 0; e < data.length; e++) out[e] = data[e]! * scale[Math.floor(e / perRow)]!;
+    return [floatTensor(q!.shape, out, s!.dtype as "f32" | "f16")];
+  },
+});
+
+export const layoutOps = { const: constant, reshape, transpose, slice, concat, split, gather, pixel_shuffle, cast, lut_to_dense, dequantize };

@@ -67,6 +67,7 @@ const matmul = defineOp<MatmulAttrs>({
   operands: ["a", "b"],
   infer: ([a, b], at) => {
     requireFloat(a!, "a");
+    check(b!.dtype === a!.dtype, `operand dtypes differ: ${a!.dtype} and ${b!.dtype}`);
     check(a!.shape.length >= 2 && b!.shape.length >= 2, "matmul operands need rank >= 2");
     const [a0, a1] = a!.shape.slice(-2) as [number, number];
     const [b0, b1] = b!.shape.slice(-2) as [number, number];
@@ -111,6 +112,7 @@ const linear = defineOp<NoAttrs>({
   infer: ([x, w, b]) => {
     requireFloat(x!, "x");
     requireRank(w!, 2, "weight");
+    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
     const inF = x!.shape[x!.shape.length - 1];
     check(w!.shape[1] === inF, `weight (${w!.shape.join(", ")}) expects ${w!.shape[1]} input features, x has ${inF}`);
     if (b) check(sameShape(b.shape, [w!.shape[0]!]), `bias must be (${w!.shape[0]}), got (${b.shape.join(", ")})`);
@@ -143,6 +145,7 @@ const conv2d = defineOp<Conv2dAttrs>({
     requireFloat(x!, "x");
     requireRank(x!, 4, "x");
     requireRank(w!, 4, "weight");
+    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
     const nhwc = a.layout === "NHWC";
     const [B, C, H, W] = (nhwc ? NHWC_TO_NCHW.map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
     const [O, I, KH, KW] = (nhwc ? NHWC_TO_NCHW.map((p) => w!.shape[p]!) : w!.shape) as [number, number, number, number];
@@ -171,6 +174,7 @@ const depthwise_conv2d = defineOp<{ stride: [number, number]; pads: [number, num
     requireFloat(x!, "x");
     requireRank(x!, 4, "x");
     requireRank(w!, 4, "weight");
+    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
     const [B, H, W, C] = x!.shape as [number, number, number, number];
     const [one, KH, KW, CM] = w!.shape as [number, number, number, number];
     check(one === 1 && CM % C === 0, `filter (${w!.shape.join(", ")}) must be (1, KH, KW, ${C}·M) for ${C} input channels`);

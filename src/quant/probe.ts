@@ -23,12 +23,14 @@ export interface LayerSensitivity {
 }
 
 /** Checkpoint weights of linear/conv nodes, in graph order (each once). */
-export function palettizableWeights(g: Graph): { name: string; shape: number[] }[] {
+/** Linear and conv weights by checkpoint name (`ungrouped`: leave out grouped, i.e. depthwise, convs). */
+export function palettizableWeights(g: Graph, opts: { ungrouped?: boolean } = {}): { name: string; shape: number[] }[] {
   const prod = producers(g);
   const seen = new Set<string>();
   const out: { name: string; shape: number[] }[] = [];
   for (const n of g.nodes) {
     if (n.kind !== "linear" && n.kind !== "conv2d") continue;
+    if (opts.ungrouped && n.kind === "conv2d" && n.attrs.groups !== 1) continue;
     const p = prod.get(n.inputs[1]!);
     if (p?.kind !== "const" || seen.has(p.attrs.value.source)) continue;
     seen.add(p.attrs.value.source);

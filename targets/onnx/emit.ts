@@ -13,7 +13,7 @@ import { numel } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, encodeModel, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./proto.js";
 
-export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, u4: ONNX_DTYPE.UINT4, bool: ONNX_DTYPE.BOOL };
+export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, u4: ONNX_DTYPE.UINT4, i8: ONNX_DTYPE.INT8, bool: ONNX_DTYPE.BOOL };
 
 /** Protobuf cannot hold 2 GiB; keep a margin for the graph itself. */
 const INLINE_LIMIT = 1.5 * 2 ** 30;
@@ -168,6 +168,8 @@ export const EMIT_ONNX: { [K in OpKind]?: EmitFn<K> } = {
     w.node("Cast", [w.name(n.inputs[0]!)], [idx], { to: { int: ONNX_DTYPE.INT32 } }, `${l}_cast`);
     w.node("Gather", [w.name(n.inputs[1]!), idx], [w.name(n.outputs[0]!)], { axis: { int: 0 } }, l);
   },
+  // per-channel int8: DequantizeLinear along axis 0, zero point omitted (= 0)
+  dequantize: (n, w, l) => w.node("DequantizeLinear", [w.name(n.inputs[0]!), w.name(n.inputs[1]!)], [w.name(n.outputs[0]!)], { axis: { int: 0 } }, l),
   // DepthToSpace's CRD mode reads channel c·r² + i·r + j, PyTorch's pixel-shuffle order
   pixel_shuffle: (n, w, l) => w.node("DepthToSpace", [w.name(n.inputs[0]!)], [w.name(n.outputs[0]!)], { blocksize: { int: n.attrs.factor }, mode: { str: "CRD" } }, l),
 };
@@ -231,7 +233,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     return { name: names.get(v)!, dataType: ONNX_DTYPE_OF[v.type.dtype]!, dims: [...v.type.shape] };
   };
   // weights and palette indices go external; int64 shape constants stay inline (ORT needs them there)
-  const isWeight = (c: ConstValue) => ["f32", "f16", "u8", "u4"].includes(c.type.dtype) && numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype] >= EXTERNAL_MIN_BYTES;
+  const isWeight = (c: ConstValue) => ["f32", "f16", "u8", "u4", "i8"].includes(c.type.dtype) && numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype] >= EXTERNAL_MIN_BYTES;
   if (external) {
     writeFileAtomic(dataPath, (fd) => {
       for (const n of consts) {

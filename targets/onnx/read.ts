@@ -15,7 +15,7 @@ import { floatTensor, numel, type Tensor } from "../../src/kernels/tensor.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, decodeModel, ONNX_DTYPE, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from "./proto.js";
 
 const MAX_MODEL_BYTES = 2 ** 31 - 1; // a protobuf cannot be larger
-const DTYPE_OF_ONNX: Record<number, DType> = { [ONNX_DTYPE.FLOAT]: "f32", [ONNX_DTYPE.FLOAT16]: "f16", [ONNX_DTYPE.INT32]: "i32", [ONNX_DTYPE.INT64]: "i64", [ONNX_DTYPE.UINT8]: "u8", [ONNX_DTYPE.UINT4]: "u4", [ONNX_DTYPE.BOOL]: "bool" };
+const DTYPE_OF_ONNX: Record<number, DType> = { [ONNX_DTYPE.FLOAT]: "f32", [ONNX_DTYPE.FLOAT16]: "f16", [ONNX_DTYPE.INT32]: "i32", [ONNX_DTYPE.INT64]: "i64", [ONNX_DTYPE.UINT8]: "u8", [ONNX_DTYPE.UINT4]: "u4", [ONNX_DTYPE.INT8]: "i8", [ONNX_DTYPE.BOOL]: "bool" };
 const BFLOAT16 = 16;
 
 export interface OnnxReadResult {
@@ -92,6 +92,7 @@ class Reader {
         case ONNX_DTYPE.INT32: return { dtype: "i32", shape, data: new Int32Array(ab, off, n).slice() };
         case ONNX_DTYPE.INT64: return { dtype: "i64", shape, data: new BigInt64Array(ab, off, n).slice() };
         case ONNX_DTYPE.UINT4: return { dtype: "u4", shape, data: unpackU4(buf, n) };
+        case ONNX_DTYPE.INT8: return { dtype: "i8", shape, data: new Int8Array(ab, off, n).slice() };
         default: return { dtype, shape, data: new Uint8Array(ab, off, n).slice() };
       }
     };
@@ -245,6 +246,17 @@ const READ_ONNX: Record<string, Handler> = {
     const outs = n.output?.length ?? 1;
     const sizes = split ? r.ints(split, w) : Array.from({ length: outs }, () => xv.type.shape[axis]! / outs);
     return r.b.add("split", [xv], { axis, sizes });
+  },
+  // ditc reads the symmetric int8 forms: per tensor, or per channel along axis 0
+  DequantizeLinear: ([x, scale, zp], a, r, w) => {
+    const xv = v(r, x!, w), sv = v(r, scale!, w);
+    if (xv.type.dtype !== "i8") throw r.bad(w, `DequantizeLinear of ${xv.type.dtype} is not supported (ditc reads INT8)`);
+    if (zp && r.ints(zp, w).some((z) => z !== 0)) throw r.bad(w, "DequantizeLinear with a non-zero zero point is not supported");
+    const rows = xv.type.shape[0] ?? 1, axis = norm(attrInt(a, "axis", 1), xv.type.shape.length);
+    const count = numel(sv.type.shape);
+    if (count !== 1 && !(axis === 0 && count === rows)) throw r.bad(w, `DequantizeLinear scales (${sv.type.shape}) on axis ${axis} are neither per tensor nor per row`);
+    const perRow = count === 1 ? r.b.op("mul", [r.b.tensorConstant("ones", floatTensor([rows], new Float32Array(rows).fill(1))), r.b.op("reshape", [sv], { shape: [1] })], {}) : r.b.op("reshape", [sv], { shape: [rows] });
+    return [r.b.op("dequantize", [xv, perRow], {})];
   },
   Gather: ([x, idx], a, r, w) => [r.b.op("gather", [v(r, x!, w), v(r, idx!, w)], { axis: attrInt(a, "axis", 0) })],
   Cast: ([x], a, r, w) => {

@@ -14,7 +14,7 @@ import { fail } from "../../src/diagnostics.js";
 import { OP, PADDING, SCHEMA_VERSION, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 import { serializeModel } from "./write.js";
 
-export const TFLITE_TYPE_OF: Partial<Record<DType, number>> = { f32: TENSOR_TYPE.FLOAT32, f16: TENSOR_TYPE.FLOAT16, i32: TENSOR_TYPE.INT32, u8: TENSOR_TYPE.UINT8, i64: TENSOR_TYPE.INT64, bool: TENSOR_TYPE.BOOL };
+export const TFLITE_TYPE_OF: Partial<Record<DType, number>> = { f32: TENSOR_TYPE.FLOAT32, f16: TENSOR_TYPE.FLOAT16, i32: TENSOR_TYPE.INT32, u8: TENSOR_TYPE.UINT8, i8: TENSOR_TYPE.INT8, i64: TENSOR_TYPE.INT64, bool: TENSOR_TYPE.BOOL };
 
 /** Weights up to this size go inline; a flatbuffer cannot pass 2 GiB, and the builder holds it whole. */
 const INLINE_LIMIT = 1 * 2 ** 30;
@@ -47,6 +47,8 @@ class TfliteGraphWriter {
   private readonly ids = new Map<Value, number>();
   private readonly constTensors = new Map<ConstValue, number>();
   private readonly smallConsts = new Map<string, number>();
+  private readonly constByValue = new Map<Value, ConstValue>();
+  private readonly folded = new Map<Value, ConstValue>();
 
   tensor(v: Value): number {
     const t = this.ids.get(v);
@@ -78,6 +80,22 @@ class TfliteGraphWriter {
       this.constTensors.set(c, t);
     }
     this.ids.set(v, t);
+    this.constByValue.set(v, c);
+  }
+
+  /** The constant behind a value, if it is one (folded scales included). */
+  constantOf(v: Value): ConstValue | undefined {
+    return this.folded.get(v) ?? this.constByValue.get(v);
+  }
+
+  /** A constant that becomes quantization parameters rather than a tensor of its own. */
+  foldConst(v: Value, c: ConstValue): void {
+    this.folded.set(v, c);
+  }
+
+  /** Marks a constant tensor as quantized: value = scale[c] · (q - zero_point) along `dimension`. */
+  quantize(v: Value, scale: number[], dimension: number): void {
+    this.tensors[this.tensor(v)]!.quantization = { scale, zeroPoint: scale.map(() => 0), quantizedDimension: dimension };
   }
 
   /** A small int32 constant the operator needs (shapes, axes, permutations), always inline. */
@@ -136,6 +154,7 @@ const reducer = (name: OpName): AnyEmit => (n, w) => {
  */
 const FC_KEEP_NUM_DIMS = 5;
 const DEQUANTIZE_FLOAT16 = 3;
+const DEQUANTIZE_INT8_PER_CHANNEL = 5;
 
 /** IR op -> TFLite operators. Every op the TFLite legality table admits has an entry. */
 export const EMIT_TFLITE: { [K in OpKind]?: EmitFn<K> } = {
@@ -178,6 +197,14 @@ export const EMIT_TFLITE: { [K in OpKind]?: EmitFn<K> } = {
     if (n.inputs[0]!.type.dtype === "f16") return w.op("DEQUANTIZE", ins(n, w), out(n, w), { table: "DequantizeOptions", values: {} }, DEQUANTIZE_FLOAT16);
     w.op("CAST", ins(n, w), out(n, w), { table: "CastOptions", values: { in_data_type: TFLITE_TYPE_OF[n.inputs[0]!.type.dtype]!, out_data_type: TFLITE_TYPE_OF[n.attrs.to]! } });
   },
+  // an INT8 tensor carrying its per-channel scales, widened once at load like a float16 weight
+  dequantize: (n, w) => {
+    const [q, s] = n.inputs;
+    const scale = w.constantOf(s!);
+    if (!w.constantOf(q!) || !scale) throw new Error("internal: TFLite dequantize needs constant int8 data and scales");
+    w.quantize(q!, Array.from(scale.load().data as Float32Array), 0);
+    w.op("DEQUANTIZE", [w.tensor(q!)], out(n, w), { table: "DequantizeOptions", values: {} }, DEQUANTIZE_INT8_PER_CHANNEL);
+  },
   conv2d: (n, w) => {
     const [x, f, b] = n.inputs;
     w.op("CONV_2D", [w.tensor(x!), w.tensor(f!), b ? w.tensor(b) : zeroBias(w, f!.type.shape[0]!)], out(n, w), {
@@ -200,9 +227,14 @@ const zeroBias = (w: TfliteGraphWriter, n: number) => w.zeros(n);
 function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphWriter; model: TflModel } {
   const w = new TfliteGraphWriter();
   for (const v of g.inputs) w.define(v, v.name!);
+  // int8 scales live in their weight's quantization parameters, not in a tensor
+  const readers = new Map<Value, Node[]>();
+  for (const n of g.nodes) for (const v of n.inputs) readers.set(v, [...(readers.get(v) ?? []), n]);
+  const onlyScale = (v: Value) => (readers.get(v) ?? []).every((r) => r.kind === "dequantize" && r.inputs[1] === v && r.inputs[0] !== v);
   for (const n of g.nodes) {
     if (n.kind === "const") {
-      w.defineConst(n.outputs[0]!, n.attrs.value);
+      if (onlyScale(n.outputs[0]!) && !g.outputs.includes(n.outputs[0]!)) w.foldConst(n.outputs[0]!, n.attrs.value);
+      else w.defineConst(n.outputs[0]!, n.attrs.value);
       continue;
     }
     const emit = EMIT_TFLITE[n.kind] as AnyEmit | undefined;

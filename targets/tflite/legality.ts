@@ -8,7 +8,8 @@ const r4 = { maxRank: 4 };
 const unpadded = (n: Node) => (n.kind === "conv2d" || n.kind === "depthwise_conv2d") && n.attrs.pads.every((p) => p === 0);
 
 export const tfliteLegality: Legality = {
-  const: { maxRank: 4, check: (n) => ["f32", "f16", "i32", "u8"].includes(n.outputs[0]!.type.dtype) || `constants are FLOAT32, FLOAT16, INT32 or UINT8, not ${n.outputs[0]!.type.dtype}` },
+  const: { maxRank: 4, check: (n) => ["f32", "f16", "i32", "u8", "i8"].includes(n.outputs[0]!.type.dtype) || `constants are FLOAT32, FLOAT16, INT32, UINT8 or INT8, not ${n.outputs[0]!.type.dtype}` },
+  dequantize: r4,
   add: r4, sub: r4, mul: r4, div: r4, maximum: r4, pow: r4,
   gelu_tanh: r4, silu: r4, sigmoid: r4, tanh: r4, exp: r4, sqrt: r4, rsqrt: r4, neg: r4, sin: r4, cos: r4,
   matmul: r4, linear: r4, reduce_sum: r4, reduce_mean: r4, reduce_max: r4,

@@ -14,7 +14,7 @@ import { floatTensor, numel, type Tensor } from "../../src/kernels/tensor.js";
 import { parseTflite } from "./parse.js";
 import { OP_NAME, OPTIONS, PADDING, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 
-const DTYPE_OF_TFLITE: Record<number, DType> = { [TENSOR_TYPE.FLOAT32]: "f32", [TENSOR_TYPE.FLOAT16]: "f16", [TENSOR_TYPE.INT32]: "i32", [TENSOR_TYPE.UINT8]: "u8", [TENSOR_TYPE.INT64]: "i64" };
+const DTYPE_OF_TFLITE: Record<number, DType> = { [TENSOR_TYPE.FLOAT32]: "f32", [TENSOR_TYPE.FLOAT16]: "f16", [TENSOR_TYPE.INT32]: "i32", [TENSOR_TYPE.UINT8]: "u8", [TENSOR_TYPE.INT8]: "i8", [TENSOR_TYPE.INT64]: "i64" };
 const TYPE_NAME: Record<number, string> = Object.fromEntries(Object.entries(TENSOR_TYPE).map(([k, v]) => [v, k]));
 
 export interface TfliteReadResult {
@@ -47,10 +47,12 @@ class Reader {
   typeOf(i: number, where: string): { dtype: DType; shape: number[] } {
     const t = this.tensorInfo(i, where);
     const dtype = DTYPE_OF_TFLITE[t.type];
-    if (!dtype) throw this.bad(`tensor ${i} "${t.name}"`, `has type ${TYPE_NAME[t.type] ?? t.type}, which ditc does not read (FLOAT32, FLOAT16, INT32, UINT8, INT64)`);
+    if (!dtype) throw this.bad(`tensor ${i} "${t.name}"`, `has type ${TYPE_NAME[t.type] ?? t.type}, which ditc does not read (FLOAT32, FLOAT16, INT32, UINT8, INT8, INT64)`);
     if (t.shape.length > 8 || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw this.bad(`tensor ${i} "${t.name}"`, `has invalid shape [${t.shape}]`);
     if (t.sparse) throw this.bad(`tensor ${i} "${t.name}"`, "is sparse, which ditc does not read");
-    if (t.quantization) throw this.bad(`tensor ${i} "${t.name}"`, "carries quantization parameters, which ditc does not read");
+    // quantization is read on INT8 weights (DEQUANTIZE's input); activations stay float
+    if (t.quantization && dtype !== "i8") throw this.bad(`tensor ${i} "${t.name}"`, `is ${TYPE_NAME[t.type]} with quantization parameters; ditc reads quantized INT8 weights only`);
+    if (dtype === "i8" && !t.quantization) throw this.bad(`tensor ${i} "${t.name}"`, "is INT8 without quantization parameters");
     return { dtype, shape: t.shape };
   }
 
@@ -86,6 +88,7 @@ class Reader {
         case "f16": return floatTensor(type.shape, decodeF16(new Uint16Array(ab, off, n)), "f16");
         case "i32": return { dtype: "i32", shape: type.shape, data: new Int32Array(ab, off, n).slice() };
         case "i64": return { dtype: "i64", shape: type.shape, data: new BigInt64Array(ab, off, n).slice() };
+        case "i8": return { dtype: "i8", shape: type.shape, data: new Int8Array(ab, off, n).slice() };
         default: return { dtype: type.dtype, shape: type.shape, data: new Uint8Array(ab, off, n).slice() };
       }
     };
@@ -247,7 +250,16 @@ const READ_TFLITE: Partial<Record<OpName, Handler>> = {
   },
   DEQUANTIZE: (c) => {
     const x = c.in(0);
-    need(x.type.dtype === "f16", `DEQUANTIZE of ${x.type.dtype} is not supported (ditc reads FLOAT16 -> FLOAT32)`);
+    if (x.type.dtype === "i8") {
+      // value = scale[c] · (q - zero_point[c]) along quantized_dimension; ditc reads symmetric (zero point 0) forms
+      const q = c.r.tensorInfo(c.op.inputs[0]!, c.where).quantization!, rows = x.type.shape[0] ?? 1;
+      need(q.zeroPoint.every((z) => z === 0), "asymmetric int8 (a non-zero zero point) is not supported");
+      need(q.scale.length === 1 || (q.quantizedDimension === 0 && q.scale.length === rows), `${q.scale.length} scales on dimension ${q.quantizedDimension} do not fit a per-tensor or axis-0 (${rows} rows) quantization`);
+      need(q.scale.every((s) => Number.isFinite(s) && s > 0), "scales must be finite and positive");
+      const scale = Float32Array.from({ length: rows }, (_, k) => q.scale[q.scale.length === 1 ? 0 : k]!);
+      return [c.r.b.op("dequantize", [x, c.r.b.tensorConstant(`tensor ${c.op.inputs[0]} scales`, floatTensor([rows], scale))], {})];
+    }
+    need(x.type.dtype === "f16", `DEQUANTIZE of ${x.type.dtype} is not supported (ditc reads FLOAT16 and INT8)`);
     return [c.r.b.op("cast", [x], { to: "f32" })];
   },
   CONV_2D: (c) => {

@@ -73,6 +73,17 @@ describe("ONNX fp16", () => {
     });
 });
 
+test("ONNX int8 per-channel weights (DequantizeLinear, axis 0) run in onnxruntime within the float tolerance", async () => {
+  const out = join(dir, "int8");
+  compile({ source: syntheticSource(presetConfig("micro"), 3), ref: { preset: "micro", seed: 3 }, targets: ["onnx"], widths: [0.5], precision: "fp32", out, quantize: { mode: "int8" } });
+  const results = await verify(out);
+  expect(results.map((r) => r.engine)).toEqual(["ditc", "onnxruntime"]);
+  for (const r of results) expect(r.maxRelErr).toBeLessThanOrEqual(1e-4);
+  const m = decodeModel(readFileSync(join(out, "w500", "model.onnx")));
+  expect(m.graph!.node!.filter((n) => n.opType === "DequantizeLinear").length).toBeGreaterThan(30);
+  expect(m.graph!.initializer!.filter((t) => t.dataType === 3).length).toBeGreaterThan(30);
+});
+
 describe("ONNX external data", () => {
   const out = join(dir, "ext");
   const config = presetConfig("micro");

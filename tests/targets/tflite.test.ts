@@ -131,8 +131,8 @@ test("the file follows the conventions LiteRT relies on", async () => {
   expect(raw.includes(Buffer.from([OP.GELU & 255, 0, 0, 0]))).toBe(true);
 });
 
-describe("palettized weights as an in-graph lookup run in LiteRT within the float tolerance", () => {
-  const cases: [string, QuantizeMode, number][] = [["k4", { mode: "k4" }, 0.5], ["k8", { mode: "k8" }, 1], ["mixed", { mode: "mixed", target: 4.3 }, 0.375]];
+describe("palettized (in-graph lookup) and int8 per-channel weights run in LiteRT within the float tolerance", () => {
+  const cases: [string, QuantizeMode, number][] = [["k4", { mode: "k4" }, 0.5], ["k8", { mode: "k8" }, 1], ["mixed", { mode: "mixed", target: 4.3 }, 0.375], ["int8", { mode: "int8" }, 0.5]];
   test.each(cases)("micro %s", async (name, quantize, width) => {
     const out = join(dir, `q-${name}`);
     compile({ source: syntheticSource(presetConfig("micro"), 2), ref: { preset: "micro", seed: 2 }, targets: ["tflite"], widths: [width], precision: "fp32", out, quantize });
@@ -143,12 +143,15 @@ describe("palettized weights as an in-graph lookup run in LiteRT within the floa
       expect(x.maxRelErr).toBeLessThanOrEqual(1e-4);
     }
     const m = parsed(join(out, `w${width * 1000}`, "model.tflite"));
-    expect(operatorCounts(m).ops.GATHER).toBeGreaterThan(30);
-    // 4-bit indices stay 4 bits: two per byte, read through a 256 x 2 pair table
+    const ops = operatorCounts(m).ops;
+    if (name === "int8") expect(ops.DEQUANTIZE).toBeGreaterThan(30);
+    else expect(ops.GATHER).toBeGreaterThan(30);
+    // 4-bit indices stay 4 bits (two per byte, read through a 256 x 2 pair table); int8 is one byte a weight
     const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
     const expected = report.quantization.layers.reduce((s: number, l: { params: number; bits: number }) => s + (l.params * l.bits) / 8, 0);
-    const indexBytes = m.subgraphs[0]!.tensors.filter((t) => t.type === TENSOR_TYPE.UINT8).reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-    expect(Math.abs(indexBytes - expected) / expected).toBeLessThan(0.02);
+    const stored = m.subgraphs[0]!.tensors.filter((t) => t.type === (name === "int8" ? TENSOR_TYPE.INT8 : TENSOR_TYPE.UINT8)).reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+    expect(Math.abs(stored - expected) / expected).toBeLessThan(0.02);
+    if (name === "int8") expect(m.subgraphs[0]!.tensors.filter((t) => t.type === TENSOR_TYPE.INT8).every((t) => t.quantization?.scale.length === t.shape[0] && t.quantization.quantizedDimension === 0)).toBe(true);
   });
 });
 

@@ -1,0 +1,19 @@
+// Symmetric per-channel int8 weights: one scale per output channel (axis-0 row), zero point 0,
+// q = round(w / scale) with scale = max |w_row| / 127, so every row uses the full [-127, 127].
+export interface Int8Weights {
+  q: Int8Array;
+  scale: Float32Array;
+}
+
+export function quantizeInt8PerChannel(w: Float32Array, rows: number): Int8Weights {
+  const per = w.length / rows;
+  const q = new Int8Array(w.length), scale = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let j = r * per; j < (r + 1) * per; j++) m = Math.max(m, Math.abs(w[j]!));
+    const s = m > 0 ? m / 127 : 1;
+    scale[r] = s;
+    for (let j = r * per; j < (r + 1) * per; j++) q[j] = Math.max(-127, Math.min(127, Math.round(w[j]! / s)));
+  }
+  return { q, scale };
+}
