@@ -16,6 +16,7 @@ import { machine } from "./machine.js";
 import { benchOnnxFull, benchOnnxMini, benchOnnxPalettized } from "./onnx.js";
 import { benchQuantFull, benchQuantQuality } from "./quant.js";
 import { benchCoremlFull } from "./coreml.js";
+import { benchTfliteFull, benchTfliteWeights } from "./tflite.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -115,6 +116,8 @@ const results = {
   quantQuality: benchQuantQuality(),
   quantFull: quick || args.has("--skip-full") ? null : benchQuantFull(),
   coremlFull1024: quick || args.has("--skip-full") ? null : benchCoremlFull(1024),
+  tfliteWeights: await benchTfliteWeights(quick),
+  tfliteFull256: quick || args.has("--skip-full") ? null : benchTfliteFull(256),
 };
 const file = join(root, "bench", "results.json");
 mkdirSync(dirname(file), { recursive: true });
