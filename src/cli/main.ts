@@ -210,15 +210,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("quantize", { type: "string", default: "none", describe: "weight quantization: k-means palettes k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3); int8 (per-channel, TFLite and ONNX); none" })
           .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
           .option("lut-group-size", { type: "number", default: 0, describe: "CoreML iOS18: one palette per this many output channels (per-grouped-channel LUTs); 0 = one per tensor" })
-          .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "ONNX: weights in model.onnx.data (auto: when over the 2 GiB protobuf limit)" })
+          .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "where weights go: ONNX model.onnx.data, TFLite after the flatbuffer (Buffer.offset); auto: only past the 2 GiB format limits" })
           .option("deployment", { choices: ["iOS17", "iOS18"] as const, default: "iOS17" as const, describe: "CoreML deployment target: iOS17 (CoreML7) or iOS18 (CoreML8, the newer LUT form)" })
           .option("out", { type: "string", demandOption: true, describe: "output folder" })
-          .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX"),
+          .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX")
+          .example("$0 compile --preset mini --target tflite --quantize int8 --out out/", "TFLite with int8 per-channel weights (LiteRT's fast path)"),
       (a) => {
         const quantize = parseQuantize(a.quantize);
         if (a.calibration !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--calibration is only used with --quantize mixed (it feeds the sensitivity probe)." });
         const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
-        for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}${["coreml", "tflite"].includes(t) ? ` (the ${t} backend has not landed yet)` : ""}` });
+        for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}` });
         const { source, close } = openSource(a);
         try {
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;

@@ -104,7 +104,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     throw fail("usage", { detail: "--lut-group-size (per-grouped-channel LUTs) is a CoreML iOS18 form: use it with --target coreml --deployment iOS18 only." });
   if (o.quantize?.mode === "int8" && o.targets.includes("coreml"))
     throw fail("usage", { detail: "--quantize int8 is for --target tflite and onnx; CoreML takes palettized weights (--quantize k4, k8 or mixed)." });
-  for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")} (the other backends have not landed)` });
+  for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}` });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
   mkdirSync(o.out, { recursive: true });
   const artifacts: ArtifactRecord[] = [];

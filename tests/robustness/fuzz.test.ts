@@ -15,6 +15,7 @@ import { openCheckpoint, syntheticSource } from "../../src/model/weights.js";
 import { syntheticInputs } from "../../src/driver/init.js";
 import { readCoreml } from "../../targets/coreml/read.js";
 import { readOnnx } from "../../targets/onnx/read.js";
+import { readTflite } from "../../targets/tflite/read.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-fuzz-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,6 +87,33 @@ describe("fuzzing the readers", () => {
         writeFileSync(p, mutate(bytes, m));
         expectClean(() => {
           const r = readOnnx(p);
+          try {
+            runGraph(r.graph, inputs);
+          } finally {
+            r.close();
+          }
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test(".tflite models, weights inline and after the flatbuffer (and running what parses)", () => {
+    const c = presetConfig("micro");
+    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const files = (["never", "always"] as const).map((externalData) => {
+      const out = join(dir, `tflite-${externalData}`);
+      compile({ source: syntheticSource(c, 1), ref: { preset: "micro", seed: 1 }, targets: ["tflite"], widths: [0.375], precision: "fp32", out, externalData });
+      const bytes = readFileSync(join(out, "w375", "model.tflite"));
+      // with appended weights the flatbuffer (where the structure is) ends at the first weight
+      return { bytes, head: externalData === "always" ? bytes.length / 2 : undefined };
+    });
+    fc.assert(
+      fc.property(mutation, fc.constantFrom(0, 1), (m, which) => {
+        const p = join(dir, "m.tflite");
+        writeFileSync(p, mutate(files[which]!.bytes, m, files[which]!.head));
+        expectClean(() => {
+          const r = readTflite(p);
           try {
             runGraph(r.graph, inputs);
           } finally {

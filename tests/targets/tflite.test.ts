@@ -11,7 +11,7 @@ import { runGraph } from "../../src/interp/interpreter.js";
 import type { FloatTensor } from "../../src/kernels/tensor.js";
 import { presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
 import { syntheticSource } from "../../src/model/weights.js";
-import { LiteRtProcess } from "../../targets/tflite/litert.js";
+import { LiteRtProcess, runLiteRt } from "../../targets/tflite/litert.js";
 import { operatorCounts, parseTflite } from "../../targets/tflite/parse.js";
 import { readTflite } from "../../targets/tflite/read.js";
 import { OP, TENSOR_TYPE, type TflModel } from "../../targets/tflite/schema.js";
@@ -217,4 +217,38 @@ test("ditc compile + verify on micro with tflite: every artifact passes in both 
   // the 0.375 model in the 0.5 slot: both engines run it, the numbers are wrong
   writeFileSync(join(out, "w500", "model.tflite"), readFileSync(join(out, "w375", "model.tflite")));
   expect(await main(["verify", out], { out: () => {}, err: () => {} })).toBe(1);
+});
+
+describe("LiteRT's silent failures are caught from its log", () => {
+  /** x (1, 4) -> FULLY_CONNECTED with a (2, 4) all-ones weight stored as `type`, no bias. */
+  function fcModel(name: string, type: "f32" | "f16"): string {
+    const w = type === "f16" ? new Uint8Array(new Uint16Array(8).fill(0x3c00).buffer) : new Uint8Array(new Float32Array(8).fill(1).buffer);
+    const m: TflModel = {
+      version: 3, operatorCodes: [{ builtinCode: OP.FULLY_CONNECTED, version: 1 }], description: "", metadata: [], signatures: [],
+      buffers: [{ kind: "empty" }, { kind: "inline", data: w }],
+      subgraphs: [{
+        name: "main", inputs: [0], outputs: [2],
+        tensors: [{ shape: [1, 4], type: TENSOR_TYPE.FLOAT32, buffer: 0, name: "x" }, { shape: [2, 4], type: type === "f16" ? TENSOR_TYPE.FLOAT16 : TENSOR_TYPE.FLOAT32, buffer: 1, name: "w" }, { shape: [1, 2], type: TENSOR_TYPE.FLOAT32, buffer: 0, name: "y" }],
+        operators: [{ opcodeIndex: 0, inputs: [0, 1, -1], outputs: [2], options: { table: "FullyConnectedOptions", values: {} } }],
+      }],
+    };
+    const p = join(dir, `${name}.tflite`);
+    writeFileSync(p, serializeModel(m));
+    return p;
+  }
+  const x = { dtype: "f32" as const, shape: [1, 4], data: Float32Array.of(1, 2, 3, 4) };
+
+  test("a well-formed model prints no ERROR: line and computes", async () => {
+    const r = await litert.run(fcModel("fc32", "f32"), { x });
+    expect(r.errors).toEqual([]);
+    expect([...r.outputs.y!.data]).toEqual([10, 10]);
+  });
+
+  test("a kernel that fails to prepare (FC with a raw float16 filter) returns garbage without throwing; the ERROR: line fails the run", async () => {
+    const path = fcModel("fc16", "f16");
+    const r = await litert.run(path, { x });
+    expect([...r.outputs.y!.data]).not.toEqual([10, 10]);
+    expect(r.errors.some((l) => /FULLY_CONNECTED\) failed to prepare/.test(l))).toBe(true);
+    await expect(runLiteRt(path, { x })).rejects.toThrow(/LiteRT reported: ERROR:/);
+  });
 });
