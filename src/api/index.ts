@@ -24,12 +24,12 @@ export interface CompileOptions {
   seed?: number;
   /** ... or a supernetwork checkpoint */
   checkpoint?: string;
-  targets: ("coreml" | "onnx")[];
+  targets: ("coreml" | "tflite" | "onnx")[];
   widths?: Width[];
   /** image resolution in pixels (latent R/8) */
   resolution?: number;
   precision?: Precision | "auto";
-  /** "none", "k4", "k8", "mixed" or "mixed:BITS" */
+  /** "none", "k4", "k8", "mixed", "mixed:BITS" or "int8" */
   quantize?: string;
   calibration?: Record<string, FloatTensor>;
   out: string;
@@ -82,13 +82,13 @@ export function runPipeline(graph: Graph, pipeline: string, options: { fp16?: bo
 }
 
 /** Writes a lowered graph as the target's artifact. */
-export function emit(graph: Graph, target: "coreml" | "onnx", path: string): { files: string[]; bytes: number } {
+export function emit(graph: Graph, target: "coreml" | "tflite" | "onnx", path: string): { files: string[]; bytes: number } {
   const b = BACKENDS[target];
   if (!b) throw fail("badOption", { option: "target", value: target, expected: Object.keys(BACKENDS).join(", ") });
   return b.emit(graph, path, { metadata: {} });
 }
 
-/** Interprets a graph, or an emitted .onnx / .mlpackage with ditc's reader-interpreter. */
+/** Interprets a graph, or an emitted .onnx / .tflite / .mlpackage with ditc's reader-interpreter. */
 export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision } = {}): Record<string, Tensor> {
   if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision) };
   return runGraph(model, inputs, options.precision ? { precision: options.precision } : {});
