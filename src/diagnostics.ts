@@ -14,7 +14,7 @@ const d = <A>(code: string, category: Category, message: (args: A) => string): D
 
 export const DIAGNOSTICS = {
   // 1xxx usage
-  unknownPreset: d<{ name: string; known: string[] }>("E1001", "usage", (a) => `unknown preset "${a.name}"; choose one of ${a.known.join(", ")}.`),
+  unknownPreset: d<{ name: string; known: string[] }>("E1001", "usage", (a) => `unknown preset "${a.name}"; choose ${oneOf(a.name, a.known)}.`),
   badOption: d<{ option: string; value: string; expected: string }>("E1002", "usage", (a) => `--${a.option} ${a.value} is not valid: expected ${a.expected}.`),
   usage: d<{ detail: string }>("E1003", "usage", (a) => a.detail),
   // 2xxx config
@@ -63,4 +63,30 @@ export class DitcError extends Error {
 export function fail<K extends DiagnosticKey>(key: K, args: ArgsOf<K>): DitcError {
   const spec = DIAGNOSTICS[key] as DiagnosticSpec<ArgsOf<K>>;
   return new DitcError(key, spec.code, spec.category, `${spec.code} ${spec.message(args)}`);
+}
+
+/** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean" hints. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The choice closest to `value` when it is close enough to be a typo (numbers: the nearest). */
+export function closest(value: string, choices: readonly (string | number)[]): string | undefined {
+  if (choices.length && choices.every((c) => typeof c === "number") && Number.isFinite(Number(value)))
+    return String([...(choices as number[])].sort((x, y) => Math.abs(x - Number(value)) - Math.abs(y - Number(value)))[0]);
+  const scored = choices.map((c) => ({ c: String(c), d: editDistance(value.toLowerCase(), String(c).toLowerCase()) })).sort((x, y) => x.d - y.d);
+  const best = scored[0];
+  return best && best.d > 0 && best.d <= Math.max(1, Math.floor(best.c.length / 3)) ? best.c : undefined;
+}
+
+/** "one of a, b, c" plus a did-you-mean hint, for badOption's `expected`. */
+export function oneOf(value: string, choices: readonly (string | number)[]): string {
+  const hint = closest(value, choices);
+  return `one of ${choices.join(", ")}${hint !== undefined ? ` (did you mean ${hint}?)` : ""}`;
 }

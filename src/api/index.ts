@@ -7,7 +7,8 @@ import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
 import { runArtifact } from "../driver/run.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
-import { fail } from "../diagnostics.js";
+import { fail, oneOf } from "../diagnostics.js";
+import type { ProgressEvent, ProgressFn } from "../driver/progress.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
@@ -15,6 +16,7 @@ import { buildModel as build, latentForResolution, type BuiltModel } from "../mo
 import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
 
+export type { ProgressEvent, ProgressFn };
 export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel };
 export { DitcError } from "../diagnostics.js";
 
@@ -34,7 +36,8 @@ export interface CompileOptions {
   calibration?: Record<string, FloatTensor>;
   out: string;
   externalData?: "auto" | "always" | "never";
-  onProgress?: (message: string) => void;
+  /** every step of the compile: probe layers, weights written per artifact */
+  onProgress?: ProgressFn;
   /** checked between artifacts; every artifact already written is whole (atomic writes) */
   signal?: AbortSignal;
 }
@@ -84,7 +87,7 @@ export function runPipeline(graph: Graph, pipeline: string, options: { fp16?: bo
 /** Writes a lowered graph as the target's artifact. */
 export function emit(graph: Graph, target: "coreml" | "tflite" | "onnx", path: string): { files: string[]; bytes: number } {
   const b = BACKENDS[target];
-  if (!b) throw fail("badOption", { option: "target", value: target, expected: Object.keys(BACKENDS).join(", ") });
+  if (!b) throw fail("badOption", { option: "target", value: target, expected: oneOf(target, Object.keys(BACKENDS)) });
   return b.emit(graph, path, { metadata: {} });
 }
 

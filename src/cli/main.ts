@@ -2,7 +2,7 @@
 // either a short human summary or, with --json, exactly one JSON document on stdout.
 // Exit codes: 0 ok, 1 a check failed, 2 bad input or usage; stack traces only with --debug.
 import yargs, { type Argv } from "yargs";
-import { DitcError, fail } from "../diagnostics.js";
+import { closest, DitcError, fail, oneOf } from "../diagnostics.js";
 import { readTensorFile, writeTensorFile } from "../checkpoint/tensors.js";
 import { openSource } from "../driver/source.js";
 import { syntheticInputs, writeInputs, writeSyntheticCheckpoint } from "../driver/init.js";
@@ -19,6 +19,7 @@ import { readReport } from "../driver/verify.js";
 import { runArtifact } from "../driver/run.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { join, resolve } from "node:path";
+import { progressView } from "./progress.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 
 interface Io {
@@ -31,7 +32,7 @@ const defaultIo: Io = { out: (s) => process.stdout.write(s + "\n"), err: (s) => 
 
 function widthArg(v: unknown): Width {
   const w = parseWidth(String(v));
-  if (w === undefined) throw fail("badOption", { option: "width", value: String(v), expected: `one of ${WIDTHS.join(", ")}` });
+  if (w === undefined) throw fail("badOption", { option: "width", value: String(v), expected: oneOf(String(v), WIDTHS) });
   return w;
 }
 
@@ -46,6 +47,20 @@ const modelOptions = (y: Argv) =>
     .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
     .option("seed", { type: "number", default: 0, describe: "seed of the synthetic weights" })
     .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (.safetensors with the config in __metadata__)" });
+
+/** "unknown flag --tagret (did you mean --target?)" for every flag the command does not take. */
+function unknownFlagHints(argv: string[], y: Argv): string | undefined {
+  // yargs keeps the running command's options on the instance; its typings do not show getOptions
+  const known = Object.keys((y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key).filter((k) => k !== "$0" && k !== "_");
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const names = new Set([...known, ...known.map(kebab)]);
+  const unknown = argv.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=")[0]!).filter((f) => f && !names.has(f) && !names.has(f.replace(/^no-/, "")));
+  if (!unknown.length) return undefined;
+  return unknown.map((f) => {
+    const hint = closest(f, [...names].filter((n) => !/[A-Z]/.test(n)));
+    return `unknown flag --${f}${hint ? ` (did you mean --${hint}?)` : ""}`;
+  }).join("; ");
+}
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   const json = argv.includes("--json");
@@ -125,7 +140,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .example("$0 inspect --preset full --json", "counts of the 1.6B model")
           .example("$0 inspect --preset full --pipeline coreml --resolution 1024 --json", "what the CoreML graph looks like at 1024²"),
       (a) => {
-        if (!PIPELINE_NAMES.includes(a.pipeline)) throw fail("badOption", { option: "pipeline", value: a.pipeline, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
+        if (!PIPELINE_NAMES.includes(a.pipeline)) throw fail("badOption", { option: "pipeline", value: a.pipeline, expected: oneOf(a.pipeline, PIPELINE_NAMES) });
         const printAfter = a.printAfter ? String(a.printAfter).split(",") : [];
         for (const p of printAfter)
           if (!pipelinePasses(a.pipeline).includes(p)) throw fail("badOption", { option: "print-after", value: p, expected: `a pass of pipeline ${a.pipeline}: ${pipelinePasses(a.pipeline).join(", ") || "(none)"}` });
@@ -219,8 +234,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const quantize = parseQuantize(a.quantize);
         if (a.calibration !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--calibration is only used with --quantize mixed (it feeds the sensitivity probe)." });
         const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
-        for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}` });
+        for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
         const { source, close } = openSource(a);
+        const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
         try {
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
           const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
@@ -228,8 +244,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0),
             ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
-            onProgress: json ? undefined : (m) => io.err(m),
+            ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
           });
+          progress.stop();
           const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
           emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(`report: ${reportPath}`).join("\n"), { artifacts, report: reportPath });
         } finally {
@@ -247,7 +264,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .example("$0 verify out/ --json", ""),
       async (a) => {
         const inputs = a.inputs !== undefined ? readTensorFile(a.inputs) : undefined;
-        const results = await verify(a.dir, inputs, json ? undefined : (m) => io.err(m));
+        const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
+        const results = await verify(a.dir, inputs, progress.onProgress);
+        progress.stop();
         const report = readReport(a.dir);
         writeFileAtomic(join(a.dir, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report, results))));
         const failed = results.filter((r) => !r.pass);
@@ -265,7 +284,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .version(false)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((msg, err) => {
-      throw err ?? fail("usage", { detail: `${msg} (see ditc --help)` });
+      if (err) throw err;
+      throw fail("usage", { detail: `${unknownFlagHints(argv, cli) ?? msg} (see ditc --help)` });
     });
 
   try {

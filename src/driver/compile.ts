@@ -2,7 +2,7 @@
 // emit the artifact under DIR/w{375,500,1000}/, and write report.json and report.html.
 import { mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import { fail } from "../diagnostics.js";
+import { fail, oneOf } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { buildModel } from "../model/build.js";
 import { widthTag, type Width } from "../model/config.js";
@@ -17,6 +17,7 @@ import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { allocateBits, averageBits, palettizableWeights, probeSensitivity, uniformBits } from "../quant/probe.js";
 import { syntheticInputs } from "./init.js";
+import type { ProgressFn } from "./progress.js";
 
 export type Precision = "fp32" | "fp16";
 
@@ -63,7 +64,7 @@ export interface CompileOptions {
   lutGroupSize?: number;
   /** calibration inputs for the probe; default: seeded inputs at the compiled shapes */
   calibration?: Record<string, FloatTensor>;
-  onProgress?: (message: string) => void;
+  onProgress?: ProgressFn;
 }
 
 export interface ArtifactRecord {
@@ -104,7 +105,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     throw fail("usage", { detail: "--lut-group-size (per-grouped-channel LUTs) is a CoreML iOS18 form: use it with --target coreml --deployment iOS18 only." });
   if (o.quantize?.mode === "int8" && o.targets.includes("coreml"))
     throw fail("usage", { detail: "--quantize int8 is for --target tflite and onnx; CoreML takes palettized weights (--quantize k4, k8 or mixed)." });
-  for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: `one of ${Object.keys(BACKENDS).join(", ")}` });
+  for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
   mkdirSync(o.out, { recursive: true });
   const artifacts: ArtifactRecord[] = [];
@@ -121,21 +122,22 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     if (quantize.mode !== "none") {
-      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (m) => o.onProgress?.(`w${width}: ${m}`));
+      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (done, total) => o.onProgress?.({ step: `w${width}: sensitivity probe`, done, total, unit: "layers" }));
       qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
       palettize = [quantize.mode === "int8" ? { pass: "quantize-int8", options: { names: Object.keys(plan.bits) } } : { pass: "palettize", options: { bits: plan.bits, groupSize: o.lutGroupSize ?? 0 } }];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
-      o.onProgress?.(`${target} w${width}: lowering`);
+      o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
       const precision: Precision = o.precision === "auto" ? (backend.defaultPrecision ?? "fp32") : o.precision;
       const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
       const stats = graphStats(g);
       const dir = join(o.out, widthTag(width));
       mkdirSync(dir, { recursive: true });
       const path = join(dir, backend.artifact);
-      o.onProgress?.(`${target} w${width}: writing ${path}`);
+      const step = `${target} w${width}: writing ${path}`;
       const r = backend.emit(g, path, {
+        onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
         ...(o.externalData ? { externalData: o.externalData } : {}),
         ...(o.deployment ? { deployment: o.deployment } : {}),
         metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
@@ -167,13 +169,14 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
 }
 
 /** Which weights get which bits: uniform for k4/k8, by the sensitivity probe for mixed. */
-function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string, FloatTensor>, progress: (m: string) => void): { bits: Record<string, 4 | 8>; layers: Omit<QuantizedLayer, "width">[] } {
+function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string, FloatTensor>, progress: (done: number, total: number) => void): { bits: Record<string, 4 | 8>; layers: Omit<QuantizedLayer, "width">[] } {
   const weights = palettizableWeights(g, { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
   let bits: Record<string, 4 | 8>;
   let mse = new Map<string, number>();
   if (q.mode === "mixed") {
-    progress("sensitivity probe");
-    const sens = probeSensitivity(g, calibration);
+    let done = 0;
+    progress(0, weights.length);
+    const sens = probeSensitivity(g, calibration, () => progress(++done, weights.length));
     mse = new Map(sens.map((s) => [s.name, s.mse]));
     bits = allocateBits(sens, q.target).bits;
   } else bits = uniformBits(weights, q.mode === "k4" ? 4 : 8);

@@ -8,7 +8,7 @@ import { tfliteTarget } from "../../targets/tflite/index.js";
 import { tfliteLegality } from "../../targets/tflite/legality.js";
 import { tfliteFp16, tflitePipeline } from "../../targets/tflite/pipeline.js";
 import type { TargetBackend } from "../pipeline/target.js";
-import { fail } from "../diagnostics.js";
+import { fail, oneOf } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
 import type { Legality } from "../pipeline/legality.js";
 import { buildPipeline, type Pipeline, type PipelineEntry } from "../pipeline/pass.js";
@@ -35,7 +35,7 @@ export function pipelinePasses(name: string, fp16 = false): string[] {
 export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> & { fp16?: boolean; before?: PipelineEntry[] } = {}): Graph {
   if (name === "none") return g;
   const t = TARGET_PIPELINES[name];
-  if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: `one of ${PIPELINE_NAMES.join(", ")}` });
+  if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: oneOf(name, PIPELINE_NAMES) });
   const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : [])];
   return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
 }

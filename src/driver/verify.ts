@@ -11,6 +11,7 @@ import { openCheckpoint, syntheticSource, type WeightSource } from "../model/wei
 import type { CompileReport } from "./compile.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
+import type { ProgressFn } from "./progress.js";
 import { runFloatModel } from "./run.js";
 import { PASSES } from "../../passes/index.js";
 import { buildModel } from "../model/build.js";
@@ -68,12 +69,15 @@ function sourceOf(r: CompileReport): { source: WeightSource; close(): void } {
   return { source: syntheticSource(presetConfig(r.model.preset), r.model.seed), close: () => {} };
 }
 
-export async function verify(dir: string, inputs?: Record<string, FloatTensor>, log?: (s: string) => void): Promise<VerifyResult[]> {
+export async function verify(dir: string, inputs?: Record<string, FloatTensor>, onProgress?: ProgressFn): Promise<VerifyResult[]> {
   const report = readReport(dir);
   const { source, close } = sourceOf(report);
   try {
     const feeds = inputs ?? syntheticInputs(source.config, 0, { batch: 1, latentSize: report.latentSize, contextTokens: report.contextTokens });
     const results: VerifyResult[] = [];
+    const checks = report.artifacts.reduce((n, a) => n + 1 + (BACKENDS[a.target]?.checker ? 1 : 0) + (BACKENDS[a.target]?.runtime ? 1 : 0), 0);
+    let done = 0;
+    const log = (step: string) => onProgress?.({ step, done: done++, total: checks, unit: "checks" });
     const refs = new Map<number, FloatTensor>();
     for (const a of report.artifacts) {
       const backend = BACKENDS[a.target];
@@ -86,7 +90,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         const pass = !error && c.finite && (a.precision === "fp32" ? c.maxRelErr <= report.tolerances.fp32.maxRelErr : c.relL2 <= report.tolerances.fp16.relL2);
         return { path: a.path, target: a.target, width: a.width, engine, ...c, pass, ...(error ? { error } : {}) };
       };
-      log?.(`${a.path}: ditc reader-interpreter`);
+      log(`${a.path}: ditc reader-interpreter`);
       const read = backend.read(path);
       try {
         results.push(judge("ditc", runGraph(read.graph, feeds).velocity as FloatTensor));
@@ -94,7 +98,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         read.close();
       }
       if (backend.checker) {
-        log?.(`${a.path}: ${backend.checker.engine}`);
+        log(`${a.path}: ${backend.checker.engine}`);
         const why = backend.checker.unavailable?.();
         const base = { path: a.path, target: a.target, width: a.width, engine: backend.checker.engine, maxAbsErr: null, maxRelErr: null, relL2: null, finite: null };
         if (why) results.push({ ...base, pass: false, error: `unavailable: ${why}` });
@@ -104,7 +108,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         }
       }
       if (backend.runtime) {
-        log?.(`${a.path}: ${backend.runtime.engine}`);
+        log(`${a.path}: ${backend.runtime.engine}`);
         const why = backend.runtime.unavailable?.();
         if (why) results.push(judge(backend.runtime.engine, undefined, `unavailable: ${why}`));
         else {

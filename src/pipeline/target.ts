@@ -10,6 +10,8 @@ export interface EmitOptions {
   /** CoreML deployment target */
   deployment?: "iOS17" | "iOS18";
   metadata: Record<string, string>;
+  /** called as weights (or ops) are written: done of total */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface TargetBackend {

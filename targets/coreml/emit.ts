@@ -208,6 +208,8 @@ export interface CoremlEmitOptions {
   metadata?: Record<string, string>;
   /** largest weight file; more files are started past it (tests lower it to exercise the split) */
   maxWeightFileBytes?: number;
+  /** called per op written (weights are written at their first use) */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface CoremlEmitResult {
@@ -236,7 +238,8 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
       const writer = new MilWriter(prod, blobs);
       for (const v of g.inputs) writer.nameOf(v, v.name);
       for (const v of g.outputs) writer.nameOf(v, v.name);
-      for (const n of g.nodes) {
+      for (const [k, n] of g.nodes.entries()) {
+        opts.onProgress?.(k + 1, g.nodes.length);
         if (n.kind === "const") continue; // written at first use
         const name = writer.nameOf(n.outputs[0]!, g.outputs.includes(n.outputs[0]!) ? undefined : `${n.scope ?? "graph"}__${n.kind}_${n.outputs[0]!.id}`);
         if (n.kind === "lut_to_dense") emitLut(n, writer, name, prod, blobs, opts.deployment);

@@ -14,7 +14,7 @@ export const coremlTarget: TargetBackend = {
   legality: coremlLegality,
   defaultPrecision: "fp16",
   emit: (g, path, o) => {
-    const r = emitCoreml(g, path, { deployment: o.deployment ?? "iOS17", metadata: o.metadata });
+    const r = emitCoreml(g, path, { deployment: o.deployment ?? "iOS17", metadata: o.metadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
     return { files: [path], bytes: r.bytes };
   },
   read: (path) => readCoreml(path),

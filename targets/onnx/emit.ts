@@ -23,6 +23,7 @@ export interface OnnxEmitOptions {
   /** "auto": external data when the weights would pass the protobuf limit */
   externalData: "auto" | "always" | "never";
   metadata?: Record<string, string>;
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface OnnxEmitResult {
@@ -234,9 +235,12 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
   };
   // weights and palette indices go external; int64 shape constants stay inline (ORT needs them there)
   const isWeight = (c: ConstValue) => ["f32", "f16", "u8", "u4", "i8"].includes(c.type.dtype) && numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype] >= EXTERNAL_MIN_BYTES;
+  let written = 0;
+  const tick = () => opts.onProgress?.(++written, consts.length);
   if (external) {
     writeFileAtomic(dataPath, (fd) => {
       for (const n of consts) {
+        tick();
         const c = n.attrs.value;
         const t = tensorOf(n);
         const bytes = tensorBytes(c.load(), c.type.dtype);
@@ -258,7 +262,10 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
       }
     });
   } else {
-    for (const n of consts) initializers.push({ ...tensorOf(n), rawData: tensorBytes(n.attrs.value.load(), n.attrs.value.type.dtype).slice() });
+    for (const n of consts) {
+      tick();
+      initializers.push({ ...tensorOf(n), rawData: tensorBytes(n.attrs.value.load(), n.attrs.value.type.dtype).slice() });
+    }
   }
   const model = {
     irVersion: IR_VERSION,

@@ -12,7 +12,7 @@ export const onnxTarget: TargetBackend = {
   pipeline: onnxPipeline,
   legality: onnxLegality,
   emit: (g, path, o) => {
-    const r = emitOnnx(g, path, { externalData: o.externalData ?? "auto", metadata: o.metadata });
+    const r = emitOnnx(g, path, { externalData: o.externalData ?? "auto", metadata: o.metadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
     return { files: r.dataPath ? [r.path, r.dataPath] : [r.path], bytes: r.bytes + r.dataBytes };
   },
   read: (path) => readOnnx(path),

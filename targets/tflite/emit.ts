@@ -25,6 +25,7 @@ export interface TfliteEmitOptions {
   /** "auto": weights after the flatbuffer when they would not fit inline; "always"/"never" force it */
   externalData: "auto" | "always" | "never";
   metadata?: Record<string, string>;
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface TfliteEmitResult {
@@ -266,7 +267,11 @@ export function emitTflite(g: Graph, path: string, opts: TfliteEmitOptions): Tfl
   const appended = opts.externalData === "always" || (opts.externalData === "auto" && weightBytes > INLINE_LIMIT);
   if (!appended && weightBytes > 2 ** 31 - 2 ** 24)
     throw fail("usage", { detail: `${path}: ${weightBytes} bytes of weights cannot sit inside a flatbuffer (2 GiB limit); use --external-data auto or always to append them after it.` });
-  const load = (value: ConstValue) => tensorBytes(value.load(), value.type.dtype);
+  let written = 0;
+  const load = (value: ConstValue) => {
+    opts.onProgress?.(++written, w.weights.length);
+    return tensorBytes(value.load(), value.type.dtype);
+  };
   let bytes = 0;
   if (!appended) {
     for (const { buffer, value } of w.weights) model.buffers[buffer] = { kind: "inline", data: load(value) };

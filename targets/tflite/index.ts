@@ -18,7 +18,7 @@ export const tfliteTarget: TargetBackend = {
   pipeline: tflitePipeline,
   legality: tfliteLegality,
   emit: (g, path, o) => {
-    const r = emitTflite(g, path, { externalData: o.externalData ?? "auto", metadata: o.metadata });
+    const r = emitTflite(g, path, { externalData: o.externalData ?? "auto", metadata: o.metadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
     return { files: [path], bytes: r.bytes };
   },
   read: (path) => readTflite(path),
