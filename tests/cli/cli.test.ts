@@ -105,7 +105,11 @@ describe("commands end to end on micro", () => {
 
   test("usage errors exit 2 with a message: unknown flag, preset, width, pipeline, missing model, inputs of the wrong shape", async () => {
     for (const [args, msg] of [
-      [["run", "--preset", "micro", "--frobnicate"], /Unknown argument: frobnicate/],
+      [["run", "--preset", "micro", "--frobnicate"], /unknown flag --frobnicate/],
+      [["compile", "--preset", "micro", "--tagret", "onnx", "--out", dir], /unknown flag --tagret \(did you mean --target\?\)/],
+      [["compile", "--preset", "micro", "--target", "onx", "--out", dir], /--target onx is not valid: expected one of coreml, tflite, onnx \(did you mean onnx\?\)/],
+      [["run", "--preset", "mcro"], /did you mean micro\?/],
+      [["run", "--preset", "micro", "--width", "0.4"], /did you mean 0\.375\?/],
       [["run", "--preset", "huge"], /unknown preset "huge"; choose one of full, mini, micro/],
       [["run", "--preset", "micro", "--width", "2"], /--width 2 is not valid/],
       [["inspect", "--preset", "micro", "--pipeline", "tpu"], /--pipeline tpu is not valid/],
@@ -120,6 +124,26 @@ describe("commands end to end on micro", () => {
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr, args.join(" ")).toMatch(msg);
     }
+  });
+
+  test("compile shows a progress bar on a terminal, plain ASCII under NO_COLOR, and never color codes", () => {
+    const run = (env: Record<string, string>) =>
+      execFileSync("script", ["-qec", `${process.execPath} ${BIN} compile --preset micro --target onnx --width 0.5 --out ${join(dir, "tty")}`, "/dev/null"], { encoding: "utf8", env: { ...process.env, ...env } });
+    const fancy = run({ TERM: "xterm" });
+    expect(fancy).toMatch(/onnx w0\.5: writing .* \[\u2588+\u2591*\] \d+\/\d+ weights/);
+    const plain = run({ TERM: "xterm", NO_COLOR: "1" });
+    expect(plain).toMatch(/\[#+-*\] \d+\/\d+ weights/);
+    expect(plain).not.toMatch(/\u2588/);
+    for (const out of [fancy, plain]) expect(out).not.toMatch(/\x1b\[[0-9;]*m/);
+  });
+
+  test("compile without a terminal logs one line per step on stderr; --json keeps stdout to one document", async () => {
+    const r = await ditc("compile", "--preset", "micro", "--target", "tflite", "--width", "1", "--out", join(dir, "plain"));
+    expect(r.code).toBe(0);
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("tflite w1: writing")).length).toBe(1);
+    const j = await ditc("compile", "--preset", "micro", "--target", "tflite", "--width", "1", "--out", join(dir, "plain"), "--json");
+    expect(JSON.parse(j.stdout).artifacts[0].target).toBe("tflite");
+    expect(j.stderr).toBe("");
   });
 
   test("--help shows examples", () => {
