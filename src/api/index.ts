@@ -1,11 +1,13 @@
-// ditc's programmatic API: the same steps as the CLI, as typed functions.
+// ditc's programmatic API: the same steps as the CLI, as typed functions (README, "Programmatic
+// API", has examples a test runs).
 //
 //   import { compile } from "ditc";
-//   const { report } = await compile({ preset: "mini", targets: ["onnx", "coreml"], out: "out/" });
+//   const { report } = await compile({ preset: "mini", targets: ["onnx", "tflite", "coreml"], out: "out/" });
 import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision } from "../driver/compile.js";
 import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
 import { runArtifact } from "../driver/run.js";
+import { syntheticInputs } from "../driver/init.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
 import { fail, oneOf } from "../diagnostics.js";
 import type { ProgressEvent, ProgressFn } from "../driver/progress.js";
@@ -72,6 +74,12 @@ export function loadCheckpoint(path: string): Checkpoint {
 /** Weights of a built-in preset, generated from a seed on demand. */
 export function presetWeights(preset: "full" | "mini" | "micro", seed = 0): WeightSource {
   return syntheticSource(presetConfig(preset), seed, `preset ${preset}, seed ${seed}`);
+}
+
+/** Seeded inputs for a model: latent ~ N(0,1), timestep ~ U(0,1), context ~ N(0,1) (as `ditc inputs`). */
+export function makeInputs(source: WeightSource, options: { seed?: number; batch?: number; resolution?: number } = {}): Record<string, FloatTensor> {
+  const latentSize = options.resolution ? latentForResolution(options.resolution) : source.config.latentSize;
+  return syntheticInputs(source.config, options.seed ?? 0, { batch: options.batch ?? 1, latentSize, contextTokens: source.config.contextTokens });
 }
 
 /** The IR of the width-w sub-network (DESIGN §1-§2). */

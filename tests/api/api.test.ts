@@ -37,3 +37,23 @@ test("an aborted compile stops and leaves only whole files", async () => {
   })();
   expect(leftovers.filter((f) => f.includes(".tmp-"))).toEqual([]);
 });
+
+test("aborting in the middle of writing an artifact leaves the finished ones whole and no temp files", async () => {
+  for (const [target, layout] of [["tflite", "always"], ["onnx", "always"], ["coreml", "auto"]] as const) {
+    const out = join(dir, `mid-${target}`);
+    const ac = new AbortController();
+    let writes = 0;
+    const onProgress = (e: { step: string }) => {
+      // the second artifact's tenth weight
+      if (e.step.includes("w1: writing") && ++writes === 10) ac.abort();
+    };
+    await expect(compile({ preset: "micro", targets: [target], widths: [0.5, 1], out, externalData: layout, signal: ac.signal, onProgress })).rejects.toThrow(/aborted/);
+    const files = readdirSync(out, { recursive: true }).map(String);
+    expect(files.filter((f) => f.includes(".tmp-") || f.includes(".old-")), target).toEqual([]);
+    expect(files.some((f) => f.startsWith("w1000/model")), target).toBe(false);
+    const c = presetConfig("micro");
+    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const artifact = join(out, "w500", target === "coreml" ? "model.mlpackage" : `model.${target}`);
+    expect(run(artifact, inputs).velocity!.data.every(Number.isFinite), target).toBe(true);
+  }
+});
