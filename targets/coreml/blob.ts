@@ -2,7 +2,11 @@
 // then per blob a 64-byte metadata record (sentinel 0xDEADBEEF, dtype, size, data offset,
 // padding bits) at a 64-aligned offset, its data right after. A const references a blob by the
 // offset of its metadata record. Written streaming; the header count is patched at the end.
-import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+// Weight files are named by their content (weight-<sha256 prefix>.bin): a package can then be
+// replaced in place by moving the new files in first and swapping model.mlmodel last, which is
+// one atomic rename (emit.ts), and names stay deterministic.
+import { createHash, type Hash } from "node:crypto";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { writeAll } from "../../src/io/atomic.js";
 
@@ -12,43 +16,58 @@ export const BLOB_DTYPE = { Float16: 1, Float32: 2, UInt8: 3, UInt4: 11 } as con
 
 /**
  * Core ML fails to load a weight file over 2^31 bytes (coremltools #1807), so weights are split
- * across weight.bin, weight_1.bin, ... each kept under this size; a const names its file.
+ * across several files, each kept under this size; a const names its file.
  */
 export const MAX_BLOB_FILE_BYTES = 2 ** 31 - 2 ** 24;
+
+/** A blob's place: the file is known once that file is complete (its name is its content hash). */
+export interface BlobRef {
+  fileName: string;
+  offset: number;
+}
 
 /** Writes blobs into a folder, starting a new file before one would pass MAX_BLOB_FILE_BYTES. */
 export class BlobFolderWriter {
   private current: BlobWriter | undefined;
   private fd: number | undefined;
-  private index = -1;
+  private pending: BlobRef[] = [];
   private total = 0;
-  constructor(private readonly dir: string, private readonly maxBytes = MAX_BLOB_FILE_BYTES) {}
+  private count = 0;
+  readonly files: string[] = [];
+  constructor(private readonly dir: string, private readonly fileName: (name: string) => string, private readonly maxBytes = MAX_BLOB_FILE_BYTES) {}
 
-  static fileName(index: number): string {
-    return index === 0 ? "weight.bin" : `weight_${index}.bin`;
-  }
-
-  /** Appends a blob; returns its file name and the offset of its metadata record there. */
-  write(dtype: number, data: Uint8Array, paddingBits = 0): { file: string; offset: number } {
+  /** Appends a blob; its reference gets the file's name when the file is complete. */
+  write(dtype: number, data: Uint8Array, paddingBits = 0): BlobRef {
     if (!this.current || (this.current.bytes > 64 && this.current.bytes + 128 + data.length > this.maxBytes)) this.rotate();
-    return { file: BlobFolderWriter.fileName(this.index), offset: this.current!.write(dtype, data, paddingBits) };
+    const ref = { fileName: "", offset: this.current!.write(dtype, data, paddingBits) };
+    this.pending.push(ref);
+    return ref;
   }
 
   private rotate(): void {
-    this.close();
-    this.index++;
-    this.fd = openSync(join(this.dir, BlobFolderWriter.fileName(this.index)), "w");
+    this.finishFile();
+    this.fd = openSync(join(this.dir, `.writing-${this.count++}`), "w");
     this.current = new BlobWriter(this.fd);
+  }
+
+  private finishFile(): void {
+    if (!this.current || this.fd === undefined) return;
+    const digest = this.current.finish();
+    this.total += this.current.bytes;
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    const name = `weight-${digest.slice(0, 16)}.bin`;
+    renameSync(join(this.dir, `.writing-${this.count - 1}`), join(this.dir, name));
+    for (const r of this.pending) r.fileName = this.fileName(name);
+    this.pending = [];
+    this.files.push(name);
+    this.current = undefined;
+    this.fd = undefined;
   }
 
   /** Total bytes written across files. */
   close(): number {
-    if (this.current && this.fd !== undefined) {
-      this.total += this.current.finish();
-      closeSync(this.fd);
-    }
-    this.current = undefined;
-    this.fd = undefined;
+    this.finishFile();
     return this.total;
   }
 }
@@ -56,22 +75,28 @@ export class BlobFolderWriter {
 export class BlobWriter {
   private pos = 64;
   private count = 0;
+  private readonly hash: Hash = createHash("sha256");
   constructor(private readonly fd: number) {
     writeAll(fd, new Uint8Array(64)); // header, patched in finish()
+  }
+
+  private put(b: Uint8Array): void {
+    writeAll(this.fd, b);
+    this.hash.update(b);
   }
 
   /** Appends one blob; returns the offset of its metadata record. */
   write(dtype: number, data: Uint8Array, paddingBits = 0): number {
     const at = Math.ceil(this.pos / 64) * 64;
-    if (at > this.pos) writeAll(this.fd, new Uint8Array(at - this.pos));
+    if (at > this.pos) this.put(new Uint8Array(at - this.pos));
     const meta = Buffer.alloc(64);
     meta.writeUInt32LE(BLOB_SENTINEL, 0);
     meta.writeUInt32LE(dtype, 4);
     meta.writeBigUInt64LE(BigInt(data.length), 8);
     meta.writeBigUInt64LE(BigInt(at + 64), 16);
     meta.writeBigUInt64LE(BigInt(paddingBits), 24);
-    writeAll(this.fd, meta);
-    writeAll(this.fd, data);
+    this.put(meta);
+    this.put(data);
     this.pos = at + 64 + data.length;
     this.count++;
     return at;
@@ -81,12 +106,13 @@ export class BlobWriter {
     return this.pos;
   }
 
-  finish(): number {
-    const header = Buffer.alloc(8);
+  /** Patches the header; returns the file's content hash (records hashed as written, then the header). */
+  finish(): string {
+    const header = Buffer.alloc(64);
     header.writeUInt32LE(this.count, 0);
     header.writeUInt32LE(2, 4);
     writeSync(this.fd, header, 0, 8, 0);
-    return this.pos;
+    return this.hash.update(header).digest("hex");
   }
 }
 

@@ -1,12 +1,12 @@
 // The CoreML emitter: a table from IR op kind to MIL operations, and the .mlpackage writer
-// (Manifest.json, Data/com.apple.CoreML/model.mlmodel, Data/com.apple.CoreML/weights/weight.bin).
+// (Manifest.json, Data/com.apple.CoreML/model.mlmodel, Data/com.apple.CoreML/weights/weight-*.bin).
 // Layout and legality were settled by the coreml pipeline; this file maps and writes.
-// Weights stream into weight.bin one tensor at a time; palettized weights become
+// Weights stream into content-named weight files one tensor at a time; palettized weights become
 // constexpr_lut_to_dense in the iOS16/17 attribute form (FORMAT.md §6.2).
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { tempPathFor, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { fail } from "../../src/diagnostics.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import type { DType } from "../../src/ir/dtype.js";
@@ -84,7 +84,7 @@ class MilWriter {
   constOp(name: string, dtype: DType, shape: readonly number[], t: Tensor): void {
     let val: MilValue;
     const type = { tensorType: tensorType(MIL_OF[dtype]!, shape) };
-    if (BLOB_OF[dtype] !== undefined && numel(shape) >= 10) val = { type, blobFileValue: blobRef(this.blobs.write(BLOB_OF[dtype]!, tensorBytes(t, dtype))) };
+    if (BLOB_OF[dtype] !== undefined && numel(shape) >= 10) val = { type, blobFileValue: this.blobs.write(BLOB_OF[dtype]!, tensorBytes(t, dtype)) };
     else if (dtype === "i32") val = { type, immediateValue: { tensor: { ints: { values: Array.from(t.data as Int32Array) } } } };
     else if (dtype === "f32") val = { type, immediateValue: { tensor: { floats: { values: Array.from(t.data as Float32Array) } } } };
     else val = { type, immediateValue: { tensor: { bytes: { values: tensorBytes(t, dtype) } } } };
@@ -163,9 +163,6 @@ export const EMIT_MIL: { [K in OpKind]?: MilEmit<K> } = {
   pixel_shuffle: (n, w, name) => w.op("pixel_shuffle", name, { x: w.in(n.inputs[0]!), upscale_factor: w.param(name, "upscale_factor", { i32: n.attrs.factor }) }, n.outputs),
 };
 
-function blobRef(b: { file: string; offset: number }) {
-  return { fileName: weightFile(b.file), offset: b.offset };
-}
 
 /**
  * constexpr_lut_to_dense. iOS16/17 form (CoreML7): parameters are attributes, indices a flat
@@ -187,15 +184,15 @@ function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod
     const u4 = iv.type.dtype === "u4", count = numel(shape);
     const indices: MilValue = {
       type: { tensorType: tensorType(u4 ? MIL_DTYPE.UINT4 : MIL_DTYPE.UINT8, shape) },
-      blobFileValue: blobRef(blobs.write(u4 ? BLOB_DTYPE.UInt4 : BLOB_DTYPE.UInt8, packed, u4 ? (8 - ((count * 4) % 8)) % 8 : 0)),
+      blobFileValue: blobs.write(u4 ? BLOB_DTYPE.UInt4 : BLOB_DTYPE.UInt8, packed, u4 ? (8 - ((count * 4) % 8)) % 8 : 0),
     };
     const lutShape = [...shape.map((_, a) => (a === 0 ? groups : 1)), lv.type.shape[lv.type.shape.length - 1]!, 1];
-    const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, lutShape) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
+    const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, lutShape) }, blobFileValue: blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype)) };
     w.raw({ type: "constexpr_lut_to_dense", inputs: { indices: { arguments: [{ value: indices }] }, lut: { arguments: [{ value: lutVal }] } }, attributes: { name: immediate({ str: name }) }, outputs: [{ name, type: outType }] });
     return;
   }
-  const indices: MilValue = { type: { tensorType: tensorType(MIL_DTYPE.UINT8, [packed.length]) }, blobFileValue: blobRef(blobs.write(BLOB_DTYPE.UInt8, packed)) };
-  const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, [numel(lut.shape)]) }, blobFileValue: blobRef(blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype))) };
+  const indices: MilValue = { type: { tensorType: tensorType(MIL_DTYPE.UINT8, [packed.length]) }, blobFileValue: blobs.write(BLOB_DTYPE.UInt8, packed) };
+  const lutVal: MilValue = { type: { tensorType: tensorType(MIL_OF[lutDtype]!, [numel(lut.shape)]) }, blobFileValue: blobs.write(BLOB_OF[lutDtype]!, tensorBytes(lut, lutDtype)) };
   w.raw({
     type: "constexpr_lut_to_dense",
     attributes: { name: immediate({ str: name }), indices, lut: lutVal, shape: immediate({ u32: [...shape] }) },
@@ -225,8 +222,31 @@ function stableId(seed: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/**
+ * Puts a finished package at `path` so that a reader, or a kill at any moment, sees the old
+ * package or the new one whole. A new path is one rename. An existing package is updated in
+ * place: the new weight files (content-named, so never an old file's name with other bytes) move
+ * in first, then model.mlmodel, which names them, replaces the old one in one rename; the old
+ * weight files go last. Anything else at `path` (not a package) is removed first.
+ */
+function commitPackage(tmp: string, path: string): void {
+  const model = join("Data", "com.apple.CoreML", "model.mlmodel"), weights = join("Data", "com.apple.CoreML", "weights");
+  if (existsSync(path) && !existsSync(join(path, model))) rmSync(path, { recursive: true, force: true });
+  if (!existsSync(path)) {
+    renameSync(tmp, path);
+    return;
+  }
+  mkdirSync(join(path, weights), { recursive: true });
+  const fresh = readdirSync(join(tmp, weights));
+  for (const f of fresh) renameSync(join(tmp, weights, f), join(path, weights, f));
+  renameSync(join(tmp, "Manifest.json"), join(path, "Manifest.json"));
+  renameSync(join(tmp, model), join(path, model)); // the switch
+  for (const f of readdirSync(join(path, weights))) if (!fresh.includes(f)) rmSync(join(path, weights, f), { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
+}
+
 export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): CoremlEmitResult {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempPathFor(path);
   rmSync(tmp, { recursive: true, force: true });
   const dataDir = join(tmp, "Data", "com.apple.CoreML");
   mkdirSync(join(dataDir, "weights"), { recursive: true });
@@ -234,7 +254,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
     const prod = producers(g);
     let weightBytes = 0;
     const w = (() => {
-      const blobs = new BlobFolderWriter(join(dataDir, "weights"), opts.maxWeightFileBytes);
+      const blobs = new BlobFolderWriter(join(dataDir, "weights"), weightFile, opts.maxWeightFileBytes);
       const writer = new MilWriter(prod, blobs);
       for (const v of g.inputs) writer.nameOf(v, v.name);
       for (const v of g.outputs) writer.nameOf(v, v.name);
@@ -282,11 +302,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
       rootModelIdentifier: modelId,
     };
     writeFileAtomic(join(tmp, "Manifest.json"), (f) => writeAll(f, Buffer.from(JSON.stringify(manifest, null, 4) + "\n")));
-    // swap the finished package into place; an existing one is replaced only now
-    const old = `${path}.old-${process.pid}`;
-    if (existsSync(path)) renameSync(path, old);
-    renameSync(tmp, path);
-    rmSync(old, { recursive: true, force: true });
+    commitPackage(tmp, path);
     return { path, bytes: model.length + weightBytes, weightBytes, operations: w.ops.length };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

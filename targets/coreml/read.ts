@@ -39,8 +39,9 @@ class Reader {
 
   /** The reader of one weight file; names are "@model_path/weights/weight[_N].bin" only. */
   blobReader(fileName: string | undefined, where: string): BlobReader {
-    const m = /^@model_path\/weights\/(weight(?:_\d+)?\.bin)$/.exec(fileName ?? "");
-    if (!m) throw this.bad(where, `blob file ${JSON.stringify(fileName)} is not @model_path/weights/weight[_N].bin`);
+    // coremltools writes weight.bin (weight_N.bin past 2 GiB); ditc names files by content (weight-<hex>.bin)
+    const m = /^@model_path\/weights\/(weight(?:_\d+|-[0-9a-f]{16})?\.bin)$/.exec(fileName ?? "");
+    if (!m) throw this.bad(where, `blob file ${JSON.stringify(fileName)} is not @model_path/weights/weight[_N|-HASH].bin`);
     let br = this.blobs.get(m[1]!);
     if (!br) {
       const file = this.weightsDir ? join(this.weightsDir, m[1]!) : undefined;

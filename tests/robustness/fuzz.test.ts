@@ -2,7 +2,7 @@
 // (exit 2 at the CLI), never another exception, a hang, or an allocation sized by a declared
 // rather than an actual size.
 import fc from "fast-check";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -125,11 +125,12 @@ describe("fuzzing the readers", () => {
     );
   });
 
-  test(".mlpackage (model.mlmodel, weight.bin, Manifest.json)", () => {
+  test(".mlpackage (model.mlmodel, weight file, Manifest.json)", () => {
     const out = join(dir, "coreml");
     compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["coreml"], widths: [0.375], precision: "fp32", out });
     const pkg = join(out, "w375", "model.mlpackage");
-    const files = ["Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin", "Manifest.json"];
+    const weightFile = readdirSync(join(pkg, "Data/com.apple.CoreML/weights"))[0]!;
+    const files = ["Data/com.apple.CoreML/model.mlmodel", `Data/com.apple.CoreML/weights/${weightFile}`, "Manifest.json"];
     const c = presetConfig("micro");
     const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
     fc.assert(
@@ -137,7 +138,7 @@ describe("fuzzing the readers", () => {
         const p = join(dir, "m.mlpackage");
         rmSync(p, { recursive: true, force: true });
         cpSync(pkg, p, { recursive: true });
-        writeFileSync(join(p, file), mutate(readFileSync(join(pkg, file)), m, file.endsWith("weight.bin") ? 4096 : undefined));
+        writeFileSync(join(p, file), mutate(readFileSync(join(pkg, file)), m, file.includes("/weights/") ? 4096 : undefined));
         expectClean(() => {
           const r = readCoreml(p);
           try {

@@ -74,7 +74,7 @@ describe("CoreML: MIL reader-interpreter vs IR interpreter", () => {
   });
 });
 
-test("weights past the per-file limit are split across weight.bin, weight_1.bin, ... (Core ML cannot load a weight file over 2 GiB)", () => {
+test("weights past the per-file limit are split across content-named files (Core ML cannot load a weight file over 2 GiB)", () => {
   const c = presetConfig("micro");
   const src = syntheticSource(c, 5);
   const g = applyPipeline(buildModel(src, { width: 1 }).graph, "coreml");
@@ -83,7 +83,7 @@ test("weights past the per-file limit are split across weight.bin, weight_1.bin,
   packages.push(path);
   const files = readdirSync(join(path, "Data/com.apple.CoreML/weights")).sort();
   expect(files.length).toBeGreaterThan(2);
-  expect(files[0]).toBe("weight.bin");
+  for (const f of files) expect(f).toMatch(/^weight-[0-9a-f]{16}\.bin$/);
   for (const f of files) expect(statSync(join(path, "Data/com.apple.CoreML/weights", f)).size).toBeLessThanOrEqual(1 << 20);
   const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
   const read = readCoreml(path);
@@ -154,7 +154,10 @@ describe("malformed packages exit 2 with a clear message", () => {
     edit(p);
     return p;
   };
-  const weights = (p: string) => join(p, "Data/com.apple.CoreML/weights/weight.bin");
+  const weights = (p: string) => {
+    const d = join(p, "Data/com.apple.CoreML/weights");
+    return join(d, readdirSync(d)[0]!);
+  };
   const modelFile = (p: string) => join(p, "Data/com.apple.CoreML/model.mlmodel");
   const editModel = (p: string, f: (m: ReturnType<typeof decodeCoremlModel>) => void) => {
     const m = decodeCoremlModel(readFileSync(modelFile(p)));
@@ -162,11 +165,11 @@ describe("malformed packages exit 2 with a clear message", () => {
     writeFileSync(modelFile(p), encodeCoremlModel(m));
   };
   const cases: [string, () => string, RegExp][] = [
-    ["missing weight file", () => variant("noweights", (p) => rmSync(weights(p))), /references weight\.bin, which the package does not contain/],
+    ["missing weight file", () => variant("noweights", (p) => rmSync(weights(p))), /references weight-[0-9a-f]{16}\.bin, which the package does not contain/],
     ["blob file name outside the weights folder", () => variant("blobname", (p) => editModel(p, (m) => {
       const op = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.attributes?.val?.blobFileValue)!;
       op.attributes!.val!.blobFileValue!.fileName = "@model_path/../../../../etc/passwd";
-    })), /is not @model_path\/weights\/weight\[_N\]\.bin/],
+    })), /is not @model_path\/weights\/weight\[_N\|-HASH\]\.bin/],
     ["blob offset out of range", () => variant("offset", (p) => editModel(p, (m) => {
       const op = m.mlProgram!.functions!.main!.blockSpecializations!.CoreML7!.operations!.find((o) => o.attributes?.val?.blobFileValue)!;
       op.attributes!.val!.blobFileValue!.offset = 64 * 1_000_000;
