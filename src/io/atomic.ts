@@ -1,6 +1,7 @@
 // Every artifact is written under a temporary name in its destination folder and renamed into
 // place only when complete, so a crash or kill leaves the old file or the new one, never half.
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { fail } from "../diagnostics.js";
 
@@ -73,6 +74,28 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
     commit(path, tmp, fd);
   } catch (e) {
     abandon(path, tmp, fd, e);
+  }
+}
+
+/**
+ * Writes a file whose name depends on its content: `write` gets a `put` that writes and hashes,
+ * and the finished temp file is renamed to `join(dir, nameOf(sha256 hex))`. A file of that name
+ * already has these bytes, so it can sit beside older versions until a reader switches to it.
+ */
+export function writeContentNamedFile(dir: string, nameOf: (digest: string) => string, write: (put: (b: Uint8Array) => void) => void): string {
+  const probe = join(dir, nameOf("content"));
+  const { tmp, fd } = openTemp(probe);
+  const hash = createHash("sha256");
+  try {
+    write((b) => {
+      writeAll(fd, b);
+      hash.update(b);
+    });
+    const path = join(dir, nameOf(hash.digest("hex").slice(0, 16)));
+    commit(path, tmp, fd);
+    return path;
+  } catch (e) {
+    abandon(probe, tmp, fd, e);
   }
 }
 

@@ -1,13 +1,15 @@
 // The ONNX emitter: a table from IR op kind to ONNX nodes (opset 21, IR 10), plus the writer.
 // The graph it receives is legal for ONNX (targets/onnx/legality.ts); the emitter decides no
 // layouts and rewrites nothing. Weights are written one tensor at a time: inline as raw_data, or
-// into the side file `model.onnx.data` (offsets aligned, paths relative) when the model would
-// pass the protobuf limit, or when asked.
-import { basename } from "node:path";
+// into the side file `model.onnx.<hash>.data` (offsets aligned, paths relative) when the model would
+// pass the protobuf limit, or when asked; the side file is named by its content, so replacing a
+// model is atomic at the rename of model.onnx.
+import { readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
 import type { ConstValue, Graph, Node, Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
-import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { writeAll, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import { numel } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
@@ -226,7 +228,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     if (!emit) throw new Error(`internal: op ${n.kind} reached the ONNX emitter without a mapping (legality table out of date)`);
     emit(n as never, w, `${n.scope ?? "graph"}/${n.kind}_${n.outputs[0]!.id}`);
   }
-  const dataPath = `${path}.data`;
+  let dataPath: string | undefined;
   const initializers: OnnxTensor[] = [];
   let dataBytes = 0;
   const tensorOf = (n: NodeOfKind<"const">): OnnxTensor => {
@@ -238,7 +240,10 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
   let written = 0;
   const tick = () => opts.onProgress?.(++written, consts.length);
   if (external) {
-    writeFileAtomic(dataPath, (fd) => {
+    // named by content (model.onnx.<hash>.data): the old model keeps its own data file until
+    // model.onnx, written last, switches to the new one in one rename
+    const locations: { value: string }[] = [];
+    dataPath = writeContentNamedFile(dirname(path), (h) => `${basename(path)}.${h}.data`, (put) => {
       for (const n of consts) {
         tick();
         const c = n.attrs.value;
@@ -250,17 +255,16 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
         }
         const align = bytes.length >= 65536 ? 4096 : 64;
         const pad = (align - (dataBytes % align)) % align;
-        if (pad) writeAll(fd, new Uint8Array(pad));
+        if (pad) put(new Uint8Array(pad));
         dataBytes += pad;
-        writeAll(fd, bytes);
-        initializers.push({
-          ...t,
-          dataLocation: DATA_LOCATION_EXTERNAL,
-          externalData: [{ key: "location", value: basename(dataPath) }, { key: "offset", value: String(dataBytes) }, { key: "length", value: String(bytes.length) }],
-        });
+        put(bytes);
+        const location = { key: "location", value: "" };
+        locations.push(location);
+        initializers.push({ ...t, dataLocation: DATA_LOCATION_EXTERNAL, externalData: [location, { key: "offset", value: String(dataBytes) }, { key: "length", value: String(bytes.length) }] });
         dataBytes += bytes.length;
       }
     });
+    for (const l of locations) l.value = basename(dataPath);
   } else {
     for (const n of consts) {
       tick();
@@ -283,5 +287,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
   };
   const bytes = encodeModel(model);
   writeFileAtomic(path, (fd) => writeAll(fd, bytes));
+  // data files of earlier versions of this model, now unreferenced
+  for (const f of readdirSync(dirname(path))) if (f.startsWith(`${basename(path)}.`) && f.endsWith(".data") && f !== (dataPath && basename(dataPath))) rmSync(join(dirname(path), f), { force: true });
   return { path, bytes: bytes.length, ...(external ? { dataPath } : {}), dataBytes, nodes: w.nodes.length, initializers: model.graph.initializer.length };
 }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validOptionCombos } from "../helpers.js";
@@ -90,14 +90,16 @@ describe("ONNX external data", () => {
   const inputs = syntheticInputs(config, 2, { batch: 1, latentSize: config.latentSize, contextTokens: config.contextTokens });
   compile({ source: syntheticSource(config, 1), ref: { preset: "micro", seed: 1 }, targets: ["onnx"], widths: [1], precision: "fp32", out, externalData: "always" });
   const model = join(out, "w1000", "model.onnx");
+  const dataFile = readdirSync(join(out, "w1000")).find((f) => f.endsWith(".data"))!;
 
-  test("weights go to model.onnx.data with aligned offsets and relative locations; int64 shapes stay inline", async () => {
+  test("weights go to a content-named model.onnx.<hash>.data with aligned offsets and relative locations; int64 shapes stay inline", async () => {
+    expect(dataFile).toMatch(/^model\.onnx\.[0-9a-f]{16}\.data$/);
     const m = decodeModel(readFileSync(model));
     const ext = m.graph!.initializer!.filter((t) => t.dataLocation === 1);
     expect(ext.length).toBeGreaterThan(50);
     for (const t of ext) {
       const kv = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]));
-      expect(kv.location).toBe("model.onnx.data");
+      expect(kv.location).toBe(dataFile);
       expect(Number(kv.offset) % 64).toBe(0);
       expect(t.dataType).toBe(1);
     }
@@ -119,11 +121,11 @@ describe("ONNX external data", () => {
 
   const refused: [string, () => string, RegExp][] = [
     ["a missing external data file", () => withLocation("missing", "model.onnx.data"), /external data file "model\.onnx\.data" does not exist/],
-    ["a location with ..", () => withLocation("dotdot", "../ext/w1000/model.onnx.data"), /leaves the model's folder/],
-    ["an absolute location", () => withLocation("abs", join(out, "w1000", "model.onnx.data")), /leaves the model's folder/],
+    ["a location with ..", () => withLocation("dotdot", `../ext/w1000/${dataFile}`), /leaves the model's folder/],
+    ["an absolute location", () => withLocation("abs", join(out, "w1000", dataFile)), /leaves the model's folder/],
     ["a symlink leading out of the folder", () => {
       const p = withLocation("link", "data.bin");
-      symlinkSync(join(out, "w1000", "model.onnx.data"), join(dir, "link", "data.bin"));
+      symlinkSync(join(out, "w1000", dataFile), join(dir, "link", "data.bin"));
       return p;
     }, /resolves outside the model's folder/],
   ];
