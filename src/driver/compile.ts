@@ -1,6 +1,6 @@
 // `ditc compile`: for every width and target, build the sub-network, run the target's pipeline,
 // emit the artifact under DIR/w{375,500,1000}/, and write report.json and report.html.
-import { mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fail, oneOf } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
@@ -132,8 +132,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       const precision: Precision = o.precision === "auto" ? (backend.defaultPrecision ?? "fp32") : o.precision;
       const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
       const stats = graphStats(g);
-      const dir = join(o.out, widthTag(width));
-      mkdirSync(dir, { recursive: true });
+      const dir = outputDir(o.out, widthTag(width));
       const path = join(dir, backend.artifact);
       const step = `${target} w${width}: writing ${path}`;
       const r = backend.emit(g, path, {
@@ -166,6 +165,24 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   writeFileAtomic(reportPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(report, null, 2) + "\n")));
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
   return { report, reportPath };
+}
+
+/**
+ * A folder inside the output folder, refusing a symbolic link there: artifacts are written (and
+ * old ones deleted) only inside the folder the user named.
+ */
+function outputDir(out: string, sub: string): string {
+  const dir = join(out, sub);
+  let st: ReturnType<typeof lstatSync> | undefined;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    /* does not exist yet */
+  }
+  if (st?.isSymbolicLink()) throw fail("outputPath", { path: dir, problem: `it is a symbolic link (to ${readlinkSync(dir)}); ditc writes only inside ${out}, remove the link or choose another --out` });
+  if (st && !st.isDirectory()) throw fail("outputPath", { path: dir, problem: "it exists and is not a folder" });
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 /** Which weights get which bits: uniform for k4/k8, by the sensitivity probe for mixed. */
