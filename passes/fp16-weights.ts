@@ -6,7 +6,8 @@
 //
 // Constants read only inside fp32 islands keep float32, by default the timestep embedding, whose
 // frequencies multiply t·1000 and so cannot lose bits (README, fp16).
-import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { readers, type Graph } from "../src/ir/graph.js";
+import { inScopes } from "./precision-fp16.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
@@ -19,13 +20,12 @@ export const fp16Weights = definePass<{ fp32Scopes: string[] }>({
   ensures: [],
   defaults: { fp32Scopes: ["t_embed"] },
   run: (g: Graph, o, log) => {
-    const island = (n: Node) => o.fp32Scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`));
-    const readers = new Map<Value, Node[]>();
-    for (const n of g.nodes) for (const v of n.inputs) readers.set(v, [...(readers.get(v) ?? []), n]);
+    const island = inScopes(o.fp32Scopes);
+    const readersOf = readers(g);
     const halve = rule("weight-to-fp16", "const", {
       match: (n) => {
         if (n.attrs.value.type.dtype !== "f32") return "not a float32 constant";
-        return !(readers.get(n.outputs[0]!) ?? []).every(island) || "read only by fp32 islands";
+        return !(readersOf.get(n.outputs[0]!) ?? []).every(island) || "read only by fp32 islands";
       },
       rewrite: (n, { b }) => {
         const c = n.attrs.value;

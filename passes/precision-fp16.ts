@@ -9,11 +9,14 @@
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
-import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { readers, type Graph, type Node, type Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
+
+/** Whether a node lies in one of the named scopes (or below one). */
+export const inScopes = (scopes: readonly string[]) => (n: Node) => scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`));
 
 export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   name: "precision-fp16",
@@ -22,9 +25,8 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   ensures: [],
   defaults: { fp32Scopes: ["t_embed"] },
   run: (g: Graph, o) => {
-    const island = (n: Node) => o.fp32Scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`));
-    const readers = new Map<Value, Node[]>();
-    for (const n of g.nodes) for (const v of n.inputs) readers.set(v, [...(readers.get(v) ?? []), n]);
+    const island = inScopes(o.fp32Scopes);
+    const readersOf = readers(g);
     const b: GraphBuilder = new Builder(Math.max(...g.nodes.flatMap((n) => n.outputs.map((x) => x.id)), ...g.inputs.map((x) => x.id)) + 1);
     /** each value as computed, plus its cast to the other float type once needed */
     const variants = new Map<Value, Map<DType, Value>>();
@@ -39,7 +41,7 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
       return out;
     };
     for (const v of g.inputs) {
-      const onlyIslands = (readers.get(v) ?? []).every(island);
+      const onlyIslands = (readersOf.get(v) ?? []).every(island);
       const nv = isFloat(v.type.dtype) && !onlyIslands ? b.input(v.name!, { dtype: "f16", shape: v.type.shape }) : (b.adoptInput(v), v);
       variants.set(v, new Map([[nv.type.dtype, nv]]));
     }
@@ -47,7 +49,7 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
       const want: DType = island(n) ? "f32" : "f16";
       if (n.kind === "const") {
         const c = n.attrs.value;
-        const users = readers.get(n.outputs[0]!) ?? [];
+        const users = readersOf.get(n.outputs[0]!) ?? [];
         const dtype = isFloat(c.type.dtype) && !users.every(island) ? "f16" : c.type.dtype;
         const out = dtype === c.type.dtype ? b.inScope(n.scope, () => b.constant(c)) : b.inScope(n.scope, () =>
           b.constant({ type: { dtype, shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") }));

@@ -58,6 +58,13 @@ export function producers(g: Graph): Map<Value, Node> {
   return m;
 }
 
+/** Map from each value to the nodes reading it, in graph order. */
+export function readers(g: Graph): Map<Value, Node[]> {
+  const m = new Map<Value, Node[]>();
+  for (const n of g.nodes) for (const v of n.inputs) m.set(v, [...(m.get(v) ?? []), n]);
+  return m;
+}
+
 /** Index of the last node reading each value; graph outputs live to the end. */
 export function lastUses(g: Graph): Map<Value, number> {
   const m = new Map<Value, number>();

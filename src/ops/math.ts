@@ -138,14 +138,19 @@ export interface Conv2dAttrs {
 
 const NHWC_TO_NCHW = [0, 3, 1, 2], NCHW_TO_NHWC = [0, 2, 3, 1];
 
+/** What every convolution needs of its operands: a float rank-4 input, a rank-4 filter and a bias of the same type. */
+function checkConvOperands(x: TensorType, w: TensorType, b: TensorType | undefined): void {
+  requireFloat(x, "x");
+  requireRank(x, 4, "x");
+  requireRank(w, 4, "weight");
+  check(w.dtype === x.dtype && (!b || b.dtype === x.dtype), `weight and bias must be ${x.dtype} like x (dequantize quantized weights first)`);
+}
+
 /** 2-D convolution; the NHWC form is the NCHW one seen through transposes. */
 const conv2d = defineOp<Conv2dAttrs>({
   operands: ["x", "weight", "bias?"],
   infer: ([x, w, b], a) => {
-    requireFloat(x!, "x");
-    requireRank(x!, 4, "x");
-    requireRank(w!, 4, "weight");
-    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
+    checkConvOperands(x!, w!, b);
     const nhwc = a.layout === "NHWC";
     const [B, C, H, W] = (nhwc ? NHWC_TO_NCHW.map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
     const [O, I, KH, KW] = (nhwc ? NHWC_TO_NCHW.map((p) => w!.shape[p]!) : w!.shape) as [number, number, number, number];
@@ -171,10 +176,7 @@ const conv2d = defineOp<Conv2dAttrs>({
 const depthwise_conv2d = defineOp<{ stride: [number, number]; pads: [number, number, number, number] }>({
   operands: ["x", "weight", "bias?"],
   infer: ([x, w, b], a) => {
-    requireFloat(x!, "x");
-    requireRank(x!, 4, "x");
-    requireRank(w!, 4, "weight");
-    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
+    checkConvOperands(x!, w!, b);
     const [B, H, W, C] = x!.shape as [number, number, number, number];
     const [one, KH, KW, CM] = w!.shape as [number, number, number, number];
     check(one === 1 && CM % C === 0, `filter (${w!.shape.join(", ")}) must be (1, KH, KW, ${C}·M) for ${C} input channels`);

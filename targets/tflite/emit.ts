@@ -4,7 +4,7 @@
 // nothing. Weights go inline in the flatbuffer, or (past the 2 GiB flatbuffer limit, or when
 // asked) after it, addressed by Buffer.offset/size and streamed one tensor at a time.
 import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
-import type { ConstValue, Graph, Node, Value } from "../../src/ir/graph.js";
+import { readers, type ConstValue, type Graph, type Node, type Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
@@ -229,9 +229,8 @@ function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphW
   const w = new TfliteGraphWriter();
   for (const v of g.inputs) w.define(v, v.name!);
   // int8 scales live in their weight's quantization parameters, not in a tensor
-  const readers = new Map<Value, Node[]>();
-  for (const n of g.nodes) for (const v of n.inputs) readers.set(v, [...(readers.get(v) ?? []), n]);
-  const onlyScale = (v: Value) => (readers.get(v) ?? []).every((r) => r.kind === "dequantize" && r.inputs[1] === v && r.inputs[0] !== v);
+  const readersOf = readers(g);
+  const onlyScale = (v: Value) => (readersOf.get(v) ?? []).every((r) => r.kind === "dequantize" && r.inputs[1] === v && r.inputs[0] !== v);
   for (const n of g.nodes) {
     if (n.kind === "const") {
       if (onlyScale(n.outputs[0]!) && !g.outputs.includes(n.outputs[0]!)) w.foldConst(n.outputs[0]!, n.attrs.value);
