@@ -1,11 +1,15 @@
 // Child process for the palettization benchmarks (peak RSS measured alone).
 //   ditc   CKPT OUT BITS WORKERS : palettize every weight with ditc (histogram + DP, workers)
 //   sorted CKPT BITS             : the coremltools way: sort each weight's fp16 values, unique, DP
+//   mixed  CKPT OUT RES          : the MSE probe on calibration inputs at RES pixels, 4.3 bits allocated, palettized
 import { palettizeCheckpoint } from "../src/quant/palettize-file.js";
 import { kmeans1d } from "../src/quant/kmeans.js";
 import { openCheckpoint } from "../src/model/weights.js";
 import { paramSpecs } from "../src/model/params.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
+import { syntheticInputs } from "../src/driver/init.js";
+import { buildModel, latentForResolution } from "../src/model/build.js";
+import { allocateBits, probeSensitivity } from "../src/quant/probe.js";
 
 const [mode, ckpt, a, b, c] = process.argv.slice(2);
 const rss = () => process.resourceUsage().maxRSS * 1024;
@@ -29,4 +33,17 @@ if (mode === "ditc") {
   }
   ck.close();
   process.stdout.write(JSON.stringify({ tensors, seconds: (performance.now() - t0) / 1000, maxRssBytes: rss() }));
+}
+if (mode === "mixed") {
+  const t0 = performance.now();
+  const ck = openCheckpoint(ckpt!);
+  const latentSize = latentForResolution(Number(b));
+  const g = buildModel(ck, { width: 1, latentSize }).graph;
+  const sens = probeSensitivity(g, syntheticInputs(ck.config, 0, { batch: 1, latentSize, contextTokens: ck.config.contextTokens }));
+  ck.close();
+  const probeSeconds = (performance.now() - t0) / 1000;
+  const alloc = allocateBits(sens, 4.3);
+  const r = await palettizeCheckpoint(ckpt!, a!, (n) => alloc.bits[n] ?? 4, 2);
+  const eight = Object.values(alloc.bits).filter((x) => x === 8).length;
+  process.stdout.write(JSON.stringify({ ...r, probeSeconds, palettizeSeconds: r.seconds, seconds: (performance.now() - t0) / 1000, calibrationResolution: Number(b), averageBits: alloc.averageBits, layers8bit: eight, layersProbed: sens.length, maxRssBytes: rss() }));
 }

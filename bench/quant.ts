@@ -61,6 +61,9 @@ export function benchQuantFull() {
       out[`k${bits}_workers${workers}`] = r;
       console.log(`palettize full (f16, ${(r.params / 1e9).toFixed(2)}B weights) k${bits}, ${workers} worker(s): ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 30).toFixed(2)} GiB`);
     }
+    const mixed = child("mixed", ck, join(dir, "mixed.safetensors"), "256");
+    out.mixed43_probe256 = mixed;
+    console.log(`palettize full mixed:4.3 with the MSE probe (calibration at 256 px): probe ${mixed.probeSeconds.toFixed(1)} s + palettize ${mixed.palettizeSeconds.toFixed(1)} s, average ${mixed.averageBits.toFixed(3)} bits (${mixed.layers8bit} layers at 8 bits), peak RSS ${(mixed.maxRssBytes / 2 ** 30).toFixed(2)} GiB`);
     const sorted = child("sorted", ck, "4");
     const ours = (out.k4_workers2 as { seconds: number }).seconds, ours1 = (out.k4_workers1 as { seconds: number }).seconds;
     out.coremltoolsStyleK4 = { ...sorted, speedupTwoWorkers: +(sorted.seconds / ours).toFixed(1), speedupOneWorker: +(sorted.seconds / ours1).toFixed(1) };

@@ -79,6 +79,8 @@ export interface ArtifactRecord {
   opsBefore: Record<string, number>;
   opsAfter: Record<string, number>;
   transposes: { total: number; inBlocks: number };
+  /** the same counted in the written file, for formats ditc can count in (TFLite, ONNX) */
+  fileTransposes?: { total: number; inBlocks: number };
   maxRank: number;
 }
 
@@ -145,6 +147,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
         target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
         params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
         opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
+        ...(backend.fileStats ? { fileTransposes: backend.fileStats(path).transposes } : {}),
       });
     }
   }

@@ -102,8 +102,8 @@ function opCharts(r: CompileReport): string {
 export function renderReportHtml(r: CompileReport, verify?: VerifyResult[]): string {
   const model = "preset" in r.model ? `preset ${r.model.preset}, seed ${r.model.seed}` : r.model.checkpoint;
   const artifacts = table(
-    ["target", "width", "precision", "params", "size", "transposes (in blocks)", "max rank", "path"],
-    r.artifacts.map((a) => [a.target, a.width, a.precision, a.params.toLocaleString("en-US"), mib(a.bytes), `${a.transposes.total} (${a.transposes.inBlocks})`, a.maxRank, a.path]),
+    ["target", "width", "precision", "params", "size", "transposes in IR (in blocks)", "in the file (in blocks)", "max rank", "path"],
+    r.artifacts.map((a) => [a.target, a.width, a.precision, a.params.toLocaleString("en-US"), mib(a.bytes), `${a.transposes.total} (${a.transposes.inBlocks})`, a.fileTransposes ? `${a.fileTransposes.total} (${a.fileTransposes.inBlocks})` : "", a.maxRank, a.path]),
   );
   const kinds = unique(r.artifacts.flatMap((a) => [...Object.keys(a.opsBefore), ...Object.keys(a.opsAfter)])).sort();
   const ops = r.artifacts.length

@@ -7,7 +7,6 @@ import { Worker } from "node:worker_threads";
 import { byName, safetensorsHeader } from "../checkpoint/safetensors.js";
 import { writeAll, writeFileAtomicAsync } from "../io/atomic.js";
 import { encodeF16 } from "../kernels/fp16.js";
-import { tensorBytes } from "../io/encode.js";
 import { paramSpecs } from "../model/params.js";
 import { openCheckpoint } from "../model/weights.js";
 
@@ -18,7 +17,8 @@ export interface PalettizeFileResult {
   seconds: number;
 }
 
-type Result = { indices: Uint8Array; lut: Float32Array };
+/** indices as stored (4-bit ones two per byte); count is the number of weights */
+type Result = { indices: Uint8Array; count: number; lut: Float32Array };
 
 /** The compiled worker; under a TypeScript test runner this module is the .ts source, so point at dist/. */
 const WORKER = import.meta.url.endsWith(".ts") ? new URL("../../dist/src/quant/worker.js", import.meta.url) : new URL("./worker.js", import.meta.url);
@@ -62,13 +62,12 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
         while (next < order.length && inFlight.length < pool.length * 2) inFlight.push(submit(next++));
       };
       fill();
-      for (const name of order) {
+      for (let k = 0; k < order.length; k++) {
         const r = await inFlight.shift()!;
         fill();
-        params += r.indices.length;
-        const bits = bitsFor(name);
+        params += r.count;
         // entries sort "<name>.indices" before "<name>.lut", the order written here
-        writeAll(fd, bits === 4 ? tensorBytes({ dtype: "u4", shape: [r.indices.length], data: r.indices }, "u4") : r.indices);
+        writeAll(fd, r.indices);
         const lut = encodeF16(r.lut);
         writeAll(fd, new Uint8Array(lut.buffer, lut.byteOffset, lut.byteLength));
       }

@@ -4,6 +4,8 @@ import { emitOnnx } from "./emit.js";
 import { onnxLegality } from "./legality.js";
 import { openOrtSession } from "./ort.js";
 import { onnxPipeline } from "./pipeline.js";
+import { readFileSync } from "node:fs";
+import { decodeModel } from "./proto.js";
 import { readOnnx } from "./read.js";
 
 export const onnxTarget: TargetBackend = {
@@ -16,6 +18,14 @@ export const onnxTarget: TargetBackend = {
     return { files: r.dataPath ? [r.path, r.dataPath] : [r.path], bytes: r.bytes + r.dataBytes };
   },
   read: (path) => readOnnx(path),
+  fileStats: (path) => {
+    const nodes = decodeModel(readFileSync(path)).graph?.node ?? [];
+    const ops: Record<string, number> = {};
+    for (const n of nodes) ops[n.opType ?? "?"] = (ops[n.opType ?? "?"] ?? 0) + 1;
+    const transposes = nodes.filter((n) => n.opType === "Transpose");
+    // node names are "<scope>/<op>_<id>", the scope saying which block a node belongs to
+    return { ops, transposes: { total: transposes.length, inBlocks: transposes.filter((n) => /^(down|mid|up)\.\d+/.test(n.name ?? "")).length } };
+  },
   runtime: {
     engine: "onnxruntime",
     run: async (path, inputs) => {

@@ -7,6 +7,7 @@ import { tfliteLegality } from "./legality.js";
 import { litertUnavailable, runLiteRt } from "./litert.js";
 import { nativeLiteRtUnavailable, runNativeLiteRt } from "./litert-native.js";
 import { tflitePipeline } from "./pipeline.js";
+import { operatorCounts, parseTflite } from "./parse.js";
 import { readTflite } from "./read.js";
 
 /** LiteRT.js streams a model into a wasm32 heap and stops at 2e9 bytes (FORMAT.md §5). */
@@ -22,6 +23,11 @@ export const tfliteTarget: TargetBackend = {
     return { files: [path], bytes: r.bytes };
   },
   read: (path) => readTflite(path),
+  fileStats: (path) => {
+    const p = parseTflite(path);
+    p.close();
+    return operatorCounts(p.model);
+  },
   runtime: {
     engine: "litert",
     unavailable: litertUnavailable,

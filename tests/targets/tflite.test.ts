@@ -209,6 +209,9 @@ test("ditc compile + verify on micro with tflite: every artifact passes in both 
   let stdout = "";
   expect(await main(["compile", "--preset", "micro", "--target", "tflite", "--out", out, "--json"], { out: (s) => (stdout += s), err: () => {} })).toBe(0);
   expect(JSON.parse(stdout).artifacts.map((a: { target: string }) => a.target)).toEqual(["tflite", "tflite", "tflite"]);
+  // the report counts transposes in the written operator list too
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  for (const a of report.artifacts) expect(a.fileTransposes).toEqual({ total: 2, inBlocks: 0 });
   stdout = "";
   expect(await main(["verify", out, "--json"], { out: (s) => (stdout += s), err: () => {} })).toBe(0);
   const results = JSON.parse(stdout).results as { engine: string; pass: boolean }[];
