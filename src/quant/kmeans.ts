@@ -4,11 +4,9 @@
 // Weights are clustered as fp16 values, so a tensor has at most 65,536 distinct values: one pass
 // counts the fp16 bit patterns, the histogram is walked in value order, and the exact dynamic
 // programme runs over distinct values with their counts as weights, never over the raw
-// elements. The programme D[m][i] = min_j D[m-1][j-1] + SSE(j..i) is solved layer by layer: SSE
-// of contiguous sorted runs satisfies the quadrangle inequality, so each layer's matrix
-// (rows i, columns j) is totally monotone and SMAWK finds its row minima in O(n) evaluations
-// (Grønlund et al., "Fast exact k-means, k-medians and Bregman divergence clustering in 1D"):
-// O(k · n) for n distinct values.
+// elements. The programme D[m][i] = min_j D[m-1][j-1] + SSE(j..i) is solved layer by layer with
+// divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
+// optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
@@ -48,47 +46,6 @@ export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uin
   return { values: Float64Array.from(values), counts: Float64Array.from(cs), patternIndex };
 }
 
-/** Above any sum of squared fp16 weight errors: the price of a column past its row. */
-const OUT_OF_ROW = 1e290;
-
-/**
- * SMAWK: the leftmost minimum of every row of a totally monotone matrix given by `cost` over
- * `rows` × `cols` (both ascending); minima go to out[row], their columns to arg[row].
- */
-function smawk(rows: Int32Array, cols: Int32Array, cost: (i: number, j: number) => number, arg: Int32Array, out: Float64Array): void {
-  if (!rows.length) return;
-  // reduce: at most one column per row can hold a row minimum
-  const size = Math.min(cols.length, rows.length);
-  const kept = new Int32Array(size), keptCost = new Float64Array(size); // keptCost[t] = cost(rows[t], kept[t])
-  let top = 0;
-  for (const c of cols) {
-    while (top > 0 && keptCost[top - 1]! > cost(rows[top - 1]!, c)) top--;
-    if (top < rows.length) {
-      kept[top] = c;
-      keptCost[top] = cost(rows[top]!, c);
-      top++;
-    }
-  }
-  const reduced = kept.subarray(0, top);
-  // the odd rows recursively; then each even row searches between its neighbours' minima
-  const odd = new Int32Array(rows.length >> 1);
-  for (let t = 1; t < rows.length; t += 2) odd[t >> 1] = rows[t]!;
-  smawk(odd, reduced, cost, arg, out);
-  let at = 0;
-  for (let t = 0; t < rows.length; t += 2) {
-    const i = rows[t]!, last = t + 1 < rows.length ? arg[rows[t + 1]!]! : reduced[reduced.length - 1]!;
-    let best = Infinity, bestJ = reduced[at]!;
-    for (;;) {
-      const v = cost(i, reduced[at]!);
-      if (v < best) (best = v), (bestJ = reduced[at]!);
-      if (reduced[at] === last) break;
-      at++;
-    }
-    out[i] = best;
-    arg[i] = bestJ;
-  }
-}
-
 export interface Clustering {
   /** k centroids, ascending (padded by repeating the last one when there are fewer distinct values) */
   centroids: Float64Array;
@@ -123,19 +80,32 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
   const split: Int32Array[] = [];
   for (let i = 0; i < n; i++) prev[i] = sse(0, i);
   split.push(new Int32Array(n)); // one cluster: starts at 0
-  // Layer c: cur[i] = min over j in [c, i] of prev[j-1] + SSE(j..i). Columns past the row are
-  // priced above any real cost and rising in j, which keeps the matrix totally monotone.
-  const rows = Int32Array.from({ length: Math.max(0, n - 1) }, (_, t) => t + 1);
+  // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i). The best j is monotone in i, so
+  // divide and conquer fixes the middle row and splits the candidate range; the previous layer's
+  // best j at the same i is a lower bound too (adding a cluster never moves it left).
   for (let c = 1; c < m; c++) {
     const arg = new Int32Array(n);
+    const below = split[c - 1]!;
     const p = prev, out = cur;
-    const cost = (i: number, j: number): number => {
-      if (j > i) return OUT_OF_ROW * (j - i);
-      const w = W[i + 1]! - W[j]!, s1 = S1[i + 1]! - S1[j]!;
-      return p[j - 1]! + (S2[i + 1]! - S2[j]! - (s1 * s1) / w);
+    const solve = (lo: number, hi: number, jlo: number, jhi: number): void => {
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const Wi = W[mid + 1]!, S1i = S1[mid + 1]!, S2i = S2[mid + 1]!;
+        let best = Infinity, bestJ = jlo;
+        const from = Math.max(jlo, c, below[mid]!), to = Math.min(jhi, mid);
+        for (let j = from; j <= to; j++) {
+          const s1 = S1i - S1[j]!;
+          const v = p[j - 1]! + (S2i - S2[j]! - (s1 * s1) / (Wi - W[j]!));
+          if (v < best) (best = v), (bestJ = j);
+        }
+        out[mid] = best;
+        arg[mid] = bestJ;
+        solve(lo, mid - 1, jlo, bestJ); // left half recursively, right half by looping
+        lo = mid + 1;
+        jlo = bestJ;
+      }
     };
-    const live = rows.subarray(c - 1);
-    smawk(live, live, cost, arg, out);
+    solve(c, n - 1, c, n - 1);
     split.push(arg);
     [prev, cur] = [cur, prev];
   }
