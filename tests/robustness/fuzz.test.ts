@@ -98,6 +98,32 @@ describe("fuzzing the readers", () => {
     );
   });
 
+  test(".onnx models with external data: the model or its data file mutated", () => {
+    const out = join(dir, "onnx-ext");
+    compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["onnx"], widths: [0.375], precision: "fp32", out, externalData: "always" });
+    const folder = join(out, "w375");
+    const data = readdirSync(folder).find((f) => f.endsWith(".data"))!;
+    const c = presetConfig("micro");
+    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    fc.assert(
+      fc.property(mutation, fc.constantFrom("model.onnx", data), (m, file) => {
+        const p = join(dir, "m-ext");
+        rmSync(p, { recursive: true, force: true });
+        cpSync(folder, p, { recursive: true });
+        writeFileSync(join(p, file), mutate(readFileSync(join(folder, file)), m));
+        expectClean(() => {
+          const r = readOnnx(join(p, "model.onnx"));
+          try {
+            runGraph(r.graph, inputs);
+          } finally {
+            r.close();
+          }
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test(".tflite models, weights inline and after the flatbuffer (and running what parses)", () => {
     const c = presetConfig("micro");
     const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
