@@ -142,8 +142,9 @@ type AnyEmit = (n: Node, w: TfliteGraphWriter) => void;
 const ins = (n: Node, w: TfliteGraphWriter) => n.inputs.map((v) => w.tensor(v));
 const out = (n: Node, w: TfliteGraphWriter) => [w.tensor(n.outputs[0]!)];
 const NO_ACT = { fused_activation_function: 0 };
-const binary = (name: OpName, table?: OptionTableName): AnyEmit => (n, w) => w.op(name, ins(n, w), out(n, w), table ? { table, values: table === "AddOptions" || table === "SubOptions" ? { ...NO_ACT, pot_scale_int16: true } : table === "MaximumMinimumOptions" || table === "PowOptions" ? {} : NO_ACT } : undefined);
-const unary = (name: OpName, table?: OptionTableName): AnyEmit => (n, w) => w.op(name, ins(n, w), out(n, w), table ? { table, values: {} } : undefined);
+/** An operator whose inputs and output are the node's, with its options table when it has one. */
+const direct = (name: OpName, table?: OptionTableName, values: OptionValues = {}): AnyEmit => (n, w) => w.op(name, ins(n, w), out(n, w), table ? { table, values } : undefined);
+const ADD_SUB = { ...NO_ACT, pot_scale_int16: true };
 const reducer = (name: OpName): AnyEmit => (n, w) => {
   const a = (n as NodeOfKind<"reduce_mean">).attrs, rank = n.inputs[0]!.type.shape.length;
   w.op(name, [w.tensor(n.inputs[0]!), w.int32(a.axes.map((x) => normAxis(x, rank)))], out(n, w), { table: "ReducerOptions", values: { keep_dims: a.keepDims } });
@@ -159,10 +160,10 @@ const DEQUANTIZE_INT8_PER_CHANNEL = 5;
 
 /** IR op -> TFLite operators. Every op the TFLite legality table admits has an entry. */
 export const EMIT_TFLITE: { [K in OpKind]?: EmitFn<K> } = {
-  add: binary("ADD", "AddOptions"), sub: binary("SUB", "SubOptions"), mul: binary("MUL", "MulOptions"), div: binary("DIV", "DivOptions"),
-  pow: binary("POW", "PowOptions"), maximum: binary("MAXIMUM", "MaximumMinimumOptions"),
-  sigmoid: unary("LOGISTIC"), tanh: unary("TANH"), exp: unary("EXP", "ExpOptions"), sqrt: unary("SQRT"), rsqrt: unary("RSQRT"),
-  neg: unary("NEG", "NegOptions"), sin: unary("SIN"), cos: unary("COS", "CosOptions"),
+  add: direct("ADD", "AddOptions", ADD_SUB), sub: direct("SUB", "SubOptions", ADD_SUB), mul: direct("MUL", "MulOptions", NO_ACT), div: direct("DIV", "DivOptions", NO_ACT),
+  pow: direct("POW", "PowOptions"), maximum: direct("MAXIMUM", "MaximumMinimumOptions"),
+  sigmoid: direct("LOGISTIC"), tanh: direct("TANH"), exp: direct("EXP", "ExpOptions"), sqrt: direct("SQRT"), rsqrt: direct("RSQRT"),
+  neg: direct("NEG", "NegOptions"), sin: direct("SIN"), cos: direct("COS", "CosOptions"),
   gelu_tanh: (n, w) => w.op("GELU", ins(n, w), out(n, w), { table: "GeluOptions", values: { approximate: true } }),
   // TFLite has no SiLU builtin: x * sigmoid(x)
   silu: (n, w) => {
