@@ -59,7 +59,7 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
       const inFlight: Promise<Result>[] = [];
       let next = 0;
       const fill = () => {
-        while (next < order.length && inFlight.length < pool.length * 2) inFlight.push(submit(next++));
+        while (next < order.length && inFlight.length < pool.length * 3) inFlight.push(submit(next++));
       };
       fill();
       for (let k = 0; k < order.length; k++) {
