@@ -6,6 +6,7 @@ import type { Graph } from "../ir/graph.js";
 import { numel } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
 import { paramCounts } from "../model/params.js";
+import { inBlockScope } from "../model/build.js";
 
 export interface GraphStats {
   ops: Record<string, number>;
@@ -19,7 +20,7 @@ export interface GraphStats {
 }
 
 const ATTENTION = new Set(["gqa_attention", "cross_attention", "bna_attention", "assa_attention"]);
-const IN_BLOCK = /^(down|mid|up)\.\d+(\.|$)/;
+
 
 export function graphStats(g: Graph): GraphStats {
   const ops: Record<string, number> = {};
@@ -36,7 +37,7 @@ export function graphStats(g: Graph): GraphStats {
     }
     if (n.kind === "transpose") {
       total++;
-      if (n.scope && IN_BLOCK.test(n.scope)) inBlocks++;
+      if (n.scope && inBlockScope(n.scope)) inBlocks++;
     }
     for (const o of n.outputs) {
       maxRank = Math.max(maxRank, o.type.shape.length);

@@ -5,6 +5,7 @@ import { onnxLegality } from "./legality.js";
 import { openOrtSession } from "./ort.js";
 import { onnxPipeline } from "./pipeline.js";
 import { readFileSync } from "node:fs";
+import { inBlockScope } from "../../src/model/build.js";
 import { decodeModel } from "./proto.js";
 import { readOnnx } from "./read.js";
 
@@ -24,7 +25,7 @@ export const onnxTarget: TargetBackend = {
     for (const n of nodes) ops[n.opType ?? "?"] = (ops[n.opType ?? "?"] ?? 0) + 1;
     const transposes = nodes.filter((n) => n.opType === "Transpose");
     // node names are "<scope>/<op>_<id>", the scope saying which block a node belongs to
-    return { ops, transposes: { total: transposes.length, inBlocks: transposes.filter((n) => /^(down|mid|up)\.\d+/.test(n.name ?? "")).length } };
+    return { ops, transposes: { total: transposes.length, inBlocks: transposes.filter((n) => inBlockScope(n.name ?? "")).length } };
   },
   runtime: {
     engine: "onnxruntime",

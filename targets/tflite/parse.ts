@@ -3,6 +3,7 @@
 // appended after it stay on disk and are read when a constant is loaded.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { fail } from "../../src/diagnostics.js";
+import { inBlockScope } from "../../src/model/build.js";
 import { FbReader, FbTable, FlatbufferError, NeedMoreBytes } from "./flatbuffer.js";
 import { FILE_IDENTIFIER, OP_NAME, OPTION_TABLE_BY_UNION, OPTIONS, SLOT, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 
@@ -147,7 +148,7 @@ export function operatorCounts(model: TflModel): { ops: Record<string, number>; 
     ops[name] = (ops[name] ?? 0) + 1;
     if (name === "TRANSPOSE") {
       total++;
-      if (/^(down|mid|up)\.\d+/.test(g!.tensors[op.outputs[0] ?? -1]?.name ?? "")) inBlocks++;
+      if (inBlockScope(g!.tensors[op.outputs[0] ?? -1]?.name ?? "")) inBlocks++;
     }
   }
   return { ops, transposes: { total, inBlocks } };
