@@ -9,6 +9,7 @@ import { writeAll, writeFileAtomicAsync } from "../io/atomic.js";
 import { encodeF16 } from "../kernels/fp16.js";
 import { paramSpecs } from "../model/params.js";
 import { openCheckpoint } from "../model/weights.js";
+import { compiledModule } from "../io/project.js";
 
 export interface PalettizeFileResult {
   tensors: number;
@@ -20,8 +21,7 @@ export interface PalettizeFileResult {
 /** indices as stored (4-bit ones two per byte); count is the number of weights */
 type Result = { indices: Uint8Array; count: number; lut: Float32Array };
 
-/** The compiled worker; under a TypeScript test runner this module is the .ts source, so point at dist/. */
-const WORKER = import.meta.url.endsWith(".ts") ? new URL("../../dist/src/quant/worker.js", import.meta.url) : new URL("./worker.js", import.meta.url);
+const WORKER = compiledModule("src/quant/worker.js");
 
 export async function palettizeCheckpoint(input: string, output: string, bitsFor: (name: string) => 4 | 8, workers = 2): Promise<PalettizeFileResult> {
   const t0 = performance.now();

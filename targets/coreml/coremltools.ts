@@ -1,10 +1,10 @@
 // Runs scripts/coreml_check.py in the pinned coremltools virtualenv (scripts/setup-coremltools.sh).
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { PROJECT_ROOT } from "../../src/io/project.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), ...(import.meta.url.endsWith(".ts") ? ["..", ".."] : ["..", "..", ".."]));
+const ROOT = PROJECT_ROOT;
 const PYTHON = join(ROOT, ".venv-coremltools", "bin", "python");
 const SCRIPT = join(ROOT, "scripts", "coreml_check.py");
 

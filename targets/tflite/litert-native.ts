@@ -4,12 +4,11 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PROJECT_ROOT } from "../../src/io/project.js";
 import { floatTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 
-const ROOT = fileURLToPath(new URL(existsSync(fileURLToPath(new URL("../../scripts", import.meta.url))) ? "../../" : "../../../", import.meta.url));
-const PYTHON = join(ROOT, ".venv-litert", "bin", "python");
-const SCRIPT = join(ROOT, "scripts", "litert_run.py");
+const PYTHON = join(PROJECT_ROOT, ".venv-litert", "bin", "python");
+const SCRIPT = join(PROJECT_ROOT, "scripts", "litert_run.py");
 
 export interface NativeRun {
   velocity: FloatTensor;

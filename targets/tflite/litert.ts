@@ -3,9 +3,8 @@
 // while loading or running a model fails that run, because a kernel that fails to prepare
 // returns garbage instead of throwing.
 import { fork, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { compiledModule } from "../../src/io/project.js";
 import { floatTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 
 export interface LiteRtRun {
@@ -37,12 +36,6 @@ export function litertUnavailable(): string | undefined {
   }
 }
 
-/** The compiled worker beside this module, or (running from sources, as the tests do) in dist/. */
-function workerPath(): string {
-  const sibling = fileURLToPath(new URL("./litert-worker.js", import.meta.url));
-  return existsSync(sibling) ? sibling : fileURLToPath(new URL("../../dist/targets/tflite/litert-worker.js", import.meta.url));
-}
-
 /** One LiteRT.js process running models one after another. */
 export class LiteRtProcess {
   private readonly child: ChildProcess;
@@ -52,7 +45,7 @@ export class LiteRtProcess {
   private exited: string | undefined;
 
   constructor() {
-    const worker = workerPath();
+    const worker = compiledModule("targets/tflite/litert-worker.js");
     // relaxed SIMD selects LiteRT's faster SIMD build; without the flag Node 20 gets the compat build
     this.child = fork(worker, [], { execArgv: ["--experimental-wasm-relaxed-simd"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
     let stderr = "";
