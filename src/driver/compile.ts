@@ -17,6 +17,7 @@ import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { allocateBits, averageBits, palettizableWeights, probeSensitivity, uniformBits } from "../quant/probe.js";
 import { syntheticInputs } from "./init.js";
+import { KMEANS_REVISION } from "../quant/kmeans.js";
 import type { ProgressFn } from "./progress.js";
 
 export type Precision = "fp32" | "fp16";
@@ -94,7 +95,8 @@ export interface CompileReport {
   artifacts: ArtifactRecord[];
   /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
   checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
-  quantization?: { mode: string; target?: number; lutGroupSize: number; averageBits: number; layers: QuantizedLayer[] };
+  /** kmeansRevision: the k-means code the palettes came from (verify needs the same to rebuild them) */
+  quantization?: { mode: string; target?: number; lutGroupSize: number; kmeansRevision?: number; averageBits: number; layers: QuantizedLayer[] };
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
@@ -161,7 +163,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     artifacts,
     ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cachedAcrossWidths: cacheReads } } : {}),
     ...(quantize.mode !== "none"
-      ? { quantization: { mode: quantize.mode, lutGroupSize: o.lutGroupSize ?? 0, ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
+      ? { quantization: { mode: quantize.mode, lutGroupSize: o.lutGroupSize ?? 0, ...(quantize.mode === "int8" ? {} : { kmeansRevision: KMEANS_REVISION }), ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
       : {}),
   };
   const reportPath = join(o.out, "report.json");

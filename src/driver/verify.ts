@@ -18,6 +18,7 @@ import { buildModel } from "../model/build.js";
 import type { Width } from "../model/config.js";
 import { buildPipeline } from "../pipeline/pass.js";
 import { runPipeline } from "../pipeline/run.js";
+import { KMEANS_REVISION } from "../quant/kmeans.js";
 
 export interface VerifyResult {
   path: string;
@@ -130,6 +131,9 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
 function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>): FloatTensor {
   const layers = report.quantization?.layers.filter((l) => l.width === width) ?? [];
   if (!layers.length) return runFloatModel(source, width as Width, feeds);
+  const revision = report.quantization!.kmeansRevision ?? 1;
+  if (report.quantization!.mode !== "int8" && revision !== KMEANS_REVISION)
+    throw fail("usage", { detail: `the palettes in this folder come from k-means revision ${revision}, this ditc clusters with revision ${KMEANS_REVISION} and would compare against other palettes; recompile the folder with this ditc to verify it.` });
   const latent = feeds.latent!, context = feeds.context!;
   const model = buildModel(source, { width: width as Width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));

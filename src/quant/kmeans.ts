@@ -10,6 +10,13 @@
 // Index assignment is a lookup from bit pattern to cluster.
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
+/**
+ * Changes whenever the programme may pick another of several equally good clusterings (ties in
+ * rounding). `verify` rebuilds the quantized reference with this code, so a report records the
+ * revision its artifacts were clustered with. 2: the division-free candidate test.
+ */
+export const KMEANS_REVISION = 2;
+
 export interface Histogram {
   /** distinct fp16 values, ascending (−0 merged into +0) */
   values: Float64Array;

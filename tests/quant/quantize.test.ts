@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -14,6 +14,7 @@ import { syntheticSource } from "../../src/model/weights.js";
 import { buildPipeline } from "../../src/pipeline/pass.js";
 import { runPipeline } from "../../src/pipeline/run.js";
 import { allocateBits, palettizableWeights, probeSensitivity, uniformBits } from "../../src/quant/probe.js";
+import { KMEANS_REVISION } from "../../src/quant/kmeans.js";
 import { Rng } from "../../src/model/synthetic.js";
 import { decodeModel } from "../../targets/onnx/proto.js";
 
@@ -95,4 +96,15 @@ describe("palettized ONNX artifacts", () => {
       expect(report.quantization.layers.every((l: { name: string; bits: number; params: number }) => l.name && (l.bits === 4 || l.bits === 8) && l.params > 0)).toBe(true);
     }
   });
+});
+
+test("verify refuses palettes clustered by another k-means revision instead of reporting a parity failure", async () => {
+  const out = join(dir, "revision");
+  compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["onnx"], widths: [0.5], precision: "fp32", out, quantize: { mode: "k4" } });
+  expect((await verify(out)).every((r) => r.pass)).toBe(true);
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  expect(report.quantization.kmeansRevision).toBe(KMEANS_REVISION);
+  report.quantization.kmeansRevision = KMEANS_REVISION - 1;
+  writeFileSync(join(out, "report.json"), JSON.stringify(report));
+  await expect(verify(out)).rejects.toThrow(/k-means revision 1, this ditc clusters with revision 2 .* recompile/);
 });
