@@ -20,10 +20,9 @@ export interface TargetBackend {
   readonly artifact: string;
   readonly pipeline: Pipeline;
   readonly legality: Legality;
-  emit(g: Graph, path: string, opts: EmitOptions): { files: string[]; bytes: number };
+  /** writes the artifact; `transposes` counts the transposes in the operator list written (TFLite, ONNX) */
+  emit(g: Graph, path: string, opts: EmitOptions): { files: string[]; bytes: number; transposes?: { total: number; inBlocks: number } };
   read(path: string): { graph: Graph; close(): void };
-  /** operator histogram and transposes (total, inside blocks) counted in the written file itself */
-  fileStats?(path: string): { ops: Record<string, number>; transposes: { total: number; inBlocks: number } };
   /** precision when the user does not choose (CoreML computes in fp16 on device) */
   readonly defaultPrecision?: "fp32" | "fp16";
   /** an external tool that validates the file without running it (coremltools for CoreML) */

@@ -12,6 +12,7 @@ import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { writeAll, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import { numel } from "../../src/kernels/tensor.js";
+import { inBlockScope } from "../../src/model/build.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, encodeModel, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./proto.js";
 
@@ -35,6 +36,8 @@ export interface OnnxEmitResult {
   dataBytes: number;
   nodes: number;
   initializers: number;
+  /** Transpose nodes written, and those inside DiT blocks (node names start with the scope) */
+  transposes: { total: number; inBlocks: number };
 }
 
 type AttrValue = { int: number } | { float: number } | { ints: readonly number[] } | { str: string };
@@ -289,5 +292,9 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
   writeFileAtomic(path, (fd) => writeAll(fd, bytes));
   // data files of earlier versions of this model, now unreferenced
   for (const f of readdirSync(dirname(path))) if (f.startsWith(`${basename(path)}.`) && f.endsWith(".data") && f !== (dataPath && basename(dataPath))) rmSync(join(dirname(path), f), { force: true });
-  return { path, bytes: bytes.length, ...(external ? { dataPath } : {}), dataBytes, nodes: w.nodes.length, initializers: model.graph.initializer.length };
+  const transposes = w.nodes.filter((n) => n.opType === "Transpose");
+  return {
+    path, bytes: bytes.length, ...(dataPath ? { dataPath } : {}), dataBytes, nodes: w.nodes.length, initializers: model.graph.initializer.length,
+    transposes: { total: transposes.length, inBlocks: transposes.filter((n) => inBlockScope(n.name ?? "")).length },
+  };
 }

@@ -12,6 +12,7 @@ import { normAxis, numel } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { fail } from "../../src/diagnostics.js";
 import { OP, PADDING, SCHEMA_VERSION, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
+import { operatorCounts } from "./parse.js";
 import { serializeModel } from "./write.js";
 
 export const TFLITE_TYPE_OF: Partial<Record<DType, number>> = { f32: TENSOR_TYPE.FLOAT32, f16: TENSOR_TYPE.FLOAT16, i32: TENSOR_TYPE.INT32, u8: TENSOR_TYPE.UINT8, i8: TENSOR_TYPE.INT8, i64: TENSOR_TYPE.INT64, bool: TENSOR_TYPE.BOOL };
@@ -35,6 +36,8 @@ export interface TfliteEmitResult {
   appended: boolean;
   operators: number;
   tensors: number;
+  /** TRANSPOSE operators written, and those inside DiT blocks */
+  transposes: { total: number; inBlocks: number };
 }
 
 class TfliteGraphWriter {
@@ -304,7 +307,7 @@ export function emitTflite(g: Graph, path: string, opts: TfliteEmitOptions): Tfl
       bytes = align(pos) + 16;
     });
   }
-  return { path, bytes, appended, operators: w.operators.length, tensors: w.tensors.length };
+  return { path, bytes, appended, operators: w.operators.length, tensors: w.tensors.length, transposes: operatorCounts(model).transposes };
 }
 
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;

@@ -7,7 +7,6 @@ import { tfliteLegality } from "./legality.js";
 import { litertUnavailable, runLiteRt } from "./litert.js";
 import { nativeLiteRtUnavailable, runNativeLiteRt } from "./litert-native.js";
 import { tflitePipeline } from "./pipeline.js";
-import { operatorCounts, parseTflite } from "./parse.js";
 import { readTflite } from "./read.js";
 
 /** LiteRT.js streams a model into a wasm32 heap and stops at 2e9 bytes (FORMAT.md §5). */
@@ -20,14 +19,9 @@ export const tfliteTarget: TargetBackend = {
   legality: tfliteLegality,
   emit: (g, path, o) => {
     const r = emitTflite(g, path, { externalData: o.externalData ?? "auto", metadata: o.metadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
-    return { files: [path], bytes: r.bytes };
+    return { files: [path], bytes: r.bytes, transposes: r.transposes };
   },
   read: (path) => readTflite(path),
-  fileStats: (path) => {
-    const p = parseTflite(path);
-    p.close();
-    return operatorCounts(p.model);
-  },
   runtime: {
     engine: "litert",
     unavailable: litertUnavailable,
