@@ -10,6 +10,8 @@ import { DitcError } from "../../src/diagnostics.js";
 import { compile } from "../../src/driver/compile.js";
 import { writeSyntheticCheckpoint } from "../../src/driver/init.js";
 import { runGraph } from "../../src/interp/interpreter.js";
+import type { Graph } from "../../src/ir/graph.js";
+import type { Tensor } from "../../src/kernels/tensor.js";
 import { presetConfig } from "../../src/model/config.js";
 import { openCheckpoint, syntheticSource } from "../../src/model/weights.js";
 import { syntheticInputs } from "../../src/driver/init.js";
@@ -52,6 +54,22 @@ function expectClean(read: () => void): void {
   expect(performance.now() - t0).toBeLessThan(10_000);
 }
 
+/** A model reader run to the end: what parses is also executed, since bad data can hide behind a good header. */
+function readAndRun(read: (path: string) => { graph: Graph; close(): void }, path: string, inputs: Record<string, Tensor>): void {
+  const r = read(path);
+  try {
+    runGraph(r.graph, inputs);
+  } finally {
+    r.close();
+  }
+}
+
+/** Seeded micro inputs at the preset's shapes. */
+const microInputs = () => {
+  const c = presetConfig("micro");
+  return syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+};
+
 describe("fuzzing the readers", () => {
   test("safetensors checkpoints", () => {
     const good = join(dir, "ck.safetensors");
@@ -79,20 +97,12 @@ describe("fuzzing the readers", () => {
     const out = join(dir, "onnx");
     compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["onnx"], widths: [0.375], precision: "fp32", out });
     const bytes = readFileSync(join(out, "w375", "model.onnx"));
-    const c = presetConfig("micro");
-    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const inputs = microInputs();
     fc.assert(
       fc.property(mutation, (m) => {
         const p = join(dir, "m.onnx");
         writeFileSync(p, mutate(bytes, m));
-        expectClean(() => {
-          const r = readOnnx(p);
-          try {
-            runGraph(r.graph, inputs);
-          } finally {
-            r.close();
-          }
-        });
+        expectClean(() => readAndRun(readOnnx, p, inputs));
       }),
       { numRuns: 300 },
     );
@@ -103,33 +113,24 @@ describe("fuzzing the readers", () => {
     compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["onnx"], widths: [0.375], precision: "fp32", out, externalData: "always" });
     const folder = join(out, "w375");
     const data = readdirSync(folder).find((f) => f.endsWith(".data"))!;
-    const c = presetConfig("micro");
-    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const inputs = microInputs();
     fc.assert(
       fc.property(mutation, fc.constantFrom("model.onnx", data), (m, file) => {
         const p = join(dir, "m-ext");
         rmSync(p, { recursive: true, force: true });
         cpSync(folder, p, { recursive: true });
         writeFileSync(join(p, file), mutate(readFileSync(join(folder, file)), m));
-        expectClean(() => {
-          const r = readOnnx(join(p, "model.onnx"));
-          try {
-            runGraph(r.graph, inputs);
-          } finally {
-            r.close();
-          }
-        });
+        expectClean(() => readAndRun(readOnnx, join(p, "model.onnx"), inputs));
       }),
       { numRuns: 200 },
     );
   });
 
   test(".tflite models, weights inline and after the flatbuffer (and running what parses)", () => {
-    const c = presetConfig("micro");
-    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const inputs = microInputs();
     const files = (["never", "always"] as const).map((externalData) => {
       const out = join(dir, `tflite-${externalData}`);
-      compile({ source: syntheticSource(c, 1), ref: { preset: "micro", seed: 1 }, targets: ["tflite"], widths: [0.375], precision: "fp32", out, externalData });
+      compile({ source: syntheticSource(presetConfig("micro"), 1), ref: { preset: "micro", seed: 1 }, targets: ["tflite"], widths: [0.375], precision: "fp32", out, externalData });
       const bytes = readFileSync(join(out, "w375", "model.tflite"));
       // with appended weights the flatbuffer (where the structure is) ends at the first weight
       return { bytes, head: externalData === "always" ? bytes.length / 2 : undefined };
@@ -138,14 +139,7 @@ describe("fuzzing the readers", () => {
       fc.property(mutation, fc.constantFrom(0, 1), (m, which) => {
         const p = join(dir, "m.tflite");
         writeFileSync(p, mutate(files[which]!.bytes, m, files[which]!.head));
-        expectClean(() => {
-          const r = readTflite(p);
-          try {
-            runGraph(r.graph, inputs);
-          } finally {
-            r.close();
-          }
-        });
+        expectClean(() => readAndRun(readTflite, p, inputs));
       }),
       { numRuns: 300 },
     );
@@ -157,22 +151,14 @@ describe("fuzzing the readers", () => {
     const pkg = join(out, "w375", "model.mlpackage");
     const weightFile = readdirSync(join(pkg, "Data/com.apple.CoreML/weights"))[0]!;
     const files = ["Data/com.apple.CoreML/model.mlmodel", `Data/com.apple.CoreML/weights/${weightFile}`, "Manifest.json"];
-    const c = presetConfig("micro");
-    const inputs = syntheticInputs(c, 1, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+    const inputs = microInputs();
     fc.assert(
       fc.property(mutation, fc.constantFrom(...files), (m, file) => {
         const p = join(dir, "m.mlpackage");
         rmSync(p, { recursive: true, force: true });
         cpSync(pkg, p, { recursive: true });
         writeFileSync(join(p, file), mutate(readFileSync(join(pkg, file)), m, file.includes("/weights/") ? 4096 : undefined));
-        expectClean(() => {
-          const r = readCoreml(p);
-          try {
-            runGraph(r.graph, inputs);
-          } finally {
-            r.close();
-          }
-        });
+        expectClean(() => readAndRun(readCoreml, p, inputs));
       }),
       { numRuns: 200 },
     );
