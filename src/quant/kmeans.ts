@@ -13,9 +13,10 @@ import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 /**
  * Changes whenever the programme may pick another of several equally good clusterings (ties in
  * rounding). `verify` rebuilds the quantized reference with this code, so a report records the
- * revision its artifacts were clustered with. 2: the division-free candidate test.
+ * revision its artifacts were clustered with. 2: the division-free candidate test. 3: the
+ * candidate's value summed as S2[i+1] + (prev[j-1] − S2[j]).
  */
-export const KMEANS_REVISION = 2;
+export const KMEANS_REVISION = 3;
 
 export interface Histogram {
   /** distinct fp16 values, ascending (−0 merged into +0) */
@@ -98,22 +99,30 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
   const split: Int32Array[] = [];
   for (let i = 0; i < n; i++) prev[i] = sse(0, i);
   split.push(new Int32Array(n)); // one cluster: starts at 0
+  // What a candidate start j needs, side by side so one cache line serves it: W[j], S1[j] and
+  // prev[j-1] - S2[j] (refilled per layer), so the candidate's value is S2[i+1] + R[3j+2] - s1²/w.
+  const R = new Float64Array(3 * (n + 1));
+  for (let j = 0; j <= n; j++) (R[3 * j] = W[j]!), (R[3 * j + 1] = S1[j]!);
   // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i). The best j is monotone in i, so
   // divide and conquer fixes the middle row and splits the candidate range; the previous layer's
   // best j at the same i is a lower bound too (adding a cluster never moves it left).
   for (let c = 1; c < m; c++) {
+    for (let j = 1; j <= n; j++) R[3 * j + 2] = prev[j - 1]! - S2[j]!;
     const arg = new Int32Array(n);
     const below = split[c - 1]!;
-    const p = prev, out = cur;
+    const out = cur;
     const solve = (lo: number, hi: number, jlo: number, jhi: number): void => {
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
         const Wi = W[mid + 1]!, S1i = S1[mid + 1]!, S2i = S2[mid + 1]!;
-        let best = Infinity, bestJ = jlo;
-        const from = Math.max(jlo, c, below[mid]!), to = Math.min(jhi, mid);
-        for (let j = from; j <= to; j++) {
-          // v = p[j-1] + S2 - s1²/w < best, multiplied through by w > 0: no division unless j wins
-          const s1 = S1i - S1[j]!, w = Wi - W[j]!, a = p[j - 1]! + S2i - S2[j]!;
+        // (the bounds meet in theory; clamping keeps one candidate should rounding ties cross them)
+        const to = Math.min(jhi, mid), from = Math.min(Math.max(jlo, c, below[mid]!), to);
+        let s1 = S1i - R[3 * from + 1]!;
+        let best = S2i + R[3 * from + 2]! - (s1 * s1) / (Wi - R[3 * from]!), bestJ = from;
+        for (let j = from + 1, r = 3 * j; j <= to; j++, r += 3) {
+          // v = a - s1²/w < best, multiplied through by w > 0: no division unless j wins
+          s1 = S1i - R[r + 1]!;
+          const w = Wi - R[r]!, a = S2i + R[r + 2]!;
           if ((a - best) * w < s1 * s1) {
             best = a - (s1 * s1) / w;
             bestJ = j;
@@ -126,7 +135,9 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
         jlo = bestJ;
       }
     };
-    solve(c, n - 1, c, n - 1);
+    // the last layer is read at one row only
+    if (c === m - 1) solve(n - 1, n - 1, c, n - 1);
+    else solve(c, n - 1, c, n - 1);
     split.push(arg);
     [prev, cur] = [cur, prev];
   }
@@ -154,6 +165,28 @@ export interface Palettized {
   sse: number;
 }
 
+/**
+ * Two 4-bit indices per byte (low nibble first) from fp16 patterns through a pattern -> cluster
+ * table. Reads two patterns per 32-bit load and stores four bytes at once where `data` is
+ * 4-byte aligned (it is for tensors handed over whole); the rest goes pair by pair. The word
+ * order is little-endian, like the safetensors bytes these patterns come from.
+ */
+function packNibbles(data: Uint16Array, byPattern: Uint8Array): Uint8Array {
+  const out = new Uint8Array((data.length + 1) >> 1);
+  const pairs = data.length >> 1;
+  let j = 0;
+  if (data.byteOffset % 4 === 0) {
+    const in32 = new Uint32Array(data.buffer, data.byteOffset, pairs);
+    const out32 = new Uint32Array(out.buffer, 0, pairs >> 2);
+    const pair = (v: number) => byPattern[v & 0xffff]! | (byPattern[v >>> 16]! << 4);
+    for (let q = 0; q < out32.length; q++, j += 4)
+      out32[q] = (pair(in32[j]!) | (pair(in32[j + 1]!) << 8) | (pair(in32[j + 2]!) << 16) | (pair(in32[j + 3]!) << 24)) >>> 0;
+  }
+  for (; j < pairs; j++) out[j] = byPattern[data[2 * j]!]! | (byPattern[data[2 * j + 1]!]! << 4);
+  if (data.length & 1) out[pairs] = byPattern[data[data.length - 1]!]!;
+  return out;
+}
+
 /** Palettizes one weight tensor into 2^bits entries. */
 export function palettize(data: Float32Array, bits: 4 | 8, scratch?: Uint32Array, packed = false): Palettized {
   return palettizeBits(encodeF16(data), bits, scratch, packed);
@@ -172,10 +205,7 @@ export function palettizeBits(data: Uint16Array, bits: 4 | 8, scratch?: Uint32Ar
   for (let p = 0; p < 65536; p++) if (h.patternIndex[p]! >= 0) byPattern[p] = cl.assignment[h.patternIndex[p]!]!;
   let indices: Uint8Array;
   if (packed && bits === 4) {
-    indices = new Uint8Array((data.length + 1) >> 1);
-    const pairs = data.length >> 1;
-    for (let j = 0; j < pairs; j++) indices[j] = byPattern[data[2 * j]!]! | (byPattern[data[2 * j + 1]!]! << 4);
-    if (data.length & 1) indices[pairs] = byPattern[data[data.length - 1]!]!;
+    indices = packNibbles(data, byPattern);
   } else {
     indices = new Uint8Array(data.length);
     for (let i = 0; i < data.length; i++) indices[i] = byPattern[data[i]!]!;
