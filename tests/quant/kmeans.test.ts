@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/fp16.js";
-import { fp16Histogram, kmeans1d, palettize } from "../../src/quant/kmeans.js";
+import { fp16Histogram, kmeans1d, palettize, palettizeBits } from "../../src/quant/kmeans.js";
 
 /** Exhaustive optimum: every way to cut n sorted points into at most k contiguous groups. */
 function bruteForce(values: number[], counts: number[], k: number): number {
@@ -123,5 +123,21 @@ test("the divide-and-conquer programme equals the plain O(k·n²) one on a few h
       expect(r.cost).toBeCloseTo(naiveDp(values, counts, k), 6);
     }),
     { numRuns: 40 },
+  );
+});
+
+test("packed 4-bit indices equal the unpacked ones two per byte, low nibble first, at any length and alignment", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 70 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 1e6 }), (len, offset, seed) => {
+      let s = seed;
+      const store = new Uint16Array(len + offset);
+      for (let i = 0; i < store.length; i++) store[i] = f32ToF16Bits(((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1);
+      const data = store.subarray(offset); // byteOffset 0, 2, 4, 6: the 32-bit path and the pairwise one
+      const plain = palettizeBits(data, 4).indices, packed = palettizeBits(data, 4, undefined, true).indices;
+      expect(packed.length).toBe(Math.ceil(len / 2));
+      for (let i = 0; i < len; i++) expect((packed[i >> 1]! >> ((i & 1) * 4)) & 15).toBe(plain[i]);
+      if (len & 1) expect(packed[packed.length - 1]! >> 4).toBe(0);
+    }),
+    { numRuns: 200 },
   );
 });
