@@ -147,7 +147,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       });
       artifacts.push({
         target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
-        params: paramCount(o.source.config, width), pipeline: [...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
+        params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
         opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
         ...(r.transposes ? { fileTransposes: r.transposes } : {}),
       });

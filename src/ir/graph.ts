@@ -29,12 +29,24 @@ export interface NodeOf<K extends OpKind> {
 /** The discriminated union of every node kind: `switch (node.kind)` narrows attrs. */
 export type Node = { [K in OpKind]: NodeOf<K> }[OpKind];
 
+/**
+ * For each axis of a full-width tensor, the indices a narrower sub-network keeps, ascending, or
+ * null when it keeps the whole axis (DESIGN §2; the slice-width pass).
+ */
+export type KeptAxes = readonly (Int32Array | null)[];
+
 /** A constant's data, loaded on demand so a graph of a 1.6B model costs no weight memory. */
 export interface ConstValue {
   readonly type: TensorType;
   /** checkpoint tensor (or derived table) this constant holds; shown in dumps */
   readonly source: string;
   load(): Tensor;
+  /**
+   * Set on supernetwork constants that change with the width: the constant of the width-w
+   * sub-network and, per axis, the full-width indices its entries stand for. Constants without
+   * it are the same at every width.
+   */
+  readonly atWidth?: (w: number) => { value: ConstValue; kept: KeptAxes };
 }
 
 export interface Graph {

@@ -14,9 +14,16 @@ export function verifyGraph(g: Graph, after?: string): void {
   const where = after ? `after pass ${after}` : "graph";
   const bad = (problem: string) => fail("irInvalid", { where, problem });
   const defined = new Set<Value>();
+  // ids name tensors in dumps and emitted files, so two values may not share one
+  const ids = new Set<number>();
+  const define = (v: Value, by: string) => {
+    if (ids.has(v.id)) throw bad(`%${v.id} is used by two values (again by ${by})`);
+    ids.add(v.id);
+    defined.add(v);
+  };
   for (const v of g.inputs) {
     if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);
-    defined.add(v);
+    define(v, "an input");
   }
   for (const n of g.nodes) {
     if (!isOpKind(n.kind)) throw bad(`node ${n.id} has unknown op kind "${n.kind}"`);
@@ -35,7 +42,7 @@ export function verifyGraph(g: Graph, after?: string): void {
     n.outputs.forEach((o, i) => {
       if (defined.has(o)) throw bad(`%${o.id} is defined twice (again by ${nodeLabel(n)})`);
       if (!sameType(o.type, types[i]!)) throw bad(`${nodeLabel(n)} result ${i} is stored as ${typeStr(o.type)} but infers ${typeStr(types[i]!)}`);
-      defined.add(o);
+      define(o, nodeLabel(n));
     });
   }
   for (const o of g.outputs) if (!defined.has(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);

@@ -1,14 +1,16 @@
-// Builds the IR of the width-w SnapGen++ DiT (DESIGN §1) in token layout (B, L, D), reading
-// weights through a WeightSource with §2's slicing. This is the semantic reference: it follows
-// the design's equations one to one; layout and lowering decisions belong to passes.
+// Builds the IR of the SnapGen++ DiT (DESIGN §1) in token layout (B, L, D): the supernetwork at
+// full width, whose constants know how they narrow (§2), and through the slice-width pass the
+// width-w sub-network. This is the semantic reference: it follows the design's equations one to
+// one; slicing, layout and lowering decisions belong to passes.
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "../ir/builder.js";
 import { mapToTokens as toTokens, tokensToMap as toMap } from "../ir/views.js";
-import type { Graph, Value } from "../ir/graph.js";
+import type { ConstValue, Graph, Value } from "../ir/graph.js";
 import { floatTensor, intTensor } from "../kernels/tensor.js";
+import { sliceWidth } from "../../passes/slice-width.js";
 import { dims, validateResolution, widthTag, type ModelConfig, type Width } from "./config.js";
-import { hasSkip, specsForWidth, stageDepth, type ParamSpec, type StageName } from "./params.js";
-import { widthConstant, type WeightSource } from "./weights.js";
+import { hasSkip, isolatedSpecs, paramSpecs, stageDepth, type ParamSpec, type StageName } from "./params.js";
+import { supernetConstant, type WeightSource } from "./weights.js";
 
 /** Whether a node scope (or a tensor name an emitter derives from one, "down.0/linear_12") lies inside a DiT block. */
 export function inBlockScope(scope: string): boolean {
@@ -41,10 +43,22 @@ export function latentForResolution(r: number): [number, number] {
   return [r / 8, r / 8];
 }
 
+/** The width-w sub-network: the supernetwork, narrowed by the slice-width pass. */
 export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   const c = src.config;
   const w = opts.width;
   if (!c.widths.includes(w)) throw fail("badOption", { option: "width", value: String(w), expected: `one of the widths this checkpoint holds: ${c.widths.join(", ")}` });
+  const sup = buildSupernetwork(src, opts);
+  return { ...sup, graph: sliceWidth.run(sup.graph, { width: w }), width: w };
+}
+
+/**
+ * The model at full width: shared weights whole, width 1's isolated parameters (present in the
+ * checkpoint only if it lists width 1), every width-dependent constant carrying its `atWidth`.
+ */
+export function buildSupernetwork(src: WeightSource, opts: Omit<BuildOptions, "width">): BuiltModel {
+  const c = src.config;
+  const w: Width = 1;
   const batch = opts.batch ?? 1;
   const latentSize = opts.latentSize ?? c.latentSize;
   validateResolution(c, latentSize, src.origin, opts.latentSize !== undefined);
@@ -55,13 +69,13 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   const Hg = Hl / p, Wg = Wl / p;
   const b = new GraphBuilder();
 
-  const specs = new Map<string, ParamSpec>(specsForWidth(c, w).map((s) => [s.name, s]));
+  const specs = new Map<string, ParamSpec>([...paramSpecs(c).filter((s) => s.width === undefined), ...isolatedSpecs(c, 1)].map((s) => [s.name, s]));
   const tag = widthTag(w);
-  /** The width-w constant of a checkpoint tensor; isolated names are given without the width tag. */
+  /** The supernetwork constant of a checkpoint tensor; isolated names are given without the width tag. */
   const W = (name: string): Value => {
     const spec = specs.get(name) ?? specs.get(`${tag}.${name}`);
-    if (!spec) throw new Error(`internal: no parameter ${name} at width ${w}`);
-    return b.constant(widthConstant(src, spec, w));
+    if (!spec) throw new Error(`internal: no parameter ${name}`);
+    return b.constant(supernetConstant(src, spec));
   };
   const scalar = (x: number) => b.tensorConstant(`scalar ${x}`, floatTensor([1], Float32Array.of(x)));
   const linear = (x: Value, name: string) => b.op("linear", [x, W(`${name}.weight`), W(`${name}.bias`)], {});
@@ -82,7 +96,7 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   let x = b.scoped("patch_embed", () => {
     const m = b.op("conv2d", [latent, W("patch_embed.weight"), W("patch_embed.bias")], { stride: [p, p], pads: [0, 0, 0, 0], groups: 1, layout: "NCHW" });
     const t = mapToTokens(m);
-    return c.posEmbed === "sincos" ? add(t, b.tensorConstant(`sincos ${Hg}x${Wg}x${D}`, sincosTable(Hg, Wg, D))) : t;
+    return c.posEmbed === "sincos" ? add(t, b.constant(sincosConstant(Hg, Wg, D))) : t;
   });
 
   // 2. timestep embedding and adaLN-single modulation
@@ -169,6 +183,15 @@ export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
   });
   velocity.name = "velocity";
   return { graph: b.finish([velocity]), config: c, width: w, batch, latentSize, contextTokens: S };
+}
+
+/** The sin-cos table as a constant that is recomputed, not sliced, for a narrower width (§2). */
+function sincosConstant(Hg: number, Wg: number, D: number): ConstValue {
+  const at = (Dw: number): ConstValue => ({ type: { dtype: "f32", shape: [1, Hg * Wg, Dw] }, source: `sincos ${Hg}x${Wg}x${Dw}`, load: () => sincosTable(Hg, Wg, Dw) });
+  return {
+    ...at(D),
+    atWidth: (w) => ({ value: at(w * D), kept: [null, null, w === 1 ? null : Int32Array.from({ length: w * D }, (_, i) => i)] }),
+  };
 }
 
 /**

@@ -18,6 +18,12 @@ export interface ParamSpec {
   shape: number[];
   /** for shared tensors, one entry per axis; isolated tensors are stored at their width already */
   slice?: AxisSlice[];
+  /**
+   * for isolated tensors: which entries of the full-width tensor's index space the width-w one
+   * stands in for, by the same per-axis rules (the supernetwork's width slicing lines them up
+   * with the sliced tensors they meet)
+   */
+  keeps?: AxisSlice[];
   /** set for isolated (per-width) parameters */
   width?: Width;
   init: InitKind;
@@ -86,22 +92,26 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   return specs;
 }
 
-/** The per-width parameters, stored at that width's size (DESIGN §2). */
-function isolatedSpecs(c: ModelConfig, w: Width): ParamSpec[] {
+/**
+ * The per-width parameters, stored at that width's size (DESIGN §2). Width 1's set exists in
+ * every config as a description (the supernetwork's shapes), in a checkpoint only if it lists 1.
+ */
+export function isolatedSpecs(c: ModelConfig, w: Width): ParamSpec[] {
   const { D, dh } = dims(c, w);
   const t = widthTag(w);
+  const six: AxisSlice = { kind: "parts", parts: 6 }, headDim: AxisSlice = { kind: "heads", heads: 1 };
   const out: ParamSpec[] = [
-    { name: `${t}.t_block.weight`, shape: [6 * D, D], width: w, init: "weight", fanIn: D },
-    { name: `${t}.t_block.bias`, shape: [6 * D], width: w, init: "bias" },
-    { name: `${t}.final_scale_shift_table`, shape: [2, D], width: w, init: "modulation" },
+    { name: `${t}.t_block.weight`, shape: [6 * D, D], width: w, keeps: [six, D_AXIS], init: "weight", fanIn: D },
+    { name: `${t}.t_block.bias`, shape: [6 * D], width: w, keeps: [six], init: "bias" },
+    { name: `${t}.final_scale_shift_table`, shape: [2, D], width: w, keeps: [FULL, D_AXIS], init: "modulation" },
   ];
   for (const stage of STAGES)
     for (let i = 0; i < stageDepth(c, stage); i++) {
-      out.push({ name: `${t}.${stage}.${i}.scale_shift_table`, shape: [6, D], width: w, init: "modulation" });
+      out.push({ name: `${t}.${stage}.${i}.scale_shift_table`, shape: [6, D], width: w, keeps: [FULL, D_AXIS], init: "modulation" });
       if (c.qkNorm === "layernorm")
         for (const n of ["q", "k"]) {
-          out.push({ name: `${t}.${stage}.${i}.attn.${n}_norm.weight`, shape: [dh], width: w, init: "norm_weight" });
-          out.push({ name: `${t}.${stage}.${i}.attn.${n}_norm.bias`, shape: [dh], width: w, init: "norm_bias" });
+          out.push({ name: `${t}.${stage}.${i}.attn.${n}_norm.weight`, shape: [dh], width: w, keeps: [headDim], init: "norm_weight" });
+          out.push({ name: `${t}.${stage}.${i}.attn.${n}_norm.bias`, shape: [dh], width: w, keeps: [headDim], init: "norm_bias" });
         }
     }
   return out;
@@ -124,6 +134,18 @@ export function axisRanges(s: AxisSlice, size: number, c: ModelConfig, w: Width)
       return Array.from({ length: s.parts }, (_, k) => [k * part, Dw] as [number, number]);
     }
   }
+}
+
+/** The kept indices of every axis at width w, or null for an axis kept whole. */
+export function keptIndices(rules: readonly AxisSlice[], shape: readonly number[], c: ModelConfig, w: Width): (Int32Array | null)[] {
+  return rules.map((s, a) => {
+    const runs = axisRanges(s, shape[a]!, c, w);
+    if (runs.length === 1 && runs[0]![0] === 0 && runs[0]![1] === shape[a]) return null;
+    const out = new Int32Array(runs.reduce((n, [, len]) => n + len, 0));
+    let o = 0;
+    for (const [start, len] of runs) for (let i = 0; i < len; i++) out[o++] = start + i;
+    return out;
+  });
 }
 
 /** The shape a spec has inside the width-w sub-network. */

@@ -4,8 +4,8 @@ import { fail } from "../diagnostics.js";
 import { FLOAT_DTYPES, SafetensorsFile } from "../checkpoint/safetensors.js";
 import type { ConstValue } from "../ir/graph.js";
 import { floatTensor, shapeStr, stridesOf } from "../kernels/tensor.js";
-import { validateConfig, type ModelConfig, type Width } from "./config.js";
-import { axisRanges, paramSpecs, slicedShape, type ParamSpec } from "./params.js";
+import { validateConfig, widthTag, type ModelConfig, type Width } from "./config.js";
+import { axisRanges, isolatedSpecs, keptIndices, paramSpecs, slicedShape, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
 
 export interface WeightSource {
@@ -85,6 +85,39 @@ export function sliceRuns(data: Float32Array, shape: readonly number[], runs: re
   };
   if (out.length) walk(0, 0);
   return out;
+}
+
+/**
+ * A parameter as the supernetwork holds it: shared tensors whole, isolated ones as width 1's set
+ * (`atWidth` then gives the width-w slice, or the width-w isolated tensor, and the entries it
+ * stands for). A checkpoint without width 1 has no data for width 1's isolated set: the
+ * supernetwork then runs only after slicing to a width it holds.
+ */
+export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue {
+  const c = src.config;
+  if (spec.width === undefined) {
+    const rules = spec.slice!;
+    return {
+      type: { dtype: "f32", shape: spec.shape },
+      source: spec.name,
+      load: () => floatTensor(spec.shape, src.read(spec)),
+      atWidth: (w) => ({ value: widthConstant(src, spec, w as Width), kept: keptIndices(rules, spec.shape, c, w as Width) }),
+    };
+  }
+  const suffix = spec.name.slice(widthTag(spec.width).length);
+  const at = (w: Width) => isolatedSpecs(c, w).find((s) => s.name.slice(widthTag(w).length) === suffix)!;
+  return {
+    type: { dtype: "f32", shape: spec.shape },
+    source: spec.name,
+    load: () => {
+      if (!c.widths.includes(1)) throw fail("badOption", { option: "width", value: "1", expected: `one of the widths ${src.origin} holds: ${c.widths.join(", ")} (it has no width-1 ${suffix.slice(1)})` });
+      return floatTensor(spec.shape, src.read(spec));
+    },
+    atWidth: (w) => {
+      const own = at(w as Width);
+      return { value: widthConstant(src, own, w as Width), kept: keptIndices(spec.keeps!, spec.shape, c, w as Width) };
+    },
+  };
 }
 
 /** The width-w constant for one parameter: read lazily, sliced by the spec's axis rules. */

@@ -48,6 +48,13 @@ describe("verifier", () => {
     expect(() => verifyGraph({ ...g, nodes, outputs: wrong.outputs })).toThrow(/stored as f32\[2,5\] but infers f32\[2,4\]/);
   });
 
+  test("rejects two values with one id (a pass numbering from 0 again)", () => {
+    const g = tiny();
+    const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;
+    const clash = { ...gelu, outputs: [{ ...gelu.outputs[0]!, id: g.inputs[0]!.id }] } as Node;
+    expect(() => verifyGraph({ ...g, nodes: g.nodes.map((n) => (n === gelu ? clash : n)), outputs: clash.outputs })).toThrow(/%0 is used by two values \(again by %0 gelu_tanh in blk\.0\)/);
+  });
+
   test("rejects an undefined output and an unknown op", () => {
     const g = tiny();
     expect(() => verifyGraph({ ...g, outputs: [{ id: 1234, type: { dtype: "f32", shape: [1] } }] })).toThrow(/output %1234 is not defined/);
