@@ -68,6 +68,10 @@ export function benchQuantFull() {
     const ours = (out.k4_workers2 as { seconds: number }).seconds, ours1 = (out.k4_workers1 as { seconds: number }).seconds;
     out.coremltoolsStyleK4 = { ...sorted, speedupTwoWorkers: +(sorted.seconds / ours).toFixed(1), speedupOneWorker: +(sorted.seconds / ours1).toFixed(1) };
     console.log(`  coremltools-style k4 (sort + unique + same DP): ${sorted.seconds.toFixed(1)} s -> ditc is ${(sorted.seconds / ours).toFixed(1)}x faster with 2 workers, ${(sorted.seconds / ours1).toFixed(1)}x with 1`);
+    // "close to one read-and-write pass": the same reads and as many bytes written, no clustering
+    const io = child("io", ck, join(dir, "io.bin"), "4");
+    out.readWriteFloorK4 = { ...io, k4OverFloor: +(ours / io.seconds).toFixed(2) };
+    console.log(`  one read-and-write pass over the same weights (4-bit sized output): ${io.seconds.toFixed(1)} s -> k4 palettization takes ${(ours / io.seconds).toFixed(2)}x that`);
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 // `npm run bench`: kernel and model timings written to bench/results.json, each compared with a
-// baseline measured in the same run. Flags: --quick (small sizes only), --skip-full (no 1.6B init).
+// baseline measured in the same run. Flags: --quick (small sizes only), --skip-full (no 1.6B init),
+// --only=a,b (run those sections and merge them into the existing file, each with its date).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -103,23 +104,41 @@ function benchInitFull() {
 
 const m = machine();
 console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.simd}, ~${m.peakGflopsPerCore} GFLOP/s per core peak, node ${m.node}`);
-const results = {
-  date: new Date().toISOString(),
-  machine: m,
-  matmul: benchMatmul(m.peakGflopsPerCore),
-  forward: [benchForward("micro"), benchForward("mini")],
-  pipelinesFull1024: benchPipelines(),
-  initFullF16: quick || args.has("--skip-full") ? null : benchInitFull(),
-  onnxMini: await benchOnnxMini(quick),
-  onnxPalettized: benchOnnxPalettized(),
-  onnxFull256: quick || args.has("--skip-full") ? null : benchOnnxFull(256),
-  quantQuality: benchQuantQuality(),
-  quantFull: quick || args.has("--skip-full") ? null : benchQuantFull(),
-  coremlFull1024: quick || args.has("--skip-full") ? null : benchCoremlFull(1024),
-  tfliteWeights: await benchTfliteWeights(quick),
-  tfliteFull256: quick || args.has("--skip-full") ? null : benchTfliteFull(256),
+const full = !quick && !args.has("--skip-full");
+const sections: Record<string, () => unknown> = {
+  matmul: () => benchMatmul(m.peakGflopsPerCore),
+  forward: () => [benchForward("micro"), benchForward("mini")],
+  pipelinesFull1024: () => benchPipelines(),
+  initFullF16: () => (full ? benchInitFull() : null),
+  onnxMini: () => benchOnnxMini(quick),
+  onnxPalettized: () => benchOnnxPalettized(),
+  onnxFull256: () => (full ? benchOnnxFull(256) : null),
+  quantQuality: () => benchQuantQuality(),
+  quantFull: () => (full ? benchQuantFull() : null),
+  coremlFull1024: () => (full ? benchCoremlFull(1024) : null),
+  tfliteWeights: () => benchTfliteWeights(quick),
+  tfliteFull256: () => (full ? benchTfliteFull(256) : null),
 };
+const only = [...args].find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const unknown = only?.filter((n) => !Object.hasOwn(sections, n));
+if (unknown?.length) {
+  console.error(`unknown bench section(s) ${unknown.join(", ")}; sections: ${Object.keys(sections).join(", ")}`);
+  process.exit(2);
+}
 const file = join(root, "bench", "results.json");
+const date = new Date().toISOString();
+let results: Record<string, unknown>;
+if (only) {
+  // the other sections keep the numbers of the run that measured them
+  results = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const remeasured = { ...(results.remeasured as Record<string, string> | undefined) };
+  for (const n of only) (results[n] = await sections[n]!()), (remeasured[n] = date);
+  results.remeasured = remeasured;
+  results.machine = m;
+} else {
+  results = { date, machine: m };
+  for (const [n, run] of Object.entries(sections)) results[n] = await run();
+}
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
 console.log(`wrote ${file}`);
