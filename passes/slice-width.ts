@@ -197,7 +197,7 @@ const RULES: { [K in OpKind]?: NarrowRule<K> } = {
       // CRD: channel c·r² + s; DCR: channel s·C' + c. Each kept c must bring all r² of its channels.
       const cOf = (n: number) => (attrs.order === "CRD" ? Math.floor(n / r2) : n % Cout);
       const cs = Int32Array.from(new Set([...k].map(cOf))).sort();
-      if (cs.length * r2 !== k.length || [...k].some((n) => !cs.includes(cOf(n)))) throw new Mismatch("pixel shuffle would split a kept output channel's block");
+      if (cs.length * r2 !== k.length) throw new Mismatch("pixel shuffle would split a kept output channel's block");
       out = normalize(cs, Cout);
     }
     const kept = all(x!.kept.length) as Kept[];

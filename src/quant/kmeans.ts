@@ -103,6 +103,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
   // prev[j-1] - S2[j] (refilled per layer), so the candidate's value is S2[i+1] + R[3j+2] - s1²/w.
   const R = new Float64Array(3 * (n + 1));
   for (let j = 0; j <= n; j++) (R[3 * j] = W[j]!), (R[3 * j + 1] = S1[j]!);
+  const stack = new Int32Array(4 * 32);
   // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i). The best j is monotone in i, so
   // divide and conquer fixes the middle row and splits the candidate range; the previous layer's
   // best j at the same i is a lower bound too (adding a cluster never moves it left).
@@ -111,15 +112,35 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
     const arg = new Int32Array(n);
     const below = split[c - 1]!;
     const out = cur;
-    const solve = (lo: number, hi: number, jlo: number, jhi: number): void => {
+    // divide and conquer without recursion: each entry is rows lo..hi with best starts in jlo..jhi;
+    // a range loops on its right half and stacks its left, so stacked ranges shrink from the
+    // bottom up and at most log2(n) + 1 <= 17 are ever stacked
+    let sp = 0;
+    const push = (lo: number, hi: number, jlo: number, jhi: number) => {
+      stack[sp++] = lo;
+      stack[sp++] = hi;
+      stack[sp++] = jlo;
+      stack[sp++] = jhi;
+    };
+    push(c === m - 1 ? n - 1 : c, n - 1, c, n - 1); // the last layer is read at one row only
+    while (sp > 0) {
+      sp -= 4;
+      let lo = stack[sp]!, jlo = stack[sp + 2]!;
+      const hi = stack[sp + 1]!, jhi = stack[sp + 3]!;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
         const Wi = W[mid + 1]!, S1i = S1[mid + 1]!, S2i = S2[mid + 1]!;
         // (the bounds meet in theory; clamping keeps one candidate should rounding ties cross them)
-        const to = Math.min(jhi, mid), from = Math.min(Math.max(jlo, c, below[mid]!), to);
-        let s1 = S1i - R[3 * from + 1]!;
-        let best = S2i + R[3 * from + 2]! - (s1 * s1) / (Wi - R[3 * from]!), bestJ = from;
-        for (let j = from + 1, r = 3 * j; j <= to; j++, r += 3) {
+        const to = jhi < mid ? jhi : mid;
+        let from = below[mid]!;
+        if (from < jlo) from = jlo;
+        if (from < c) from = c;
+        if (from > to) from = to;
+        let r = 3 * from;
+        let s1 = S1i - R[r + 1]!;
+        let best = S2i + R[r + 2]! - (s1 * s1) / (Wi - R[r]!), bestJ = from;
+        for (let j = from + 1; j <= to; j++) {
+          r += 3;
           // v = a - s1²/w < best, multiplied through by w > 0: no division unless j wins
           s1 = S1i - R[r + 1]!;
           const w = Wi - R[r]!, a = S2i + R[r + 2]!;
@@ -130,14 +151,11 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
         }
         out[mid] = best;
         arg[mid] = bestJ;
-        solve(lo, mid - 1, jlo, bestJ); // left half recursively, right half by looping
+        if (lo < mid) push(lo, mid - 1, jlo, bestJ);
         lo = mid + 1;
         jlo = bestJ;
       }
-    };
-    // the last layer is read at one row only
-    if (c === m - 1) solve(n - 1, n - 1, c, n - 1);
-    else solve(c, n - 1, c, n - 1);
+    }
     split.push(arg);
     [prev, cur] = [cur, prev];
   }

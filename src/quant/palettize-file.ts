@@ -16,10 +16,14 @@ export interface PalettizeFileResult {
   params: number;
   bytesWritten: number;
   seconds: number;
+  /** where the time went: clustering summed over workers, and the main thread's reads and writes */
+  workerSeconds: number;
+  readSeconds: number;
+  writeSeconds: number;
 }
 
-/** indices as stored (4-bit ones two per byte); count is the number of weights */
-type Result = { indices: Uint8Array; count: number; lut: Float32Array };
+/** indices as stored (4-bit ones two per byte); count is the number of weights; ms the worker's clustering time */
+type Result = { indices: Uint8Array; count: number; lut: Float32Array; ms: number };
 
 const WORKER = compiledModule("src/quant/worker.js");
 
@@ -43,10 +47,13 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
   const pool = Array.from({ length: Math.max(1, workers) }, () => new Worker(WORKER));
   const waiting = new Map<number, (r: Result) => void>();
   for (const w of pool) w.on("message", (m: Result & { id: number }) => waiting.get(m.id)?.(m));
+  let readMs = 0, writeMs = 0, workerMs = 0;
   const submit = (id: number): Promise<Result> => {
     // an f16 tensor goes as its raw bit patterns: no widening here, no narrowing in the worker
+    const t0 = performance.now();
     const e = ck.file.entry(order[id]!);
     const data = e.dtype === "F16" ? ((b) => new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2))(ck.file.readBytes(e)) : ck.file.readFloat(order[id]!);
+    readMs += performance.now() - t0;
     return new Promise((resolve) => {
       waiting.set(id, resolve);
       pool[id % pool.length]!.postMessage({ id, data, bits: bitsFor(order[id]!) }, [data.buffer as ArrayBuffer]);
@@ -66,10 +73,13 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
         const r = await inFlight.shift()!;
         fill();
         params += r.count;
+        workerMs += r.ms;
+        const t0 = performance.now();
         // entries sort "<name>.indices" before "<name>.lut", the order written here
         writeAll(fd, r.indices);
         const lut = encodeF16(r.lut);
         writeAll(fd, new Uint8Array(lut.buffer, lut.byteOffset, lut.byteLength));
+        writeMs += performance.now() - t0;
       }
     });
   } finally {
@@ -77,5 +87,5 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
     ck.close();
   }
   const bytesWritten = entries.reduce((s, e) => s + e.shape[0]! * (e.dtype === "U8" ? 1 : 2), 0);
-  return { tensors: order.length, params, bytesWritten, seconds: (performance.now() - t0) / 1000 };
+  return { tensors: order.length, params, bytesWritten, seconds: (performance.now() - t0) / 1000, workerSeconds: workerMs / 1000, readSeconds: readMs / 1000, writeSeconds: writeMs / 1000 };
 }

@@ -7,6 +7,8 @@ import { palettize, palettizeBits } from "./kmeans.js";
 const scratch = new Uint32Array(65536);
 // f16 checkpoints send their raw bit patterns; others send float32 values
 parentPort?.on("message", (m: { id: number; data: Float32Array | Uint16Array; bits: 4 | 8 }) => {
+  const t0 = performance.now();
   const r = m.data instanceof Uint16Array ? palettizeBits(m.data, m.bits, scratch, true) : palettize(m.data, m.bits, scratch, true);
-  parentPort!.postMessage({ id: m.id, indices: r.indices, count: m.data.length, lut: r.lut, sse: r.sse }, [r.indices.buffer as ArrayBuffer, r.lut.buffer as ArrayBuffer]);
+  const ms = performance.now() - t0;
+  parentPort!.postMessage({ id: m.id, indices: r.indices, count: m.data.length, lut: r.lut, sse: r.sse, ms }, [r.indices.buffer as ArrayBuffer, r.lut.buffer as ArrayBuffer]);
 });
