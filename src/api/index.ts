@@ -14,7 +14,8 @@ import type { ProgressEvent, ProgressFn } from "../driver/progress.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
-import { buildModel as build, latentForResolution, type BuiltModel } from "../model/build.js";
+import { buildModel as build, buildSupernetwork as buildSuper, latentForResolution, type BuiltModel } from "../model/build.js";
+import { sliceWidth as sliceWidthPass } from "../../passes/slice-width.js";
 import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
 
@@ -80,6 +81,19 @@ export function presetWeights(preset: "full" | "mini" | "micro", seed = 0): Weig
 export function makeInputs(source: WeightSource, options: { seed?: number; batch?: number; resolution?: number } = {}): Record<string, FloatTensor> {
   const latentSize = options.resolution ? latentForResolution(options.resolution) : source.config.latentSize;
   return syntheticInputs(source.config, options.seed ?? 0, { batch: options.batch ?? 1, latentSize, contextTokens: source.config.contextTokens });
+}
+
+/**
+ * The supernetwork's IR (DESIGN §1 at full width); `sliceWidth(graph, w)` narrows it to the
+ * width-w sub-network, which is what `buildModel` returns.
+ */
+export function buildSupernetwork(source: WeightSource, options: { batch?: number; resolution?: number } = {}): BuiltModel {
+  return buildSuper(source, { ...(options.batch ? { batch: options.batch } : {}), ...(options.resolution ? { latentSize: latentForResolution(options.resolution) } : {}) });
+}
+
+/** Narrows a supernetwork graph to width w (the slice-width pass). */
+export function sliceWidth(supernetwork: Graph, width: Width): Graph {
+  return sliceWidthPass.run(supernetwork, { width });
 }
 
 /** The IR of the width-w sub-network (DESIGN §1-§2). */

@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { buildModel, compile, emit, presetWeights, run, runPipeline, verify } from "../../src/api/index.js";
+import { buildModel, buildSupernetwork, compile, emit, presetWeights, run, runPipeline, sliceWidth, verify } from "../../src/api/index.js";
+import { printGraph } from "../../src/ir/print.js";
 import { syntheticInputs } from "../../src/driver/init.js";
 import { presetConfig } from "../../src/model/config.js";
 import { relErr } from "../helpers.js";
@@ -22,6 +23,13 @@ test("the API compiles, runs and verifies like the CLI", async () => {
   const g = runPipeline(buildModel(presetWeights("micro"), { width: 1 }).graph, "onnx");
   emit(g, "onnx", join(dir, "b.onnx"));
   expect(relErr(run(join(dir, "b.onnx"), inputs).velocity!.data as Float32Array, run(g, inputs).velocity!.data as Float32Array)).toBeLessThan(1e-6);
+});
+
+test("the supernetwork narrowed by sliceWidth is buildModel's sub-network", () => {
+  const w = presetWeights("micro", 3);
+  const sup = buildSupernetwork(w).graph;
+  expect(sup.inputs.find((v) => v.name === "latent")!.type.shape).toEqual([1, 4, 16, 16]);
+  expect(printGraph(sliceWidth(sup, 0.375))).toBe(printGraph(buildModel(w, { width: 0.375 }).graph));
 });
 
 test("an aborted compile stops and leaves only whole files", async () => {
