@@ -13,6 +13,7 @@ import { verifyGraph } from "../../src/ir/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import { floatTensor } from "../../src/kernels/tensor.js";
 import { buildSupernetwork } from "../../src/model/build.js";
+import { presetConfig } from "../../src/model/config.js";
 import { syntheticSource } from "../../src/model/weights.js";
 import { randomTensor, relErr } from "../helpers.js";
 import { offlineSlicedSource } from "../model/offline-slicer.js";
@@ -80,4 +81,16 @@ test("operands that keep different channels, narrowed outputs and ops without a 
   // a reshape that would interleave kept and dropped channels of one axis
   const regroup = graph(narrowingWeight(6, 8, 3), (b, y) => b.op("reshape", [y], { shape: [1, 3, 3, 2] }));
   expect(() => sliceWidth.run(regroup, { width: 0.5 })).toThrow(/reshape .* would mix kept and dropped channels/);
+});
+
+test("mini preset (ASSA stages, dense skips, upsample) at widths 0.375 and 0.5 against the offline slicer", () => {
+  const config = presetConfig("mini");
+  const sup = syntheticSource(config, 11);
+  const inputs = syntheticInputs(config, 3, { batch: 1, latentSize: config.latentSize, contextTokens: config.contextTokens });
+  const graph = buildSupernetwork(sup, {}).graph;
+  for (const width of [0.375, 0.5] as const) {
+    const a = runGraph(sliceWidth.run(graph, { width }), inputs).velocity!.data;
+    const b = runGraph(buildSupernetwork(offlineSlicedSource(sup, width), {}).graph, inputs).velocity!.data;
+    expect(relErr(a, b)).toBeLessThanOrEqual(1e-5);
+  }
 });
