@@ -4,7 +4,8 @@ import { lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fail, oneOf } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
-import { buildModel } from "../model/build.js";
+import { buildSupernetwork, checkWidth } from "../model/build.js";
+import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount } from "../model/params.js";
 import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
@@ -120,8 +121,11 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const quantize = o.quantize ?? { mode: "none" };
   const qLayers: QuantizedLayer[] = [];
+  // one supernetwork, narrowed per width by the slice-width pass
+  for (const width of o.widths) checkWidth(source, width);
+  const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
   for (const width of o.widths) {
-    const model = buildModel(source, { width, ...(o.latentSize ? { latentSize: o.latentSize } : {}) });
+    const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
     latentSize = model.latentSize;
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];

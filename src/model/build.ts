@@ -43,13 +43,16 @@ export function latentForResolution(r: number): [number, number] {
   return [r / 8, r / 8];
 }
 
+/** Refuses a width whose isolated parameters the weights do not hold. */
+export function checkWidth(src: WeightSource, w: Width): void {
+  if (!src.config.widths.includes(w)) throw fail("badOption", { option: "width", value: String(w), expected: `one of the widths this checkpoint holds: ${src.config.widths.join(", ")}` });
+}
+
 /** The width-w sub-network: the supernetwork, narrowed by the slice-width pass. */
 export function buildModel(src: WeightSource, opts: BuildOptions): BuiltModel {
-  const c = src.config;
-  const w = opts.width;
-  if (!c.widths.includes(w)) throw fail("badOption", { option: "width", value: String(w), expected: `one of the widths this checkpoint holds: ${c.widths.join(", ")}` });
+  checkWidth(src, opts.width);
   const sup = buildSupernetwork(src, opts);
-  return { ...sup, graph: sliceWidth.run(sup.graph, { width: w }), width: w };
+  return { ...sup, graph: sliceWidth.run(sup.graph, { width: opts.width }), width: opts.width };
 }
 
 /**

@@ -95,13 +95,17 @@ export function sliceRuns(data: Float32Array, shape: readonly number[], runs: re
  */
 export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue {
   const c = src.config;
+  const held = (w: number): Width => {
+    if (!(c.widths as readonly number[]).includes(w)) throw fail("badOption", { option: "width", value: String(w), expected: `one of the widths ${src.origin} holds: ${c.widths.join(", ")}` });
+    return w as Width;
+  };
   if (spec.width === undefined) {
     const rules = spec.slice!;
     return {
       type: { dtype: "f32", shape: spec.shape },
       source: spec.name,
       load: () => floatTensor(spec.shape, src.read(spec)),
-      atWidth: (w) => ({ value: widthConstant(src, spec, w as Width), kept: keptIndices(rules, spec.shape, c, w as Width) }),
+      atWidth: (w) => ({ value: widthConstant(src, spec, held(w)), kept: keptIndices(rules, spec.shape, c, held(w)) }),
     };
   }
   const suffix = spec.name.slice(widthTag(spec.width).length);
@@ -113,10 +117,7 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
       if (!c.widths.includes(1)) throw fail("badOption", { option: "width", value: "1", expected: `one of the widths ${src.origin} holds: ${c.widths.join(", ")} (it has no width-1 ${suffix.slice(1)})` });
       return floatTensor(spec.shape, src.read(spec));
     },
-    atWidth: (w) => {
-      const own = at(w as Width);
-      return { value: widthConstant(src, own, w as Width), kept: keptIndices(spec.keeps!, spec.shape, c, w as Width) };
-    },
+    atWidth: (w) => ({ value: widthConstant(src, at(held(w)), held(w)), kept: keptIndices(spec.keeps!, spec.shape, c, held(w)) }),
   };
 }
 

@@ -94,3 +94,9 @@ test("mini preset (ASSA stages, dense skips, upsample) at widths 0.375 and 0.5 a
     expect(relErr(a, b)).toBeLessThanOrEqual(1e-5);
   }
 });
+
+test("a width the weights do not hold is refused by name, not sliced into fractions", () => {
+  const g = buildSupernetwork(syntheticSource(presetConfig("micro", { widths: [0.5, 1] }), 0), {}).graph;
+  expect(() => sliceWidth.run(g, { width: 0.375 })).toThrow(/width.*0\.375.*one of the widths synthetic, seed 0 holds: 0\.5, 1/);
+  expect(() => sliceWidth.run(g, { width: 0.3 })).toThrow(/0\.3/);
+});
