@@ -6,8 +6,7 @@
 //
 // Constants read only inside fp32 islands keep float32, by default the timestep embedding, whose
 // frequencies multiply t·1000 and so cannot lose bits (README, fp16).
-import { readers, type Graph } from "../src/ir/graph.js";
-import { inScopes } from "./precision-fp16.js";
+import { inScopes, readers, type Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";

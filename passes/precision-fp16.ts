@@ -9,14 +9,11 @@
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
-import { readers, type Graph, type Node, type Value } from "../src/ir/graph.js";
+import { inScopes, readers, type Graph, type Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
-
-/** Whether a node lies in one of the named scopes (or below one). */
-export const inScopes = (scopes: readonly string[]) => (n: Node) => scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`));
 
 export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   name: "precision-fp16",

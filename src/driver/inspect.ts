@@ -5,8 +5,7 @@ import { BYTES_PER_ELEMENT } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
 import { numel } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
-import { paramCounts } from "../model/params.js";
-import { inBlockScope } from "../model/build.js";
+import { inBlockScope, paramCounts } from "../model/params.js";
 
 export interface GraphStats {
   ops: Record<string, number>;
@@ -20,7 +19,6 @@ export interface GraphStats {
 }
 
 const ATTENTION = new Set(["gqa_attention", "cross_attention", "bna_attention", "assa_attention"]);
-
 
 export function graphStats(g: Graph): GraphStats {
   const ops: Record<string, number> = {};

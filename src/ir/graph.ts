@@ -77,6 +77,11 @@ export function readers(g: Graph): Map<Value, Node[]> {
   return m;
 }
 
+/** Whether a node lies in one of the named scopes (or below one). */
+export function inScopes(scopes: readonly string[]): (n: Node) => boolean {
+  return (n) => scopes.some((s) => n.scope === s || n.scope?.startsWith(`${s}.`) === true);
+}
+
 /** Index of the last node reading each value; graph outputs live to the end. */
 export function lastUses(g: Graph): Map<Value, number> {
   const m = new Map<Value, number>();

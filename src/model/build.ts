@@ -12,11 +12,6 @@ import { dims, validateResolution, widthTag, type ModelConfig, type Width } from
 import { hasSkip, isolatedSpecs, paramSpecs, stageDepth, type ParamSpec, type StageName } from "./params.js";
 import { supernetConstant, type WeightSource } from "./weights.js";
 
-/** Whether a node scope (or a tensor name an emitter derives from one, "down.0/linear_12") lies inside a DiT block. */
-export function inBlockScope(scope: string): boolean {
-  return /^(down|mid|up)\.\d+(\.|\/|$)/.test(scope);
-}
-
 export const LAYER_NORM_EPS = 1e-6;
 export const TIMESTEP_FREQS = 128;
 

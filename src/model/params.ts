@@ -37,6 +37,13 @@ const D_AXIS: AxisSlice = { kind: "prefix", scale: 1 };
 export type StageName = "down" | "mid" | "up";
 export const STAGES: readonly StageName[] = ["down", "mid", "up"];
 
+const BLOCK_SCOPE = new RegExp(`^(${STAGES.join("|")})\\.\\d+(\\.|\\/|$)`);
+
+/** Whether a node scope (or a tensor name an emitter derives from one, "down.0/linear_12") lies inside a DiT block. */
+export function inBlockScope(scope: string): boolean {
+  return BLOCK_SCOPE.test(scope);
+}
+
 export function stageDepth(c: ModelConfig, s: StageName): number {
   return c.depths[STAGES.indexOf(s)]!;
 }

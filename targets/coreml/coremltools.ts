@@ -4,9 +4,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../../src/io/project.js";
 
-const ROOT = PROJECT_ROOT;
-const PYTHON = join(ROOT, ".venv-coremltools", "bin", "python");
-const SCRIPT = join(ROOT, "scripts", "coreml_check.py");
+const PYTHON = join(PROJECT_ROOT, ".venv-coremltools", "bin", "python");
+const SCRIPT = join(PROJECT_ROOT, "scripts", "coreml_check.py");
 
 export interface CoremltoolsCheck {
   ok: boolean;
@@ -19,7 +18,7 @@ export interface CoremltoolsCheck {
 
 /** Why the checker cannot run here, or undefined when it can. */
 export function coremltoolsUnavailable(): string | undefined {
-  return existsSync(PYTHON) ? undefined : `no coremltools virtualenv at ${join(ROOT, ".venv-coremltools")}; run scripts/setup-coremltools.sh`;
+  return existsSync(PYTHON) ? undefined : `no coremltools virtualenv at ${join(PROJECT_ROOT, ".venv-coremltools")}; run scripts/setup-coremltools.sh`;
 }
 
 export function checkWithCoremltools(path: string): CoremltoolsCheck {

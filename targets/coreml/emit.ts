@@ -163,7 +163,6 @@ export const EMIT_MIL: { [K in OpKind]?: MilEmit<K> } = {
   pixel_shuffle: (n, w, name) => w.op("pixel_shuffle", name, { x: w.in(n.inputs[0]!), upscale_factor: w.param(name, "upscale_factor", { i32: n.attrs.factor }) }, n.outputs),
 };
 
-
 /**
  * constexpr_lut_to_dense. iOS16/17 form (CoreML7): parameters are attributes, indices a flat
  * packed uint8 array plus a uint32 shape. iOS18 form (CoreML8): parameters are input bindings,

@@ -12,7 +12,7 @@ import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { writeAll, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import { numel } from "../../src/kernels/tensor.js";
-import { inBlockScope } from "../../src/model/build.js";
+import { inBlockScope } from "../../src/model/params.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, encodeModel, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./proto.js";
 

@@ -3,7 +3,7 @@
 // appended after it stay on disk and are read when a constant is loaded.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { fail } from "../../src/diagnostics.js";
-import { inBlockScope } from "../../src/model/build.js";
+import { inBlockScope } from "../../src/model/params.js";
 import { FbReader, FbTable, FlatbufferError, NeedMoreBytes } from "./flatbuffer.js";
 import { FILE_IDENTIFIER, OP_NAME, OPTION_TABLE_BY_UNION, OPTIONS, SLOT, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 

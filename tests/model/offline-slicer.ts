@@ -45,7 +45,7 @@ function rules(name: string, rank: number, c: ModelConfig): string[] {
   throw new Error(`no rule for ${name}`);
 }
 
-export function gatherAxes(data: Float32Array, shape: readonly number[], idx: number[][]): Float32Array {
+function gatherAxes(data: Float32Array, shape: readonly number[], idx: number[][]): Float32Array {
   const out: number[] = [];
   const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
   const rec = (axis: number, off: number) => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/fp16.js";
+import { tensorBytes } from "../../src/io/encode.js";
 import { fp16Histogram, kmeans1d, palettize, palettizeBits } from "../../src/quant/kmeans.js";
 
 /** Exhaustive optimum: every way to cut n sorted points into at most k contiguous groups. */
@@ -137,6 +138,8 @@ test("packed 4-bit indices equal the unpacked ones two per byte, low nibble firs
       expect(packed.length).toBe(Math.ceil(len / 2));
       for (let i = 0; i < len; i++) expect((packed[i >> 1]! >> ((i & 1) * 4)) & 15).toBe(plain[i]);
       if (len & 1) expect(packed[packed.length - 1]! >> 4).toBe(0);
+      // the layout every emitter writes u4 tensors in
+      expect([...packed]).toEqual([...tensorBytes({ dtype: "u4", shape: [len], data: plain }, "u4")]);
     }),
     { numRuns: 200 },
   );
