@@ -1,5 +1,5 @@
 // conv-to-depthwise: TFLite runs a conv with one input channel per group as DEPTHWISE_CONV_2D,
-// whose filter is (1, KH, KW, C·M) rather than CONV_2D's OHWI (DESIGN §4, the tflite target).
+// whose filter is (1, KH, KW, C·M) rather than CONV_2D's OHWI (docs/toolchain.md, the tflite target).
 //
 //   %y = conv2d(%x NHWC, %w (C·M,KH,KW,1)) {groups=C}   ==>   %y = depthwise_conv2d(%x, transpose(%w) {[3,1,2,0]})
 //

@@ -1,5 +1,5 @@
 // decompose-layer-norm: LayerNorm as the reductions and elementwise ops every runtime has, for
-// targets with no layer-norm op (TFLite: ../shared/specs/tflite/FORMAT.md §3, LAYER_NORM row).
+// targets with no layer-norm op (TFLite: docs/formats/tflite.md).
 //
 //   %y = layer_norm(%x, %w, %b) {axis, eps}   ==>   %m = reduce_mean(%x) {axis, keep}
 //                                                   %d = sub(%x, %m)

@@ -1,4 +1,4 @@
-// lower-assa: adaptive sparse self-attention as its two branches and the gate (DESIGN §1.5).
+// lower-assa: adaptive sparse self-attention as its two branches and the gate (docs/model.md step 5).
 //
 //   %o = assa_attention(q, k, v, kw, kb, vw, vb, g)
 //     ==>  kc = tokens(conv2d(map(k), kw, kb, stride 2))       (same for v)

@@ -1,5 +1,5 @@
 // lower-qk-norm: per-head LayerNorm with a shared affine, as a reshape that exposes the head
-// axis, one layer_norm over the head's channels, and the reshape back (DESIGN §1.4).
+// axis, one layer_norm over the head's channels, and the reshape back (docs/model.md step 4).
 //
 //   %y = qk_norm(%x, %w, %b) {heads=4}        tokens: reshape (B,L,4,dh) -> layer_norm(axis 3, w, b) -> reshape (B,L,C)
 //                                      ==>    nchw:   toCF -> reshape (B,4,dh,L) -> layer_norm(axis 2, w, b) -> reshape -> fromCF

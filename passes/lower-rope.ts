@@ -1,4 +1,4 @@
-// lower-rope: axial 2-D RoPE as two multiplies and a channel gather (DESIGN §1.4).
+// lower-rope: axial 2-D RoPE as two multiplies and a channel gather (docs/model.md step 4).
 //
 //   %y = rope_2d(%x) {heads, grid}    ==>    %y = x · cos + gather(x, pairSwap) · sinSigned
 //

@@ -1,5 +1,5 @@
 // lut-to-gather: palettized weights as an in-graph lookup, for targets with no LUT weight format
-// (TFLite: ../shared/specs/tflite/FORMAT.md §6). GATHER wants int32 indices, so they are stored as
+// (TFLite: docs/formats/tflite.md). GATHER wants int32 indices, so they are stored as
 // bytes and cast; 4-bit indices stay 4 bits by reading them in pairs from a 256-row pair table.
 //
 //   lut_to_dense(%i : u8[S], %lut : [256])   ==>   gather(%lut, cast(%i) {i32}, axis 0)

@@ -1,5 +1,5 @@
 // mask-bna: blockwise neighbourhood attention as dense attention over all tokens with an
-// additive mask, exactly the reference kernel's formulation (DESIGN §1.5) in core ops. It is the
+// additive mask, exactly the reference kernel's formulation (docs/model.md step 5) in core ops. It is the
 // unoptimized baseline that unroll-bna is measured against; no target pipeline uses it.
 //
 //   %o = bna_attention(q, k, v)   ==>   per head: softmax(q_h k_gᵀ · scale + M) v_g,  M = 0 in window, −1e9 outside

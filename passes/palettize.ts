@@ -1,4 +1,4 @@
-// palettize: replaces linear/conv weights by k-means palettized constants (DESIGN §4).
+// palettize: replaces linear/conv weights by k-means palettized constants (docs/toolchain.md).
 //
 //   %w = const "down.0.ffn.fc1.weight" : f32[512,256]
 //     ==>  %i = const "…fc1.weight indices" : u4[512,256]

@@ -1,4 +1,4 @@
-// quantize-int8: replaces linear/conv weights by symmetric per-channel int8 (DESIGN §4 leaves the
+// quantize-int8: replaces linear/conv weights by symmetric per-channel int8 (docs/toolchain.md leaves the
 // int8 form to the targets; TFLite runs it faster than an in-graph palette lookup).
 //
 //   %w = const "…fc1.weight" : f32[O,I]   ==>   %q = const "…fc1.weight int8" : i8[O,I]

@@ -1,5 +1,5 @@
 // relayout-nchw: moves token-major (B, N, C) computation to the channels-first (B, C, 1, N)
-// layout of Apple's ANE transformers (DESIGN §4, the paper's Supp. §C).
+// layout of Apple's ANE transformers (docs/toolchain.md, the paper's Supp. §C).
 //
 //   %2 = linear(%x, %w, %b) : f32[1,256,128]       %t = toCF(%x) : f32[1,128,1,256]
 //                                           ==>    %c = conv2d(%t, reshape(%w)[128,128,1,1], %b)

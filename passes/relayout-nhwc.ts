@@ -1,4 +1,4 @@
-// relayout-nhwc: the channels-last layout TFLite's CONV_2D and DEPTH_TO_SPACE want (DESIGN §4).
+// relayout-nhwc: the channels-last layout TFLite's CONV_2D and DEPTH_TO_SPACE want (docs/toolchain.md).
 // Token-major (B, N, C) values are already channels-last, so only the NCHW spatial ops move:
 //
 //   %y = conv2d(%x, %w OIHW) {NCHW}     ==>   %y = toNCHW(conv2d(toNHWC(%x), transpose(%w) OHWI) {NHWC})

@@ -1,4 +1,4 @@
-// slice-width: the supernetwork (the model at full width) -> its width-w sub-network (DESIGN §2).
+// slice-width: the supernetwork (the model at full width) -> its width-w sub-network (docs/model.md, elastic widths).
 //
 //   %w = const "down.0.ffn.fc1.weight" : f32[1024,256]        kept: rows < 4·Dw, columns < Dw
 //   %h = linear(%x, %w, %b) : f32[1,64,1024]                  kept: ·, ·, < 4·Dw
@@ -61,7 +61,7 @@ const lastSize = (o: Operand) => o.type.shape[o.type.shape.length - 1]!;
 
 /**
  * The channels each of `heads` heads keeps, as offsets within a head, if every head keeps the
- * same ones (DESIGN §2: the first dh_w of each head's dh).
+ * same ones (docs/model.md, elastic widths: the first dh_w of each head's dh).
  */
 function perHead(k: Kept, size: number, heads: number, what: string): Kept {
   if (!k) return null;
@@ -212,7 +212,7 @@ const RULES: { [K in OpKind]?: NarrowRule<K> } = {
   },
   rope_2d: (attrs, [x]) => {
     const dh = lastSize(x!) / attrs.heads, p = perHead(last(x!), lastSize(x!), attrs.heads, "the rotated input");
-    // the sub-network rotates dh_w channels with frequencies over dh_w (§2), which is its first dh_w
+    // the sub-network rotates dh_w channels with frequencies over dh_w (docs/model.md, elastic widths), which is its first dh_w
     if (p && !p.every((v, i) => v === i)) throw new Mismatch(`2-D RoPE keeps channels that are not the first of each head (of ${dh})`);
     return { attrs, kept: [x!.kept] };
   },
@@ -235,7 +235,7 @@ const RULES: { [K in OpKind]?: NarrowRule<K> } = {
 
 export const sliceWidth = definePass<{ width: number }>({
   name: "slice-width",
-  summary: "narrow the supernetwork to its width-w sub-network (DESIGN §2)",
+  summary: "narrow the supernetwork to its width-w sub-network (docs/model.md, elastic widths)",
   requires: [],
   ensures: [],
   defaults: { width: 1 },

@@ -1,5 +1,5 @@
 // split-einsum-attention: multi-head attention as per-head products, the form Apple's ANE
-// transformers and ml-stable-diffusion use (DESIGN §4), for gqa_attention and cross_attention.
+// transformers and ml-stable-diffusion use (docs/toolchain.md), for gqa_attention and cross_attention.
 //
 //   %o = gqa_attention(q, k, v) {heads=H, kvHeads=Hkv, scale}
 //     ==>  qs = q · scale                                   (pre-scaled: fp16-safe logits)

@@ -12,7 +12,7 @@
 // - layout-through-dequantize: the same for an int8 weight whose scaled rows stay put;
 // - sink-transpose-through-unary: f(transpose(x)) -> transpose(f(x)), so transposes can meet.
 // Decisions come from exact stride analysis (src/ir/views.ts), never from axis sizes matching.
-// Implements DESIGN §4 "transpose elimination".
+// Implements docs/toolchain.md "transpose elimination".
 import type { Graph, Node, Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asReshapeTranspose, asTranspose, isContiguous, reshapeView, rootView, transposeView, type View } from "../src/ir/views.js";

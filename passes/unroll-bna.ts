@@ -1,5 +1,5 @@
 // unroll-bna: blockwise neighbourhood attention as one static attention per block over its
-// window, fully unrolled (DESIGN §1.5; the paper runs BNA as a loop over blocks).
+// window, fully unrolled (docs/model.md step 5; the paper runs BNA as a loop over blocks).
 //
 //   %o = bna_attention(q, k, v) {nb=16, r=1, raster}
 //     ==>  for block b: o_b = gqa_attention(q[block b], k[window b], v[window b])

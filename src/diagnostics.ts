@@ -19,7 +19,7 @@ export const DIAGNOSTICS = {
   usage: d<{ detail: string }>("E1003", "usage", (a) => a.detail),
   // 2xxx config
   configInvalid: d<{ where: string; field: string; problem: string }>("E2001", "input", (a) => `${a.where}: config field "${a.field}" ${a.problem}.`),
-  configJson: d<{ where: string; problem: string }>("E2002", "input", (a) => `${a.where}: the config is not valid JSON (${a.problem}); it must be an object with the keys of DESIGN §3.`),
+  configJson: d<{ where: string; problem: string }>("E2002", "input", (a) => `${a.where}: the config is not valid JSON (${a.problem}); it must be an object with the keys of docs/checkpoints.md.`),
   resolutionInvalid: d<{ resolution: number; latent: string; problem: string }>("E2004", "input", (a) => `--resolution ${a.resolution} (latent ${a.latent}) does not fit the model: ${a.problem}. Pick a resolution that gives an even token grid whose token count the BNA blocks divide.`),
   configMissing: d<{ file: string }>("E2003", "input", (a) => `${a.file}: the safetensors header has no __metadata__.config, so the model shape is unknown; write the config JSON there (ditc init does).`),
   // 3xxx files

@@ -25,7 +25,7 @@ export function at(shape: readonly number[], ...idx: number[]): number {
   return o;
 }
 
-/** Every valid combination of DESIGN §1's options (48: rope "2d" excludes posEmbed "sincos"). */
+/** Every valid combination of docs/model.md's options (48: rope "2d" excludes posEmbed "sincos"). */
 export function validOptionCombos(): Partial<ModelConfig>[] {
   const combos: Partial<ModelConfig>[] = [];
   for (const qkNorm of OPTION_VALUES.qkNorm)

@@ -84,7 +84,7 @@ export function makeInputs(source: WeightSource, options: { seed?: number; batch
 }
 
 /**
- * The supernetwork's IR (DESIGN §1 at full width); `sliceWidth(graph, w)` narrows it to the
+ * The supernetwork's IR (docs/model.md at full width); `sliceWidth(graph, w)` narrows it to the
  * width-w sub-network, which is what `buildModel` returns.
  */
 export function buildSupernetwork(source: WeightSource, options: { batch?: number; resolution?: number } = {}): BuiltModel {
@@ -96,7 +96,7 @@ export function sliceWidth(supernetwork: Graph, width: Width): Graph {
   return sliceWidthPass.run(supernetwork, { width });
 }
 
-/** The IR of the width-w sub-network (DESIGN §1-§2). */
+/** The IR of the width-w sub-network (docs/model.md). */
 export function buildModel(source: WeightSource, options: { width: Width; batch?: number; resolution?: number }): BuiltModel {
   return build(source, { width: options.width, ...(options.batch ? { batch: options.batch } : {}), ...(options.resolution ? { latentSize: latentForResolution(options.resolution) } : {}) });
 }

@@ -1,4 +1,4 @@
-// The `ditc` command line (DESIGN §5). Each command parses flags, calls the driver, and prints
+// The `ditc` command line (docs/toolchain.md (CLI contract)). Each command parses flags, calls the driver, and prints
 // either a short human summary or, with --json, exactly one JSON document on stdout.
 // Exit codes: 0 ok, 1 a check failed, 2 bad input or usage; stack traces only with --debug.
 import yargs, { type Argv } from "yargs";

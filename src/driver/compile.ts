@@ -29,7 +29,7 @@ export type ModelRef = { preset: string; seed: number } | { checkpoint: string }
 /** k-means palettes (k4, k8, mixed), or symmetric per-channel int8 (TFLite and ONNX). */
 export type QuantizeMode = { mode: "none" } | { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number } | { mode: "int8" };
 
-/** Parses --quantize none|k4|k8|mixed[:BITS]|int8 (default target 4.3, DESIGN §4). */
+/** Parses --quantize none|k4|k8|mixed[:BITS]|int8 (default target 4.3, docs/toolchain.md). */
 export function parseQuantize(s: string): QuantizeMode {
   const m = /^(none|k4|k8|mixed|int8)(?::(\d+(?:\.\d+)?))?$/.exec(s);
   const target = m?.[2] !== undefined ? Number(m[2]) : 4.3;

@@ -6,7 +6,7 @@ import type { ModelConfig } from "../model/config.js";
 import { paramCounts, paramSpecs } from "../model/params.js";
 import { produceSynthetic, Rng } from "../model/synthetic.js";
 
-/** Config JSON with keys in DESIGN §3's order, so files are byte-identical across runs. */
+/** Config JSON with keys in docs/checkpoints.md's order, so files are byte-identical across runs. */
 export function configJson(c: ModelConfig): string {
   const keys: (keyof ModelConfig)[] = [
     "hidden", "heads", "kvHeads", "crossDim", "crossHeads", "contextDim", "contextTokens", "depths", "ffnRatio",

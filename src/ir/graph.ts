@@ -31,7 +31,7 @@ export type Node = { [K in OpKind]: NodeOf<K> }[OpKind];
 
 /**
  * For each axis of a full-width tensor, the indices a narrower sub-network keeps, ascending, or
- * null when it keeps the whole axis (DESIGN §2; the slice-width pass).
+ * null when it keeps the whole axis (docs/model.md, elastic widths; the slice-width pass).
  */
 export type KeptAxes = readonly (Int32Array | null)[];
 

@@ -100,7 +100,7 @@ export function asReshapeTranspose(v: View, rootShape: readonly number[]): { sha
   return { shape, perm };
 }
 
-/** Token-major (B, N, C) -> channels-first (B, C, 1, N), the ANE's layout (DESIGN §4). */
+/** Token-major (B, N, C) -> channels-first (B, C, 1, N), the ANE's layout (docs/toolchain.md). */
 export function toChannelsFirst(b: GraphBuilder, x: Value): Value {
   const [B, N, C] = x.type.shape as [number, number, number];
   return b.op("reshape", [b.op("transpose", [x], { perm: [0, 2, 1] })], { shape: [B, C, 1, N] });

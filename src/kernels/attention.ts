@@ -78,7 +78,7 @@ export interface BnaAttrs {
   edge: BnaEdge;
 }
 
-/** The inclusive range of blocks a query in block `b` of `n` sees, with radius r (DESIGN §1.5). */
+/** The inclusive range of blocks a query in block `b` of `n` sees, with radius r (docs/model.md step 5). */
 export function bnaWindow(b: number, n: number, r: number, edge: BnaEdge): [number, number] {
   if (2 * r + 1 >= n) return [0, n - 1];
   if (edge === "clamp") return [Math.max(0, b - r), Math.min(n - 1, b + r)];
@@ -132,7 +132,7 @@ export interface AssaWeights {
   gate: FloatTensor;
 }
 
-/** ASSA (DESIGN §1.5): per head, g · global + (1 − g) · local. Output before the out projection. */
+/** ASSA (docs/model.md step 5): per head, g · global + (1 − g) · local. Output before the out projection. */
 export function assaAttention(q: FloatTensor, k: FloatTensor, v: FloatTensor, w: AssaWeights, a: HeadAttrs & BnaAttrs): FloatTensor {
   const compress = (x: FloatTensor, cw: FloatTensor, cb: FloatTensor) => {
     const groups = x.shape[2]! / cw.shape[1]!;
@@ -154,7 +154,7 @@ export function assaAttention(q: FloatTensor, k: FloatTensor, v: FloatTensor, w:
 }
 
 /**
- * Axial 2-D RoPE (DESIGN §1.4) on x (B, L, n·dh) for tokens of an Hg x Wg grid: the first dh/2
+ * Axial 2-D RoPE (docs/model.md step 4) on x (B, L, n·dh) for tokens of an Hg x Wg grid: the first dh/2
  * channels of each head rotate with the token's row, the last dh/2 with its column.
  */
 export function rope2d(x: FloatTensor, heads: number, grid: readonly [number, number]): FloatTensor {
@@ -180,7 +180,7 @@ export function rope2d(x: FloatTensor, heads: number, grid: readonly [number, nu
   return floatTensor(x.shape, out);
 }
 
-/** LayerNorm over each head's dh channels with a shared affine (dh), DESIGN §1.4. */
+/** LayerNorm over each head's dh channels with a shared affine (dh), docs/model.md step 4. */
 export function qkNorm(x: FloatTensor, weight: FloatTensor, bias: FloatTensor, heads: number, eps: number): FloatTensor {
   const C = x.shape[x.shape.length - 1]!;
   const dh = C / heads;

@@ -1,5 +1,5 @@
-// Builds the IR of the SnapGen++ DiT (DESIGN §1) in token layout (B, L, D): the supernetwork at
-// full width, whose constants know how they narrow (§2), and through the slice-width pass the
+// Builds the IR of the SnapGen++ DiT (docs/model.md) in token layout (B, L, D): the supernetwork at
+// full width, whose constants know how they narrow (docs/model.md, elastic widths), and through the slice-width pass the
 // width-w sub-network. This is the semantic reference: it follows the design's equations one to
 // one; slicing, layout and lowering decisions belong to passes.
 import { fail } from "../diagnostics.js";
@@ -32,7 +32,7 @@ export interface BuiltModel {
   contextTokens: number;
 }
 
-/** `--resolution R` (pixels) means a latent of R/8 x R/8 (DESIGN §3). */
+/** `--resolution R` (pixels) means a latent of R/8 x R/8 (docs/checkpoints.md). */
 export function latentForResolution(r: number): [number, number] {
   if (!Number.isInteger(r) || r <= 0 || r % 8) throw fail("badOption", { option: "resolution", value: String(r), expected: "a positive multiple of 8 (pixels; the latent is R/8)" });
   return [r / 8, r / 8];
@@ -183,7 +183,7 @@ export function buildSupernetwork(src: WeightSource, opts: Omit<BuildOptions, "w
   return { graph: b.finish([velocity]), config: c, width: w, batch, latentSize, contextTokens: S };
 }
 
-/** The sin-cos table as a constant that is recomputed, not sliced, for a narrower width (§2). */
+/** The sin-cos table as a constant that is recomputed, not sliced, for a narrower width (docs/model.md, elastic widths). */
 function sincosConstant(Hg: number, Wg: number, D: number): ConstValue {
   const at = (Dw: number): ConstValue => ({ type: { dtype: "f32", shape: [1, Hg * Wg, Dw] }, source: `sincos ${Hg}x${Wg}x${Dw}`, load: () => sincosTable(Hg, Wg, Dw) });
   return {

@@ -1,4 +1,4 @@
-// The model config of DESIGN §3, its presets, and validation whose messages name the field.
+// The model config of docs/checkpoints.md, its presets, and validation whose messages name the field.
 import { fail } from "../diagnostics.js";
 
 export const WIDTHS = [0.375, 0.5, 1] as const;
@@ -65,7 +65,7 @@ export function presetConfig(name: string, overrides: Partial<ModelConfig> = {})
   return validateConfig(cfg, `preset ${name}`);
 }
 
-/** The option axes of DESIGN §1 whose every valid combination the tests run. */
+/** The option axes of docs/model.md whose every valid combination the tests run. */
 export const OPTION_VALUES = {
   qkNorm: ["layernorm", "none"],
   rope: ["2d", "none"],
@@ -116,7 +116,7 @@ export function validateConfig(raw: unknown, where: string): ModelConfig {
   for (const key of Object.keys(obj)) if (!Object.hasOwn(FIELDS, key)) throw bad(key, `is not a known field (known: ${Object.keys(FIELDS).join(", ")})`);
   for (const [key, spec] of Object.entries(FIELDS)) {
     const v = obj[key];
-    if (v === undefined) throw bad(key, "is missing; every field of DESIGN §3 is required");
+    if (v === undefined) throw bad(key, "is missing; every field of docs/checkpoints.md is required");
     switch (spec.kind) {
       case "int":
         if (!isInt(v, spec.min)) throw bad(key, `must be an integer >= ${spec.min}, got ${JSON.stringify(v)}`);
@@ -140,7 +140,7 @@ export function validateConfig(raw: unknown, where: string): ModelConfig {
   c.widths = [...c.widths].sort((a, b) => a - b);
   if (c.heads % c.kvHeads !== 0) throw bad("kvHeads", `(${c.kvHeads}) must divide heads (${c.heads})`);
   if (c.crossDim % c.crossHeads !== 0) throw bad("crossHeads", `(${c.crossHeads}) must divide crossDim (${c.crossDim})`);
-  if (c.rope === "2d" && c.posEmbed === "sincos") throw bad("posEmbed", `"sincos" cannot be combined with rope "2d" (DESIGN §1.4); set one of them to "none"`);
+  if (c.rope === "2d" && c.posEmbed === "sincos") throw bad("posEmbed", `"sincos" cannot be combined with rope "2d" (docs/model.md step 4); set one of them to "none"`);
   for (const w of c.widths) {
     const Dw = w * c.hidden;
     if (!Number.isInteger(Dw)) throw bad("hidden", `(${c.hidden}) times width ${w} is ${Dw}, not a whole number of channels`);
@@ -154,7 +154,7 @@ export function validateConfig(raw: unknown, where: string): ModelConfig {
 }
 
 /**
- * Shape rules that depend on the compiled latent size (DESIGN §1.5, §1.6). Checked for the
+ * Shape rules that depend on the compiled latent size (docs/model.md steps 5 and 6). Checked for the
  * config's own latentSize when a config is read, and for every --resolution a compile asks for.
  */
 export function validateResolution(c: ModelConfig, latent: readonly [number, number], where: string, requested = false): void {
@@ -183,7 +183,7 @@ export function parseWidth(s: string | number): Width | undefined {
   return (WIDTHS as readonly number[]).includes(n) ? (n as Width) : undefined;
 }
 
-/** Derived sizes at one width (DESIGN §2). */
+/** Derived sizes at one width (docs/model.md, elastic widths). */
 export function dims(c: ModelConfig, w: Width) {
   const D = w * c.hidden;
   return { D, H: c.heads, Hkv: c.kvHeads, dh: D / c.heads, Dc: c.crossDim, Hc: c.crossHeads, Dctx: c.contextDim };

@@ -1,5 +1,5 @@
 // Every checkpoint tensor of a config, once: its name, stored shape, how each axis is sliced for
-// a narrower width (DESIGN §2) and how synthetic weights for it are drawn. The checkpoint
+// a narrower width (docs/model.md, elastic widths) and how synthetic weights for it are drawn. The checkpoint
 // validator, `ditc init`, the parameter counts and the model builder all read this one table.
 import { dims, widthTag, WIDTHS, type ModelConfig, type Width } from "./config.js";
 
@@ -48,7 +48,7 @@ export function stageDepth(c: ModelConfig, s: StageName): number {
   return c.depths[STAGES.indexOf(s)]!;
 }
 
-/** Middle blocks i >= ceil(nm/2) take a dense skip (DESIGN §1.6). */
+/** Middle blocks i >= ceil(nm/2) take a dense skip (docs/model.md step 6). */
 export function hasSkip(c: ModelConfig, i: number): boolean {
   return i >= Math.ceil(c.depths[1] / 2);
 }
@@ -100,7 +100,7 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
 }
 
 /**
- * The per-width parameters, stored at that width's size (DESIGN §2). Width 1's set exists in
+ * The per-width parameters, stored at that width's size (docs/model.md, elastic widths). Width 1's set exists in
  * every config as a description (the supernetwork's shapes), in a checkpoint only if it lists 1.
  */
 export function isolatedSpecs(c: ModelConfig, w: Width): ParamSpec[] {

@@ -1,5 +1,5 @@
 // Where a model's weights come from (a checkpoint file or the synthetic generator) and how one
-// stored tensor becomes the constant of a width-w sub-network (DESIGN §2 slicing).
+// stored tensor becomes the constant of a width-w sub-network (docs/model.md, elastic widths slicing).
 import { fail } from "../diagnostics.js";
 import { FLOAT_DTYPES, SafetensorsFile } from "../checkpoint/safetensors.js";
 import type { ConstValue } from "../ir/graph.js";
@@ -68,7 +68,7 @@ function checkTensors(file: SafetensorsFile, specs: ParamSpec[]): void {
   for (const name of file.names()) if (!expected.has(name)) throw fail("tensorUnexpected", { file: file.path, tensor: name });
 }
 
-/** Gathers the kept index runs of every axis (DESIGN §2) from a row-major tensor. */
+/** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
 export function sliceRuns(data: Float32Array, shape: readonly number[], runs: readonly [number, number][][]): Float32Array {
   const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
   const outShape = idx.map((a) => a.length);

@@ -1,4 +1,4 @@
-// High-level attention ops of the model (DESIGN §1.3–§1.5), on token-major tensors (B, L, C)
+// High-level attention ops of the model (docs/model.md steps 3–5), on token-major tensors (B, L, C)
 // with head-major channels. Their kernels are the reference forms in src/kernels/attention.ts;
 // passes lower them to core ops that every target expresses.
 import type { TensorType } from "../ir/graph.js";

@@ -1,4 +1,4 @@
-// Globally optimal 1-D k-means for palettizing a weight tensor (DESIGN §4, k-means weight
+// Globally optimal 1-D k-means for palettizing a weight tensor (docs/toolchain.md, k-means weight
 // palettization).
 //
 // Weights are clustered as fp16 values, so a tensor has at most 65,536 distinct values: one pass

@@ -1,4 +1,4 @@
-// The MSE sensitivity probe and the mixed-bit allocation (DESIGN §4).
+// The MSE sensitivity probe and the mixed-bit allocation (docs/toolchain.md).
 //
 // The float model runs once on calibration inputs. At every linear/conv whose weight is a
 // checkpoint tensor, the probe quantizes that weight alone to 4 bits, reruns just that layer on

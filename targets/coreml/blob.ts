@@ -1,4 +1,4 @@
-// weight.bin, MIL blob storage version 2 (FORMAT.md §4): a 64-byte header (count, version 2),
+// weight.bin, MIL blob storage version 2 (docs/formats/coreml.md): a 64-byte header (count, version 2),
 // then per blob a 64-byte metadata record (sentinel 0xDEADBEEF, dtype, size, data offset,
 // padding bits) at a 64-aligned offset, its data right after. A const references a blob by the
 // offset of its metadata record. Written streaming; the header count is patched at the end.

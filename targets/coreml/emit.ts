@@ -2,7 +2,7 @@
 // (Manifest.json, Data/com.apple.CoreML/model.mlmodel, Data/com.apple.CoreML/weights/weight-*.bin).
 // Layout and legality were settled by the coreml pipeline; this file maps and writes.
 // Weights stream into content-named weight files one tensor at a time; palettized weights become
-// constexpr_lut_to_dense in the iOS16/17 attribute form (FORMAT.md §6.2).
+// constexpr_lut_to_dense in the iOS16/17 attribute form (docs/formats/coreml.md).
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -166,7 +166,7 @@ export const EMIT_MIL: { [K in OpKind]?: MilEmit<K> } = {
 /**
  * constexpr_lut_to_dense. iOS16/17 form (CoreML7): parameters are attributes, indices a flat
  * packed uint8 array plus a uint32 shape. iOS18 form (CoreML8): parameters are input bindings,
- * indices a uint4/uint8 tensor shaped like the weight, the LUT [1, …, 1, K, 1] (FORMAT.md §6).
+ * indices a uint4/uint8 tensor shaped like the weight, the LUT [1, …, 1, K, 1] (docs/formats/coreml.md).
  */
 function emitLut(n: NodeOfKind<"lut_to_dense">, w: MilWriter, name: string, prod: Map<Value, Node>, blobs: BlobFolderWriter, deployment: Deployment): void {
   const [iv, lv] = n.inputs as [Value, Value];

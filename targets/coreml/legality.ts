@@ -12,7 +12,7 @@ export const coremlLegality: Legality = {
   pixel_shuffle: { maxRank: 4, check: (n) => (n.kind === "pixel_shuffle" && n.attrs.layout === "NCHW" && n.attrs.order === "CRD") || "CoreML pixel_shuffle is NCHW in PyTorch's channel order" },
   einsum: {
     maxRank: 4,
-    // MIL accepts [B,C,H,W1] x [B,W1,H,W2] -> [B,C,H,W2] only (FORMAT.md §9.3)
+    // MIL accepts [B,C,H,W1] x [B,W1,H,W2] -> [B,C,H,W2] only (docs/formats/coreml.md)
     check: (n) => (n.kind === "einsum" && /^(\w)(\w)(\w)(\w),\1\4\3(\w)->\1\2\3\5$/.test(n.attrs.equation)) || "MIL supports one einsum form: nchw,nwhu->nchu",
   },
 };

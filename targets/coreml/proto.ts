@@ -1,6 +1,6 @@
 // The subset of CoreML's Model.proto, FeatureTypes.proto and MIL.proto that ditc writes and
 // reads, declared for protobufjs. Field numbers and enum values are the facts of the upstream
-// protos (digest: ../shared/specs/coreml/FORMAT.md §2-§3); the declarations are ours.
+// protos (digest: docs/formats/coreml.md); the declarations are ours.
 import protobuf from "protobufjs";
 
 const f = (type: string, id: number, rule?: "repeated") => (rule ? { type, id, rule } : { type, id });
@@ -88,6 +88,6 @@ export function decodeCoremlModel(bytes: Uint8Array): CoremlModel {
   return ModelType.toObject(ModelType.decode(bytes), { longs: Number, defaults: false, arrays: true, objects: true }) as CoremlModel;
 }
 
-/** Spec version and opset per deployment target (FORMAT.md §2.2). */
+/** Spec version and opset per deployment target (docs/formats/coreml.md). */
 export const DEPLOYMENT = { iOS17: { spec: 8, opset: "CoreML7" }, iOS18: { spec: 9, opset: "CoreML8" } } as const;
 export type Deployment = keyof typeof DEPLOYMENT;

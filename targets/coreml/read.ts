@@ -1,6 +1,6 @@
 // The CoreML reader: parses an .mlpackage (Manifest.json, model.mlmodel, weight.bin) into
 // ditc's IR with the shared op table, for the reader-interpreter. Written from MIL's op
-// definitions (FORMAT.md §5-§6), not by inverting the emitter. Packages are untrusted: item
+// definitions (docs/formats/coreml.md), not by inverting the emitter. Packages are untrusted: item
 // paths may not leave the package, blob offsets and sizes are checked against weight.bin.
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join, sep } from "node:path";

@@ -1,6 +1,6 @@
 // The ONNX pipeline: token-major activations (ORT's MatMul/Gemm and its fusions expect them),
 // attention as MatMul -> Softmax(-1) -> MatMul per head (ORT runs einsum attention 30-40x slower,
-// specs/onnx/FORMAT.md §7), BNA unrolled on static slices, convolutions NCHW as ONNX defines them.
+// docs/formats/onnx.md), BNA unrolled on static slices, convolutions NCHW as ONNX defines them.
 import type { Pipeline } from "../../src/pipeline/pass.js";
 
 export const onnxPipeline: Pipeline = {

@@ -1,5 +1,5 @@
 // The subset of onnx.proto that ditc writes and reads, declared for protobufjs. Field numbers and
-// enum values are the facts of onnx/onnx.in.proto (digest: ../shared/specs/onnx/FORMAT.md §2);
+// enum values are the facts of onnx/onnx.in.proto (digest: docs/formats/onnx.md);
 // the declarations are ours. One protobuf runtime (protobufjs) serves both the ONNX and the
 // CoreML backends; weights never pass through it (they go to external data or raw bytes).
 import protobuf from "protobufjs";

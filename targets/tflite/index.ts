@@ -9,7 +9,7 @@ import { nativeLiteRtUnavailable, runNativeLiteRt } from "./litert-native.js";
 import { tflitePipeline } from "./pipeline.js";
 import { readTflite } from "./read.js";
 
-/** LiteRT.js streams a model into a wasm32 heap and stops at 2e9 bytes (FORMAT.md §5). */
+/** LiteRT.js streams a model into a wasm32 heap and stops at 2e9 bytes (docs/formats/tflite.md). */
 const WASM_MODEL_LIMIT = 2e9;
 
 export const tfliteTarget: TargetBackend = {

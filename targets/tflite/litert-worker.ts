@@ -1,7 +1,7 @@
 // A child process that runs .tflite files in LiteRT.js, Google's LiteRT interpreter compiled to
 // WebAssembly (XNNPACK kernels), started by litert.ts. It lives in its own process so its log
 // lines can be captured per model (a kernel that fails to prepare does not throw: the only sign
-// is an "ERROR:" line, ../shared/specs/tflite/LITERT-NODE.md) and its wasm heap is freed with it.
+// is an "ERROR:" line, docs/formats/tflite.md) and its wasm heap is freed with it.
 //
 // Protocol (IPC, advanced serialization): parent sends {id, model, inputs: {name: {shape, data}}};
 // the child answers {id, outputs?, error?, log: string[], loadMs, runMs}.

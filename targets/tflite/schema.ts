@@ -1,7 +1,7 @@
 // The part of the TFLite/LiteRT flatbuffer schema ditc writes and reads, as data: enum values,
 // table slots and the option tables of the ops on the DiT list. Every number comes from
-// ../shared/specs/tflite/schema.fbs (slot n is vtable entry n; a union takes two slots, its type
-// byte then its table). The writer (write.ts) and the checked reader (flatbuffer.ts) both use it.
+// LiteRT's tflite/converter/schema/schema.fbs (docs/formats/tflite.md names the commit; slot n is
+// vtable entry n; a union takes two slots, its type byte then its table). The writer (write.ts) and the checked reader (flatbuffer.ts) both use it.
 
 export const FILE_IDENTIFIER = "TFL3";
 export const SCHEMA_VERSION = 3;

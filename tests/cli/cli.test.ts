@@ -7,7 +7,7 @@ import { main } from "../../src/cli/main.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const GOLDEN = new URL("../../../shared/golden/", import.meta.url).pathname;
+const GOLDEN = new URL("../../fixtures/golden/", import.meta.url).pathname;
 const BIN = new URL("../../bin/ditc.js", import.meta.url).pathname;
 
 async function ditc(...args: string[]) {
@@ -96,7 +96,7 @@ describe("commands end to end on micro", () => {
     expect(JSON.parse(viaPreset.stdout).velocity).toEqual(JSON.parse(run.stdout).velocity);
   });
 
-  test("inspect --ir prints the graph; full-preset counts match DESIGN", async () => {
+  test("inspect --ir prints the graph; full-preset counts match docs/model.md", async () => {
     const ir = await ditc("inspect", "--preset", "micro", "--ir");
     expect(ir.stdout).toMatch(/^graph\(%0 latent: f32\[1,4,16,16\]/);
     const full = JSON.parse((await ditc("inspect", "--preset", "full", "--json")).stdout);

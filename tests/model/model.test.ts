@@ -9,10 +9,10 @@ import { paramCount, paramSpecs } from "../../src/model/params.js";
 import { openCheckpoint, syntheticSource } from "../../src/model/weights.js";
 import { relErr, validOptionCombos } from "../helpers.js";
 
-const GOLDEN = new URL("../../../shared/golden/", import.meta.url).pathname;
+const GOLDEN = new URL("../../fixtures/golden/", import.meta.url).pathname;
 
 describe("parameter counts", () => {
-  test("full preset: exactly DESIGN's table at every width", () => {
+  test("full preset: exactly the presets table of docs/model.md at every width", () => {
     const c = presetConfig("full");
     expect(paramCount(c, 1)).toBe(1_540_825_440);
     expect(paramCount(c, 0.5)).toBe(460_581_728);
@@ -94,7 +94,7 @@ describe("forward passes", () => {
       }
     });
 
-  test("the built graph verifies and has the DESIGN op mix", () => {
+  test("the built graph verifies and has the op mix docs/model.md implies", () => {
     const c = presetConfig("micro");
     const g = buildModel(syntheticSource(c, 0), { width: 0.5, batch: 2 }).graph;
     verifyGraph(g);

@@ -1,11 +1,11 @@
 // An independent width slicer for tests: cuts supernetwork tensors down to the smaller config
-// (hidden = w·D, one width) tensor by tensor, with the rules written out here from DESIGN §2
+// (hidden = w·D, one width) tensor by tensor, with the rules written out here from docs/model.md, elastic widths
 // rather than taken from src/model/params.ts or the slice-width pass.
 import type { ModelConfig } from "../../src/model/config.js";
 import { paramSpecs, type ParamSpec } from "../../src/model/params.js";
 import type { WeightSource } from "../../src/model/weights.js";
 
-/** Indices kept along one axis, by DESIGN §2's rule for that axis. */
+/** Indices kept along one axis, by docs/model.md, elastic widths's rule for that axis. */
 function keep(rule: string, size: number, c: ModelConfig, w: number): number[] {
   const D = c.hidden, Dw = w * D, range = (a: number, n: number) => Array.from({ length: n }, (_, i) => a + i);
   const heads = (n: number) => range(0, n).flatMap((h) => range(h * (size / n), (size / n) * w));

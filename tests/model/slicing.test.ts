@@ -1,6 +1,6 @@
 // Width slicing checked against an independent path: the supernetwork checkpoint is cut offline,
 // tensor by tensor, into a checkpoint file of the smaller config (hidden = w·D, one width), with
-// slicing rules written out in tests/model/offline-slicer.ts from DESIGN §2 rather than taken
+// slicing rules written out in tests/model/offline-slicer.ts from docs/model.md, elastic widths rather than taken
 // from src/model/params.ts or the slice-width pass.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -18,7 +18,7 @@ export interface Case {
   seed: number;
 }
 
-/** Small valid configs over every option of DESIGN §1 and a few shapes. */
+/** Small valid configs over every option of docs/model.md and a few shapes. */
 export const caseArb: fc.Arbitrary<Case> = fc
   .record({
     qkNorm: fc.constantFrom("layernorm", "none"),

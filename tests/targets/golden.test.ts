@@ -1,4 +1,4 @@
-// The golden vectors (an independent float64 implementation of DESIGN §1-§3) through every
+// The golden vectors (an independent float64 implementation of docs/model.md) through every
 // backend: the emitted file run by ditc's reader and by the real runtime where one exists.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +12,7 @@ import { openCheckpoint } from "../../src/model/weights.js";
 import { readTensorFile } from "../../src/checkpoint/tensors.js";
 import { relErr } from "../helpers.js";
 
-const GOLDEN = new URL("../../../shared/golden/", import.meta.url).pathname;
+const GOLDEN = new URL("../../fixtures/golden/", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ditc-golden-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
