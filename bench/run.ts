@@ -18,6 +18,7 @@ import { benchOnnxFull, benchOnnxMini, benchOnnxPalettized } from "./onnx.js";
 import { benchQuantFull, benchQuantQuality } from "./quant.js";
 import { benchCoremlFull } from "./coreml.js";
 import { benchTfliteFull, benchTfliteWeights } from "./tflite.js";
+import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -107,6 +108,9 @@ console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.simd},
 const full = !quick && !args.has("--skip-full");
 const sections: Record<string, () => unknown> = {
   matmul: () => benchMatmul(m.peakGflopsPerCore),
+  engineGemm: () => benchEngineGemm(m, quick),
+  engineMini: () => benchEngineMini(quick),
+  engineFull1024: () => (full ? benchEngineFull() : null),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),

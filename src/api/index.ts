@@ -10,7 +10,8 @@ import { runArtifact } from "../driver/run.js";
 import { syntheticInputs } from "../driver/init.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
 import { fail, oneOf } from "../diagnostics.js";
-import type { ProgressEvent, ProgressFn } from "../driver/progress.js";
+import { nodeProgress, type ProgressEvent, type ProgressFn } from "../driver/progress.js";
+import { setThreads as setEngineThreads } from "../kernels/simd/engine.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
@@ -43,10 +44,13 @@ export interface CompileOptions {
   onProgress?: ProgressFn;
   /** checked between artifacts; every artifact already written is whole (atomic writes) */
   signal?: AbortSignal;
+  /** threads for ditc's own kernels (the probe's forwards); default: the machine's cores */
+  threads?: number;
 }
 
 /** Compiles the model for each target and width; returns the artifacts and the report. */
 export async function compile(o: CompileOptions): Promise<{ artifacts: { target: string; width: number; path: string; bytes: number }[]; report: CompileReport; reportPath: string }> {
+  useThreads(o.threads);
   const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
   try {
     const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint } : { preset: o.preset!, seed: o.seed ?? 0 };
@@ -113,13 +117,30 @@ export function emit(graph: Graph, target: "coreml" | "tflite" | "onnx", path: s
   return b.emit(graph, path, { metadata: {} });
 }
 
-/** Interprets a graph, or an emitted .onnx / .tflite / .mlpackage with ditc's reader-interpreter. */
-export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision } = {}): Record<string, Tensor> {
-  if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision) };
-  return runGraph(model, inputs, options.precision ? { precision: options.precision } : {});
+/**
+ * Interprets a graph, or an emitted .onnx / .tflite / .mlpackage with ditc's reader-interpreter.
+ * `threads`: for ditc's kernels from now on (default: the machine's cores); `onProgress`: node by node.
+ */
+export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision; threads?: number; onProgress?: ProgressFn } = {}): Record<string, Tensor> {
+  useThreads(options.threads);
+  if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision, options.onProgress) };
+  const onNode = nodeProgress("forward", model.nodes.length, options.onProgress);
+  return runGraph(model, inputs, { ...(options.precision ? { precision: options.precision } : {}), ...(onNode ? { onNode } : {}) });
 }
 
 /** Parity of every artifact of a compile output folder (see `ditc verify`). */
-export function verify(dir: string, inputs?: Record<string, FloatTensor>): Promise<VerifyResult[]> {
-  return verifyDir(dir, inputs);
+export function verify(dir: string, inputs?: Record<string, FloatTensor>, options: { threads?: number; onProgress?: ProgressFn } = {}): Promise<VerifyResult[]> {
+  useThreads(options.threads);
+  return verifyDir(dir, inputs, options.onProgress);
+}
+
+/** Threads for ditc's own kernels from now on; results are the same bits for any count. */
+export function setThreads(n: number): void {
+  useThreads(n);
+}
+
+function useThreads(n: number | undefined): void {
+  if (n === undefined) return;
+  if (!Number.isSafeInteger(n) || n < 1) throw fail("badOption", { option: "threads", value: String(n), expected: "an integer >= 1" });
+  setEngineThreads(n);
 }

@@ -20,6 +20,7 @@ import { runArtifact } from "../driver/run.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { join, resolve } from "node:path";
 import { progressView } from "./progress.js";
+import { setThreads } from "../kernels/simd/engine.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 
 interface Io {
@@ -84,6 +85,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .usage("$0 <command> [options]\n\nCompiles the SnapGen++ diffusion transformer for CoreML, TFLite and ONNX.")
     .option("json", { type: "boolean", describe: "print one JSON document on stdout and nothing else" })
     .option("debug", { type: "boolean", describe: "print stack traces on errors" })
+    .option("threads", { type: "number", describe: "threads for ditc's own kernels (run, verify, the probe); default: the machine's cores" })
+    .middleware((a) => {
+      if (a.threads !== undefined) setThreads(intArg("threads", a.threads, 1));
+    })
     .command(
       "init",
       "write a seeded synthetic supernetwork checkpoint (all widths)",
@@ -186,9 +191,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         if (a.artifact !== undefined) {
           if (a.preset !== undefined || a.checkpoint !== undefined) throw fail("usage", { detail: "give either an artifact to run or --preset/--checkpoint, not both." });
           if (a.inputs === undefined) throw fail("usage", { detail: `running ${a.artifact} needs --inputs IN.safetensors (make one with ditc inputs).` });
+          const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
           const t0 = performance.now();
-          const velocity = runArtifact(a.artifact, readTensorFile(a.inputs), a.precision);
+          const velocity = runArtifact(a.artifact, readTensorFile(a.inputs), a.precision, progress.onProgress);
           const seconds = (performance.now() - t0) / 1000;
+          progress.stop();
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
           emit(`${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${a.out ? `; wrote ${a.out}` : ""}`, { artifact: a.artifact, engine: "ditc", velocity: s, seconds, out: a.out ?? null });
@@ -199,9 +206,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const width = widthArg(a.width);
           const c = source.config;
           const inputs = a.inputs !== undefined ? readTensorFile(a.inputs) : syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+          const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
           const t0 = performance.now();
-          const velocity = runFloatModel(source, width, inputs, a.precision);
+          const velocity = runFloatModel(source, width, inputs, a.precision, progress.onProgress);
           const seconds = (performance.now() - t0) / 1000;
+          progress.stop();
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
           emit(

@@ -19,3 +19,16 @@ export function stepLogger(log: (line: string) => void): ProgressFn {
     last = e.step;
   };
 }
+
+/**
+ * An interpreter onNode callback that reports a forward pass node by node (about a hundred
+ * events per pass, whatever its size), so a minutes-long forward is visibly alive.
+ */
+export function nodeProgress(step: string, totalNodes: number, onProgress: ProgressFn | undefined): ((node: unknown, index: number) => void) | undefined {
+  if (!onProgress) return undefined;
+  const every = Math.max(1, Math.floor(totalNodes / 100));
+  onProgress({ step, done: 0, total: totalNodes, unit: "nodes" });
+  return (_node, i) => {
+    if ((i + 1) % every === 0 || i + 1 === totalNodes) onProgress({ step, done: i + 1, total: totalNodes, unit: "nodes" });
+  };
+}

@@ -11,7 +11,7 @@ import { openCheckpoint, syntheticSource, type WeightSource } from "../model/wei
 import type { CompileReport } from "./compile.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
-import type { ProgressFn } from "./progress.js";
+import { nodeProgress, type ProgressFn } from "./progress.js";
 import { runFloatModel } from "./run.js";
 import { PASSES } from "../../passes/index.js";
 import { buildModel } from "../model/build.js";
@@ -84,7 +84,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       const backend = BACKENDS[a.target];
       if (!backend) throw fail("usage", { detail: `${dir}: artifact ${a.path} has target "${a.target}", which this ditc cannot run.` });
       let ref = refs.get(a.width);
-      if (!ref) refs.set(a.width, (ref = referenceOutput(source, report, a.width, feeds)));
+      if (!ref) refs.set(a.width, (ref = referenceOutput(source, report, a.width, feeds, onProgress)));
       const path = join(dir, a.path);
       const judge = (engine: string, out: FloatTensor | undefined, error?: string): VerifyResult => {
         const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
@@ -94,7 +94,8 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       log(`${a.path}: ditc reader-interpreter`);
       const read = backend.read(path);
       try {
-        results.push(judge("ditc", runGraph(read.graph, feeds).velocity as FloatTensor));
+        const onNode = nodeProgress(`${a.path}: ditc reader-interpreter`, read.graph.nodes.length, onProgress);
+        results.push(judge("ditc", runGraph(read.graph, feeds, onNode ? { onNode } : {}).velocity as FloatTensor));
       } finally {
         read.close();
       }
@@ -128,9 +129,9 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
 }
 
 /** The IR interpreter's output for one width, with the same palettized weights when the compile quantized. */
-function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>): FloatTensor {
+function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>, onProgress?: ProgressFn): FloatTensor {
   const layers = report.quantization?.layers.filter((l) => l.width === width) ?? [];
-  if (!layers.length) return runFloatModel(source, width as Width, feeds);
+  if (!layers.length) return runFloatModel(source, width as Width, feeds, "fp32", onProgress);
   const revision = report.quantization!.kmeansRevision ?? 1;
   if (report.quantization!.mode !== "int8" && revision !== KMEANS_REVISION)
     throw fail("usage", { detail: `the palettes in this folder come from k-means revision ${revision}, this ditc clusters with revision ${KMEANS_REVISION} and would compare against other palettes; recompile the folder with this ditc to verify it.` });
@@ -139,5 +140,6 @@ function referenceOutput(source: WeightSource, report: CompileReport, width: num
   const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));
   const entry = report.quantization?.mode === "int8" ? { pass: "quantize-int8", options: { names: layers.map((l) => l.name) } } : { pass: "palettize", options: { bits, groupSize: report.quantization?.lutGroupSize ?? 0 } };
   const g = runPipeline(model.graph, buildPipeline({ name: "reference", entries: [entry] }, PASSES));
-  return runGraph(g, feeds).velocity as FloatTensor;
+  const onNode = nodeProgress(`w${width}: IR interpreter`, g.nodes.length, onProgress);
+  return runGraph(g, feeds, onNode ? { onNode } : {}).velocity as FloatTensor;
 }

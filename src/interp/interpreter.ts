@@ -7,7 +7,7 @@ import { fail } from "../diagnostics.js";
 import { lastUses, producers, sameType, typeStr, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
-import type { Tensor } from "../kernels/tensor.js";
+import { paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
 
 export type Precision = "fp32" | "fp16";
@@ -27,6 +27,12 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
   const last = lastUses(g);
   // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way
   const finish = (t: Tensor, dtype: string): Tensor => {
+    const palette = (t as FloatTensor).palette;
+    if (palette) {
+      // round the table, not the widened values: the weight stays compact
+      if (!fp16 && dtype !== "f16") return t;
+      return paletteTensor(t.shape, { ...palette, lut: roundToF16InPlace(palette.lut.slice()) }, t.dtype as "f32" | "f16");
+    }
     if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) {
       const data = t.data.slice();
       return { ...t, data: roundToF16InPlace(data) };

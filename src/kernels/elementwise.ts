@@ -17,7 +17,7 @@ export function broadcastShapes(a: readonly number[], b: readonly number[]): num
 }
 
 /** Strides of `shape` seen through the broadcast `outShape` (0 on broadcast axes). */
-function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
   const rank = outShape.length;
   const s = new Array<number>(rank).fill(0);
   let acc = 1;
@@ -100,3 +100,7 @@ export const binaryFns = {
   maximum: (a: number, b: number) => (a > b ? a : b),
   pow: (a: number, b: number) => a ** b,
 } satisfies Record<string, BinaryFn>;
+
+export type BinaryKind = keyof typeof binaryFns;
+export type UnaryKind = keyof typeof unaryFns;
+

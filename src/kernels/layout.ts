@@ -89,15 +89,23 @@ export function gather<T extends Tensor>(x: T, indices: Tensor, axis: number): T
   const inner = numel(x.shape.slice(axis + 1));
   const X = x.data as Float32Array; // any typed array: only element moves happen here
   const out = new (X.constructor as Float32ArrayConstructor)(numel(outShape));
+  const rows = Int32Array.from(idx, (raw) => {
+    const i = raw < 0 ? raw + n : raw;
+    if (i < 0 || i >= n) throw new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
+    return i;
+  });
   let o = 0;
-  for (let a = 0; a < outer; a++)
-    for (const raw of idx) {
-      const i = raw < 0 ? raw + n : raw;
-      if (i < 0 || i >= n) throw new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
-      const src = (a * n + i) * inner;
-      out.set(X.subarray(src, src + inner), o);
-      o += inner;
-    }
+  if (inner === 1) {
+    // element gathers (channel permutations, palette lookups): no per-element subarray
+    for (let a = 0, base = 0; a < outer; a++, base += n) for (let j = 0; j < rows.length; j++) out[o++] = X[base + rows[j]!]!;
+  } else {
+    for (let a = 0; a < outer; a++)
+      for (let j = 0; j < rows.length; j++) {
+        const src = (a * n + rows[j]!) * inner;
+        out.set(X.subarray(src, src + inner), o);
+        o += inner;
+      }
+  }
   return { ...x, shape: outShape, data: out };
 }
 

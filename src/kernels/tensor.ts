@@ -13,6 +13,41 @@ export interface Tensor {
 export interface FloatTensor extends Tensor {
   readonly dtype: "f32" | "f16";
   readonly data: Float32Array;
+  /** set on a palettized weight: the values are lut[group·entries + index] */
+  readonly palette?: PaletteForm;
+}
+
+/** A palettized tensor's compact form; groups split axis 0 into equal runs, one LUT each. */
+export interface PaletteForm {
+  indices: Uint8Array;
+  lut: Float32Array;
+  entries: number;
+  groups: number;
+}
+
+/**
+ * A palettized weight that stays compact: kernels that understand palettes (the fast gemm's
+ * packing) read `palette`; anything that reads `data` gets the widened values, computed once.
+ */
+export function paletteTensor(shape: readonly number[], form: PaletteForm, dtype: "f32" | "f16"): FloatTensor {
+  let widened: Float32Array | undefined;
+  const { indices, lut, entries, groups } = form;
+  return {
+    dtype,
+    shape: [...shape],
+    palette: form,
+    get data(): Float32Array {
+      if (!widened) {
+        widened = new Float32Array(indices.length);
+        const perGroup = indices.length / groups; // axis 0 is outermost, so each group is one run
+        for (let g = 0, e = 0; g < groups; g++) {
+          const base = g * entries;
+          for (const end = e + perGroup; e < end; e++) widened[e] = lut[base + indices[e]!]!;
+        }
+      }
+      return widened;
+    },
+  };
 }
 
 export function numel(shape: readonly number[]): number {

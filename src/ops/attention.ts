@@ -2,10 +2,8 @@
 // with head-major channels. Their kernels are the reference forms in src/kernels/attention.ts;
 // passes lower them to core ops that every target expresses.
 import type { TensorType } from "../ir/graph.js";
-import {
-  assaAttention, bnaAttention, multiHeadAttention, qkNorm, rope2d,
-  type BnaAttrs, type HeadAttrs,
-} from "../kernels/attention.js";
+import type { BnaAttrs, HeadAttrs } from "../kernels/attention.js";
+import { assaAttention, bnaAttention, multiHeadAttention, qkNorm, rope2d } from "../kernels/fast.js";
 import { asFloat, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
 

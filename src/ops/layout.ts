@@ -3,7 +3,7 @@ import type { ConstValue } from "../ir/graph.js";
 import { isFloat, isInteger, type DType } from "../ir/dtype.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { concat as concatK, gather as gatherK, pixelShuffle, slice as sliceK, split as splitK, transpose as transposeK } from "../kernels/layout.js";
-import { asFloat, floatTensor, normAxis, numel, type Tensor } from "../kernels/tensor.js";
+import { asFloat, floatTensor, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
 
 const f = (t: Tensor) => asFloat(t);
@@ -145,12 +145,8 @@ const lut_to_dense = defineOp<Record<string, never>>({
     return [{ dtype: l!.dtype, shape: i!.shape }];
   },
   kernel: ([i, l]) => {
-    const idx = i!.data as Uint8Array, lut = f(l!).data;
-    const k = l!.shape[l!.shape.length - 1]!, groups = l!.shape.length === 2 ? l!.shape[0]! : 1;
-    const perGroup = idx.length / groups; // rows are contiguous, so each group is one run of elements
-    const out = new Float32Array(idx.length);
-    for (let e = 0; e < idx.length; e++) out[e] = lut[Math.floor(e / perGroup) * k + idx[e]!]!;
-    return [floatTensor(i!.shape, out, l!.dtype as "f32" | "f16")];
+    const entries = l!.shape[l!.shape.length - 1]!, groups = l!.shape.length === 2 ? l!.shape[0]! : 1;
+    return [paletteTensor(i!.shape, { indices: i!.data as Uint8Array, lut: f(l!).data, entries, groups }, l!.dtype as "f32" | "f16")];
   },
 });
 

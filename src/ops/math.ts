@@ -1,18 +1,18 @@
 // Arithmetic ops: elementwise, matmul / linear / conv2d / einsum, reductions, normalizations.
 import type { TensorType } from "../ir/graph.js";
-import { conv2d as convKernel, convOutSize } from "../kernels/conv.js";
-import { einsum as einsumKernel, einsumSizes, parseEinsum } from "../kernels/einsum.js";
-import { binary, binaryFns, broadcastShapes, unary, unaryFns } from "../kernels/elementwise.js";
-import { gemmNT } from "../kernels/gemm.js";
+import { convOutSize } from "../kernels/conv.js";
+import { einsumSizes, parseEinsum } from "../kernels/einsum.js";
+import { binary as binaryKernel, layerNorm as layerNormFast, softmax as softmaxFast, conv2dNchw, conv2dNhwc, einsum as einsumKernel, linear as linearKernel, matmul as matmulKernel, unary as unaryKernel } from "../kernels/fast.js";
+import { broadcastShapes, type BinaryKind, type UnaryKind } from "../kernels/elementwise.js";
 import { transpose } from "../kernels/layout.js";
-import { layerNorm as lnKernel, reduce, softmax as softmaxKernel, type ReduceKind } from "../kernels/reduce.js";
-import { asFloat, floatTensor, normAxis, numel, type FloatTensor, type Tensor } from "../kernels/tensor.js";
+import { reduce, type ReduceKind } from "../kernels/reduce.js";
+import { asFloat, normAxis, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape, type OpDef } from "./define.js";
 
 const f = (t: Tensor, what?: string) => asFloat(t, what);
 type NoAttrs = Record<string, never>;
 
-function binaryOp(fn: (a: number, b: number) => number): OpDef<NoAttrs> {
+function binaryOp(kind: BinaryKind): OpDef<NoAttrs> {
   return defineOp<NoAttrs>({
     operands: ["a", "b"],
     infer: ([a, b]) => {
@@ -22,38 +22,38 @@ function binaryOp(fn: (a: number, b: number) => number): OpDef<NoAttrs> {
       check(shape, `shapes (${a!.shape.join(", ")}) and (${b!.shape.join(", ")}) do not broadcast`);
       return [{ dtype: a!.dtype, shape }];
     },
-    kernel: ([a, b]) => [binary(f(a!), f(b!), fn)],
+    kernel: ([a, b]) => [binaryKernel(kind, f(a!), f(b!))],
   });
 }
 
-function unaryOp(fn: (v: number) => number): OpDef<NoAttrs> {
+function unaryOp(kind: UnaryKind): OpDef<NoAttrs> {
   return defineOp<NoAttrs>({
     operands: ["x"],
     infer: ([x]) => {
       requireFloat(x!, "x");
       return [x!];
     },
-    kernel: ([x]) => [unary(f(x!), fn)],
+    kernel: ([x]) => [unaryKernel(kind, f(x!))],
   });
 }
 
 export const elementwiseOps = {
-  add: binaryOp(binaryFns.add),
-  sub: binaryOp(binaryFns.sub),
-  mul: binaryOp(binaryFns.mul),
-  div: binaryOp(binaryFns.div),
-  maximum: binaryOp(binaryFns.maximum),
-  pow: binaryOp(binaryFns.pow),
-  gelu_tanh: unaryOp(unaryFns.gelu_tanh),
-  silu: unaryOp(unaryFns.silu),
-  sigmoid: unaryOp(unaryFns.sigmoid),
-  tanh: unaryOp(unaryFns.tanh),
-  exp: unaryOp(unaryFns.exp),
-  sqrt: unaryOp(unaryFns.sqrt),
-  rsqrt: unaryOp(unaryFns.rsqrt),
-  neg: unaryOp(unaryFns.neg),
-  sin: unaryOp(unaryFns.sin),
-  cos: unaryOp(unaryFns.cos),
+  add: binaryOp("add"),
+  sub: binaryOp("sub"),
+  mul: binaryOp("mul"),
+  div: binaryOp("div"),
+  maximum: binaryOp("maximum"),
+  pow: binaryOp("pow"),
+  gelu_tanh: unaryOp("gelu_tanh"),
+  silu: unaryOp("silu"),
+  sigmoid: unaryOp("sigmoid"),
+  tanh: unaryOp("tanh"),
+  exp: unaryOp("exp"),
+  sqrt: unaryOp("sqrt"),
+  rsqrt: unaryOp("rsqrt"),
+  neg: unaryOp("neg"),
+  sin: unaryOp("sin"),
+  cos: unaryOp("cos"),
 };
 
 export interface MatmulAttrs {
@@ -78,33 +78,9 @@ const matmul = defineOp<MatmulAttrs>({
     check(batch, "batch axes do not broadcast");
     return [{ dtype: a!.dtype, shape: [...batch, M, N] }];
   },
-  kernel: ([a, b], at) => {
-    const batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2))!;
-    // bring both operands to plain (…, M, K) and (…, N, K) so one gemmNT serves every variant
-    const A = expandBatch(at.transposeA ? transpose(f(a!), swapLast(a!.shape.length)) : f(a!), batch);
-    const Bt = expandBatch(at.transposeB ? f(b!) : transpose(f(b!), swapLast(b!.shape.length)), batch);
-    const [M, K] = A.shape.slice(-2) as [number, number];
-    const N = Bt.shape[Bt.shape.length - 2]!;
-    const nb = numel(batch);
-    const out = new Float32Array(nb * M * N);
-    for (let i = 0; i < nb; i++) gemmNT(A.data, i * M * K, Bt.data, i * N * K, out, i * M * N, M, N, K);
-    return [floatTensor([...batch, M, N], out)];
-  },
+  kernel: ([a, b], at) => [matmulKernel(f(a!), f(b!), at.transposeA, at.transposeB, broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2))!)],
   printAttrs: (a) => [a.transposeA ? "transposeA" : "", a.transposeB ? "transposeB" : ""].filter(Boolean).join(" "),
 });
-
-function swapLast(rank: number): number[] {
-  const p = Array.from({ length: rank }, (_, i) => i);
-  [p[rank - 2], p[rank - 1]] = [p[rank - 1]!, p[rank - 2]!];
-  return p;
-}
-
-/** Broadcasts x's batch axes to `batch` (a no-op when they already match). */
-function expandBatch(x: FloatTensor, batch: readonly number[]): FloatTensor {
-  const target = [...batch, ...x.shape.slice(-2)];
-  if (numel(target) === x.data.length) return floatTensor(target, x.data);
-  return binary(floatTensor(target), x, binaryFns.add);
-}
 
 /** y = x · Wᵀ + b, W (out, in) as PyTorch stores it. */
 const linear = defineOp<NoAttrs>({
@@ -118,14 +94,7 @@ const linear = defineOp<NoAttrs>({
     if (b) check(sameShape(b.shape, [w!.shape[0]!]), `bias must be (${w!.shape[0]}), got (${b.shape.join(", ")})`);
     return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, -1), w!.shape[0]!] }];
   },
-  kernel: ([x, w, b]) => {
-    const X = f(x!), W = f(w!);
-    const [N, K] = W.shape as [number, number];
-    const M = X.data.length / K;
-    const out = new Float32Array(M * N);
-    gemmNT(X.data, 0, W.data, 0, out, 0, M, N, K, b ? f(b).data : undefined);
-    return [floatTensor([...X.shape.slice(0, -1), N], out)];
-  },
+  kernel: ([x, w, b]) => [linearKernel(f(x!), f(w!), b ? f(b) : undefined)],
 });
 
 export interface Conv2dAttrs {
@@ -162,11 +131,7 @@ const conv2d = defineOp<Conv2dAttrs>({
     check(Ho > 0 && Wo > 0, `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
     return [{ dtype: x!.dtype, shape: nhwc ? [B, Ho, Wo, O] : [B, O, Ho, Wo] }];
   },
-  kernel: ([x, w, b], a) => {
-    if (a.layout === "NCHW") return [convKernel(f(x!), f(w!), b ? f(b) : undefined, a)];
-    const y = convKernel(transpose(f(x!), NHWC_TO_NCHW), transpose(f(w!), NHWC_TO_NCHW), b ? f(b) : undefined, a);
-    return [transpose(y, NCHW_TO_NHWC)];
-  },
+  kernel: ([x, w, b], a) => [(a.layout === "NCHW" ? conv2dNchw : conv2dNhwc)(f(x!), f(w!), b ? f(b) : undefined, a)],
 });
 
 /**
@@ -188,7 +153,7 @@ const depthwise_conv2d = defineOp<{ stride: [number, number]; pads: [number, num
   },
   kernel: ([x, w, b], a) => {
     const C = x!.shape[3]!;
-    const y = convKernel(transpose(f(x!), NHWC_TO_NCHW), transpose(f(w!), [3, 0, 1, 2]), b ? f(b) : undefined, { ...a, groups: C });
+    const y = conv2dNchw(transpose(f(x!), NHWC_TO_NCHW), transpose(f(w!), [3, 0, 1, 2]), b ? f(b) : undefined, { ...a, groups: C });
     return [transpose(y, NCHW_TO_NHWC)];
   },
 });
@@ -220,7 +185,7 @@ const softmax = defineOp<{ axis: number }>({
     checkAxis(a.axis, x!);
     return [x!];
   },
-  kernel: ([x], a) => [softmaxKernel(f(x!), normAxis(a.axis, x!.shape.length))],
+  kernel: ([x], a) => [softmaxFast(f(x!), normAxis(a.axis, x!.shape.length))],
 });
 
 /** LayerNorm over one axis (biased variance); optional affine of that axis's length. */
@@ -234,7 +199,7 @@ const layer_norm = defineOp<{ axis: number; eps: number }>({
     check(a.eps > 0, `eps must be positive, got ${a.eps}`);
     return [x!];
   },
-  kernel: ([x, w, b], a) => [lnKernel(f(x!), normAxis(a.axis, x!.shape.length), a.eps, w ? f(w).data : undefined, b ? f(b).data : undefined)],
+  kernel: ([x, w, b], a) => [layerNormFast(f(x!), normAxis(a.axis, x!.shape.length), a.eps, w ? f(w).data : undefined, b ? f(b).data : undefined)],
 });
 
 export interface ReduceAttrs {

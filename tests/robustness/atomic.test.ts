@@ -45,7 +45,7 @@ function digest(out: string, artifact: string): string | undefined {
   return statSync(p).isDirectory() ? packageDigest(p) : p.endsWith(".onnx") ? onnxDigest(p) : sha(readFileSync(p));
 }
 
-test("SIGKILL at random points: every artifact is the old one or the new one, never partial", async () => {
+test("SIGKILL at random points: every artifact is the old one or the new one, never partial", { timeout: 300_000 }, async () => {
   const old = join(dir, "old"), fresh = join(dir, "new");
   execFileSync(process.execPath, [BIN, ...args(1, old)], { stdio: "ignore" });
   execFileSync(process.execPath, [BIN, ...args(2, fresh)], { stdio: "ignore" });

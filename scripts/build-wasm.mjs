@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Builds the fast kernels' WebAssembly from src/kernels/simd/assembly with AssemblyScript (an npm
+// devDependency, no native toolchain): dist/wasm/simd.wasm (128-bit SIMD) and
+// dist/wasm/simd-relaxed.wasm (the same source with relaxed-SIMD fused multiply-add, loaded only
+// where the running engine validates it). Deterministic: the same source gives the same bytes.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import asc from "assemblyscript/asc";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const entry = join(root, "src/kernels/simd/assembly/index.ts");
+mkdirSync(join(root, "dist/wasm"), { recursive: true });
+const common = ["--runtime", "stub", "-O3", "--noAssert", "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "65536", "--enable", "simd", "--enable", "threads"];
+for (const [file, extra] of [["simd.wasm", []], ["simd-relaxed.wasm", ["--enable", "relaxed-simd"]]]) {
+  const { error, stderr } = await asc.main([entry, "-o", join(root, "dist/wasm", file), ...common, ...extra]);
+  if (error) {
+    console.error(stderr.toString());
+    console.error(`build-wasm: ${file}: ${error.message}`);
+    process.exit(1);
+  }
+}

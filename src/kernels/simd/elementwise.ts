@@ -1,0 +1,112 @@
+// Elementwise work, normalizations and RoPE on the fast engine: operands copied in, one pass of
+// 4-lane code on every thread, the result copied out. Copies run at memory speed, which is several
+// times what a scalar JavaScript loop over a Float32Array reaches.
+import { broadcastShapes, broadcastStrides } from "../elementwise.js";
+import { floatTensor, numel, type FloatTensor } from "../tensor.js";
+import { simdEngine, type ParallelKernel } from "./engine.js";
+
+/** Kernel codes, as src/kernels/simd/assembly/elementwise.ts numbers them. */
+export const UNARY_SIMD = { gelu_tanh: 0, silu: 1, sigmoid: 2, tanh: 3, exp: 4, sqrt: 5, rsqrt: 6, neg: 7 } as const;
+export type SimdUnary = keyof typeof UNARY_SIMD;
+export const BINARY_SIMD = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4 } as const;
+export type SimdBinary = keyof typeof BINARY_SIMD;
+
+const PARALLEL_MIN_ELEMENTS = 1 << 16;
+
+/** Runs `kernel` with the engine's thread count when the job is big enough to share. */
+function run(kernel: ParallelKernel, args: number[], elements: number): void {
+  const e = simdEngine();
+  e.parallel(kernel, args, elements >= PARALLEL_MIN_ELEMENTS ? e.info().threads : 1);
+}
+
+/** Copies `inputs` in, lets `body` run kernels on their pointers, copies `outElements` floats out. */
+function withArena(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
+  const e = simdEngine();
+  const mark = e.mark();
+  try {
+    const ptrs = inputs.map((x) => e.put(x));
+    const out = e.alloc(outElements * 4);
+    body(ptrs, out);
+    return e.f32(out, outElements).slice();
+  } finally {
+    e.release(mark);
+  }
+}
+
+export function unarySimd(kind: SimdUnary, x: FloatTensor): FloatTensor {
+  const n = x.data.length;
+  const data = withArena([x.data], n, ([p], out) => run("unary", [UNARY_SIMD[kind], p!, out, n], n));
+  return floatTensor(x.shape, data);
+}
+
+/**
+ * a ⊙ b with numpy broadcasting, or undefined when the collapsed broadcast's innermost axis is
+ * not a plain run in both operands (the caller falls back to its scalar loop).
+ */
+export function binarySimd(kind: SimdBinary, a: FloatTensor, b: FloatTensor): FloatTensor | undefined {
+  const shape = broadcastShapes(a.shape, b.shape);
+  if (!shape) throw new Error(`internal: shapes (${a.shape}) and (${b.shape}) do not broadcast`);
+  const n = numel(shape);
+  const keep = shape.map((d) => d !== 1);
+  let dims = shape.filter((_, i) => keep[i]);
+  let sa = broadcastStrides(a.shape, shape).filter((_, i) => keep[i]);
+  let sb = broadcastStrides(b.shape, shape).filter((_, i) => keep[i]);
+  if (dims.length === 0) return undefined;
+  // merge an axis into the next inner one when both operands step through the two as one
+  for (let d = dims.length - 2; d >= 0; d--) {
+    const merges = (s: number[]) => s[d] === s[d + 1]! * dims[d + 1]!;
+    if (merges(sa) && merges(sb)) {
+      dims = [...dims.slice(0, d), dims[d]! * dims[d + 1]!, ...dims.slice(d + 2)];
+      sa = [...sa.slice(0, d), sa[d + 1]!, ...sa.slice(d + 2)];
+      sb = [...sb.slice(0, d), sb[d + 1]!, ...sb.slice(d + 2)];
+    }
+  }
+  const rank = dims.length, ia = sa[rank - 1]!, ib = sb[rank - 1]!;
+  if (ia > 1 || ib > 1 || (ia === 0 && ib === 0)) return undefined;
+  const e = simdEngine();
+  const data = withArena([a.data, b.data], n, ([pa, pb], out) => {
+    const desc = e.alloc(12 * rank);
+    e.i32(desc, 3 * rank).set([...dims, ...sa, ...sb]);
+    run("binary", [BINARY_SIMD[kind], pa!, pb!, out, desc, rank], n);
+  });
+  return floatTensor(shape, data);
+}
+
+/** Views `shape` as (outer, n, inner) around `axis`. */
+function around(shape: readonly number[], axis: number): [number, number, number] {
+  return [numel(shape.slice(0, axis)), shape[axis]!, numel(shape.slice(axis + 1))];
+}
+
+export function layerNormSimd(x: FloatTensor, axis: number, eps: number, weight?: Float32Array, bias?: Float32Array): FloatTensor {
+  const [outer, n, inner] = around(x.shape, axis);
+  const inputs = weight ? [x.data, weight, bias!] : [x.data];
+  const data = withArena(inputs, x.data.length, ([p, w, b], out) => run("layer_norm", [p!, out, outer, n, inner, eps, w ?? 0, b ?? 0], x.data.length));
+  return floatTensor(x.shape, data);
+}
+
+export function softmaxSimd(x: FloatTensor, axis: number): FloatTensor {
+  const [outer, n, inner] = around(x.shape, axis);
+  const data = withArena([x.data], x.data.length, ([p], out) => run("softmax", [p!, out, outer, n, inner], x.data.length));
+  return floatTensor(x.shape, data);
+}
+
+/** Axial 2-D RoPE (docs/model.md step 4) on x (B, L, heads·dh) for the tokens of an Hg x Wg grid. */
+export function rope2dSimd(x: FloatTensor, heads: number, grid: readonly [number, number]): FloatTensor {
+  const [B, L, C] = x.shape as [number, number, number];
+  const dh = C / heads, half = dh / 2, pairs = dh / 4, Wg = grid[1];
+  // angles depend on (row or column, pair) only: a small table per axis, spread over the tokens
+  const angle = (pos: number, i: number) => pos * 10000 ** (-(2 * i) / half);
+  const axisTable = (n: number, f: (v: number) => number) => Float32Array.from({ length: n * pairs }, (_, k) => f(angle(Math.floor(k / pairs), k % pairs)));
+  const rowCos = axisTable(grid[0], Math.cos), rowSin = axisTable(grid[0], Math.sin);
+  const colCos = axisTable(Wg, Math.cos), colSin = axisTable(Wg, Math.sin);
+  const cos = new Float32Array(L * half), sin = new Float32Array(L * half);
+  for (let t = 0; t < L; t++) {
+    const r = Math.floor(t / Wg) * pairs, c = (t % Wg) * pairs;
+    cos.set(rowCos.subarray(r, r + pairs), t * half);
+    sin.set(rowSin.subarray(r, r + pairs), t * half);
+    cos.set(colCos.subarray(c, c + pairs), t * half + pairs);
+    sin.set(colSin.subarray(c, c + pairs), t * half + pairs);
+  }
+  const data = withArena([x.data, cos, sin], x.data.length, ([p, c, s], out) => run("rope", [p!, out, B * L, L, heads, dh, c!, s!], x.data.length));
+  return floatTensor(x.shape, data);
+}

@@ -1,0 +1,38 @@
+// A kernel thread of the fast engine (engine.ts): instantiates the kernel module on the shared
+// memory, then waits for jobs in the control block and runs its share of each.
+import { workerData } from "node:worker_threads";
+import { CTL, PARALLEL_KERNELS } from "./engine.js";
+
+interface Setup {
+  tid: number;
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctl: Int32Array;
+  args: Float64Array;
+}
+
+const { tid, module, memory, ctl, args } = workerData as Setup;
+const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("a WebAssembly kernel aborted"); } } });
+const exports = instance.exports as Record<string, (...a: number[]) => void>;
+const kernels = PARALLEL_KERNELS.map((k) => exports[k]!);
+
+// the generation is read before announcing readiness: the first job may be posted the moment the
+// caller sees READY, and a worker that read the generation after it would wait past its own job
+let seen = Atomics.load(ctl, CTL.GEN);
+Atomics.add(ctl, CTL.READY, 1);
+Atomics.notify(ctl, CTL.READY);
+
+for (;;) {
+  Atomics.wait(ctl, CTL.GEN, seen);
+  const gen = Atomics.load(ctl, CTL.GEN);
+  if (gen === seen) continue;
+  seen = gen;
+  const nt = gen >>> 16;
+  if (tid >= nt) continue;
+  try {
+    kernels[Atomics.load(ctl, CTL.KERNEL)]!(tid, nt, ...Array.from(args.subarray(0, Atomics.load(ctl, CTL.ARGC))));
+  } catch {
+    Atomics.store(ctl, CTL.FAILED, 1);
+  }
+  if (Atomics.sub(ctl, CTL.PENDING, 1) === 1) Atomics.notify(ctl, CTL.PENDING);
+}
