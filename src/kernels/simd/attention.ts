@@ -51,7 +51,9 @@ export function attentionTasks(q: Float32Array, ldq: number, k: Float32Array, ld
     });
     e.parallel("attention_pack", [kp, ldk * 4, vp, ldv * 4, s.kvHeads, s.dh, s.dv, rec, tasks.length], threads);
     const scratch = e.alloc(K.attention_scratch_bytes(s.dh, s.dv) * threads);
-    e.parallel("attention", [qp, ldq * 4, op, ldo * 4, s.heads, s.kvHeads, s.dh, s.dv, s.scale, rec, tasks.length, scratch], threads);
+    const counter = e.alloc(4);
+    e.i32(counter, 1)[0] = 0;
+    e.parallel("attention", [qp, ldq * 4, op, ldo * 4, s.heads, s.kvHeads, s.dh, s.dv, s.scale, rec, tasks.length, scratch, counter], threads);
     const result = e.f32(op, out.length);
     for (const t of tasks) for (const row of t.queries) out.set(result.subarray(row * ldo, (row + 1) * ldo), row * ldo);
   } finally {

@@ -27,7 +27,7 @@ export interface KernelExports {
   pack_lut(tid: number, nt: number, N: number, K: number, idx: number, sN: number, sK: number, lut: number, entries: number, nPerGroup: number, bp: number): void;
   attention_pack(tid: number, nt: number, k: number, ldk: number, v: number, ldv: number, kvHeads: number, dh: number, dv: number, tasks: number, nTasks: number): void;
   attention(tid: number, nt: number, q: number, ldq: number, out: number, ldo: number,
-    heads: number, kvHeads: number, dh: number, dv: number, scale: number, tasks: number, nTasks: number, scratch: number): void;
+    heads: number, kvHeads: number, dh: number, dv: number, scale: number, tasks: number, nTasks: number, scratch: number, counter: number): void;
   attention_pack_bytes(nk: number, dh: number, dv: number, values: number): number;
   attention_scratch_bytes(dh: number, dv: number): number;
   unary(tid: number, nt: number, kind: number, src: number, dst: number, n: number): void;
@@ -45,6 +45,8 @@ export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 // control block: [generation, pending workers, kernel index, argument count, failed], then arguments
 export const CTL = { GEN: 0, PENDING: 1, KERNEL: 2, ARGC: 3, FAILED: 4, READY: 5 } as const;
 export const CTL_INTS = 8;
+/** How long a thread polls for a job or a result before it sleeps (a futex wake costs far more than a short poll). */
+export const SPIN_MS = 2;
 export const MAX_ARGS = 24;
 
 function wasmPath(relaxed: boolean): string {
@@ -179,7 +181,8 @@ class Engine {
     } catch (e) {
       error = e;
     }
-    for (let p = Atomics.load(ctl, CTL.PENDING); p !== 0; p = Atomics.load(ctl, CTL.PENDING)) Atomics.wait(ctl, CTL.PENDING, p);
+    const until = performance.now() + SPIN_MS;
+    for (let p = Atomics.load(ctl, CTL.PENDING); p !== 0; p = Atomics.load(ctl, CTL.PENDING)) if (performance.now() > until) Atomics.wait(ctl, CTL.PENDING, p);
     if (error) throw error;
     if (Atomics.load(ctl, CTL.FAILED)) throw new Error(`internal: a kernel thread failed in ${kernel}`);
   }

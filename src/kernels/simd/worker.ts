@@ -1,7 +1,7 @@
 // A kernel thread of the fast engine (engine.ts): instantiates the kernel module on the shared
 // memory, then waits for jobs in the control block and runs its share of each.
 import { workerData } from "node:worker_threads";
-import { CTL, PARALLEL_KERNELS } from "./engine.js";
+import { CTL, PARALLEL_KERNELS, SPIN_MS } from "./engine.js";
 
 interface Setup {
   tid: number;
@@ -16,6 +16,21 @@ const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => 
 const exports = instance.exports as Record<string, (...a: number[]) => void>;
 const kernels = PARALLEL_KERNELS.map((k) => exports[k]!);
 
+/**
+ * Kernels come in bursts (a forward is hundreds of them, a few milliseconds apart), and waking a
+ * sleeping thread costs a few hundred microseconds here: so look for the next job for a while
+ * before sleeping on the generation word.
+ */
+function waitForJob(): void {
+  const until = performance.now() + SPIN_MS;
+  while (Atomics.load(ctl, CTL.GEN) === seen) {
+    if (performance.now() > until) {
+      Atomics.wait(ctl, CTL.GEN, seen);
+      return;
+    }
+  }
+}
+
 // the generation is read before announcing readiness: the first job may be posted the moment the
 // caller sees READY, and a worker that read the generation after it would wait past its own job
 let seen = Atomics.load(ctl, CTL.GEN);
@@ -23,7 +38,7 @@ Atomics.add(ctl, CTL.READY, 1);
 Atomics.notify(ctl, CTL.READY);
 
 for (;;) {
-  Atomics.wait(ctl, CTL.GEN, seen);
+  waitForJob();
   const gen = Atomics.load(ctl, CTL.GEN);
   if (gen === seen) continue;
   seen = gen;

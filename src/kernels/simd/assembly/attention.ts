@@ -5,9 +5,11 @@
 // masks never exist. Both products run on the gemm tile kernel.
 //
 // Two calls: attention_pack gathers each task's keys and values, per kv head, into the packed
-// panels the gemm reads (once, however many query tiles read them); attention deals the work
-// items (task, head, query tile) round-robin to the threads. Each output row is written by one
-// item, in one fixed order of key chunks, so results do not depend on the thread count.
+// panels the gemm reads (once, however many query tiles read them); attention hands the work
+// items (task, head, query tile) to the threads as they come free, through one shared counter
+// (edge windows and partial tiles are smaller, so a fixed deal leaves a thread idle). Each output
+// row is written by one item, in one fixed order of key chunks, so results do not depend on the
+// thread count or on which thread took the item.
 //
 // Task record (8 i32): query-list pointer, query count, key-list pointer, key count, packed-keys
 // pointer, packed-values pointer, 0, 0. Lists hold i32 token indices; the packed blocks hold one
@@ -53,10 +55,11 @@ export function attention_pack(tid: i32, nt: i32, k: usize, ldk: usize, v: usize
 /**
  * Thread `tid` of `nt`'s share. Token t's query head h is the dh floats at q + t·ldq + h·dh·4;
  * its output head h goes to out + t·ldo + h·dv·4. Query head h reads kv head floor(h·kvHeads/heads).
+ * `counter`: an i32 the caller zeroed, the next unclaimed item.
  */
 export function attention(
   tid: i32, nt: i32, q: usize, ldq: usize, out: usize, ldo: usize,
-  heads: i32, kvHeads: i32, dh: i32, dv: i32, scale: f32, tasks: usize, nTasks: i32, scratch: usize,
+  heads: i32, kvHeads: i32, dh: i32, dv: i32, scale: f32, tasks: usize, nTasks: i32, scratch: usize, counter: usize,
 ): void {
   const dvp = roundUp8(dv);
   const qs = scratch + <usize>tid * attention_scratch_bytes(dh, dv); // QT x dh, the query tile
@@ -68,7 +71,7 @@ export function attention(
   const group = heads / kvHeads;
   const keyPanel = <usize>dh << 5;
 
-  let item = 0;
+  let item = 0, mine = atomic.add<i32>(counter, 1);
   for (let t = 0; t < nTasks; t++) {
     const rec = tasks + (<usize>t << 5);
     const qList = <usize>load<i32>(rec), qCount = load<i32>(rec, 4), nk = load<i32>(rec, 12);
@@ -77,7 +80,8 @@ export function attention(
       const kp = <usize>load<i32>(rec, 16) + <usize>g * attention_pack_bytes(nk, dh, dv, false);
       const vp = <usize>load<i32>(rec, 20) + <usize>g * attention_pack_bytes(nk, dh, dv, true);
       for (let q0 = 0; q0 < qCount; q0 += QT, item++) {
-        if (item % nt != tid) continue;
+        if (item != mine) continue;
+        mine = atomic.add<i32>(counter, 1);
         const qn = min(QT, qCount - q0);
         // the query tile, pre-scaled so the scores come out of the product ready for the softmax
         for (let i = 0; i < qn; i++) {
