@@ -19,6 +19,7 @@ import { benchQuantFull, benchQuantQuality } from "./quant.js";
 import { benchCoremlFull } from "./coreml.js";
 import { benchTfliteFull, benchTfliteWeights } from "./tflite.js";
 import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
+import { benchSamplingQuality } from "./sampling.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -111,6 +112,7 @@ const sections: Record<string, () => unknown> = {
   engineGemm: () => benchEngineGemm(m, quick),
   engineMini: () => benchEngineMini(quick),
   engineFull1024: () => (full ? benchEngineFull() : null),
+  samplingQuality: () => benchSamplingQuality(quick),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),

@@ -37,6 +37,10 @@ export const DIAGNOSTICS = {
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),
   opType: d<{ node: string; problem: string }>("E4002", "internal", (a) => `${a.node}: ${a.problem}`),
   // 5xxx checks
+  // 6xxx sampling
+  promptWord: d<{ prompt: string; word: string; vocab: string; words: string[] }>("E6001", "input", (a) => `prompt "${a.prompt}": the word "${a.word}" is not in the vocabulary of ${a.vocab}${closest(a.word, a.words) ? ` (did you mean "${closest(a.word, a.words)}"?)` : ""}; it has: ${a.words.join(", ")}.`),
+  samplingInput: d<{ file: string; what: string; problem: string }>("E6002", "input", (a) => `${a.file}: ${a.what} ${a.problem}.`),
+  decoderMismatch: d<{ file: string; problem: string }>("E6003", "input", (a) => `${a.file}: the decoder ${a.problem}.`),
   goldenMismatch: d<{ what: string; err: number; tol: number }>("E5001", "check", (a) => `${a.what}: relative error ${a.err.toExponential(2)} exceeds ${a.tol}.`),
 } as const;
 

@@ -12,6 +12,9 @@ import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
 import { fail, oneOf } from "../diagnostics.js";
 import { nodeProgress, type ProgressEvent, type ProgressFn } from "../driver/progress.js";
 import { setThreads as setEngineThreads } from "../kernels/simd/engine.js";
+import { checkSampleSpec, parseDecode, runSample, type SampleOutcome, type SampleSpec } from "../driver/sample.js";
+import { addSamplesToReport } from "../driver/sample-report.js";
+import { artifactEngine, irEngine, type EngineName, type SampleEngine } from "../sample/engines.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
@@ -21,7 +24,7 @@ import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
 
 export type { ProgressEvent, ProgressFn };
-export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel };
+export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel, SampleOutcome, EngineName };
 export { DitcError } from "../diagnostics.js";
 
 export interface CompileOptions {
@@ -46,6 +49,26 @@ export interface CompileOptions {
   signal?: AbortSignal;
   /** threads for ditc's own kernels (the probe's forwards); default: the machine's cores */
   threads?: number;
+  /** add the float model's and every artifact's samples, and their image PSNR, to the report */
+  sample?: SampleOptions;
+}
+
+/** What to draw and how: prompts with a vocabulary (or a context file), steps, seed, decoder. */
+export interface SampleOptions {
+  prompts?: string[];
+  vocab?: string;
+  context?: string;
+  /** default 20 */
+  steps?: number;
+  /** time shift s (default 1: none) */
+  shift?: number;
+  /** noise seed of the first sample; sample i uses seed + i (default 0) */
+  seed?: number;
+  /** a file with the initial noise (N, C, H, W) instead of seeds */
+  noise?: string;
+  /** "pixel-shuffle:R" (default: by sqrt(latent channels)) or a VAE decoder .onnx */
+  decode?: string;
+  decoder?: string;
 }
 
 /** Compiles the model for each target and width; returns the artifacts and the report. */
@@ -54,18 +77,22 @@ export async function compile(o: CompileOptions): Promise<{ artifacts: { target:
   const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
   try {
     const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint } : { preset: o.preset!, seed: o.seed ?? 0 };
-    const { report, reportPath } = compileArtifacts({
+    const spec = o.sample ? sampleSpec(o.sample) : undefined;
+    if (spec) checkSampleSpec(spec, source.config);
+    const progress: ProgressFn = (m) => {
+      if (o.signal?.aborted) throw fail("usage", { detail: "compile aborted" });
+      o.onProgress?.(m);
+    };
+    const compiled = compileArtifacts({
       source, ref, targets: o.targets, widths: o.widths ?? source.config.widths, precision: o.precision ?? "auto", out: o.out,
       quantize: parseQuantize(o.quantize ?? "none"),
       ...(o.resolution !== undefined ? { latentSize: latentForResolution(o.resolution) } : {}),
       ...(o.calibration ? { calibration: o.calibration } : {}),
       ...(o.externalData ? { externalData: o.externalData } : {}),
-      onProgress: (m) => {
-        if (o.signal?.aborted) throw fail("usage", { detail: "compile aborted" });
-        o.onProgress?.(m);
-      },
+      onProgress: progress,
     });
-    return { artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, path: `${o.out}/${a.path}`, bytes: a.bytes })), report, reportPath };
+    const report = spec ? await addSamplesToReport(o.out, compiled.report, source, spec, progress) : compiled.report;
+    return { artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, path: `${o.out}/${a.path}`, bytes: a.bytes })), report, reportPath: compiled.reportPath };
   } finally {
     close();
   }
@@ -143,4 +170,59 @@ function useThreads(n: number | undefined): void {
   if (n === undefined) return;
   if (!Number.isSafeInteger(n) || n < 1) throw fail("badOption", { option: "threads", value: String(n), expected: "an integer >= 1" });
   setEngineThreads(n);
+}
+
+function sampleSpec(o: SampleOptions): SampleSpec {
+  if (o.decode !== undefined && o.decoder !== undefined) throw fail("usage", { detail: "give either decode or decoder, not both." });
+  return {
+    ...(o.prompts ? { prompts: o.prompts } : {}), ...(o.vocab !== undefined ? { vocab: o.vocab } : {}), ...(o.context !== undefined ? { context: o.context } : {}),
+    steps: o.steps ?? 20, shift: o.shift ?? 1, seed: o.seed ?? 0, ...(o.noise !== undefined ? { noise: o.noise } : {}),
+    ...(o.decoder !== undefined ? { decode: { kind: "onnx" as const, path: o.decoder } } : o.decode !== undefined ? { decode: parseDecode(o.decode) } : {}),
+  };
+}
+
+/** Where `sample` gets its velocities: an artifact (with an engine), or the float model. */
+export interface SampleRequest extends SampleOptions {
+  /** an emitted .onnx, .tflite or .mlpackage ... */
+  artifact?: string;
+  /** "ditc" (default), or the artifact format's runtime: "onnxruntime", "litert" */
+  engine?: EngineName;
+  /** ... or the float model: a preset (with its weights' seed) or a checkpoint, at a width */
+  preset?: "full" | "mini" | "micro";
+  weightsSeed?: number;
+  checkpoint?: string;
+  width?: Width;
+  resolution?: number;
+  precision?: Precision;
+  /** write samples.png, latents.safetensors and sample.json here */
+  out?: string;
+  /** one event per sampling step */
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+  threads?: number;
+}
+
+/**
+ * Samples images (docs/sampling.md): the Euler sampler with the chosen engine, decoded; returns
+ * the final latents (N, C, H, W), the 8-bit images and the record sample.json holds.
+ */
+export async function sample(o: SampleRequest): Promise<SampleOutcome> {
+  useThreads(o.threads);
+  const spec = sampleSpec(o);
+  let engine: SampleEngine, close = () => {};
+  if (o.artifact !== undefined) {
+    if (o.preset !== undefined || o.checkpoint !== undefined) throw fail("usage", { detail: "give either an artifact or preset/checkpoint, not both." });
+    engine = await artifactEngine(o.artifact, o.engine ?? "ditc");
+  } else {
+    if ((o.engine ?? "ditc") !== "ditc") throw fail("badOption", { option: "engine", value: String(o.engine), expected: "ditc for the float model (the runtimes run artifacts)" });
+    const opened = openSource({ ...(o.preset ? { preset: o.preset, seed: o.weightsSeed ?? 0 } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
+    close = opened.close;
+    engine = irEngine(opened.source, o.width ?? 1, o.resolution !== undefined ? latentForResolution(o.resolution) : opened.source.config.latentSize, o.precision ?? "fp32");
+  }
+  try {
+    return await runSample(engine, spec, o.out, o.onProgress, o.signal);
+  } finally {
+    await engine.close();
+    close();
+  }
 }

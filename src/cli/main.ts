@@ -20,6 +20,9 @@ import { runArtifact } from "../driver/run.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { join, resolve } from "node:path";
 import { progressView } from "./progress.js";
+import { checkSampleSpec, parseDecode, runSample } from "../driver/sample.js";
+import { addSamplesToReport } from "../driver/sample-report.js";
+import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
 import { setThreads } from "../kernels/simd/engine.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 
@@ -223,6 +226,63 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       },
     )
     .command(
+      "sample [artifact]",
+      "draw images: the float model (--preset/--checkpoint) or an artifact, with the engine of your choice",
+      (y) =>
+        y
+          .positional("artifact", { type: "string", describe: "an emitted .onnx, .tflite or .mlpackage" })
+          .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
+          .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
+          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint" })
+          .option("width", { type: "string", default: "1", describe: "width of the float model" })
+          .option("resolution", { type: "number", describe: "float model: image resolution in pixels (latent = R/8); default: the config's" })
+          .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
+          .option("vocab", { type: "string", describe: "the prompts' embedding table (.safetensors: embedding (V, Dctx), words in __metadata__.vocab)" })
+          .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx) from your text encoder" })
+          .option("steps", { type: "number", default: 20, describe: "Euler steps from t = 1 to 0" })
+          .option("shift", { type: "number", default: 1, describe: "time shift s: t' = s·t / (1 + (s − 1)·t)" })
+          .option("seed", { type: "number", default: 0, describe: "noise seed of the first sample (sample i uses seed + i)" })
+          .option("noise", { type: "string", describe: "instead of seeds: initial noise (N, C, H, W) from a file" })
+          .option("engine", { choices: ["ditc", "onnxruntime", "litert"] as const, default: "ditc" as const, describe: "ditc's interpreter, or the real runtime of the artifact's format" })
+          .option("decode", { type: "string", describe: "pixel-shuffle:R (the fixtures' lossless decoder); default pixel-shuffle by sqrt(latent channels)" })
+          .option("decoder", { type: "string", describe: "a VAE decoder in ONNX (input: latents (N, C, H, W); output: images in [-1, 1])" })
+          .option("precision", { choices: ["fp32", "fp16"] as const, default: "fp32" as const, describe: "float model: fp16 rounds every intermediate to half precision" })
+          .option("out", { type: "string", demandOption: true, describe: "output folder: samples.png, latents.safetensors, sample.json" })
+          .example("$0 sample --checkpoint fixtures/shapes-micro/model.safetensors --vocab fixtures/shapes-micro/vocab.safetensors --prompt \"circle large left\" --prompt \"square small center\" --out samples/", "the float model")
+          .example("$0 sample out/w500/model.onnx --engine onnxruntime --vocab vocab.safetensors --prompt \"cross large top\" --out s/", "an artifact in onnxruntime"),
+      async (a) => {
+        if (a.decode !== undefined && a.decoder !== undefined) throw fail("usage", { detail: "give either --decode pixel-shuffle:R or --decoder VAE.onnx, not both." });
+        if (a.noise !== undefined && argv.includes("--seed")) throw fail("usage", { detail: "give either --seed (ditc draws the noise) or --noise FILE, not both." });
+        const spec = {
+          ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
+          steps: intArg("steps", a.steps, 1), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), ...(a.noise !== undefined ? { noise: a.noise } : {}),
+          ...(a.decoder !== undefined ? { decode: { kind: "onnx" as const, path: a.decoder } } : a.decode !== undefined ? { decode: parseDecode(a.decode) } : {}),
+        };
+        const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
+        let engine: SampleEngine;
+        let close = () => {};
+        if (a.artifact !== undefined) {
+          if (a.preset !== undefined || a.checkpoint !== undefined) throw fail("usage", { detail: "give either an artifact to sample or --preset/--checkpoint, not both." });
+          engine = await artifactEngine(a.artifact, a.engine);
+        } else {
+          if (a.engine !== "ditc") throw fail("badOption", { option: "engine", value: a.engine, expected: "ditc for the float model (the runtimes run artifacts)" });
+          const opened = openSource({ ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}) });
+          close = opened.close;
+          const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;
+          engine = irEngine(opened.source, widthArg(a.width), latentSize, a.precision);
+        }
+        try {
+          const r = await runSample(engine, spec, a.out, progress.onProgress);
+          progress.stop();
+          const files = ["samples.png", "latents.safetensors", "sample.json"].map((f) => join(a.out, f));
+          emit(`${r.record.model}: ${r.latents.shape[0]} samples, ${spec.steps} steps, ${r.record.timings.secondsPerStep.toFixed(3)} s per step; wrote ${files.join(", ")}`, { out: a.out, files, sample: r.record });
+        } finally {
+          await engine.close();
+          close();
+        }
+      },
+    )
+    .command(
       "compile",
       "lower the model for CoreML, TFLite and ONNX: DIR/w{375,500,1000}/model.* plus report.json and report.html",
       (y) =>
@@ -237,16 +297,31 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "where weights go: ONNX model.onnx.data, TFLite after the flatbuffer (Buffer.offset); auto: only past the 2 GiB format limits" })
           .option("deployment", { choices: ["iOS17", "iOS18"] as const, default: "iOS17" as const, describe: "CoreML deployment target: iOS17 (CoreML7) or iOS18 (CoreML8, the newer LUT form)" })
           .option("out", { type: "string", demandOption: true, describe: "output folder" })
+          .option("sample", { type: "boolean", describe: "add samples and image PSNR to the report (on by default with --vocab or --context)" })
+          .option("prompt", { type: "string", array: true, describe: "--sample: a prompt (repeat for several)" })
+          .option("vocab", { type: "string", describe: "--sample: the prompts' embedding table" })
+          .option("context", { type: "string", describe: "--sample: context (N, S, Dctx) instead of prompts" })
+          .option("sample-steps", { type: "number", default: 20, describe: "--sample: Euler steps" })
+          .option("sample-seed", { type: "number", default: 0, describe: "--sample: noise seed of the first sample" })
+          .option("decoder", { type: "string", describe: "--sample: a VAE decoder in ONNX (default: pixel shuffle)" })
           .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX")
+          .example("$0 compile --checkpoint fixtures/shapes-micro/model.safetensors --target onnx,tflite --vocab fixtures/shapes-micro/vocab.safetensors --prompt \"circle large left\" --out out/", "with samples and image PSNR in the report")
           .example("$0 compile --preset mini --target tflite --quantize int8 --out out/", "TFLite with int8 per-channel weights (LiteRT's fast path)"),
-      (a) => {
+      async (a) => {
         const quantize = parseQuantize(a.quantize);
         if (a.calibration !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--calibration is only used with --quantize mixed (it feeds the sensitivity probe)." });
         const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
         for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
+        const sampleSpec = a.sample ?? (a.vocab !== undefined || a.context !== undefined)
+          ? {
+            ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
+            steps: intArg("sample-steps", a.sampleSteps, 1), shift: 1, seed: intArg("sample-seed", a.sampleSeed, 0), ...(a.decoder !== undefined ? { decode: { kind: "onnx" as const, path: a.decoder } } : {}),
+          }
+          : undefined;
         const { source, close } = openSource(a);
         const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
         try {
+          if (sampleSpec) checkSampleSpec(sampleSpec, source.config);
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
           const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
@@ -255,6 +330,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
             ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
           });
+          if (sampleSpec) await addSamplesToReport(a.out, report, source, sampleSpec, progress.onProgress);
           progress.stop();
           const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
           emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(`report: ${reportPath}`).join("\n"), { artifacts, report: reportPath });
@@ -277,7 +353,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const results = await verify(a.dir, inputs, progress.onProgress);
         progress.stop();
         const report = readReport(a.dir);
-        writeFileAtomic(join(a.dir, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report, results))));
+        writeFileAtomic(join(a.dir, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report, results, a.dir))));
         const failed = results.filter((r) => !r.pass);
         emit(
           results.map((r) => `${r.pass ? "ok  " : "FAIL"} ${r.path} ${r.engine}: ${r.maxRelErr === null ? r.detail ?? "" : `max rel ${r.maxRelErr.toExponential(2)}, rel L2 ${r.relL2!.toExponential(2)}`}${r.error ? ` (${r.error})` : ""}`).join("\n"),
@@ -286,7 +362,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         if (failed.length) code = 1;
       },
     )
-    .demandCommand(1, "name a command: init, inputs, inspect, run, compile or verify (see --help)")
+    .demandCommand(1, "name a command: init, inputs, inspect, run, sample, compile or verify (see --help)")
     .strict()
     .recommendCommands()
     .help()

@@ -20,6 +20,7 @@ import { allocateBits, averageBits, palettizableWeights, probeSensitivity, unifo
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
 import type { ProgressFn } from "./progress.js";
+import type { SamplingReport } from "./sample-report.js";
 
 export type Precision = "fp32" | "fp16";
 
@@ -98,6 +99,8 @@ export interface CompileReport {
   checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
   /** kmeansRevision: the k-means code the palettes came from (verify needs the same to rebuild them) */
   quantization?: { mode: string; target?: number; lutGroupSize: number; kmeansRevision?: number; averageBits: number; layers: QuantizedLayer[] };
+  /** with --sample: the samples of the float model and of every artifact, and their image PSNR */
+  sampling?: SamplingReport;
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };

@@ -2,6 +2,8 @@
 // compile and, after `ditc verify`, its parity: artifact sizes per width and target, parity error
 // per target and runtime against the tolerance, per-layer probe MSE with the chosen bits, and the
 // op histogram before and after each target's pipeline. Tables carry the exact numbers.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { barChart, CHART_CSS } from "./charts.js";
 import type { CompileReport } from "./compile.js";
 import type { VerifyResult } from "./verify.js";
@@ -99,7 +101,40 @@ function opCharts(r: CompileReport): string {
   }).join("");
 }
 
-export function renderReportHtml(r: CompileReport, verify?: VerifyResult[]): string {
+/** The sample grids (embedded as data: URLs, read from the output folder) and the image PSNR table and chart. */
+function samplesSection(r: CompileReport, dir: string | undefined, verify?: VerifyResult[]): string {
+  const s = r.sampling;
+  if (!s) return "";
+  const img = (path: string) => {
+    if (!dir) return "";
+    try {
+      return `<img alt="${esc(path)}" src="data:image/png;base64,${readFileSync(join(dir, path)).toString("base64")}" style="image-rendering:pixelated;height:96px">`;
+    } catch {
+      return `<em>${esc(path)} missing</em>`;
+    }
+  };
+  const what = s.prompts ? `prompts: ${s.prompts.map((p) => `“${esc(p)}”`).join(", ")}` : `context ${esc(s.context ?? "")}`;
+  const widths = unique(s.float.map((f) => f.width)).sort((a, b) => a - b);
+  const engines = unique(s.results.map((x) => `${x.target} ${x.engine}`));
+  const chart = barChart({
+    title: "Image PSNR against the float model's samples, per width (same prompts, noise and steps)",
+    yLabel: "dB",
+    categories: widths.map((w) => `width ${w}`),
+    series: engines.map((e, i) => ({ name: e, color: ["#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#b07aa1"][i % 6]! })),
+    values: widths.map((w) => engines.map((e) => s.results.find((x) => x.width === w && `${x.target} ${x.engine}` === e)?.psnr ?? null)),
+    ref: { value: s.thresholds.fp32, label: `fp32 threshold ${s.thresholds.fp32} dB` },
+  });
+  const rows = widths.flatMap((w) => [
+    `<tr><td>width ${w}</td><td>float model (IR interpreter)</td><td></td><td>${img(s.float.find((f) => f.width === w)!.image)}</td></tr>`,
+    ...s.results.filter((x) => x.width === w).map((x) => {
+      const v = verify?.find((y) => y.check === "images" && y.path === x.path && y.engine === x.engine);
+      return `<tr><td>width ${w}</td><td>${esc(x.target)} ${esc(x.engine)}</td><td>${x.psnr.toFixed(2)} dB${v ? ` (verify: ${v.psnr?.toFixed(2)} dB, <span class="${v.pass ? "ok" : "no"}">${v.pass ? "pass" : "FAIL"}</span>)` : ""}</td><td>${img(x.image)}</td></tr>`;
+    }),
+  ]);
+  return `<h2>Samples</h2><p>${what}; ${s.steps} Euler steps${s.shift !== 1 ? `, shift ${s.shift}` : ""}; ${s.seeds ? `seeds ${s.seeds.join(", ")}` : "noise from a file"}; decoded by ${esc(s.decode)}. PSNR is over all images' 8-bit pixels (100 = identical).</p>${chart}<table><thead><tr><th>width</th><th>engine</th><th>PSNR vs float</th><th>samples</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+export function renderReportHtml(r: CompileReport, verify?: VerifyResult[], dir?: string): string {
   const model = "preset" in r.model ? `preset ${r.model.preset}, seed ${r.model.seed}` : r.model.checkpoint;
   const artifacts = table(
     ["target", "width", "precision", "params", "size", "transposes in IR (in blocks)", "in the file (in blocks)", "max rank", "path"],
@@ -117,7 +152,8 @@ export function renderReportHtml(r: CompileReport, verify?: VerifyResult[]): str
 <h1>ditc compile report</h1>
 <p>Model: ${esc(model)}; latent ${r.latentSize.join("×")}, ${r.contextTokens} text tokens; precision ${esc(r.precision)}; ${r.artifacts.length} artifacts.${verify ? ` Verification: <span class="${passed === verify.length ? "ok" : "no"}">${passed} of ${verify.length} checks passed</span>.` : " Not verified yet (run ditc verify on this folder)."}</p>
 <h2>Artifacts</h2>${sizeChart(r)}${artifacts}
-${verify?.length ? parityCharts(r, verify) : ""}
+${verify?.length ? parityCharts(r, verify.filter((x) => x.check !== "images")) : ""}
+${samplesSection(r, dir, verify)}
 ${quantizationCharts(r)}
 <h2>Op histogram before and after each pipeline</h2>${opCharts(r)}
 <details><summary>all artifacts, op by op</summary>${ops}</details>

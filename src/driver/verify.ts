@@ -19,6 +19,11 @@ import type { Width } from "../model/config.js";
 import { buildPipeline } from "../pipeline/pass.js";
 import { runPipeline } from "../pipeline/run.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
+import type { Graph } from "../ir/graph.js";
+import { artifactEngine, type EngineName } from "../sample/engines.js";
+import { psnr, type Images } from "../sample/images.js";
+import { graphEngine, sampleImages } from "./sample-report.js";
+import { parseDecode, type SampleSpec } from "./sample.js";
 
 export interface VerifyResult {
   path: string;
@@ -33,6 +38,9 @@ export interface VerifyResult {
   pass: boolean;
   error?: string;
   detail?: string;
+  /** "images": a sampling check (psnr against the reference's images); absent: the one-forward parity check */
+  check?: "images";
+  psnr?: number;
 }
 
 export function compareOutputs(got: Float32Array, want: Float32Array): { maxAbsErr: number; maxRelErr: number; relL2: number; finite: boolean } {
@@ -122,24 +130,67 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         }
       }
     }
+    if (report.sampling) results.push(...(await verifyImages(dir, report, source, onProgress)));
     return results;
   } finally {
     close();
   }
 }
 
-/** The IR interpreter's output for one width, with the same palettized weights when the compile quantized. */
-function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>, onProgress?: ProgressFn): FloatTensor {
+/**
+ * Image checks: the reference (the IR interpreter on the same weights, palettized when the compile
+ * quantized) samples the report's prompts and noise; every artifact, with each engine the compile
+ * sampled it with, must reach the report's PSNR threshold for its precision against those images.
+ */
+async function verifyImages(dir: string, report: CompileReport, source: WeightSource, onProgress?: ProgressFn): Promise<VerifyResult[]> {
+  const s = report.sampling!;
+  const decode = s.decode.startsWith("onnx:") ? { kind: "onnx" as const, path: s.decode.slice(5) } : parseDecode(s.decode);
+  const spec: SampleSpec = { steps: s.steps, shift: s.shift, seed: s.seeds?.[0] ?? 0, decode, ...(s.prompts ? { prompts: s.prompts, vocab: s.vocab! } : { context: s.context! }) };
+  const out: VerifyResult[] = [];
+  const refs = new Map<number, Images>();
+  for (const x of s.results) {
+    const a = report.artifacts.find((y) => y.path === x.path)!;
+    let ref = refs.get(x.width);
+    if (!ref) {
+      const g = referenceGraph(source, report, x.width, 1, report.latentSize, report.contextTokens);
+      refs.set(x.width, (ref = (await sampleImages(graphEngine(g, `w${x.width} reference`), spec, `w${x.width} reference`, onProgress)).images));
+    }
+    const base = { path: x.path, target: x.target, width: x.width, engine: x.engine, maxAbsErr: null, maxRelErr: null, relL2: null, finite: null, check: "images" as const };
+    try {
+      const engine = await artifactEngine(join(dir, x.path), x.engine as EngineName);
+      try {
+        const im = (await sampleImages(engine, spec, `${x.path} ${x.engine}`, onProgress)).images;
+        const p = +psnr(im, ref).toFixed(2);
+        const threshold = s.thresholds[a.precision];
+        out.push({ ...base, psnr: p, pass: p >= threshold, detail: `image PSNR ${p} dB (threshold ${threshold} dB)` });
+      } finally {
+        await engine.close();
+      }
+    } catch (e) {
+      out.push({ ...base, pass: false, error: (e as Error).message.split("\n")[0] });
+    }
+  }
+  return out;
+}
+
+/** The width-w model for a batch and shapes, with the same palettized (or int8) weights as the compile's. */
+function referenceGraph(source: WeightSource, report: CompileReport, width: number, batch: number, latentSize: [number, number], contextTokens: number): Graph {
+  const model = buildModel(source, { width: width as Width, batch, latentSize, contextTokens });
   const layers = report.quantization?.layers.filter((l) => l.width === width) ?? [];
-  if (!layers.length) return runFloatModel(source, width as Width, feeds, "fp32", onProgress);
+  if (!layers.length) return model.graph;
   const revision = report.quantization!.kmeansRevision ?? 1;
   if (report.quantization!.mode !== "int8" && revision !== KMEANS_REVISION)
     throw fail("usage", { detail: `the palettes in this folder come from k-means revision ${revision}, this ditc clusters with revision ${KMEANS_REVISION} and would compare against other palettes; recompile the folder with this ditc to verify it.` });
-  const latent = feeds.latent!, context = feeds.context!;
-  const model = buildModel(source, { width: width as Width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));
   const entry = report.quantization?.mode === "int8" ? { pass: "quantize-int8", options: { names: layers.map((l) => l.name) } } : { pass: "palettize", options: { bits, groupSize: report.quantization?.lutGroupSize ?? 0 } };
-  const g = runPipeline(model.graph, buildPipeline({ name: "reference", entries: [entry] }, PASSES));
+  return runPipeline(model.graph, buildPipeline({ name: "reference", entries: [entry] }, PASSES));
+}
+
+/** The IR interpreter's output for one width, with the same palettized weights when the compile quantized. */
+function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>, onProgress?: ProgressFn): FloatTensor {
+  if (!report.quantization?.layers.some((l) => l.width === width)) return runFloatModel(source, width as Width, feeds, "fp32", onProgress);
+  const latent = feeds.latent!, context = feeds.context!;
+  const g = referenceGraph(source, report, width, latent.shape[0]!, [latent.shape[2]!, latent.shape[3]!], context.shape[1]!);
   const onNode = nodeProgress(`w${width}: IR interpreter`, g.nodes.length, onProgress);
   return runGraph(g, feeds, onNode ? { onNode } : {}).velocity as FloatTensor;
 }

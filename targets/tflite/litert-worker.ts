@@ -16,7 +16,12 @@ interface Job {
   inputs: Record<string, { shape: number[]; data: Float32Array }>;
   /** timed repetitions of the run after the first (benchmarks) */
   repeat?: number;
+  /** keep the compiled model for the next job on the same file (a sampler's steps) */
+  keep?: boolean;
 }
+
+type Compiled = Awaited<ReturnType<typeof lrt.loadAndCompile>>;
+let kept: { path: string; model: Compiled } | undefined;
 
 // Every line the runtime prints goes to the current job's log; emscripten binds console.* when
 // its glue is evaluated, so the hooks go in before LiteRT loads.
@@ -45,7 +50,12 @@ process.on("message", async (job: Job) => {
   const reply: Record<string, unknown> = { id: job.id };
   try {
     const t0 = performance.now();
-    const model = await lrt.loadAndCompile(new Uint8Array(readFileSync(job.model)), { accelerator: "wasm" });
+    if (kept && (kept.path !== job.model || !job.keep)) {
+      kept.model.delete();
+      kept = undefined;
+    }
+    const model = kept?.model ?? (await lrt.loadAndCompile(new Uint8Array(readFileSync(job.model)), { accelerator: "wasm" }));
+    if (job.keep) kept = { path: job.model, model };
     reply.loadMs = performance.now() - t0;
     try {
       const feeds = model.getInputDetails().map((d) => {
@@ -65,7 +75,7 @@ process.on("message", async (job: Job) => {
       reply.outputs = Object.fromEntries(model.getOutputDetails().map((d, i) => [d.name, { shape: Array.from(outs[i]!.type.layout.dimensions), data: Float32Array.from(outs[i]!.toTypedArray() as Float32Array) }]));
       for (const t of [...feeds, ...outs]) t.delete();
     } finally {
-      model.delete();
+      if (!job.keep) model.delete();
     }
   } catch (e) {
     reply.error = (e as Error).message ?? String(e);

@@ -67,14 +67,15 @@ export class LiteRtProcess {
     });
   }
 
-  async run(model: string, inputs: Record<string, FloatTensor>, repeat = 0): Promise<LiteRtRun> {
+  /** Runs `model`; with `keep` the process keeps it compiled for the next run of the same file. */
+  async run(model: string, inputs: Record<string, FloatTensor>, repeat = 0, keep = false): Promise<LiteRtRun> {
     await this.ready;
     if (this.exited) throw new Error(this.exited);
     const id = this.nextId++;
     const reply = await new Promise<Reply>((resolve) => {
       this.waiting.set(id, resolve);
       const feeds = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, { shape: [...t.shape], data: t.data }]));
-      this.child.send({ id, model, inputs: feeds, repeat });
+      this.child.send({ id, model, inputs: feeds, repeat, keep });
     });
     if (reply.error) throw new Error(`LiteRT: ${reply.error}`);
     const outputs = Object.fromEntries(Object.entries(reply.outputs ?? {}).map(([k, t]) => [k, floatTensor(t.shape, t.data)]));

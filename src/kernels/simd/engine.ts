@@ -45,8 +45,12 @@ export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 // control block: [generation, pending workers, kernel index, argument count, failed], then arguments
 export const CTL = { GEN: 0, PENDING: 1, KERNEL: 2, ARGC: 3, FAILED: 4, READY: 5 } as const;
 export const CTL_INTS = 8;
-/** How long a thread polls for a job or a result before it sleeps (a futex wake costs far more than a short poll). */
-export const SPIN_MS = 2;
+/**
+ * How long a thread polls for a job or a result before it sleeps: waking a sleeping thread took
+ * about 4 ms on the 2-core VM the benchmarks ran on (the idle core has to be brought back), while
+ * a forward pass posts a job every few milliseconds.
+ */
+export const SPIN_MS = 20;
 export const MAX_ARGS = 24;
 
 function wasmPath(relaxed: boolean): string {
