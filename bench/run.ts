@@ -20,6 +20,7 @@ import { benchCoremlFull } from "./coreml.js";
 import { benchTfliteFull, benchTfliteWeights } from "./tflite.js";
 import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
 import { benchSamplingQuality } from "./sampling.js";
+import { benchLeanFull } from "./lean.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -113,6 +114,7 @@ const sections: Record<string, () => unknown> = {
   engineMini: () => benchEngineMini(quick),
   engineFull1024: () => (full ? benchEngineFull() : null),
   samplingQuality: () => benchSamplingQuality(quick),
+  leanFull1024: () => benchLeanFull(),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),

@@ -12,7 +12,7 @@
 //
 // In the DiT the permutation lands in the upsample linear's rows and, with the unpatchify
 // gather, in the final linear's rows: DEPTH_TO_SPACE then needs no extra op.
-import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { derivedConst, type Graph, type Node, type Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { gather as gatherKernel } from "../src/kernels/layout.js";
 import { intTensor, normAxis, type Tensor } from "../src/kernels/tensor.js";
@@ -113,7 +113,7 @@ const foldIntoConstant = rule("fold-gather-into-constant", "gather", {
   rewrite: (n, ctx) => {
     const c = (ctx.producer(n.inputs[0]!) as Extract<Node, { kind: "const" }>).attrs.value;
     const idx = constIndices(n.inputs[1]!, ctx)!, axis = axisOf(n);
-    return ctx.b.constant({ type: n.outputs[0]!.type, source: `${c.source} gathered on axis ${axis}`, load: () => gatherKernel(c.load(), idx, axis) });
+    return ctx.b.constant(derivedConst(c, { type: n.outputs[0]!.type, source: `${c.source} gathered on axis ${axis}`, load: () => gatherKernel(c.load(), idx, axis) }));
   },
 });
 

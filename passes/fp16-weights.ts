@@ -6,7 +6,7 @@
 //
 // Constants read only inside fp32 islands keep float32, by default the timestep embedding, whose
 // frequencies multiply t·1000 and so cannot lose bits (README, fp16).
-import { inScopes, readers, type Graph } from "../src/ir/graph.js";
+import { derivedConst, inScopes, readers, type Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
@@ -28,7 +28,7 @@ export const fp16Weights = definePass<{ fp32Scopes: string[] }>({
       },
       rewrite: (n, { b }) => {
         const c = n.attrs.value;
-        const half = b.constant({ type: { dtype: "f16", shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") });
+        const half = b.constant(derivedConst(c, { type: { dtype: "f16", shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") }));
         return b.op("cast", [half], { to: "f32" });
       },
     });

@@ -2,6 +2,7 @@
 import type { Pass } from "../src/pipeline/pass.js";
 import { convToDepthwise } from "./conv-to-depthwise.js";
 import { cse } from "./cse.js";
+import { dedupeConstants } from "./dedupe-constants.js";
 import { decomposeLayerNorm } from "./decompose-layer-norm.js";
 import { depthToSpaceDcr } from "./depth-to-space-dcr.js";
 import { fp16Weights } from "./fp16-weights.js";
@@ -20,6 +21,6 @@ import { splitEinsumAttention } from "./split-einsum-attention.js";
 import { transposeElimination } from "./transpose-elimination.js";
 import { unrollBna } from "./unroll-bna.js";
 
-const ALL = [sliceWidth, lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights, convToDepthwise, depthToSpaceDcr, decomposeLayerNorm, lutToGather, fp16Weights, quantizeInt8] as Pass<any>[];
+const ALL = [sliceWidth, lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights, dedupeConstants, convToDepthwise, depthToSpaceDcr, decomposeLayerNorm, lutToGather, fp16Weights, quantizeInt8] as Pass<any>[];
 
 export const PASSES: ReadonlyMap<string, Pass<any>> = new Map(ALL.map((p) => [p.name, p]));

@@ -6,7 +6,7 @@
 //   lut_to_dense(%i : u4[S], %lut : [16])    ==>   reshape(gather(%pairs : [256,2], cast(%packed : u8[n/2]) {i32}, axis 0)) {S}
 //
 // %packed holds two indices per byte, the first in the low nibble; %pairs[b] = (lut[b & 15], lut[b >> 4]).
-import type { ConstValue, Graph, Node, Value } from "../src/ir/graph.js";
+import { derivedConst, type ConstValue, type Graph, type Node, type Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { tensorBytes } from "../src/io/encode.js";
 import { asFloat, floatTensor, numel } from "../src/kernels/tensor.js";
@@ -41,14 +41,14 @@ export const lutToGather = definePass<{ pairs: boolean }>({
         const idx = constOf(n.inputs[0]!, ctx)!, lut = constOf(n.inputs[1]!, ctx);
         const shape = [...idx.type.shape], count = numel(shape);
         if (idx.type.dtype === "u4" && lut && o.pairs && count % 2 === 0) {
-          const packed = b.constant({ type: { dtype: "u8", shape: [count / 2] }, source: `${idx.source} packed pairs`, load: () => ({ dtype: "u8", shape: [count / 2], data: tensorBytes(idx.load(), "u4") }) });
+          const packed = b.constant(derivedConst(idx, { type: { dtype: "u8", shape: [count / 2] }, source: `${idx.source} packed pairs`, load: () => ({ dtype: "u8", shape: [count / 2], data: tensorBytes(idx.load(), "u4") }) }));
           const dtype = lut.type.dtype as "f32" | "f16";
-          const pairs = b.constant({ type: { dtype, shape: [256, 2] }, source: `${lut.source} pairs`, load: () => floatTensor([256, 2], pairTable(asFloat(lut.load()).data), dtype) });
+          const pairs = b.constant(derivedConst(lut, { type: { dtype, shape: [256, 2] }, source: `${lut.source} pairs`, load: () => floatTensor([256, 2], pairTable(asFloat(lut.load()).data), dtype) }));
           const rows = b.op("gather", [pairs, b.op("cast", [packed], { to: "i32" })], { axis: 0 });
           return b.op("reshape", [rows], { shape });
         }
         // one index per byte (8-bit palettes, or 4-bit ones that cannot pair up)
-        const bytes = idx.type.dtype === "u8" ? n.inputs[0]! : b.constant({ type: { dtype: "u8", shape }, source: `${idx.source} as bytes`, load: () => ({ ...idx.load(), dtype: "u8" }) });
+        const bytes = idx.type.dtype === "u8" ? n.inputs[0]! : b.constant(derivedConst(idx, { type: { dtype: "u8", shape }, source: `${idx.source} as bytes`, load: () => ({ ...idx.load(), dtype: "u8" }) }));
         return b.op("gather", [n.inputs[1]!, b.op("cast", [bytes], { to: "i32" })], { axis: 0 });
       },
     });

@@ -37,8 +37,8 @@ function palettizedConstants(w: ConstValue, bits: 4 | 8, groupSize: number): [Co
   };
   const k = 1 << bits;
   return [
-    { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
-    { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
+    { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
+    { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
   ];
 }
 

@@ -3,24 +3,26 @@
 //   %x : f32 -> op -> %y : f32       ==>    %x : f16 -> op -> %y : f16   (constants stored f16)
 //   t_embed island (scope "t_embed") stays f32, cast to f16 where it feeds the rest
 //
-// The timestep sinusoid is the island by default: t·1000 has a step of 0.5 in half precision
+// The timestep sinusoid is an island by default: t·1000 has a step of 0.5 in half precision
 // above 512, which shifts the high-frequency phases by up to a quarter turn (README, fp16 mode).
+// So are the RoPE tables computed in the graph (lower-rope): their angles reach tens of radians.
 // Graph inputs read only by islands (the timestep) stay f32 in the model's interface.
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
-import { inScopes, readers, type Graph, type Value } from "../src/ir/graph.js";
+import { derivedConst, inScopes, readers, type Graph, type Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
+import { POSITION_TABLES_SCOPE } from "./lower-rope.js";
 
 export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   name: "precision-fp16",
   summary: "compute in fp16 (weights stored fp16), keeping fp32 islands such as the timestep embedding",
   requires: [],
   ensures: [],
-  defaults: { fp32Scopes: ["t_embed"] },
+  defaults: { fp32Scopes: ["t_embed", POSITION_TABLES_SCOPE] },
   run: (g: Graph, o) => {
     const island = inScopes(o.fp32Scopes);
     const readersOf = readers(g);
@@ -49,7 +51,7 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
         const users = readersOf.get(n.outputs[0]!) ?? [];
         const dtype = isFloat(c.type.dtype) && !users.every(island) ? "f16" : c.type.dtype;
         const out = dtype === c.type.dtype ? b.inScope(n.scope, () => b.constant(c)) : b.inScope(n.scope, () =>
-          b.constant({ type: { dtype, shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") }));
+          b.constant(derivedConst(c, { type: { dtype, shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") })));
         variants.set(n.outputs[0]!, new Map([[out.type.dtype, out]]));
         continue;
       }

@@ -13,7 +13,7 @@
 // - sink-transpose-through-unary: f(transpose(x)) -> transpose(f(x)), so transposes can meet.
 // Decisions come from exact stride analysis (src/ir/views.ts), never from axis sizes matching.
 // Implements docs/toolchain.md "transpose elimination".
-import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { derivedConst, type Graph, type Node, type Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asReshapeTranspose, asTranspose, isContiguous, reshapeView, rootView, transposeView, type View } from "../src/ir/views.js";
 import { transpose as transposeKernel } from "../src/kernels/layout.js";
@@ -106,7 +106,7 @@ const foldLayoutIntoConstant = rule("fold-layout-into-constant", LAYOUT_OPS, {
         ? () => ({ ...src.load(), shape: type.shape })
         : () => transposeKernel(src.load(), (n as Extract<Node, { kind: "transpose" }>).attrs.perm);
     const what = n.kind === "reshape" ? `reshaped to [${type.shape}]` : `transposed [${(n as Extract<Node, { kind: "transpose" }>).attrs.perm}]`;
-    return ctx.b.constant({ type, source: `${src.source} ${what}`, load });
+    return ctx.b.constant(derivedConst(src, { type, source: `${src.source} ${what}`, load }));
   },
 });
 

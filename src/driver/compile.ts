@@ -13,7 +13,8 @@ import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
 import { applyPipeline, BACKENDS, pipelinePasses } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
-import type { Graph } from "../ir/graph.js";
+import type { ConstValue, Graph } from "../ir/graph.js";
+import { BYTES_PER_ELEMENT } from "../ir/dtype.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { allocateBits, averageBits, palettizableWeights, probeSensitivity, uniformBits } from "../quant/probe.js";
@@ -85,6 +86,51 @@ export interface ArtifactRecord {
   /** the same counted in the written file, for formats ditc can count in (TFLite, ONNX) */
   fileTransposes?: { total: number; inBlocks: number };
   maxRank: number;
+  /** what the artifact's bytes are (see constantBytes) */
+  constants: ConstantBytes;
+}
+
+/**
+ * An artifact's bytes by what they hold, counted over the distinct constants of the lowered graph
+ * (each is written once): dense weights as stored (fp32 islands at 4 bytes), palette indices (and
+ * int8 weights), LUTs (and int8 scales), position tables, other constants (shapes, axes, gather
+ * indices, scalars), and the rest of the file (the graph itself, headers, alignment).
+ */
+export interface ConstantBytes {
+  weights: number;
+  palettes: number;
+  luts: number;
+  tables: number;
+  other: number;
+  /** weights kept in float32 in an fp16 artifact (the timestep embedding); part of `weights` */
+  fp32Island: number;
+  /** the file's bytes beyond its constants: max(0, bytes − all constants) */
+  structure: number;
+  /** (tables + other) / (weights + palettes + luts): what constants cost beyond the model's parameters */
+  constantOverhead: number;
+  /** (bytes − weights − palettes − luts) / (weights + palettes + luts), the structure included */
+  fileOverhead: number;
+}
+
+export function constantBytes(g: Graph, precision: Precision, fileBytes: number): ConstantBytes {
+  const seen = new Set<ConstValue>();
+  const b = { weights: 0, palettes: 0, luts: 0, tables: 0, other: 0, fp32Island: 0 };
+  for (const n of g.nodes) {
+    if (n.kind !== "const" || seen.has(n.attrs.value)) continue;
+    const c = n.attrs.value;
+    seen.add(c);
+    const bytes = Math.ceil(c.type.shape.reduce((a, d) => a * d, 1) * BYTES_PER_ELEMENT[c.type.dtype]);
+    if (c.role === "weight") {
+      b.weights += bytes;
+      if (precision === "fp16" && c.type.dtype === "f32") b.fp32Island += bytes;
+    } else if (c.role === "palette") b.palettes += bytes;
+    else if (c.role === "lut") b.luts += bytes;
+    else if (c.role === "table") b.tables += bytes;
+    else b.other += bytes;
+  }
+  const params = b.weights + b.palettes + b.luts;
+  const all = params + b.tables + b.other;
+  return { ...b, structure: Math.max(0, fileBytes - all), constantOverhead: +((b.tables + b.other) / params).toFixed(6), fileOverhead: +((fileBytes - params) / params).toFixed(6) };
 }
 
 export interface CompileReport {
@@ -157,6 +203,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
         params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
         opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
         ...(r.transposes ? { fileTransposes: r.transposes } : {}),
+        constants: constantBytes(g, precision, r.bytes),
       });
     }
   }

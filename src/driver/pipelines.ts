@@ -26,9 +26,16 @@ export const BACKENDS: Record<string, TargetBackend> = { coreml: coremlTarget, t
 
 export const PIPELINE_NAMES = ["none", ...Object.keys(TARGET_PIPELINES)];
 
+/**
+ * Every pipeline ends with these, after the precision pass: equal constants become one (passes
+ * that fold a reshape into a constant make a new one per use), then CSE merges what they feed,
+ * so emitters meet each distinct array, and each computation on it, once.
+ */
+const FINAL: PipelineEntry[] = [{ pass: "dedupe-constants" }, { pass: "cse" }];
+
 export function pipelinePasses(name: string, fp16 = false): string[] {
   const t = TARGET_PIPELINES[name];
-  return name === "none" || !t ? [] : [...t.pipeline.entries.map((e) => e.pass), ...(fp16 ? [t.fp16.pass] : [])];
+  return name === "none" || !t ? [] : [...t.pipeline.entries.map((e) => e.pass), ...(fp16 ? [t.fp16.pass] : []), ...FINAL.map((e) => e.pass)];
 }
 
 /** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
@@ -36,6 +43,6 @@ export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOpti
   if (name === "none") return g;
   const t = TARGET_PIPELINES[name];
   if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: oneOf(name, PIPELINE_NAMES) });
-  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : [])];
+  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : []), ...FINAL];
   return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
 }

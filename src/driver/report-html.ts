@@ -140,6 +140,14 @@ export function renderReportHtml(r: CompileReport, verify?: VerifyResult[], dir?
     ["target", "width", "precision", "params", "size", "transposes in IR (in blocks)", "in the file (in blocks)", "max rank", "path"],
     r.artifacts.map((a) => [a.target, a.width, a.precision, a.params.toLocaleString("en-US"), mib(a.bytes), `${a.transposes.total} (${a.transposes.inBlocks})`, a.fileTransposes ? `${a.fileTransposes.total} (${a.fileTransposes.inBlocks})` : "", a.maxRank, a.path]),
   );
+  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  const bytesTable = table(
+    ["target", "width", "weights", "of which fp32 island", "palette indices", "LUTs", "position tables", "other constants", "rest of the file", "constants beyond parameters", "file beyond parameters"],
+    r.artifacts.filter((a) => a.constants).map((a) => {
+      const c = a.constants;
+      return [a.target, a.width, mib(c.weights), mib(c.fp32Island), mib(c.palettes), mib(c.luts), mib(c.tables), mib(c.other), mib(c.structure), pct(c.constantOverhead), pct(c.fileOverhead)];
+    }),
+  );
   const kinds = unique(r.artifacts.flatMap((a) => [...Object.keys(a.opsBefore), ...Object.keys(a.opsAfter)])).sort();
   const ops = r.artifacts.length
     ? table(["op", ...r.artifacts.flatMap((a) => [`${a.target} w${a.width} before`, "after"])], kinds.map((k) => [k, ...r.artifacts.flatMap((a) => [a.opsBefore[k] ?? 0, a.opsAfter[k] ?? 0])]))
@@ -152,6 +160,7 @@ export function renderReportHtml(r: CompileReport, verify?: VerifyResult[], dir?
 <h1>ditc compile report</h1>
 <p>Model: ${esc(model)}; latent ${r.latentSize.join("×")}, ${r.contextTokens} text tokens; precision ${esc(r.precision)}; ${r.artifacts.length} artifacts.${verify ? ` Verification: <span class="${passed === verify.length ? "ok" : "no"}">${passed} of ${verify.length} checks passed</span>.` : " Not verified yet (run ditc verify on this folder)."}</p>
 <h2>Artifacts</h2>${sizeChart(r)}${artifacts}
+<h3>What the bytes are</h3><p>Every distinct constant is written once; the percentages compare what is not a model parameter with the parameters' bytes (weights, palette indices, LUTs).</p>${bytesTable}
 ${verify?.length ? parityCharts(r, verify.filter((x) => x.check !== "images")) : ""}
 ${samplesSection(r, dir, verify)}
 ${quantizationCharts(r)}

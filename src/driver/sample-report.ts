@@ -56,10 +56,11 @@ export async function sampleImages(engine: SampleEngine, spec: SampleSpec, step:
 export function graphEngine(g: Graph, what: string): SampleEngine {
   const shape = (name: string) => g.inputs.find((v) => v.name === name)!.type.shape;
   const latent = shape("latent"), context = shape("context");
+  const constants = new Map();
   return {
     name: "ditc", what, batch: latent[0]!, latent: [latent[1]!, latent[2]!, latent[3]!], context: [context[1]!, context[2]!],
-    velocity: (l, t, c) => runGraph(g, { latent: l, timestep: t, context: c }).velocity as FloatTensor,
-    close: () => {},
+    velocity: (l, t, c) => runGraph(g, { latent: l, timestep: t, context: c }, { constants }).velocity as FloatTensor,
+    close: () => constants.clear(),
   };
 }
 

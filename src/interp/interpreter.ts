@@ -4,7 +4,7 @@
 // constants, each op's results) is rounded to half precision, as a device computing in fp16
 // would store it; overflow becomes ±Infinity and is reported, not hidden.
 import { fail } from "../diagnostics.js";
-import { lastUses, producers, sameType, typeStr, type Graph, type Node, type Value } from "../ir/graph.js";
+import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
@@ -18,6 +18,11 @@ export interface RunOptions {
   onNode?: (node: Node, index: number) => void;
   /** sees every node's operand and result tensors (calibration probes) */
   observe?: (node: Node, inputs: readonly Tensor[], outputs: readonly Tensor[]) => void;
+  /**
+   * Loaded constants kept across runs of the same graph (a sampler's steps): the caller owns the
+   * map and decides whether the model's constants are small enough to keep.
+   */
+  constants?: Map<ConstValue, Tensor>;
 }
 
 export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions = {}): Record<string, Tensor> {
@@ -52,7 +57,12 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
     if (t) return t;
     const p = prod.get(v);
     if (p?.kind === "const") {
-      const c = finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype);
+      const cache = opts.constants;
+      let c = cache?.get(p.attrs.value);
+      if (!c) {
+        c = finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype);
+        cache?.set(p.attrs.value, c);
+      }
       live.set(v, c);
       return c;
     }

@@ -3,7 +3,7 @@
 import { fail } from "../diagnostics.js";
 import { OpTypeError, arityRange } from "../ops/define.js";
 import { opDef, type AttrsOf, type OpKind } from "../ops/index.js";
-import type { ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
+import type { ConstRole, ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
 import { typeStr } from "./graph.js";
 import type { Tensor } from "../kernels/tensor.js";
 
@@ -101,8 +101,8 @@ export class GraphBuilder {
   }
 
   /** A constant computed at build time (sin-cos tables, frequency vectors). */
-  tensorConstant(source: string, t: Tensor): Value {
-    return this.constant({ type: { dtype: t.dtype, shape: t.shape }, source, load: () => t });
+  tensorConstant(source: string, t: Tensor, role?: ConstRole): Value {
+    return this.constant({ type: { dtype: t.dtype, shape: t.shape }, source, ...(role ? { role } : {}), load: () => t });
   }
 
   /** The nodes added so far (a live read-only view). */

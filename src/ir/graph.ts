@@ -36,10 +36,18 @@ export type Node = { [K in OpKind]: NodeOf<K> }[OpKind];
 export type KeptAxes = readonly (Int32Array | null)[];
 
 /** A constant's data, loaded on demand so a graph of a 1.6B model costs no weight memory. */
+/**
+ * What a constant is, for the byte accounting of reports: a model parameter (dense), a palette's
+ * indices or its LUT, a computed position table; anything else (shapes, axes, gather indices,
+ * small scalars) has no role.
+ */
+export type ConstRole = "weight" | "palette" | "lut" | "table";
+
 export interface ConstValue {
   readonly type: TensorType;
   /** checkpoint tensor (or derived table) this constant holds; shown in dumps */
   readonly source: string;
+  readonly role?: ConstRole;
   load(): Tensor;
   /**
    * Set on supernetwork constants that change with the width: the constant of the width-w
@@ -47,6 +55,11 @@ export interface ConstValue {
    * it are the same at every width.
    */
   readonly atWidth?: (w: number) => { value: ConstValue; kept: KeptAxes };
+}
+
+/** A constant computed from another (re-laid out, converted, gathered): it keeps that one's role. */
+export function derivedConst(from: ConstValue, c: { type: TensorType; source: string; load(): Tensor }): ConstValue {
+  return from.role ? { ...c, role: from.role } : c;
 }
 
 export interface Graph {

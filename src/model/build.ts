@@ -102,7 +102,7 @@ export function buildSupernetwork(src: WeightSource, opts: Omit<BuildOptions, "w
     const half = TIMESTEP_FREQS;
     const freqs = Float32Array.from({ length: half }, (_, k) => Math.exp((-Math.log(10000) * k) / half));
     const tt = b.op("reshape", [mul(timestep, scalar(1000))], { shape: [batch, 1] });
-    const args = mul(tt, b.tensorConstant(`timestep freqs ${half}`, floatTensor([1, half], freqs)));
+    const args = mul(tt, b.tensorConstant(`timestep freqs ${half}`, floatTensor([1, half], freqs), "table"));
     const sinusoid = b.op("concat", [b.op("cos", [args], {}), b.op("sin", [args], {})], { axis: 1 });
     const temb = linear(b.op("silu", [linear(sinusoid, "t_embed.0")], {}), "t_embed.2");
     const tmod = b.op("reshape", [linear(b.op("silu", [temb], {}), "t_block")], { shape: [batch, 6, D] });
@@ -185,7 +185,7 @@ export function buildSupernetwork(src: WeightSource, opts: Omit<BuildOptions, "w
 
 /** The sin-cos table as a constant that is recomputed, not sliced, for a narrower width (docs/model.md, elastic widths). */
 function sincosConstant(Hg: number, Wg: number, D: number): ConstValue {
-  const at = (Dw: number): ConstValue => ({ type: { dtype: "f32", shape: [1, Hg * Wg, Dw] }, source: `sincos ${Hg}x${Wg}x${Dw}`, load: () => sincosTable(Hg, Wg, Dw) });
+  const at = (Dw: number): ConstValue => ({ type: { dtype: "f32", shape: [1, Hg * Wg, Dw] }, source: `sincos ${Hg}x${Wg}x${Dw}`, role: "table", load: () => sincosTable(Hg, Wg, Dw) });
   return {
     ...at(D),
     atWidth: (w) => ({ value: at(w * D), kept: [null, null, w === 1 ? null : Int32Array.from({ length: w * D }, (_, i) => i)] }),

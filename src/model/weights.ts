@@ -104,6 +104,7 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
     return {
       type: { dtype: "f32", shape: spec.shape },
       source: spec.name,
+      role: "weight",
       load: () => floatTensor(spec.shape, src.read(spec)),
       atWidth: (w) => ({ value: widthConstant(src, spec, held(w)), kept: keptIndices(rules, spec.shape, c, held(w)) }),
     };
@@ -113,6 +114,7 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
   return {
     type: { dtype: "f32", shape: spec.shape },
     source: spec.name,
+    role: "weight",
     load: () => {
       if (!c.widths.includes(1)) throw fail("badOption", { option: "width", value: "1", expected: `one of the widths ${src.origin} holds: ${c.widths.join(", ")} (it has no width-1 ${suffix.slice(1)})` });
       return floatTensor(spec.shape, src.read(spec));
@@ -127,6 +129,7 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
   return {
     type: { dtype: "f32", shape },
     source: spec.name,
+    role: "weight",
     load: () => {
       const full = src.read(spec);
       if (!spec.slice || shape.every((d, i) => d === spec.shape[i])) return floatTensor(shape, full);

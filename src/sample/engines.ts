@@ -80,10 +80,13 @@ export async function artifactEngine(path: string, engine: EngineName): Promise<
   }
   const shape = { batch: latent[0]!, latent: [latent[1]!, latent[2]!, latent[3]!] as [number, number, number], context: [context[1]!, context[2]!] as [number, number] };
   if (engine === "ditc") {
+    // the file's constants are read once for all steps when they fit in memory comfortably
+    const constBytes = read.graph.nodes.reduce((n, x) => n + (x.kind === "const" ? 4 * x.outputs[0]!.type.shape.reduce((a, d) => a * d, 1) : 0), 0);
+    const constants = constBytes <= 2 ** 30 ? new Map() : undefined;
     return {
       name: "ditc", what: `${path} (ditc reader-interpreter)`, ...shape,
-      velocity: (l, t, c) => runGraph(read.graph, { latent: l, timestep: t, context: c }).velocity as FloatTensor,
-      close: () => read.close(),
+      velocity: (l, t, c) => runGraph(read.graph, { latent: l, timestep: t, context: c }, constants ? { constants } : {}).velocity as FloatTensor,
+      close: () => (constants?.clear(), read.close()),
     };
   }
   read.close();

@@ -33,14 +33,20 @@ export class BlobFolderWriter {
   private pending: BlobRef[] = [];
   private total = 0;
   private count = 0;
+  private readonly byContent = new Map<string, BlobRef>();
   readonly files: string[] = [];
   constructor(private readonly dir: string, private readonly fileName: (name: string) => string, private readonly maxBytes = MAX_BLOB_FILE_BYTES) {}
 
   /** Appends a blob; its reference gets the file's name when the file is complete. */
   write(dtype: number, data: Uint8Array, paddingBits = 0): BlobRef {
+    // identical bytes are one blob: every const that holds them names the same record
+    const key = `${dtype}:${paddingBits}:${createHash("sha1").update(data).digest("hex")}`;
+    const same = this.byContent.get(key);
+    if (same) return same;
     if (!this.current || (this.current.bytes > 64 && this.current.bytes + 128 + data.length > this.maxBytes)) this.rotate();
     const ref = { fileName: "", offset: this.current!.write(dtype, data, paddingBits) };
     this.pending.push(ref);
+    this.byContent.set(key, ref);
     return ref;
   }
 

@@ -54,6 +54,7 @@ class MilWriter {
   private readonly names = new Map<Value, string>();
   private readonly used = new Set<string>();
   private readonly emittedConsts = new Set<Value>();
+  private readonly params = new Map<string, string>();
   constructor(private readonly prod: Map<Value, Node>, private readonly blobs: BlobFolderWriter) {}
 
   private claim(want: string): string {
@@ -91,11 +92,18 @@ class MilWriter {
     this.ops.push({ type: "const", attributes: { name: immediate({ str: name }), val }, outputs: [{ name, type }] });
   }
 
-  /** A small constant parameter of an op, as its own const op. */
+  /**
+   * A small constant parameter of an op, as a const op. Equal parameters (the same flag, shape,
+   * axes, equation) are one const op that every op using them names, as for any constant.
+   */
   param(op: string, key: string, p: Param): string {
+    const k = JSON.stringify(p);
+    const seen = this.params.get(k);
+    if (seen) return seen;
     const name = this.claim(`${op}_${key}`);
     const val = immediate(p);
     this.ops.push({ type: "const", attributes: { name: immediate({ str: name }), val }, outputs: [{ name, type: val.type! }] });
+    this.params.set(k, name);
     return name;
   }
 

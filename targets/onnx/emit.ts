@@ -45,6 +45,8 @@ type AttrValue = { int: number } | { float: number } | { ints: readonly number[]
 class OnnxGraphWriter {
   readonly nodes: OnnxNode[] = [];
   readonly smallInits: OnnxTensor[] = [];
+  /** initializers the writer makes itself, by what they hold, so each is written once */
+  readonly shared = new Map<string, string>();
   private tmpCount = 0;
   private readonly int64Consts = new Map<string, string>();
   constructor(private readonly names: Map<Value, string>) {}
@@ -180,9 +182,14 @@ export const EMIT_ONNX: { [K in OpKind]?: EmitFn<K> } = {
   pixel_shuffle: (n, w, l) => w.node("DepthToSpace", [w.name(n.inputs[0]!)], [w.name(n.outputs[0]!)], { blocksize: { int: n.attrs.factor }, mode: { str: "CRD" } }, l),
 };
 
+/** LayerNormalization's scale when there is no affine: one initializer of ones per width and dtype. */
 function onesInit(w: OnnxGraphWriter, n: number, dtype: DType): string {
+  const key = `ones ${dtype} ${n}`;
+  const seen = w.shared.get(key);
+  if (seen) return seen;
   const name = w.tmp("ones");
   w.smallInits.push({ name, dataType: ONNX_DTYPE_OF[dtype]!, dims: [n], rawData: tensorBytes({ dtype, shape: [n], data: new Float32Array(n).fill(1) }, dtype) });
+  w.shared.set(key, name);
   return name;
 }
 
