@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // both cores: many suites wait on child processes (coremltools, LiteRT, the CLI), which a second worker overlaps
+    maxWorkers: 2,
   },
 });

@@ -21,6 +21,7 @@ import { benchTfliteFull, benchTfliteWeights } from "./tflite.js";
 import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
 import { benchSamplingQuality } from "./sampling.js";
 import { benchLeanFull } from "./lean.js";
+import { benchShardsFull } from "./shards.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -115,6 +116,7 @@ const sections: Record<string, () => unknown> = {
   engineFull1024: () => (full ? benchEngineFull() : null),
   samplingQuality: () => benchSamplingQuality(quick),
   leanFull1024: () => benchLeanFull(),
+  shardsFull: () => (full ? benchShardsFull() : null),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),

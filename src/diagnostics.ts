@@ -21,7 +21,7 @@ export const DIAGNOSTICS = {
   configInvalid: d<{ where: string; field: string; problem: string }>("E2001", "input", (a) => `${a.where}: config field "${a.field}" ${a.problem}.`),
   configJson: d<{ where: string; problem: string }>("E2002", "input", (a) => `${a.where}: the config is not valid JSON (${a.problem}); it must be an object with the keys of docs/checkpoints.md.`),
   resolutionInvalid: d<{ resolution: number; latent: string; problem: string }>("E2004", "input", (a) => `--resolution ${a.resolution} (latent ${a.latent}) does not fit the model: ${a.problem}. Pick a resolution that gives an even token grid whose token count the BNA blocks divide.`),
-  configMissing: d<{ file: string }>("E2003", "input", (a) => `${a.file}: the safetensors header has no __metadata__.config, so the model shape is unknown; write the config JSON there (ditc init does).`),
+  configMissing: d<{ file: string }>("E2003", "input", (a) => `${a.file}: no config: the safetensors header has no __metadata__.config and there is no config.json beside it, so the model shape is unknown; put the config JSON in one of them (ditc init does) or pass --config FILE.json.`),
   // 3xxx files
   fileUnreadable: d<{ file: string; problem: string }>("E3001", "input", (a) => `${a.file}: cannot read the file (${a.problem}).`),
   safetensorsHeader: d<{ file: string; problem: string }>("E3002", "input", (a) => `${a.file}: not a valid safetensors file: ${a.problem}.`),
@@ -32,6 +32,9 @@ export const DIAGNOSTICS = {
   tensorDtype: d<{ file: string; tensor: string; dtype: string }>("E3007", "input", (a) => `${a.file}: tensor "${a.tensor}" has dtype ${a.dtype}; ditc reads F32, F16 and BF16.`),
   inputTensor: d<{ file: string; tensor: string; problem: string }>("E3008", "input", (a) => `${a.file}: input "${a.tensor}" ${a.problem}.`),
   modelInvalid: d<{ file: string; where: string; problem: string }>("E3010", "input", (a) => `${a.file}: ${a.where} ${a.problem}.`),
+  checkpointIndex: d<{ file: string; problem: string }>("E3011", "input", (a) => `${a.file}: ${a.problem}.`),
+  renameInvalid: d<{ file: string; problem: string }>("E3012", "input", (a) => `${a.file}: ${a.problem}.`),
+  checkpointTensors: d<{ file: string; problem: string }>("E3013", "input", (a) => `${a.file}: ${a.problem}.`),
   outputPath: d<{ path: string; problem: string }>("E3009", "input", (a) => `cannot write ${a.path}: ${a.problem}.`),
   // 4xxx IR
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),

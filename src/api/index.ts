@@ -22,8 +22,9 @@ import { buildModel as build, buildSupernetwork as buildSuper, latentForResoluti
 import { sliceWidth as sliceWidthPass } from "../../passes/slice-width.js";
 import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
+import type { CheckpointOptions } from "../checkpoint/open.js";
 
-export type { ProgressEvent, ProgressFn };
+export type { ProgressEvent, ProgressFn, CheckpointOptions };
 export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel, SampleOutcome, EngineName };
 export { DitcError } from "../diagnostics.js";
 
@@ -31,8 +32,14 @@ export interface CompileOptions {
   /** a built-in preset with seeded synthetic weights ... */
   preset?: "full" | "mini" | "micro";
   seed?: number;
-  /** ... or a supernetwork checkpoint */
+  /** ... or a supernetwork checkpoint: a .safetensors, a shard index, or a folder holding one */
   checkpoint?: string;
+  /** a rename table for the checkpoint's tensor names (docs/checkpoints.md) */
+  rename?: string;
+  /** the config JSON, when the checkpoint carries none (or to override it) */
+  config?: string;
+  /** leave out stored tensors that are not parameters of the model */
+  allowUnused?: boolean;
   targets: ("coreml" | "tflite" | "onnx")[];
   widths?: Width[];
   /** image resolution in pixels (latent R/8) */
@@ -74,9 +81,10 @@ export interface SampleOptions {
 /** Compiles the model for each target and width; returns the artifacts and the report. */
 export async function compile(o: CompileOptions): Promise<{ artifacts: { target: string; width: number; path: string; bytes: number }[]; report: CompileReport; reportPath: string }> {
   useThreads(o.threads);
-  const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
+  const ckOpts = { ...(o.rename !== undefined ? { rename: o.rename } : {}), ...(o.config !== undefined ? { config: o.config } : {}), ...(o.allowUnused ? { allowUnused: true } : {}) };
+  const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint, ...ckOpts } : {}) });
   try {
-    const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint } : { preset: o.preset!, seed: o.seed ?? 0 };
+    const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint, ...ckOpts } : { preset: o.preset!, seed: o.seed ?? 0 };
     const spec = o.sample ? sampleSpec(o.sample) : undefined;
     if (spec) checkSampleSpec(spec, source.config);
     const progress: ProgressFn = (m) => {
@@ -98,9 +106,12 @@ export async function compile(o: CompileOptions): Promise<{ artifacts: { target:
   }
 }
 
-/** Opens and validates a supernetwork checkpoint (config, names, shapes, dtypes); read lazily. */
-export function loadCheckpoint(path: string): Checkpoint {
-  return openCheckpoint(path);
+/**
+ * Opens and validates a supernetwork checkpoint — a .safetensors, a shard index or a folder, names
+ * mapped by an optional rename table — (config, names, shapes, dtypes); tensors are read lazily.
+ */
+export function loadCheckpoint(path: string, options: CheckpointOptions = {}): Checkpoint {
+  return openCheckpoint(path, options);
 }
 
 /** Weights of a built-in preset, generated from a seed on demand. */
@@ -191,6 +202,9 @@ export interface SampleRequest extends SampleOptions {
   preset?: "full" | "mini" | "micro";
   weightsSeed?: number;
   checkpoint?: string;
+  rename?: string;
+  config?: string;
+  allowUnused?: boolean;
   width?: Width;
   resolution?: number;
   precision?: Precision;
@@ -215,7 +229,10 @@ export async function sample(o: SampleRequest): Promise<SampleOutcome> {
     engine = await artifactEngine(o.artifact, o.engine ?? "ditc");
   } else {
     if ((o.engine ?? "ditc") !== "ditc") throw fail("badOption", { option: "engine", value: String(o.engine), expected: "ditc for the float model (the runtimes run artifacts)" });
-    const opened = openSource({ ...(o.preset ? { preset: o.preset, seed: o.weightsSeed ?? 0 } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
+    const opened = openSource({
+      ...(o.preset ? { preset: o.preset, seed: o.weightsSeed ?? 0 } : {}),
+      ...(o.checkpoint ? { checkpoint: o.checkpoint, ...(o.rename !== undefined ? { rename: o.rename } : {}), ...(o.config !== undefined ? { config: o.config } : {}), ...(o.allowUnused ? { allowUnused: true } : {}) } : {}),
+    });
     close = opened.close;
     engine = irEngine(opened.source, o.width ?? 1, o.resolution !== undefined ? latentForResolution(o.resolution) : opened.source.config.latentSize, o.precision ?? "fp32");
   }

@@ -5,7 +5,7 @@ import yargs, { type Argv } from "yargs";
 import { closest, DitcError, fail, oneOf } from "../diagnostics.js";
 import { readTensorFile, writeTensorFile } from "../checkpoint/tensors.js";
 import { openSource } from "../driver/source.js";
-import { syntheticInputs, writeInputs, writeSyntheticCheckpoint } from "../driver/init.js";
+import { parseSize, syntheticInputs, writeInputs, writeShardedSyntheticCheckpoint, writeSyntheticCheckpoint } from "../driver/init.js";
 import { inspectReport } from "../driver/inspect.js";
 import { runFloatModel, summarize } from "../driver/run.js";
 import { printGraph } from "../ir/print.js";
@@ -25,6 +25,8 @@ import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
 import { setThreads } from "../kernels/simd/engine.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
+import { paramCounts } from "../model/params.js";
+import { mapCheckpoint, mappingError } from "../checkpoint/open.js";
 
 interface Io {
   out: (s: string) => void;
@@ -50,7 +52,10 @@ const modelOptions = (y: Argv) =>
   y
     .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
     .option("seed", { type: "number", default: 0, describe: "seed of the synthetic weights" })
-    .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (.safetensors with the config in __metadata__)" });
+    .option("checkpoint", { type: "string", describe: "supernetwork checkpoint: a .safetensors, a shard index (*.safetensors.index.json), or a folder holding one" })
+    .option("rename", { type: "string", describe: "--checkpoint: a rename table (JSON rules) mapping its tensor names onto ditc's" })
+    .option("config", { type: "string", describe: "--checkpoint: the config JSON (default: __metadata__.config, else config.json beside it)" })
+    .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out stored tensors that are not parameters of the model (they are listed)" });
 
 /** "unknown flag --tagret (did you mean --target?)" for every flag the command does not take. */
 function unknownFlagHints(argv: string[], y: Argv): string | undefined {
@@ -100,10 +105,19 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("preset", { type: "string", demandOption: true, describe: `one of ${PRESET_NAMES.join(", ")}` })
           .option("seed", { type: "number", default: 0 })
           .option("dtype", { choices: ["f32", "f16"] as const, default: "f32" as const, describe: "storage dtype of the weights" })
-          .option("out", { type: "string", demandOption: true, describe: "output .safetensors path" })
-          .example("$0 init --preset mini --seed 1 --out mini.safetensors", "a mini checkpoint"),
+          .option("shard-size", { type: "string", describe: "write shards of at most this size (e.g. 2GB, 500MiB) with model.safetensors.index.json and config.json; --out is then the folder (or the index path)" })
+          .option("out", { type: "string", demandOption: true, describe: "output .safetensors path (a folder with --shard-size)" })
+          .example("$0 init --preset mini --seed 1 --out mini.safetensors", "a mini checkpoint")
+          .example("$0 init --preset full --dtype f16 --shard-size 2GB --out full/", "the full model as Hugging Face-style shards"),
       (a) => {
         const config = presetConfig(a.preset);
+        if (a.shardSize !== undefined) {
+          const size = parseSize(String(a.shardSize));
+          if (size === undefined) throw fail("badOption", { option: "shard-size", value: String(a.shardSize), expected: "a size such as 2GB, 500MB, 1.5GiB or a byte count" });
+          const r = writeShardedSyntheticCheckpoint(config, intArg("seed", a.seed, 0), a.out, a.dtype, size);
+          emit(`wrote ${r.path} and ${r.shards.length} shards: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of ${a.dtype} weights`, r);
+          return;
+        }
         const r = writeSyntheticCheckpoint(config, intArg("seed", a.seed, 0), a.out, a.dtype);
         emit(`wrote ${r.path}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of ${a.dtype} weights`, r);
       },
@@ -152,6 +166,24 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const printAfter = a.printAfter ? String(a.printAfter).split(",") : [];
         for (const p of printAfter)
           if (!pipelinePasses(a.pipeline).includes(p)) throw fail("badOption", { option: "print-after", value: p, expected: `a pass of pipeline ${a.pipeline}: ${pipelinePasses(a.pipeline).join(", ") || "(none)"}` });
+        // a checkpoint is mapped first: what maps, what is unmapped or missing, before anything is built
+        let mapping: Record<string, unknown> | undefined;
+        if (a.checkpoint !== undefined) {
+          const m = mapCheckpoint(a.checkpoint, { ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}) });
+          m.store.close();
+          mapping = { path: m.store.path, files: m.store.files, configFrom: m.configFrom, mapped: m.mapped.length, unmapped: m.unmapped, missing: m.missing, mismatched: m.mismatched, params: paramCounts(m.config) };
+          const err = mappingError(m, { ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) });
+          if (err) {
+            // the lists on stdout (or with the error in the one JSON document), the error on stderr
+            const show = (what: string, xs: string[]) => (xs.length ? [`${what} (${xs.length}): ${xs.join(", ")}`] : []);
+            io.err(`ditc: ${err.message}`);
+            io.out(json
+              ? JSON.stringify({ checkpoint: mapping, error: { code: err.code, message: err.message } }, null, 2)
+              : [`checkpoint ${m.store.path} (${m.store.files.length} file${m.store.files.length > 1 ? "s" : ""}; config from ${m.configFrom}): ${m.mapped.length} parameters map`, ...show("unmapped", m.unmapped), ...show("missing", m.missing), ...show("mismatched", m.mismatched), `params: ${Object.entries(paramCounts(m.config)).map(([w, n]) => `${w}x ${n.toLocaleString("en-US")}`).join(", ")}`].join("\n"));
+            code = err.exitCode;
+            return;
+          }
+        }
         const { source, close } = openSource(a);
         try {
           const width = widthArg(a.width);
@@ -163,9 +195,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             io.out(printGraph(graph));
             return;
           }
-          const r = { ...inspectReport(source.config, graph, width, a.pipeline, model.latentSize), passes: pipelinePasses(a.pipeline) };
+          const r = { ...inspectReport(source.config, graph, width, a.pipeline, model.latentSize), passes: pipelinePasses(a.pipeline), ...(mapping ? { checkpoint: mapping } : {}) };
           const human = [
             `model: ${source.origin}, width ${width}, latent ${r.latentSize.join("x")}, pipeline ${r.pipeline}`,
+            ...(mapping ? [`checkpoint: ${(mapping.files as string[]).length} file(s), config from ${mapping.configFrom}, ${mapping.mapped} parameters map${(mapping.unmapped as string[]).length ? `, ${(mapping.unmapped as string[]).length} unmapped tensors left out: ${(mapping.unmapped as string[]).join(", ")}` : ""}`] : []),
             `params: ${Object.entries(r.params).map(([w, n]) => `${w}x ${n.toLocaleString("en-US")}`).join(", ")}`,
             `nodes: ${r.nodes}; transposes: ${r.transposes.total} (${r.transposes.inBlocks} inside blocks); max rank ${r.maxRank}`,
             `largest tensor: ${(r.largestTensorBytes / 2 ** 20).toFixed(2)} MiB, ${r.largestTensor}; largest attention score tensor in fp16: ${(r.largestScoreBytesFp16 / 2 ** 20).toFixed(2)} MiB`,
@@ -233,7 +266,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .positional("artifact", { type: "string", describe: "an emitted .onnx, .tflite or .mlpackage" })
           .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
           .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
-          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint" })
+          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (file, shard index or folder)" })
+          .option("rename", { type: "string", describe: "--checkpoint: a rename table for its tensor names" })
+          .option("config", { type: "string", describe: "--checkpoint: the config JSON" })
+          .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out tensors that are not parameters" })
           .option("width", { type: "string", default: "1", describe: "width of the float model" })
           .option("resolution", { type: "number", describe: "float model: image resolution in pixels (latent = R/8); default: the config's" })
           .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
@@ -266,7 +302,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           engine = await artifactEngine(a.artifact, a.engine);
         } else {
           if (a.engine !== "ditc") throw fail("badOption", { option: "engine", value: a.engine, expected: "ditc for the float model (the runtimes run artifacts)" });
-          const opened = openSource({ ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}) });
+          const opened = openSource({
+            ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}),
+            ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}), ...(a.allowUnused ? { allowUnused: true } : {}),
+          });
           close = opened.close;
           const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;
           engine = irEngine(opened.source, widthArg(a.width), latentSize, a.precision);
@@ -323,7 +362,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         try {
           if (sampleSpec) checkSampleSpec(sampleSpec, source.config);
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
-          const ref: ModelRef = a.checkpoint !== undefined ? { checkpoint: resolve(a.checkpoint) } : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
+          const ref: ModelRef = a.checkpoint !== undefined
+            ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { config: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
+            : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
             source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0),
             ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration) } : {}),

@@ -1,9 +1,12 @@
 // `ditc init` and `ditc inputs`: seeded synthetic checkpoints and model inputs, streamed to disk.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { writeSafetensors } from "../checkpoint/safetensors.js";
+import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { writeTensorFile } from "../checkpoint/tensors.js";
 import { floatTensor, type FloatTensor } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
-import { paramCounts, paramSpecs } from "../model/params.js";
+import { paramCounts, paramSpecs, type ParamSpec } from "../model/params.js";
 import { produceSynthetic, Rng } from "../model/synthetic.js";
 
 /** Config JSON with keys in docs/checkpoints.md's order, so files are byte-identical across runs. */
@@ -33,6 +36,55 @@ export function writeSyntheticCheckpoint(config: ModelConfig, seed: number, out:
   );
   const elems = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   return { path: out, tensors: specs.length, bytes: elems * (dtype === "f32" ? 4 : 2), params: paramCounts(config) as Record<string, number> };
+}
+
+/** Parses a shard size: bytes, or a number with KB/MB/GB (powers of 1000) or KiB/MiB/GiB. */
+export function parseSize(v: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(v.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? "B").toLowerCase();
+  const mult: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
+  const n = Math.floor(Number(m[1]) * mult[unit]!);
+  return n > 0 ? n : undefined;
+}
+
+export interface ShardedInitResult extends InitResult {
+  shards: string[];
+}
+
+/**
+ * The synthetic checkpoint as Hugging Face-style shards: tensors in name order, each shard filled
+ * up to `shardBytes` (a tensor larger than that gets a shard of its own), `model-0000i-of-0000N
+ * .safetensors` beside `model.safetensors.index.json` and the config in `config.json`
+ * (docs/checkpoints.md). `out` is the index's path or its folder.
+ */
+export function writeShardedSyntheticCheckpoint(config: ModelConfig, seed: number, out: string, dtype: "f32" | "f16", shardBytes: number): ShardedInitResult {
+  const index = out.endsWith(".index.json") ? out : join(out, "model.safetensors.index.json");
+  const dir = dirname(index);
+  mkdirSync(dir, { recursive: true });
+  const specs = [...paramSpecs(config)].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const per = dtype === "f32" ? 4 : 2;
+  const groups: ParamSpec[][] = [];
+  let size = Infinity;
+  for (const s of specs) {
+    const bytes = s.shape.reduce((a, b) => a * b, per);
+    if (size + bytes > shardBytes) (groups.push([]), (size = 0));
+    groups[groups.length - 1]!.push(s);
+    size += bytes;
+  }
+  const pad = (n: number) => String(n).padStart(5, "0");
+  const weightMap: Record<string, string> = {};
+  const shards = groups.map((g, i) => {
+    const name = `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`;
+    writeSafetensors(join(dir, name), g.map((s) => ({ name: s.name, dtype: dtype === "f32" ? "F32" : "F16", shape: s.shape, produce: (emit) => produceSynthetic(s, seed, emit) })), { format: "pt", generator: `ditc init, seed ${seed}` });
+    for (const s of g) weightMap[s.name] = name;
+    return join(dir, name);
+  });
+  const total = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, per), 0);
+  writeFileAtomic(join(dir, "config.json"), (fd) => writeAll(fd, Buffer.from(configJson(config) + "\n")));
+  // the index last: it is what makes the shards a checkpoint
+  writeFileAtomic(index, (fd) => writeAll(fd, Buffer.from(JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + "\n")));
+  return { path: index, tensors: specs.length, bytes: total, params: paramCounts(config) as Record<string, number>, shards };
 }
 
 export interface InputShapes {

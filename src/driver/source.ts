@@ -7,7 +7,13 @@ import { openCheckpoint, syntheticSource, type WeightSource } from "../model/wei
 export interface ModelChoice {
   preset?: string;
   seed?: number;
+  /** a safetensors file, a shard index, or a folder holding one */
   checkpoint?: string;
+  /** a rename table for the checkpoint's tensor names */
+  rename?: string;
+  /** the config as JSON (when the checkpoint has none, or to override it) */
+  config?: string;
+  allowUnused?: boolean;
 }
 
 export interface OpenedSource {
@@ -18,8 +24,10 @@ export interface OpenedSource {
 export function openSource(choice: ModelChoice): OpenedSource {
   if (choice.preset !== undefined && choice.checkpoint !== undefined)
     throw fail("usage", { detail: "give either --preset or --checkpoint, not both." });
+  if (choice.checkpoint === undefined && (choice.rename !== undefined || choice.config !== undefined || choice.allowUnused))
+    throw fail("usage", { detail: "--rename, --config and --allow-unused describe a --checkpoint; give one." });
   if (choice.checkpoint !== undefined) {
-    const ck = openCheckpoint(choice.checkpoint);
+    const ck = openCheckpoint(choice.checkpoint, { ...(choice.rename !== undefined ? { rename: choice.rename } : {}), ...(choice.config !== undefined ? { config: choice.config } : {}), ...(choice.allowUnused ? { allowUnused: true } : {}) });
     return { source: ck, close: () => ck.close() };
   }
   if (choice.preset === undefined) throw fail("usage", { detail: "say which model: --preset NAME (synthetic weights) or --checkpoint FILE.safetensors." });

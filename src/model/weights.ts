@@ -1,11 +1,12 @@
 // Where a model's weights come from (a checkpoint file or the synthetic generator) and how one
 // stored tensor becomes the constant of a width-w sub-network (docs/model.md, elastic widths slicing).
 import { fail } from "../diagnostics.js";
-import { FLOAT_DTYPES, SafetensorsFile } from "../checkpoint/safetensors.js";
+import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js";
+import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
-import { floatTensor, shapeStr, stridesOf } from "../kernels/tensor.js";
-import { validateConfig, widthTag, type ModelConfig, type Width } from "./config.js";
-import { axisRanges, isolatedSpecs, keptIndices, paramSpecs, slicedShape, type ParamSpec } from "./params.js";
+import { floatTensor, stridesOf } from "../kernels/tensor.js";
+import { widthTag, type ModelConfig, type Width } from "./config.js";
+import { axisRanges, isolatedSpecs, keptIndices, slicedShape, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
 
 export interface WeightSource {
@@ -21,7 +22,7 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 }
 
 export interface Checkpoint extends WeightSource {
-  readonly file: SafetensorsFile;
+  readonly file: TensorStore;
   close(): void;
 }
 
@@ -35,37 +36,13 @@ export function withReadCache(ck: Checkpoint): Checkpoint {
   return { ...ck, read: (spec) => ck.file.readFloat(spec.name, cache), close: () => (cache.clear(), ck.close()) };
 }
 
-/** Opens and fully validates a checkpoint: config, every tensor's presence, shape and dtype. */
-export function openCheckpoint(path: string): Checkpoint {
-  const file = SafetensorsFile.open(path);
-  try {
-    const raw = file.metadata.config;
-    if (raw === undefined) throw fail("configMissing", { file: path });
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (e) {
-      throw fail("configJson", { where: `${path} (__metadata__.config)`, problem: (e as Error).message });
-    }
-    const config = validateConfig(json, `${path} (__metadata__.config)`);
-    checkTensors(file, paramSpecs(config));
-    return { config, origin: path, file, read: (spec) => file.readFloat(spec.name), close: () => file.close() };
-  } catch (e) {
-    file.close();
-    throw e;
-  }
-}
-
-function checkTensors(file: SafetensorsFile, specs: ParamSpec[]): void {
-  const expected = new Map(specs.map((s) => [s.name, s]));
-  for (const s of specs) {
-    const e = file.entries.get(s.name);
-    if (!e) throw fail("tensorMissing", { file: file.path, tensor: s.name, shape: shapeStr(s.shape) });
-    if (!FLOAT_DTYPES.includes(e.dtype)) throw fail("tensorDtype", { file: file.path, tensor: s.name, dtype: e.dtype });
-    if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i]))
-      throw fail("tensorShape", { file: file.path, tensor: s.name, expected: shapeStr(s.shape), found: shapeStr(e.shape) });
-  }
-  for (const name of file.names()) if (!expected.has(name)) throw fail("tensorUnexpected", { file: file.path, tensor: name });
+/**
+ * Opens and fully validates a checkpoint — a file, a shard index or a folder, renamed if asked
+ * (src/checkpoint/open.ts): config, every tensor's presence, shape and dtype.
+ */
+export function openCheckpoint(path: string, opts: CheckpointOptions = {}): Checkpoint {
+  const { store, config } = openCheckedStore(path, opts);
+  return { config, origin: path, file: store, read: (spec) => store.readFloat(spec.name), close: () => store.close() };
 }
 
 /** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */

@@ -15,6 +15,7 @@ import { createUnplugin } from "unplugin";
 import { fail, oneOf } from "../diagnostics.js";
 import { compile, parseQuantize, type Precision } from "../driver/compile.js";
 import { openSource } from "../driver/source.js";
+import { openStore } from "../checkpoint/open.js";
 import { latentForResolution } from "../model/build.js";
 import { WIDTHS, type Width } from "../model/config.js";
 import { BACKENDS } from "../driver/pipelines.js";
@@ -30,7 +31,7 @@ export type DitcPluginEvent = { kind: "compiled" | "cached"; description: string
 
 interface Request {
   description: string;
-  model: { preset: string; seed: number } | { checkpoint: string };
+  model: { preset: string; seed: number } | { checkpoint: string; rename?: string; config?: string; allowUnused?: boolean };
   target: string;
   width: Width;
   quantize: string;
@@ -63,7 +64,14 @@ function parseRequest(file: string, query: string): Request {
   if (!["auto", "fp32", "fp16"].includes(precision)) throw fail("badOption", { option: "precision", value: precision, expected: "auto, fp32 or fp16" });
   const resolution = get("resolution") === undefined ? undefined : Number(get("resolution"));
   let model: Request["model"];
-  if (typeof doc.checkpoint === "string") model = { checkpoint: isAbsolute(doc.checkpoint) ? doc.checkpoint : resolve(dirname(file), doc.checkpoint) };
+  const near = (p: string) => (isAbsolute(p) ? p : resolve(dirname(file), p));
+  if (typeof doc.checkpoint === "string")
+    model = {
+      checkpoint: near(doc.checkpoint),
+      ...(typeof doc.rename === "string" ? { rename: near(doc.rename) } : {}),
+      ...(typeof doc.config === "string" ? { config: near(doc.config) } : {}),
+      ...(doc.allowUnused === true ? { allowUnused: true } : {}),
+    };
   else if (typeof doc.preset === "string") model = { preset: doc.preset, seed: Number(doc.seed ?? 0) };
   else throw fail("configInvalid", { where: file, field: "preset", problem: 'is missing: a model description names "preset" (and "seed") or "checkpoint"' });
   return { description: file, model, target, width, quantize, precision, ...(resolution !== undefined ? { resolution } : {}) };
@@ -82,8 +90,26 @@ async function fileHash(path: string, cacheDir: string): Promise<string> {
   return digest;
 }
 
+/**
+ * Every file a checkpoint reference reads: the file itself, or the index and each shard it names,
+ * plus a config.json beside it, the rename table and the config file when given.
+ */
+export function checkpointFiles(m: { checkpoint: string; rename?: string; config?: string }): string[] {
+  const store = openStore(m.checkpoint);
+  try {
+    const files = [...new Set([store.path, ...store.files])];
+    const beside = join(dirname(store.path), "config.json");
+    if (existsSync(beside)) files.push(beside);
+    return [...files, ...(m.rename ? [m.rename] : []), ...(m.config ? [m.config] : [])];
+  } finally {
+    store.close();
+  }
+}
+
 async function cacheKey(r: Request, cacheDir: string): Promise<string> {
-  const model = "checkpoint" in r.model ? { checkpointSha256: await fileHash(r.model.checkpoint, cacheDir) } : r.model;
+  const model = "checkpoint" in r.model
+    ? { checkpointSha256: await Promise.all(checkpointFiles(r.model).map((f) => fileHash(f, cacheDir))), allowUnused: r.model.allowUnused ?? false }
+    : r.model;
   const { description: _, ...options } = r;
   return createHash("sha256").update(JSON.stringify({ ditc: VERSION, ...options, model })).digest("hex").slice(0, 24);
 }
@@ -98,10 +124,10 @@ async function compiled(r: Request, cacheDir: string, onEvent?: (e: DitcPluginEv
     kind = "compiled";
     const tmp = join(cacheDir, `.tmp-${key}-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
-    const { source, close } = openSource("checkpoint" in r.model ? { checkpoint: r.model.checkpoint } : r.model);
+    const { source, close } = openSource(r.model);
     try {
       compile({
-        source, ref: "checkpoint" in r.model ? { checkpoint: r.model.checkpoint } : r.model, targets: [r.target], widths: [r.width], out: tmp,
+        source, ref: r.model, targets: [r.target], widths: [r.width], out: tmp,
         precision: r.precision, quantize: parseQuantize(r.quantize), ...(r.resolution !== undefined ? { latentSize: latentForResolution(r.resolution) } : {}),
       });
     } catch (e) {
@@ -137,7 +163,7 @@ export const ditc = createUnplugin((options: DitcPluginOptions | undefined) => {
       const [file, query] = id.slice(VIRTUAL.length).split("?") as [string, string];
       this.addWatchFile(file);
       const r = parseRequest(file, query);
-      if ("checkpoint" in r.model) this.addWatchFile(r.model.checkpoint);
+      if ("checkpoint" in r.model) for (const f of checkpointFiles(r.model)) this.addWatchFile(f);
       const { dir, files } = await compiled(r, cacheDir, options?.onEvent);
       const stem = `${basename(file, ".ditc.json")}-${r.target}-w${r.width * 1000}${r.quantize === "none" ? "" : `-${r.quantize.replace(":", "")}`}`;
       const ext = BACKENDS[r.target]!.artifact.slice(BACKENDS[r.target]!.artifact.indexOf("."));
