@@ -3,6 +3,7 @@
 //
 //   import { compile } from "ditc";
 //   const { report } = await compile({ preset: "mini", targets: ["onnx", "tflite", "coreml"], out: "out/" });
+import { resolve } from "node:path";
 import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision } from "../driver/compile.js";
 import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
@@ -84,7 +85,8 @@ export async function compile(o: CompileOptions): Promise<{ artifacts: { target:
   const ckOpts = { ...(o.rename !== undefined ? { rename: o.rename } : {}), ...(o.config !== undefined ? { config: o.config } : {}), ...(o.allowUnused ? { allowUnused: true } : {}) };
   const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint, ...ckOpts } : {}) });
   try {
-    const ref: ModelRef = o.checkpoint ? { checkpoint: o.checkpoint, ...ckOpts } : { preset: o.preset!, seed: o.seed ?? 0 };
+    // absolute paths: verify reopens the checkpoint from wherever it runs
+    const ref: ModelRef = o.checkpoint ? { checkpoint: resolve(o.checkpoint), ...(o.rename !== undefined ? { rename: resolve(o.rename) } : {}), ...(o.config !== undefined ? { configFile: resolve(o.config) } : {}), ...(o.allowUnused ? { allowUnused: true } : {}) } : { preset: o.preset!, seed: o.seed ?? 0 };
     const spec = o.sample ? sampleSpec(o.sample) : undefined;
     if (spec) checkSampleSpec(spec, source.config);
     const progress: ProgressFn = (m) => {

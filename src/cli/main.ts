@@ -363,7 +363,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           if (sampleSpec) checkSampleSpec(sampleSpec, source.config);
           const widths = a.width !== undefined ? String(a.width).split(",").map((w) => widthArg(w.trim())) : source.config.widths;
           const ref: ModelRef = a.checkpoint !== undefined
-            ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { config: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
+            ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { configFile: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
             : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
             source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0),

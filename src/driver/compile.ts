@@ -26,7 +26,7 @@ import type { SamplingReport } from "./sample-report.js";
 export type Precision = "fp32" | "fp16";
 
 /** Where the float model came from, so `verify` can rebuild the reference. */
-export type ModelRef = { preset: string; seed: number } | { checkpoint: string; rename?: string; config?: string; allowUnused?: boolean };
+export type ModelRef = { preset: string; seed: number } | { checkpoint: string; rename?: string; configFile?: string; allowUnused?: boolean };
 
 /** k-means palettes (k4, k8, mixed), or symmetric per-channel int8 (TFLite and ONNX). */
 export type QuantizeMode = { mode: "none" } | { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number } | { mode: "int8" };

@@ -72,8 +72,8 @@ export function readReport(dir: string): CompileReport {
 
 function sourceOf(r: CompileReport): { source: WeightSource; close(): void } {
   if ("checkpoint" in r.model) {
-    const { checkpoint, rename, config, allowUnused } = r.model;
-    const ck = openCheckpoint(checkpoint, { ...(rename !== undefined ? { rename } : {}), ...(config !== undefined ? { config } : {}), ...(allowUnused ? { allowUnused } : {}) });
+    const { checkpoint, rename, configFile, allowUnused } = r.model;
+    const ck = openCheckpoint(checkpoint, { ...(rename !== undefined ? { rename } : {}), ...(configFile !== undefined ? { config: configFile } : {}), ...(allowUnused ? { allowUnused } : {}) });
     return { source: ck, close: () => ck.close() };
   }
   return { source: syntheticSource(presetConfig(r.model.preset), r.model.seed), close: () => {} };

@@ -113,6 +113,19 @@ describe("one file, three shards, renamed shards", () => {
     }
   });
 
+  test("verify reopens a renamed checkpoint with the rename table and --config file the compile used", () => {
+    const cfg = join(dir, "elsewhere-config.json");
+    cpSync(join(shards, "config.json"), cfg);
+    const out = join(dir, "out-config");
+    const r = ditc("compile", "--checkpoint", renamed, "--rename", rules, "--config", cfg, "--target", "onnx", "--width", "1", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    const model = JSON.parse(readFileSync(join(out, "report.json"), "utf8")).model;
+    expect(model).toMatchObject({ rename: rules, configFile: cfg, config: { hidden: 128 } });
+    const v = ditc("verify", out, "--json");
+    expect(v.code, v.stderr).toBe(0);
+    expect(JSON.parse(v.stdout).results.every((x: { pass: boolean }) => x.pass)).toBe(true);
+  });
+
   test("inspect lists what maps, what is unmapped, what is missing, and the per-width parameters", () => {
     const ok = JSON.parse(ditc("inspect", "--checkpoint", renamed, "--rename", rules, "--json").stdout);
     expect(ok.checkpoint.mapped).toBe(247);
