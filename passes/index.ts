@@ -18,9 +18,10 @@ import { relayoutNchw } from "./relayout-nchw.js";
 import { relayoutNhwc } from "./relayout-nhwc.js";
 import { sliceWidth } from "./slice-width.js";
 import { splitEinsumAttention } from "./split-einsum-attention.js";
+import { splitLutGroups } from "./split-lut-groups.js";
 import { transposeElimination } from "./transpose-elimination.js";
 import { unrollBna } from "./unroll-bna.js";
 
-const ALL = [sliceWidth, lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights, dedupeConstants, convToDepthwise, depthToSpaceDcr, decomposeLayerNorm, lutToGather, fp16Weights, quantizeInt8] as Pass<any>[];
+const ALL = [sliceWidth, lowerAssa, unrollBna, lowerRope, lowerQkNorm, splitEinsumAttention, relayoutNchw, relayoutNhwc, transposeElimination, cse, precisionFp16, maskBna, palettizeWeights, dedupeConstants, convToDepthwise, depthToSpaceDcr, decomposeLayerNorm, lutToGather, splitLutGroups, fp16Weights, quantizeInt8] as Pass<any>[];
 
 export const PASSES: ReadonlyMap<string, Pass<any>> = new Map(ALL.map((p) => [p.name, p]));

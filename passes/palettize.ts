@@ -5,83 +5,91 @@
 //          %l = const "…fc1.weight lut" : f32[16]
 //          %w = lut_to_dense(%i, %l) : f32[512,256]
 //
-// Options: bits, a map from checkpoint tensor name to 4 or 8 (weights not named stay dense);
-// groupSize, 0 for one LUT per tensor or n for one LUT per n output channels.
+// Options (PalettizeOptions): which weights at which bits, LUT groups, and, from calibration
+// statistics, activation-weighted clustering and bias correction (docs/toolchain.md).
 // The clustering (src/quant/kmeans.ts) runs when a backend first loads either constant and is
 // dropped once both are loaded, so palettized weights stream like dense ones.
-import type { ConstValue, Graph, Value } from "../src/ir/graph.js";
+import type { ConstValue, Graph, Node, Value } from "../src/ir/graph.js";
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
-import { palettize as cluster, type Palettized } from "../src/quant/kmeans.js";
+import type { ChannelStats } from "../src/quant/calibration.js";
+import type { Palettized } from "../src/quant/kmeans.js";
+import { clusterGroups, clusterPlan, correctedBias, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
 
 /** Weights up to this many elements keep their clustering for later runs (interpreter reuse). */
 const KEEP_ELEMENTS = 1 << 22;
 
+export interface PalettizeOptions extends QuantizeTechniques {
+  /** checkpoint tensor name -> 4 or 8 bits; weights not named stay dense */
+  bits: Record<string, 4 | 8>;
+  /** per-input-channel activation statistics by checkpoint name (src/quant/calibration.ts); bias
+   * correction creates a zero bias where a corrected layer has none */
+  stats?: ReadonlyMap<string, ChannelStats>;
+}
+
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
-function palettizedConstants(w: ConstValue, bits: 4 | 8, groupSize: number): [ConstValue, ConstValue] {
+function palettizedConstants(w: ConstValue, plan: ClusterPlan): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
-  const pending = new Set(["indices", "lut"]);
+  const pending = new Set(["indices", "lut", "bias"]);
   const keep = w.type.shape.reduce((a, b) => a * b, 1) <= KEEP_ELEMENTS;
-  const rows = w.type.shape[0]!;
-  const groups = groupSize > 0 && rows % groupSize === 0 && rows > groupSize ? rows / groupSize : 1;
-  const take = (part: "indices" | "lut") => {
-    cached ??= clusterGroups(asFloat(w.load()).data, bits, groups);
+  const take = (part: "indices" | "lut" | "bias") => {
+    cached ??= clusterGroups(asFloat(w.load()).data, plan);
     const r = cached;
     pending.delete(part);
     if (!pending.size && !keep) {
       cached = undefined;
-      pending.add("indices").add("lut");
+      pending.add("indices").add("lut").add("bias");
     }
     return r;
   };
+  const { bits, groups } = plan;
   const k = 1 << bits;
-  return [
-    { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
-    { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
-  ];
+  if (!plan.biasCorrected) pending.delete("bias");
+  return {
+    indices: { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
+    lut: { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
+    clustering: () => take("bias"),
+  };
 }
 
-/** Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. */
-function clusterGroups(data: Float32Array, bits: 4 | 8, groups: number): Palettized {
-  if (groups === 1) return cluster(data, bits);
-  const per = data.length / groups, k = 1 << bits;
-  const indices = new Uint8Array(data.length), lut = new Float32Array(groups * k);
-  let sse = 0;
-  for (let g = 0; g < groups; g++) {
-    const r = cluster(data.subarray(g * per, (g + 1) * per), bits);
-    indices.set(r.indices, g * per);
-    lut.set(r.lut, g * k);
-    sse += r.sse;
-  }
-  return { indices, lut, sse };
-}
-
-export const palettizeWeights = definePass<{ bits: Record<string, 4 | 8>; groupSize: number }>({
+export const palettizeWeights = definePass<PalettizeOptions>({
   name: "palettize",
-  summary: "k-means palettize linear/conv weights into 16- or 256-entry LUTs",
+  summary: "k-means palettize linear/conv weights into 16- or 256-entry LUTs (optionally activation-weighted, with bias correction)",
   requires: [],
   ensures: [],
-  // groupSize 0: one LUT per tensor; n > 0: one LUT per n output channels (CoreML iOS18's per-grouped-channel form)
-  defaults: { bits: {}, groupSize: 0 },
+  defaults: { bits: {}, groupSize: 0, weighted: false, biasCorrection: false, stats: undefined },
   run: (g: Graph, o, log) => {
-    const done = new Map<Value, Value>();
+    const done = new Map<Value, { w: Value; plan: ClusterPlan; clustering: () => Palettized }>();
     const weightOf = (n: { inputs: readonly Value[] }, ctx: RewriteContext) => {
       const p = ctx.producer(n.inputs[1]!);
       return p?.kind === "const" && o.bits[p.attrs.value.source] ? p : undefined;
     };
+    const planFor = (n: Node, c: ConstValue): ClusterPlan =>
+      clusterPlan(c.type.shape, n.kind === "conv2d" ? (n.attrs as { groups: number }).groups : 1, o.bits[c.source]!, o, o.stats?.get(c.source));
     const rules = [
       rule("palettize-weight", ["linear", "conv2d"], {
         match: (n, ctx) => weightOf(n, ctx) !== undefined || "weight is not a listed constant",
         rewrite: (n, ctx) => {
-          const c = weightOf(n, ctx)!;
-          let w = done.get(c.outputs[0]!);
-          if (!w) {
-            const [ic, lc] = palettizedConstants(c.attrs.value, o.bits[c.attrs.value.source]!, o.groupSize);
-            w = ctx.b.op("lut_to_dense", [ctx.b.constant(ic), ctx.b.constant(lc)], {});
-            done.set(c.outputs[0]!, w);
+          const c = weightOf(n, ctx)!.attrs.value;
+          let d = done.get(n.inputs[1]!);
+          if (!d) {
+            const plan = planFor(n, c);
+            const p = palettizedConstants(c, plan);
+            d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
+            done.set(n.inputs[1]!, d);
           }
-          return ctx.b.op(n.kind, [n.inputs[0]!, w, ...n.inputs.slice(2)], n.attrs as never);
+          const stats = o.biasCorrection ? o.stats?.get(c.source) : undefined;
+          if (!stats) return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ...n.inputs.slice(2)], n.attrs as never);
+          const bp = n.inputs[2] ? ctx.producer(n.inputs[2]) : undefined;
+          if (n.inputs[2] && bp?.kind !== "const") return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ...n.inputs.slice(2)], n.attrs as never);
+          const old = bp?.kind === "const" ? bp.attrs.value : undefined;
+          const rows = c.type.shape[0]!, plan = d.plan, clustering = d.clustering;
+          const bias: ConstValue = {
+            type: { dtype: "f32", shape: [rows] }, source: old ? `${old.source} corrected` : `${c.source} bias correction`, role: "weight",
+            load: () => floatTensor([rows], correctedBias(asFloat(c.load()).data, clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined)),
+          };
+          return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ctx.b.constant(bias)], n.attrs as never);
         },
       }),
     ];

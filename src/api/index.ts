@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision } from "../driver/compile.js";
 import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
+import type { Techniques } from "../driver/quantize-plan.js";
 import { runArtifact } from "../driver/run.js";
 import { syntheticInputs } from "../driver/init.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
@@ -25,7 +26,7 @@ import { presetConfig, type ModelConfig, type Width } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type Checkpoint, type WeightSource } from "../model/weights.js";
 import type { CheckpointOptions } from "../checkpoint/open.js";
 
-export type { ProgressEvent, ProgressFn, CheckpointOptions };
+export type { ProgressEvent, ProgressFn, CheckpointOptions, Techniques };
 export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel, SampleOutcome, EngineName };
 export { DitcError } from "../diagnostics.js";
 
@@ -48,6 +49,9 @@ export interface CompileOptions {
   precision?: Precision | "auto";
   /** "none", "k4", "k8", "mixed", "mixed:BITS" or "int8" */
   quantize?: string;
+  /** palettes: probe scope, k-means weighting, bias correction, LUT groups (default: DEFAULT_TECHNIQUES) */
+  techniques?: Partial<Techniques>;
+  /** calibration inputs (latent, timestep, context; N samples), e.g. readTensorFile of ditc calibrate's output */
   calibration?: Record<string, FloatTensor>;
   out: string;
   externalData?: "auto" | "always" | "never";
@@ -98,6 +102,7 @@ export async function compile(o: CompileOptions): Promise<{ artifacts: { target:
       quantize: parseQuantize(o.quantize ?? "none"),
       ...(o.resolution !== undefined ? { latentSize: latentForResolution(o.resolution) } : {}),
       ...(o.calibration ? { calibration: o.calibration } : {}),
+      ...(o.techniques ? { techniques: o.techniques } : {}),
       ...(o.externalData ? { externalData: o.externalData } : {}),
       onProgress: progress,
     });

@@ -13,6 +13,7 @@ import { verifyGraph } from "../ir/verify.js";
 import { buildModel, latentForResolution } from "../model/build.js";
 import { applyPipeline, BACKENDS, PIPELINE_NAMES, pipelinePasses } from "../driver/pipelines.js";
 import { compile, parseQuantize, type ModelRef } from "../driver/compile.js";
+import { recordTrajectories, writeCalibration } from "../driver/calibrate.js";
 import { verify } from "../driver/verify.js";
 import { renderReportHtml } from "../driver/report-html.js";
 import { readReport } from "../driver/verify.js";
@@ -322,6 +323,48 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       },
     )
     .command(
+      "calibrate",
+      "record the float model's sampling trajectories (latent, timestep, context at every step) as calibration inputs for compile --calibration",
+      (y) =>
+        y
+          .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
+          .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
+          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (file, shard index or folder)" })
+          .option("rename", { type: "string", describe: "--checkpoint: a rename table for its tensor names" })
+          .option("config", { type: "string", describe: "--checkpoint: the config JSON" })
+          .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out tensors that are not parameters" })
+          .option("width", { type: "string", default: "1", describe: "width of the float model that samples" })
+          .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8); default: the config's" })
+          .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
+          .option("vocab", { type: "string", describe: "the prompts' embedding table" })
+          .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx)" })
+          .option("steps", { type: "number", default: 20, describe: "Euler steps; every step's inputs are recorded" })
+          .option("shift", { type: "number", default: 1, describe: "time shift s" })
+          .option("samples", { type: "number", default: 1, describe: "trajectories per prompt (or context row), each from its own noise seed" })
+          .option("seed", { type: "number", default: 1000, describe: "noise seed of the first trajectory (keep it apart from the seeds you evaluate with)" })
+          .option("out", { type: "string", demandOption: true, describe: "CAL.safetensors to write" })
+          .example("$0 calibrate --checkpoint fixtures/shapes-micro/model.safetensors --vocab fixtures/shapes-micro/vocab.safetensors --prompt \"circle large top\" --prompt \"cross small center\" --out cal.safetensors", "40 records: 2 prompts x 20 steps"),
+      async (a) => {
+        const opened = openSource({
+          ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}),
+          ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}), ...(a.allowUnused ? { allowUnused: true } : {}),
+        });
+        const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
+        try {
+          const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;
+          const { set, record } = await recordTrajectories(opened.source, {
+            ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
+            steps: intArg("steps", a.steps, 1), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), samples: intArg("samples", a.samples, 1), width: widthArg(a.width), latentSize,
+          }, progress.onProgress);
+          writeCalibration(a.out, set, record);
+          progress.stop();
+          emit(`${a.out}: ${record.records} records (${record.seeds.length} trajectories x ${record.steps} steps)`, { out: a.out, ...record });
+        } finally {
+          opened.close();
+        }
+      },
+    )
+    .command(
       "compile",
       "lower the model for CoreML, TFLite and ONNX: DIR/w{375,500,1000}/model.* plus report.json and report.html",
       (y) =>
@@ -331,8 +374,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8)" })
           .option("precision", { choices: ["auto", "fp32", "fp16"] as const, default: "auto" as const, describe: "auto: fp16 for CoreML (it computes in fp16 on device), fp32 for ONNX and TFLite" })
           .option("quantize", { type: "string", default: "none", describe: "weight quantization: k-means palettes k4, k8, or mixed[:BITS] (8 bits for the layers the MSE probe finds most sensitive; default 4.3); int8 (per-channel, TFLite and ONNX); none" })
-          .option("calibration", { type: "string", describe: "calibration inputs for --quantize mixed" })
-          .option("lut-group-size", { type: "number", default: 0, describe: "CoreML iOS18: one palette per this many output channels (per-grouped-channel LUTs); 0 = one per tensor" })
+          .option("calibration", { type: "string", describe: "calibration inputs (ditc calibrate's CAL.safetensors): the probe and the activation statistics run on them" })
+          .option("probe", { choices: ["layer", "model"] as const, describe: "--quantize mixed: rank layers by their own output's error (layer, default) or by the model's velocity error (model)" })
+          .option("kmeans", { choices: ["plain", "weighted"] as const, describe: "palettes: plain k-means, or weighted by each input channel's E[x²] from calibration (default)" })
+          .option("bias-correction", { choices: ["on", "off"] as const, describe: "palettes: fold (W − Ŵ)·E[x] into each layer's bias (default on)" })
+          .option("lut-group-size", { type: "number", describe: "one palette per this many output channels (CoreML: --deployment iOS18); 0 = one per tensor (default)" })
           .option("external-data", { choices: ["auto", "always", "never"] as const, default: "auto" as const, describe: "where weights go: ONNX model.onnx.data, TFLite after the flatbuffer (Buffer.offset); auto: only past the 2 GiB format limits" })
           .option("deployment", { choices: ["iOS17", "iOS18"] as const, default: "iOS17" as const, describe: "CoreML deployment target: iOS17 (CoreML7) or iOS18 (CoreML8, the newer LUT form)" })
           .option("out", { type: "string", demandOption: true, describe: "output folder" })
@@ -348,7 +394,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .example("$0 compile --preset mini --target tflite --quantize int8 --out out/", "TFLite with int8 per-channel weights (LiteRT's fast path)"),
       async (a) => {
         const quantize = parseQuantize(a.quantize);
-        if (a.calibration !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--calibration is only used with --quantize mixed (it feeds the sensitivity probe)." });
+        const techniques = {
+          ...(a.probe !== undefined ? { probe: a.probe } : {}), ...(a.kmeans !== undefined ? { kmeans: a.kmeans } : {}),
+          ...(a.biasCorrection !== undefined ? { biasCorrection: a.biasCorrection === "on" } : {}), ...(a.lutGroupSize !== undefined ? { lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0) } : {}),
+        };
+        if (Object.keys(techniques).length && (quantize.mode === "none" || quantize.mode === "int8")) throw fail("usage", { detail: "--probe, --kmeans, --bias-correction and --lut-group-size shape k-means palettes: use them with --quantize k4, k8 or mixed." });
+        if (a.probe !== undefined && quantize.mode !== "mixed") throw fail("usage", { detail: "--probe ranks layers for --quantize mixed; k4 and k8 give every layer the same bits." });
+        if (a.calibration !== undefined && (quantize.mode === "none" || quantize.mode === "int8")) throw fail("usage", { detail: "--calibration feeds the probe and the activation statistics of k-means palettes: use it with --quantize k4, k8 or mixed." });
         const targets = a.target.split(",").map((t) => t.trim()).filter(Boolean);
         for (const t of targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
         const sampleSpec = a.sample ?? (a.vocab !== undefined || a.context !== undefined)
@@ -366,8 +418,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { configFile: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
             : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
           const { report, reportPath } = compile({
-            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, lutGroupSize: intArg("lut-group-size", a.lutGroupSize, 0),
-            ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration) } : {}),
+            source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, techniques,
+            ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration), calibrationFile: resolve(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
             ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
           });

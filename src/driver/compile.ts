@@ -1,6 +1,6 @@
 // `ditc compile`: for every width and target, build the sub-network, run the target's pipeline,
 // emit the artifact under DIR/w{375,500,1000}/, and write report.json and report.html.
-import { lstatSync, mkdirSync, readlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, readlinkSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fail, oneOf } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
@@ -17,7 +17,9 @@ import type { ConstValue, Graph } from "../ir/graph.js";
 import { BYTES_PER_ELEMENT } from "../ir/dtype.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
-import { allocateBits, averageBits, palettizableWeights, probeSensitivity, uniformBits } from "../quant/probe.js";
+import { averageBits, type RankingOverlap } from "../quant/probe.js";
+import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
+import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
 import type { ProgressFn } from "./progress.js";
@@ -64,10 +66,12 @@ export interface CompileOptions {
   /** CoreML: iOS17 (CoreML7, default) or iOS18 (CoreML8) */
   deployment?: "iOS17" | "iOS18";
   quantize?: QuantizeMode;
-  /** per-grouped-channel LUTs: one palette per this many output channels (CoreML iOS18 only); 0 = per tensor */
-  lutGroupSize?: number;
-  /** calibration inputs for the probe; default: seeded inputs at the compiled shapes */
+  /** palettized modes: probe scope, k-means weighting, bias correction, LUT groups (default DEFAULT_TECHNIQUES) */
+  techniques?: Partial<Techniques>;
+  /** calibration inputs (latent, timestep, context; any number of samples, run in chunks); default: one seeded sample at the compiled shapes */
   calibration?: Record<string, FloatTensor>;
+  /** where the calibration came from, for the report */
+  calibrationFile?: string;
   onProgress?: ProgressFn;
 }
 
@@ -144,9 +148,26 @@ export interface CompileReport {
   /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
   checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
   /** kmeansRevision: the k-means code the palettes came from (verify needs the same to rebuild them) */
-  quantization?: { mode: string; target?: number; lutGroupSize: number; kmeansRevision?: number; averageBits: number; layers: QuantizedLayer[] };
+  quantization?: QuantizationReport;
   /** with --sample: the samples of the float model and of every artifact, and their image PSNR */
   sampling?: SamplingReport;
+}
+
+export interface QuantizationReport {
+  mode: string;
+  target?: number;
+  lutGroupSize: number;
+  /** palettized modes: the techniques used (docs/toolchain.md, "Quantization") */
+  techniques?: Techniques;
+  /** the calibration inputs: a file from ditc calibrate, or one seeded sample */
+  calibration?: { file: string | null; samples: number };
+  /** with weighted k-means or bias correction: the activation statistics (relative to DIR) verify rebuilds the weights from */
+  statistics?: string;
+  /** per width: seconds spent gathering statistics and probing; with the model probe, its overlap with the layer probe */
+  widths?: { width: Width; seconds: { statistics: number; probe: number }; overlap?: RankingOverlap }[];
+  kmeansRevision?: number;
+  averageBits: number;
+  layers: QuantizedLayer[];
 }
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
@@ -155,8 +176,9 @@ export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
 
 export function compile(o: CompileOptions): { report: CompileReport; reportPath: string } {
-  if ((o.lutGroupSize ?? 0) > 0 && (o.targets.some((t) => t !== "coreml") || o.deployment !== "iOS18"))
-    throw fail("usage", { detail: "--lut-group-size (per-grouped-channel LUTs) is a CoreML iOS18 form: use it with --target coreml --deployment iOS18 only." });
+  const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
+  if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
+    throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
   if (o.quantize?.mode === "int8" && o.targets.includes("coreml"))
     throw fail("usage", { detail: "--quantize int8 is for --target tflite and onnx; CoreML takes palettized weights (--quantize k4, k8 or mixed)." });
   for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
@@ -170,6 +192,9 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const quantize = o.quantize ?? { mode: "none" };
   const qLayers: QuantizedLayer[] = [];
+  const statsByWidth = new Map<number, Map<string, ChannelStats>>();
+  const widthRecords: NonNullable<QuantizationReport["widths"]> = [];
+  const calibration = o.calibration ? checkCalibration(o.calibrationFile ?? "calibration", o.calibration, o.source.config, o.latentSize ?? o.source.config.latentSize) : undefined;
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
   const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
@@ -179,9 +204,12 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     if (quantize.mode !== "none") {
-      const plan = planQuantization(model.graph, quantize, o.calibration ?? syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }), (done, total) => o.onProgress?.({ step: `w${width}: sensitivity probe`, done, total, unit: "layers" }));
-      qLayers.push(...plan.layers.map((l) => ({ ...l, width })));
-      palettize = [quantize.mode === "int8" ? { pass: "quantize-int8", options: { names: Object.keys(plan.bits) } } : { pass: "palettize", options: { bits: plan.bits, groupSize: o.lutGroupSize ?? 0 } }];
+      const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
+      const plan = planWidth(source, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
+      qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
+      if (plan.stats) statsByWidth.set(width, plan.stats);
+      widthRecords.push({ width, seconds: plan.seconds, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
+      palettize = [plan.entry];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
@@ -216,10 +244,10 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     tolerances: TOLERANCES,
     artifacts,
     ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cachedAcrossWidths: cacheReads } } : {}),
-    ...(quantize.mode !== "none"
-      ? { quantization: { mode: quantize.mode, lutGroupSize: o.lutGroupSize ?? 0, ...(quantize.mode === "int8" ? {} : { kmeansRevision: KMEANS_REVISION }), ...(quantize.mode === "mixed" ? { target: quantize.target } : {}), averageBits: averageBits(qLayers, Object.fromEntries(qLayers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers: qLayers } }
-      : {}),
+    ...(quantize.mode !== "none" ? { quantization: quantizationReport(quantize, techniques, calibration ? { file: o.calibrationFile ?? null, samples: calibrationSize(calibration) } : { file: null, samples: 1 }, statsByWidth.size ? STATISTICS_FILE : undefined, widthRecords, qLayers) } : {}),
   };
+  if (statsByWidth.size) writeStatistics(join(o.out, STATISTICS_FILE), statsByWidth);
+  else rmSync(join(o.out, STATISTICS_FILE), { force: true }); // a previous compile's, which this report does not use
   const reportPath = join(o.out, "report.json");
   writeFileAtomic(reportPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(report, null, 2) + "\n")));
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
@@ -244,23 +272,24 @@ function outputDir(out: string, sub: string): string {
   return dir;
 }
 
-/** Which weights get which bits: uniform for k4/k8, by the sensitivity probe for mixed. */
-function planQuantization(g: Graph, q: QuantizeMode, calibration: Record<string, FloatTensor>, progress: (done: number, total: number) => void): { bits: Record<string, 4 | 8>; layers: Omit<QuantizedLayer, "width">[] } {
-  const weights = palettizableWeights(g, { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
-  let bits: Record<string, 4 | 8>;
-  let mse = new Map<string, number>();
-  if (q.mode === "mixed") {
-    let done = 0;
-    progress(0, weights.length);
-    const sens = probeSensitivity(g, calibration, () => progress(++done, weights.length));
-    mse = new Map(sens.map((s) => [s.name, s.mse]));
-    bits = allocateBits(sens, q.target).bits;
-  } else bits = uniformBits(weights, q.mode === "k4" ? 4 : 8);
-  const layers = weights.map((w) => {
-    const b = bits[w.name] ?? 4;
-    // int8 stores one f32 scale per output channel; a palette one LUT per tensor
-    const side = q.mode === "int8" ? 4 * w.shape[0]! : (1 << b) * 4;
-    return { name: w.name, shape: w.shape, params: w.params, bits: b, mse: mse.get(w.name) ?? null, bytes: Math.ceil((w.params * b) / 8) + side };
-  });
-  return { bits, layers };
+/** The activation statistics of a compile that used them, beside report.json. */
+export const STATISTICS_FILE = "calibration-stats.safetensors";
+
+/** A planned layer as the report lists it, with its stored bytes (indices plus LUTs or scales). */
+function layerRecord(l: QuantizedLayerPlan, width: Width, int8: boolean, lutGroupSize: number): QuantizedLayer {
+  const rows = l.shape[0]!;
+  const groups = !int8 && lutGroupSize > 0 && rows % lutGroupSize === 0 && rows > lutGroupSize ? rows / lutGroupSize : 1;
+  // int8 stores one f32 scale per output channel; a palette one LUT per tensor (or group)
+  const side = int8 ? 4 * rows : groups * (1 << l.bits) * 4;
+  return { ...l, width, bytes: Math.ceil((l.params * l.bits) / 8) + side };
+}
+
+function quantizationReport(q: Exclude<QuantizeMode, { mode: "none" }>, t: Techniques, calibration: { file: string | null; samples: number }, statistics: string | undefined, widths: NonNullable<QuantizationReport["widths"]>, layers: QuantizedLayer[]): QuantizationReport {
+  const int8 = q.mode === "int8";
+  return {
+    mode: q.mode, ...(q.mode === "mixed" ? { target: q.target } : {}), lutGroupSize: int8 ? 0 : t.lutGroupSize,
+    ...(int8 ? {} : { techniques: { ...t, probe: q.mode === "mixed" ? t.probe : "layer" }, kmeansRevision: KMEANS_REVISION }),
+    calibration, ...(statistics ? { statistics } : {}), widths,
+    averageBits: averageBits(layers, Object.fromEntries(layers.map((l) => [`${l.width}:${l.name}`, l.bits])), (l) => `${l.width}:${l.name}`), layers,
+  };
 }

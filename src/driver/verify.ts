@@ -24,6 +24,7 @@ import { artifactEngine, type EngineName } from "../sample/engines.js";
 import { psnr, type Images } from "../sample/images.js";
 import { graphEngine, sampleImages } from "./sample-report.js";
 import { parseDecode, type SampleSpec } from "./sample.js";
+import { needsStatistics, PAPER_TECHNIQUES, palettizeEntry, readStatistics } from "./quantize-plan.js";
 
 export interface VerifyResult {
   path: string;
@@ -93,7 +94,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       const backend = BACKENDS[a.target];
       if (!backend) throw fail("usage", { detail: `${dir}: artifact ${a.path} has target "${a.target}", which this ditc cannot run.` });
       let ref = refs.get(a.width);
-      if (!ref) refs.set(a.width, (ref = referenceOutput(source, report, a.width, feeds, onProgress)));
+      if (!ref) refs.set(a.width, (ref = referenceOutput(dir, source, report, a.width, feeds, onProgress)));
       const path = join(dir, a.path);
       const judge = (engine: string, out: FloatTensor | undefined, error?: string): VerifyResult => {
         const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
@@ -153,7 +154,7 @@ async function verifyImages(dir: string, report: CompileReport, source: WeightSo
     const a = report.artifacts.find((y) => y.path === x.path)!;
     let ref = refs.get(x.width);
     if (!ref) {
-      const g = referenceGraph(source, report, x.width, 1, report.latentSize, report.contextTokens);
+      const g = referenceGraph(dir, source, report, x.width, 1, report.latentSize, report.contextTokens);
       refs.set(x.width, (ref = (await sampleImages(graphEngine(g, `w${x.width} reference`), spec, `w${x.width} reference`, onProgress)).images));
     }
     const base = { path: x.path, target: x.target, width: x.width, engine: x.engine, maxAbsErr: null, maxRelErr: null, relL2: null, finite: null, check: "images" as const };
@@ -175,23 +176,29 @@ async function verifyImages(dir: string, report: CompileReport, source: WeightSo
 }
 
 /** The width-w model for a batch and shapes, with the same palettized (or int8) weights as the compile's. */
-function referenceGraph(source: WeightSource, report: CompileReport, width: number, batch: number, latentSize: [number, number], contextTokens: number): Graph {
+function referenceGraph(dir: string, source: WeightSource, report: CompileReport, width: number, batch: number, latentSize: [number, number], contextTokens: number): Graph {
   const model = buildModel(source, { width: width as Width, batch, latentSize, contextTokens });
-  const layers = report.quantization?.layers.filter((l) => l.width === width) ?? [];
-  if (!layers.length) return model.graph;
-  const revision = report.quantization!.kmeansRevision ?? 1;
-  if (report.quantization!.mode !== "int8" && revision !== KMEANS_REVISION)
+  const q = report.quantization;
+  const layers = q?.layers.filter((l) => l.width === width) ?? [];
+  if (!q || !layers.length) return model.graph;
+  const revision = q.kmeansRevision ?? 1;
+  if (q.mode !== "int8" && revision !== KMEANS_REVISION)
     throw fail("usage", { detail: `the palettes in this folder come from k-means revision ${revision}, this ditc clusters with revision ${KMEANS_REVISION} and would compare against other palettes; recompile the folder with this ditc to verify it.` });
   const bits = Object.fromEntries(layers.map((l) => [l.name, l.bits]));
-  const entry = report.quantization?.mode === "int8" ? { pass: "quantize-int8", options: { names: layers.map((l) => l.name) } } : { pass: "palettize", options: { bits, groupSize: report.quantization?.lutGroupSize ?? 0 } };
+  // reports from before the techniques existed: plain k-means, no correction
+  const t = q.techniques ?? { ...PAPER_TECHNIQUES, lutGroupSize: q.lutGroupSize };
+  const stats = q.statistics ? readStatistics(join(dir, q.statistics), width) : undefined;
+  if (q.mode !== "int8" && needsStatistics(q as never, t) && !stats)
+    throw fail("usage", { detail: `${dir}: the report uses ${t.kmeans === "weighted" ? "weighted k-means" : "bias correction"} but names no statistics file; recompile the folder.` });
+  const entry = q.mode === "int8" ? { pass: "quantize-int8", options: { names: layers.map((l) => l.name) } } : palettizeEntry(bits, t, stats);
   return runPipeline(model.graph, buildPipeline({ name: "reference", entries: [entry] }, PASSES));
 }
 
 /** The IR interpreter's output for one width, with the same palettized weights when the compile quantized. */
-function referenceOutput(source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>, onProgress?: ProgressFn): FloatTensor {
+function referenceOutput(dir: string, source: WeightSource, report: CompileReport, width: number, feeds: Record<string, FloatTensor>, onProgress?: ProgressFn): FloatTensor {
   if (!report.quantization?.layers.some((l) => l.width === width)) return runFloatModel(source, width as Width, feeds, "fp32", onProgress);
   const latent = feeds.latent!, context = feeds.context!;
-  const g = referenceGraph(source, report, width, latent.shape[0]!, [latent.shape[2]!, latent.shape[3]!], context.shape[1]!);
+  const g = referenceGraph(dir, source, report, width, latent.shape[0]!, [latent.shape[2]!, latent.shape[3]!], context.shape[1]!);
   const onNode = nodeProgress(`w${width}: IR interpreter`, g.nodes.length, onProgress);
   return runGraph(g, feeds, onNode ? { onNode } : {}).velocity as FloatTensor;
 }

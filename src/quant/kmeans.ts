@@ -46,6 +46,11 @@ export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uin
   }
   for (let i = m; i < bits.length; i++) LANES[bits[i]!]!++;
   for (let p = 0; p < 65536; p++) counts[p] = LANES[p]! + LANES[65536 + p]! + LANES[131072 + p]! + LANES[196608 + p]!;
+  return sortedHistogram(counts);
+}
+
+/** The distinct values of a per-pattern table of (possibly fractional) counts, in value order. */
+function sortedHistogram(counts: Uint32Array | Float64Array): Histogram {
   counts[0] = counts[0]! + counts[0x8000]!; // −0 and +0 are one value
   counts[0x8000] = 0;
   const values: number[] = [], cs: number[] = [];
@@ -63,6 +68,47 @@ export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uin
   for (let p = 0; p <= 0x7bff; p++) visit(p);
   patternIndex[0x8000] = patternIndex[0]!;
   return { values: Float64Array.from(values), counts: Float64Array.from(cs), patternIndex };
+}
+
+/**
+ * How a weight's elements meet its input channels: row r of the weight (an output channel) reads
+ * input channels rowBase[r] + 0 … inPerRow − 1, each over `spatial` consecutive elements (a
+ * linear (O, I): rowBase 0, inPerRow I, spatial 1; a conv (O, I/g, kh, kw): rowBase of its group).
+ */
+export interface ChannelLayout {
+  rowBase: Int32Array;
+  inPerRow: number;
+  spatial: number;
+}
+
+/** The layout of a linear or (grouped) conv weight of this shape. */
+export function channelLayout(shape: readonly number[], groups = 1): ChannelLayout {
+  const rows = shape[0]!, inPerRow = shape[1]!, spatial = shape.slice(2).reduce((a, b) => a * b, 1);
+  const perGroup = rows / groups;
+  return { rowBase: Int32Array.from({ length: rows }, (_, r) => Math.floor(r / perGroup) * inPerRow), inPerRow, spatial };
+}
+
+/**
+ * The histogram with each element counted by the importance of the input channel it multiplies
+ * (E[x²] from calibration): clustering it minimizes Σ E[x_c²]·(w − ŵ)², the diagonal estimate of
+ * the output's squared error, instead of the weights' own. A floor of 1e-6 of the mean importance
+ * keeps channels that never fire in the programme.
+ */
+export function weightedHistogramOfBits(bits: Uint16Array, importance: Float64Array, layout: ChannelLayout): Histogram {
+  let mean = 0;
+  for (const v of importance) mean += v;
+  mean /= importance.length || 1;
+  const floor = 1e-6 * mean || 1e-30;
+  const sums = new Float64Array(65536);
+  const { rowBase, inPerRow, spatial } = layout;
+  let i = 0;
+  for (let r = 0; r < rowBase.length; r++)
+    for (let c = 0; c < inPerRow; c++) {
+      const w = Math.max(importance[rowBase[r]! + c]!, floor);
+      for (let s = 0; s < spatial; s++) sums[bits[i++]!] += w;
+    }
+  if (i !== bits.length) throw new RangeError(`channel layout covers ${i} elements, the weight has ${bits.length}`);
+  return sortedHistogram(sums);
 }
 
 export interface Clustering {
@@ -179,7 +225,7 @@ export interface Palettized {
   indices: Uint8Array;
   /** the lookup table, fp16-representable values */
   lut: Float32Array;
-  /** Σ (w16 − lut[idx])² over elements, w16 the weight rounded to fp16 */
+  /** Σ (w16 − lut[idx])² over elements, w16 the weight rounded to fp16 (weighted: each element times its importance) */
   sse: number;
 }
 
@@ -210,12 +256,21 @@ export function palettize(data: Float32Array, bits: 4 | 8, scratch?: Uint32Array
   return palettizeBits(encodeF16(data), bits, scratch, packed);
 }
 
+/** Activation-weighted palettization: `importance` per input channel, `layout` maps elements to channels. */
+export function palettizeWeighted(data: Float32Array, bits: 4 | 8, importance: Float64Array, layout: ChannelLayout): Palettized {
+  const f16 = encodeF16(data);
+  return palettizeHistogram(f16, weightedHistogramOfBits(f16, importance, layout), bits, false);
+}
+
 /**
  * Palettizes a tensor given as fp16 bit patterns: one counting pass, the DP, one lookup pass.
  * With `packed`, 4-bit indices come two per byte (low nibble first), packed in the lookup pass.
  */
 export function palettizeBits(data: Uint16Array, bits: 4 | 8, scratch?: Uint32Array, packed = false): Palettized {
-  const h = histogramOfBits(data, scratch);
+  return palettizeHistogram(data, histogramOfBits(data, scratch), bits, packed);
+}
+
+function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed: boolean): Palettized {
   const k = 1 << bits;
   const cl = kmeans1d(h.values, h.counts, k);
   const lut = Float32Array.from(cl.centroids, (c) => f16BitsToF32(f32ToF16Bits(c)));

@@ -1,15 +1,19 @@
-// The MSE sensitivity probe and the mixed-bit allocation (docs/toolchain.md).
+// The MSE sensitivity probes and the mixed-bit allocation (docs/toolchain.md).
 //
-// The float model runs once on calibration inputs. At every linear/conv whose weight is a
-// checkpoint tensor, the probe quantizes that weight alone to 4 bits, reruns just that layer on
-// the activations it actually received, and records the output MSE normalized by the output's
-// energy. Layers are ranked by it; the most sensitive get 8 bits until the parameter-weighted
+// Layer probe: the float model runs on calibration inputs; at every linear/conv whose weight is a
+// checkpoint tensor, that weight alone is quantized to 4 bits, just that layer reruns on the
+// activations it actually received, and the output error is recorded. Model probe: each weight
+// alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
+// ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
 // average bit width reaches the target.
-import { producers, type Graph } from "../ir/graph.js";
+import { producers, type ConstValue, type Graph, type Node } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
-import { asFloat, floatTensor, type Tensor } from "../kernels/tensor.js";
+import { asFloat, floatTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
+import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.js";
+import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize } from "./kmeans.js";
+import { clusterGroups, clusterPlan, correctedBias, denseOf, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
   /** checkpoint name of the weight */
@@ -39,30 +43,130 @@ export function palettizableWeights(g: Graph, opts: { ungrouped?: boolean } = {}
   return out;
 }
 
-export function probeSensitivity(g: Graph, calibration: Record<string, Tensor>, onLayer?: (name: string) => void): LayerSensitivity[] {
+/** What the probe does to one layer: its weight (and bias) as the compile would quantize them at 4 bits. */
+export type LayerQuantizer = (name: string, node: Node, w: FloatTensor, bias: FloatTensor | undefined) => { w: FloatTensor; bias?: FloatTensor };
+
+/** Plain 4-bit k-means, one LUT per tensor, bias untouched (the paper's probe). */
+export const plainQuantizer: LayerQuantizer = (_name, _node, w) => {
+  const q = palettize(w.data, 4);
+  return { w: floatTensor(w.shape, Float32Array.from(q.indices, (i) => q.lut[i]!)) };
+};
+
+/** The quantizer of a compile's techniques (weighted k-means, LUT groups, bias correction) at 4 bits. */
+export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined): LayerQuantizer {
+  return (name, node, w, bias) => {
+    const s = stats?.get(name);
+    const plan = clusterPlan(w.shape, node.kind === "conv2d" ? (node.attrs as { groups: number }).groups : 1, 4, t, s);
+    const p = clusterGroups(w.data, plan);
+    const wq = floatTensor(w.shape, denseOf(p, plan, w.data.length));
+    if (!plan.biasCorrected) return { w: wq };
+    return { w: wq, bias: floatTensor([w.shape[0]!], correctedBias(w.data, p, plan, s!.mean, bias?.data)) };
+  };
+}
+
+interface ErrorSums {
+  shape: number[];
+  num: number;
+  den: number;
+  count: number;
+}
+
+/** Adds one graph run's layer errors to `sums` (a weight used by several nodes sums their errors). */
+function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuantizer, sums: Map<string, ErrorSums>, onLayer?: (name: string) => void): void {
   const prod = producers(g);
-  const results = new Map<string, LayerSensitivity>();
-  runGraph(g, calibration, {
+  runGraph(g, feeds, {
     observe: (n, ins, outs) => {
       if (n.kind !== "linear" && n.kind !== "conv2d") return;
       const p = prod.get(n.inputs[1]!);
       if (p?.kind !== "const") return;
       const name = p.attrs.value.source;
       const w = asFloat(ins[1]!);
-      const q = palettize(w.data, 4);
-      const wq = floatTensor(w.shape, Float32Array.from(q.indices, (i) => q.lut[i]!));
+      const q = quantize(name, n, w, ins[2] ? asFloat(ins[2]) : undefined);
+      const bias = q.bias ?? ins[2];
       const y = asFloat(outs[0]!).data;
-      const yq = asFloat(opDef(n.kind).kernel([ins[0]!, wq, ...ins.slice(2)], n.attrs as never)[0]!).data;
+      const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(bias ? [bias] : [])], n.attrs as never)[0]!).data;
       let num = 0, den = 0;
       for (let i = 0; i < y.length; i++) (num += (yq[i]! - y[i]!) ** 2), (den += y[i]! ** 2);
-      const prev = results.get(name);
-      const mse = num / (den || 1), absMse = num / y.length;
-      // a weight used by several nodes keeps its worst case
-      if (!prev || absMse > prev.absMse) results.set(name, { name, shape: [...w.shape], params: w.data.length, mse, absMse });
+      const s = sums.get(name) ?? { shape: [...w.shape], num: 0, den: 0, count: 0 };
+      s.num += num;
+      s.den += den;
+      s.count += y.length;
+      sums.set(name, s);
       onLayer?.(name);
     },
   });
-  return [...results.values()];
+}
+
+function sensitivities(sums: Map<string, ErrorSums>): LayerSensitivity[] {
+  return [...sums].map(([name, s]) => ({ name, shape: s.shape, params: s.shape.reduce((a, b) => a * b, 1), mse: s.num / (s.den || 1), absMse: s.num / (s.count || 1) }));
+}
+
+/** The layer probe on one batch of inputs. */
+export function probeSensitivity(g: Graph, calibration: Record<string, Tensor>, onLayer?: (name: string) => void, quantize: LayerQuantizer = plainQuantizer): LayerSensitivity[] {
+  const sums = new Map<string, ErrorSums>();
+  probeRun(g, calibration, quantize, sums, onLayer);
+  return sensitivities(sums);
+}
+
+/** The layer probe over a calibration set in chunks; `graphFor(batch)` builds the float model. */
+export function probeLayers(graphFor: (batch: number) => Graph, cal: Feeds, quantize: LayerQuantizer, chunk = CALIBRATION_CHUNK, onChunk?: (done: number, total: number) => void): LayerSensitivity[] {
+  const sums = new Map<string, ErrorSums>();
+  const n = calibrationSize(cal);
+  forEachChunk(cal, chunk, (feeds, first) => {
+    probeRun(graphFor(calibrationSize(feeds)), feeds, quantize, sums);
+    onChunk?.(Math.min(n, first + chunk), n);
+  });
+  return sensitivities(sums);
+}
+
+/**
+ * The model probe: each named weight alone at 4 bits (with the compile's techniques, through the
+ * palettize pass itself), the whole model run on the calibration set, and the mean square error
+ * of its velocity against the float model's. `mse` is normalized by the velocity's energy.
+ * Float constants are loaded once and shared by every run when they fit `cacheBytes`.
+ */
+export function probeModel(graphFor: (batch: number) => Graph, cal: Feeds, names: readonly string[], options: Omit<PalettizeOptions, "bits">, chunk = CALIBRATION_CHUNK, onLayer?: (done: number, total: number) => void, cacheBytes = 2 ** 30): LayerSensitivity[] {
+  const n = calibrationSize(cal);
+  const chunks: { first: number; count: number }[] = [];
+  for (let first = 0; first < n; first += chunk) chunks.push({ first, count: Math.min(chunk, n - first) });
+  const base = graphFor(chunks[0]!.count);
+  const weightBytes = base.nodes.reduce((s, x) => s + (x.kind === "const" ? 4 * x.attrs.value.type.shape.reduce((a, b) => a * b, 1) : 0), 0);
+  const shared = weightBytes <= cacheBytes ? new Map<ConstValue, Tensor>() : undefined;
+  const reference = chunks.map(({ first, count }) => asFloat(runGraph(graphFor(count), calibrationSlice(cal, first, count), shared ? { constants: shared } : {}).velocity!).data);
+  let den = 0, count = 0;
+  for (const r of reference) for (const v of r) (den += v * v), count++;
+  const shapes = new Map(palettizableWeights(base).map((w) => [w.name, w.shape]));
+  const out: LayerSensitivity[] = [];
+  names.forEach((name, i) => {
+    const quantized = new Map<number, Graph>();
+    let num = 0;
+    chunks.forEach(({ first, count: b }, c) => {
+      let g = quantized.get(b);
+      if (!g) quantized.set(b, (g = palettizeWeights.run(graphFor(b), { ...options, bits: { [name]: 4 } })));
+      const v = asFloat(runGraph(g, calibrationSlice(cal, first, b), shared ? { constants: new Map(shared) } : {}).velocity!).data;
+      const ref = reference[c]!;
+      for (let j = 0; j < v.length; j++) num += (v[j]! - ref[j]!) ** 2;
+    });
+    const shape = shapes.get(name) ?? [];
+    out.push({ name, shape, params: shape.reduce((a, x) => a * x, 1), mse: num / (den || 1), absMse: num / (count || 1) });
+    onLayer?.(i + 1, names.length);
+  });
+  return out;
+}
+
+/** How far two probes agree: the layers each would raise to 8 bits at the same target. */
+export interface RankingOverlap {
+  layer8: number;
+  model8: number;
+  shared: number;
+  /** shared / union */
+  jaccard: number;
+}
+
+export function rankingOverlap(a: Record<string, 4 | 8>, b: Record<string, 4 | 8>): RankingOverlap {
+  const A = new Set(Object.keys(a).filter((k) => a[k] === 8)), B = new Set(Object.keys(b).filter((k) => b[k] === 8));
+  const shared = [...A].filter((k) => B.has(k)).length, union = new Set([...A, ...B]).size;
+  return { layer8: A.size, model8: B.size, shared, jaccard: union ? +(shared / union).toFixed(4) : 1 };
 }
 
 export interface BitAllocation {

@@ -6,6 +6,7 @@ import type { Pipeline } from "../../src/pipeline/pass.js";
 export const onnxPipeline: Pipeline = {
   name: "onnx",
   entries: [
+    { pass: "split-lut-groups" },
     { pass: "lower-assa" },
     { pass: "unroll-bna", options: { layout: "tokens" } },
     { pass: "lower-rope", options: { layout: "tokens" } },

@@ -7,6 +7,7 @@ import type { Pipeline, PipelineEntry } from "../../src/pipeline/pass.js";
 export const tflitePipeline: Pipeline = {
   name: "tflite",
   entries: [
+    { pass: "split-lut-groups" },
     { pass: "lower-assa" },
     { pass: "unroll-bna", options: { layout: "tokens" } },
     { pass: "lower-rope", options: { layout: "tokens" } },

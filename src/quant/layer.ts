@@ -1,0 +1,79 @@
+// One palettized layer: how its weight is clustered (bits, LUT groups, activation weighting) and
+// the bias correction that follows, shared by the palettize pass and the sensitivity probes.
+import type { ChannelStats } from "./calibration.js";
+import { channelLayout, palettize as cluster, palettizeWeighted, type ChannelLayout, type Palettized } from "./kmeans.js";
+
+export interface QuantizeTechniques {
+  /** 0: one LUT per tensor; n > 0: one LUT per n output channels */
+  groupSize: number;
+  /** cluster Σ E[x_c²]·(w − ŵ)² instead of Σ (w − ŵ)² (needs stats) */
+  weighted?: boolean;
+  /** add (W − Ŵ)·E[x] to the layer's bias (needs stats) */
+  biasCorrection?: boolean;
+}
+
+/** How one weight is clustered: groups of rows, and the activation weighting if any. */
+export interface ClusterPlan {
+  bits: 4 | 8;
+  groups: number;
+  importance?: Float64Array;
+  layout: ChannelLayout;
+  /** a corrected bias reads the clustering too, so it is kept until that load */
+  biasCorrected: boolean;
+}
+
+/** The plan for a weight of this shape (convGroups: the conv's groups, 1 for a linear). */
+export function clusterPlan(shape: readonly number[], convGroups: number, bits: 4 | 8, t: QuantizeTechniques, stats: ChannelStats | undefined): ClusterPlan {
+  const rows = shape[0]!;
+  const groups = t.groupSize > 0 && rows % t.groupSize === 0 && rows > t.groupSize ? rows / t.groupSize : 1;
+  const layout = channelLayout(shape, convGroups);
+  if (stats && stats.mean.length !== layout.rowBase[rows - 1]! + layout.inPerRow)
+    throw new RangeError(`activation statistics hold ${stats.mean.length} channels, the weight (${shape.join(", ")}) reads ${layout.rowBase[rows - 1]! + layout.inPerRow}`);
+  return { bits, groups, layout, ...(t.weighted && stats ? { importance: stats.meanSq } : {}), biasCorrected: !!(t.biasCorrection && stats) };
+}
+
+/** Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. */
+export function clusterGroups(data: Float32Array, plan: ClusterPlan): Palettized {
+  const { bits, groups, importance, layout } = plan;
+  const one = (d: Float32Array, rowBase: Int32Array) => (importance ? palettizeWeighted(d, bits, importance, { ...layout, rowBase }) : cluster(d, bits));
+  if (groups === 1) return one(data, layout.rowBase);
+  const per = data.length / groups, rows = layout.rowBase.length / groups, k = 1 << bits;
+  const indices = new Uint8Array(data.length), lut = new Float32Array(groups * k);
+  let sse = 0;
+  for (let g = 0; g < groups; g++) {
+    const r = one(data.subarray(g * per, (g + 1) * per), layout.rowBase.subarray(g * rows, (g + 1) * rows));
+    indices.set(r.indices, g * per);
+    lut.set(r.lut, g * k);
+    sse += r.sse;
+  }
+  return { indices, lut, sse };
+}
+
+/**
+ * The bias that restores each output channel's mean: b + Σ_{c,s} (W − Ŵ)[o, c, s] · E[x_c]
+ * (a conv's mean over positions; padding's zeros are not counted).
+ */
+export function correctedBias(w: Float32Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+  const { rowBase, inPerRow, spatial } = plan.layout;
+  const rows = rowBase.length, per = w.length / plan.groups, k = 1 << plan.bits;
+  const out = new Float32Array(rows);
+  let i = 0;
+  for (let r = 0; r < rows; r++) {
+    let acc = bias ? bias[r]! : 0;
+    for (let c = 0; c < inPerRow; c++) {
+      const m = mean[rowBase[r]! + c]!;
+      let d = 0;
+      for (let s = 0; s < spatial; s++, i++) d += w[i]! - p.lut[Math.floor(i / per) * k + p.indices[i]!]!;
+      acc += d * m;
+    }
+    out[r] = acc;
+  }
+  return out;
+}
+
+/** The dense weight a clustering stands for (lut[idx], per LUT group). */
+export function denseOf(p: Palettized, plan: ClusterPlan, count: number): Float32Array {
+  const per = count / plan.groups, k = 1 << plan.bits, out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = p.lut[Math.floor(i / per) * k + p.indices[i]!]!;
+  return out;
+}
