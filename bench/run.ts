@@ -22,6 +22,8 @@ import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
 import { benchSamplingQuality } from "./sampling.js";
 import { benchLeanFull } from "./lean.js";
 import { benchShardsFull } from "./shards.js";
+import { benchTechniques } from "./techniques.js";
+import { benchProbeFull } from "./probe-full.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -116,6 +118,8 @@ const sections: Record<string, () => unknown> = {
   engineFull1024: () => (full ? benchEngineFull() : null),
   samplingQuality: () => benchSamplingQuality(quick),
   leanFull1024: () => benchLeanFull(),
+  techniques: () => benchTechniques(quick),
+  probeFull: () => benchProbeFull(full ? [256, 1024] : [256]),
   shardsFull: () => (full ? benchShardsFull() : null),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),

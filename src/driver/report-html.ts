@@ -81,7 +81,11 @@ function quantizationCharts(r: CompileReport): string {
     });
   });
   const total = q.layers.reduce((s, l) => s + l.bytes, 0);
-  return `<h2>Quantization: ${esc(q.mode)}${q.target ? ` (target ${q.target} bits)` : ""}, average ${q.averageBits.toFixed(3)} bits, ${mib(total)} of weights</h2>${charts.join("")}
+  const t = q.techniques;
+  const how = t
+    ? `<p>${q.mode === "mixed" ? `${esc(t.probe)} probe, ` : ""}${esc(t.kmeans)} k-means, bias correction ${t.biasCorrection ? "on" : "off"}, ${t.lutGroupSize ? `one LUT per ${t.lutGroupSize} output channels` : "one LUT per tensor"}; calibration: ${q.calibration?.file ? `${esc(q.calibration.file)} (${q.calibration.samples} records)` : "one seeded sample"}.${(q.widths ?? []).map((w) => ` Width ${w.width}: statistics ${w.seconds.statistics} s, probe ${w.seconds.probe} s${w.overlap ? ` (8-bit layers: layer probe ${w.overlap.layer8}, model probe ${w.overlap.model8}, shared ${w.overlap.shared})` : ""}.`).join("")}</p>`
+    : "";
+  return `<h2>Quantization: ${esc(q.mode)}${q.target ? ` (target ${q.target} bits)` : ""}, average ${q.averageBits.toFixed(3)} bits, ${mib(total)} of weights</h2>${how}${charts.join("")}
 <details><summary>per-layer table</summary>${table(["width", "layer", "shape", "params", "bits", "probe MSE", "bytes"], q.layers.map((l) => [l.width, l.name, l.shape.join("×"), l.params, l.bits, l.mse === null ? "" : l.mse.toExponential(2), l.bytes]))}</details>`;
 }
 

@@ -46,6 +46,19 @@ export function calibrationSlice<F extends Feeds>(c: F, from: number, count: num
   return Object.fromEntries(Object.entries(c).map(([k, t]) => [k, take(t)])) as F;
 }
 
+/** At most `max` records, evenly spaced over the set (all of them when it is no larger). */
+export function evenlySpaced<F extends Feeds>(c: F, max: number): F {
+  const n = calibrationSize(c);
+  if (n <= max) return c;
+  const pick = Array.from({ length: max }, (_, i) => Math.floor((i * n) / max));
+  const take = (t: FloatTensor) => {
+    const per = t.data.length / n, out = new Float32Array(max * per);
+    pick.forEach((r, i) => out.set(t.data.subarray(r * per, (r + 1) * per), i * per));
+    return floatTensor([max, ...t.shape.slice(1)], out);
+  };
+  return Object.fromEntries(Object.entries(c).map(([k, t]) => [k, take(t)])) as F;
+}
+
 /** Runs `fn` on consecutive chunks of at most `chunk` samples (the last one may be smaller). */
 export function forEachChunk<F extends Feeds>(c: F, chunk: number, fn: (feeds: F, first: number) => void): void {
   const n = calibrationSize(c);

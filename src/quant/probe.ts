@@ -11,7 +11,7 @@ import { runGraph } from "../interp/interpreter.js";
 import { asFloat, floatTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
 import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.js";
-import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
+import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, evenlySpaced, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize } from "./kmeans.js";
 import { clusterGroups, clusterPlan, correctedBias, denseOf, type QuantizeTechniques } from "./layer.js";
 
@@ -123,9 +123,12 @@ export function probeLayers(graphFor: (batch: number) => Graph, cal: Feeds, quan
  * The model probe: each named weight alone at 4 bits (with the compile's techniques, through the
  * palettize pass itself), the whole model run on the calibration set, and the mean square error
  * of its velocity against the float model's. `mse` is normalized by the velocity's energy.
- * Float constants are loaded once and shared by every run when they fit `cacheBytes`.
+ * Float constants are loaded once and shared by every run when they fit `cacheBytes`. A forward
+ * per layer and record is costly, so at most MODEL_PROBE_RECORDS records, evenly spaced over the
+ * set (over the trajectory's timesteps), are used.
  */
-export function probeModel(graphFor: (batch: number) => Graph, cal: Feeds, names: readonly string[], options: Omit<PalettizeOptions, "bits">, chunk = CALIBRATION_CHUNK, onLayer?: (done: number, total: number) => void, cacheBytes = 2 ** 30): LayerSensitivity[] {
+export function probeModel(graphFor: (batch: number) => Graph, all: Feeds, names: readonly string[], options: Omit<PalettizeOptions, "bits">, chunk = CALIBRATION_CHUNK, onLayer?: (done: number, total: number) => void, cacheBytes = 2 ** 30): LayerSensitivity[] {
+  const cal = evenlySpaced(all, MODEL_PROBE_RECORDS);
   const n = calibrationSize(cal);
   const chunks: { first: number; count: number }[] = [];
   for (let first = 0; first < n; first += chunk) chunks.push({ first, count: Math.min(chunk, n - first) });
@@ -153,6 +156,8 @@ export function probeModel(graphFor: (batch: number) => Graph, cal: Feeds, names
   });
   return out;
 }
+
+export const MODEL_PROBE_RECORDS = 64;
 
 /** How far two probes agree: the layers each would raise to 8 bits at the same target. */
 export interface RankingOverlap {
