@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { floatTensor, type FloatTensor } from "../src/kernels/tensor.js";
 import { OPTION_VALUES, type ModelConfig } from "../src/model/config.js";
 import { Rng } from "../src/model/synthetic.js";
@@ -36,4 +37,16 @@ export function validOptionCombos(): Partial<ModelConfig>[] {
             for (const bnaEdge of OPTION_VALUES.bnaEdge)
               if (!(rope === "2d" && posEmbed === "sincos")) combos.push({ qkNorm, rope, posEmbed, kvCompress, bnaPartition, bnaEdge });
   return combos;
+}
+
+const BIN = new URL("../bin/ditc.js", import.meta.url).pathname;
+
+/** Runs the built `ditc` command in a child process: exit code, stdout, stderr. */
+export function ditcSync(...args: string[]): { code: number; stdout: string; stderr: string } {
+  try {
+    return { code: 0, stdout: execFileSync(process.execPath, [BIN, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 }), stderr: "" };
+  } catch (e) {
+    const x = e as { status: number; stdout: string; stderr: string };
+    return { code: x.status, stdout: x.stdout, stderr: x.stderr };
+  }
 }

@@ -49,6 +49,31 @@ function intArg(name: string, v: unknown, min: number): number {
   return n;
 }
 
+/** The float model a sampler runs (sample, calibrate) and what it draws. */
+const samplerOptions = (y: Argv) =>
+  y
+          .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
+          .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
+          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (file, shard index or folder)" })
+          .option("rename", { type: "string", describe: "--checkpoint: a rename table for its tensor names" })
+          .option("config", { type: "string", describe: "--checkpoint: the config JSON" })
+          .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out tensors that are not parameters" })
+          .option("width", { type: "string", default: "1", describe: "width of the float model" })
+          .option("resolution", { type: "number", describe: "float model: image resolution in pixels (latent = R/8); default: the config's" })
+          .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
+          .option("vocab", { type: "string", describe: "the prompts' embedding table (.safetensors: embedding (V, Dctx), words in __metadata__.vocab)" })
+          .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx) from your text encoder" })
+          .option("steps", { type: "number", default: 20, describe: "Euler steps from t = 1 to 0" })
+          .option("shift", { type: "number", default: 1, describe: "time shift s: t' = s·t / (1 + (s − 1)·t)" });
+
+/** Opens --preset (with --weights-seed) or --checkpoint (with its mapping options). */
+function openSamplerModel(a: { preset?: string; weightsSeed?: number; checkpoint?: string; rename?: string; config?: string; allowUnused?: boolean }) {
+  return openSource({
+    ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}),
+    ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}), ...(a.allowUnused ? { allowUnused: true } : {}),
+  });
+}
+
 const modelOptions = (y: Argv) =>
   y
     .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
@@ -263,21 +288,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       "sample [artifact]",
       "draw images: the float model (--preset/--checkpoint) or an artifact, with the engine of your choice",
       (y) =>
-        y
+        samplerOptions(y)
           .positional("artifact", { type: "string", describe: "an emitted .onnx, .tflite or .mlpackage" })
-          .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
-          .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
-          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (file, shard index or folder)" })
-          .option("rename", { type: "string", describe: "--checkpoint: a rename table for its tensor names" })
-          .option("config", { type: "string", describe: "--checkpoint: the config JSON" })
-          .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out tensors that are not parameters" })
-          .option("width", { type: "string", default: "1", describe: "width of the float model" })
-          .option("resolution", { type: "number", describe: "float model: image resolution in pixels (latent = R/8); default: the config's" })
-          .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
-          .option("vocab", { type: "string", describe: "the prompts' embedding table (.safetensors: embedding (V, Dctx), words in __metadata__.vocab)" })
-          .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx) from your text encoder" })
-          .option("steps", { type: "number", default: 20, describe: "Euler steps from t = 1 to 0" })
-          .option("shift", { type: "number", default: 1, describe: "time shift s: t' = s·t / (1 + (s − 1)·t)" })
           .option("seed", { type: "number", default: 0, describe: "noise seed of the first sample (sample i uses seed + i)" })
           .option("noise", { type: "string", describe: "instead of seeds: initial noise (N, C, H, W) from a file" })
           .option("engine", { choices: ["ditc", "onnxruntime", "litert"] as const, default: "ditc" as const, describe: "ditc's interpreter, or the real runtime of the artifact's format" })
@@ -303,10 +315,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           engine = await artifactEngine(a.artifact, a.engine);
         } else {
           if (a.engine !== "ditc") throw fail("badOption", { option: "engine", value: a.engine, expected: "ditc for the float model (the runtimes run artifacts)" });
-          const opened = openSource({
-            ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}),
-            ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}), ...(a.allowUnused ? { allowUnused: true } : {}),
-          });
+          const opened = openSamplerModel(a);
           close = opened.close;
           const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;
           engine = irEngine(opened.source, widthArg(a.width), latentSize, a.precision);
@@ -326,29 +335,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       "calibrate",
       "record the float model's sampling trajectories (latent, timestep, context at every step) as calibration inputs for compile --calibration",
       (y) =>
-        y
-          .option("preset", { type: "string", describe: `built-in model with synthetic weights (${PRESET_NAMES.join(", ")})` })
-          .option("weights-seed", { type: "number", default: 0, describe: "seed of a preset's synthetic weights" })
-          .option("checkpoint", { type: "string", describe: "supernetwork checkpoint (file, shard index or folder)" })
-          .option("rename", { type: "string", describe: "--checkpoint: a rename table for its tensor names" })
-          .option("config", { type: "string", describe: "--checkpoint: the config JSON" })
-          .option("allow-unused", { type: "boolean", describe: "--checkpoint: leave out tensors that are not parameters" })
-          .option("width", { type: "string", default: "1", describe: "width of the float model that samples" })
-          .option("resolution", { type: "number", describe: "image resolution in pixels (latent = R/8); default: the config's" })
-          .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
-          .option("vocab", { type: "string", describe: "the prompts' embedding table" })
-          .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx)" })
-          .option("steps", { type: "number", default: 20, describe: "Euler steps; every step's inputs are recorded" })
-          .option("shift", { type: "number", default: 1, describe: "time shift s" })
+        samplerOptions(y)
           .option("samples", { type: "number", default: 1, describe: "trajectories per prompt (or context row), each from its own noise seed" })
           .option("seed", { type: "number", default: 1000, describe: "noise seed of the first trajectory (keep it apart from the seeds you evaluate with)" })
           .option("out", { type: "string", demandOption: true, describe: "CAL.safetensors to write" })
           .example("$0 calibrate --checkpoint fixtures/shapes-micro/model.safetensors --vocab fixtures/shapes-micro/vocab.safetensors --prompt \"circle large top\" --prompt \"cross small center\" --out cal.safetensors", "40 records: 2 prompts x 20 steps"),
       async (a) => {
-        const opened = openSource({
-          ...(a.preset !== undefined ? { preset: a.preset, seed: intArg("weights-seed", a.weightsSeed, 0) } : {}), ...(a.checkpoint !== undefined ? { checkpoint: a.checkpoint } : {}),
-          ...(a.rename !== undefined ? { rename: a.rename } : {}), ...(a.config !== undefined ? { config: a.config } : {}), ...(a.allowUnused ? { allowUnused: true } : {}),
-        });
+        const opened = openSamplerModel(a);
         const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
         try {
           const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;

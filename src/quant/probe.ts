@@ -71,6 +71,23 @@ interface ErrorSums {
   count: number;
 }
 
+/**
+ * A quantizer that keeps its results for later chunks while they fit `budgetBytes` (clustering
+ * every layer again for every chunk would cost more than the forwards).
+ */
+function cachedQuantizer(quantize: LayerQuantizer, budgetBytes = 2 ** 30): LayerQuantizer {
+  const kept = new Map<string, ReturnType<LayerQuantizer>>();
+  let bytes = 0;
+  return (name, node, w, bias) => {
+    const hit = kept.get(name);
+    if (hit) return hit;
+    const q = quantize(name, node, w, bias);
+    const size = 4 * (q.w.data.length + (q.bias?.data.length ?? 0));
+    if (bytes + size <= budgetBytes) (kept.set(name, q), (bytes += size));
+    return q;
+  };
+}
+
 /** Adds one graph run's layer errors to `sums` (a weight used by several nodes sums their errors). */
 function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuantizer, sums: Map<string, ErrorSums>, onLayer?: (name: string) => void): void {
   const prod = producers(g);
@@ -112,8 +129,9 @@ export function probeSensitivity(g: Graph, calibration: Record<string, Tensor>, 
 export function probeLayers(graphFor: (batch: number) => Graph, cal: Feeds, quantize: LayerQuantizer, chunk = CALIBRATION_CHUNK, onChunk?: (done: number, total: number) => void): LayerSensitivity[] {
   const sums = new Map<string, ErrorSums>();
   const n = calibrationSize(cal);
+  const cached = cachedQuantizer(quantize);
   forEachChunk(cal, chunk, (feeds, first) => {
-    probeRun(graphFor(calibrationSize(feeds)), feeds, quantize, sums);
+    probeRun(graphFor(calibrationSize(feeds)), feeds, cached, sums);
     onChunk?.(Math.min(n, first + chunk), n);
   });
   return sensitivities(sums);

@@ -3,28 +3,20 @@
 // fused qkv compile to the same bytes on every target; every kind of bad index or table is a
 // clear error naming the file and the tensor; index files survive fuzzing like every other reader.
 import fc from "fast-check";
-import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ditcSync } from "../helpers.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DitcError } from "../../src/diagnostics.js";
 import { SafetensorsFile, writeSafetensors } from "../../src/checkpoint/safetensors.js";
 import { openCheckpoint } from "../../src/model/weights.js";
 
-const BIN = new URL("../../bin/ditc.js", import.meta.url).pathname;
 const README = new URL("../../README.md", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ditc-shards-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function ditc(...args: string[]): { code: number; stdout: string; stderr: string } {
-  try {
-    return { code: 0, stdout: execFileSync(process.execPath, [BIN, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), stderr: "" };
-  } catch (e) {
-    const x = e as { status: number; stdout: string; stderr: string };
-    return { code: x.status, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const ditc = ditcSync;
 
 /** The README's worked rename table (diffusers-style names onto ditc's). */
 function readmeRules(): string {

@@ -2,29 +2,21 @@
 // recorded at every step, any number of records run in chunks, the model probe with its overlap,
 // weighted k-means + bias correction + per-group LUTs on every target, and verify rebuilding the
 // same weights from the statistics file; bad calibration files are clear errors.
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ditcSync } from "../helpers.js";
 import { afterAll, expect, test } from "vitest";
 import { SafetensorsFile } from "../../src/checkpoint/safetensors.js";
 import { writeTensorFile } from "../../src/checkpoint/tensors.js";
 import { floatTensor } from "../../src/kernels/tensor.js";
 
-const BIN = new URL("../../bin/ditc.js", import.meta.url).pathname;
 const FIXTURE = new URL("../../fixtures/shapes-micro/", import.meta.url).pathname;
 const CK = join(FIXTURE, "model.safetensors"), VOCAB = join(FIXTURE, "vocab.safetensors");
 const dir = mkdtempSync(join(tmpdir(), "ditc-calibrate-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function ditc(...args: string[]): { code: number; stdout: string; stderr: string } {
-  try {
-    return { code: 0, stdout: execFileSync(process.execPath, [BIN, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), stderr: "" };
-  } catch (e) {
-    const x = e as { status: number; stdout: string; stderr: string };
-    return { code: x.status, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const ditc = ditcSync;
 
 const cal = join(dir, "cal.safetensors");
 
