@@ -57,7 +57,7 @@ export async function benchTechniques(quick: boolean, targets: string[] = ["onnx
     for (const v of techniqueVariants()) {
       const out = join(dir, v.name.replace(/[^a-z0-9]+/gi, "-"));
       const t1 = performance.now();
-      const { report } = compile({ source: ck, ref: { checkpoint: join(FIXTURE, "model.safetensors") }, targets, widths, precision: "auto", out, quantize: parseQuantize(v.quantize), techniques: v.techniques, calibration: cal.set, ...(v.deployment ? { deployment: v.deployment } : {}) });
+      const { report, timings } = compile({ source: ck, ref: { checkpoint: join(FIXTURE, "model.safetensors") }, targets, widths, precision: "auto", out, quantize: parseQuantize(v.quantize), techniques: v.techniques, calibration: cal.set, ...(v.deployment ? { deployment: v.deployment } : {}) });
       const compileSeconds = +((performance.now() - t1) / 1000).toFixed(2);
       for (const a of report.artifacts) {
         const engines: EngineName[] = a.target === "onnx" ? ["onnxruntime"] : a.target === "tflite" ? ["litert"] : ["ditc"];
@@ -71,7 +71,7 @@ export async function benchTechniques(quick: boolean, targets: string[] = ["onnx
           }
         }
       }
-      const seconds = report.quantization?.widths?.map((x) => ({ width: x.width, ...x.seconds, ...(x.overlap ? { overlap: x.overlap } : {}) }));
+      const seconds = timings.map((x) => ({ ...x, ...(report.quantization?.widths?.find((y) => y.width === x.width)?.overlap ? { overlap: report.quantization.widths.find((y) => y.width === x.width)!.overlap } : {}) }));
       const line = rows.filter((r) => r.variant === v.name).map((r) => `${r.target} w${r.width} ${r.psnr}`).join(", ");
       console.log(`techniques ${v.name}: ${line} dB (compile ${compileSeconds} s)`);
       rows.push({ variant: v.name, compileSeconds, seconds } as never);

@@ -410,7 +410,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const ref: ModelRef = a.checkpoint !== undefined
             ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { configFile: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
             : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
-          const { report, reportPath } = compile({
+          const { report, reportPath, timings } = compile({
             source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, techniques,
             ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration), calibrationFile: resolve(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
@@ -419,7 +419,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           if (sampleSpec) await addSamplesToReport(a.out, report, source, sampleSpec, progress.onProgress);
           progress.stop();
           const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
-          emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(`report: ${reportPath}`).join("\n"), { artifacts, report: reportPath });
+          const calibration = timings.map((t) => `w${t.width}: statistics ${t.statisticsSeconds} s, probe ${t.probeSeconds} s`);
+          emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(calibration, `report: ${reportPath}`).join("\n"), { artifacts, report: reportPath, ...(timings.length ? { quantizationTimings: timings } : {}) });
         } finally {
           close();
         }

@@ -163,8 +163,8 @@ export interface QuantizationReport {
   calibration?: { file: string | null; samples: number };
   /** with weighted k-means or bias correction: the activation statistics (relative to DIR) verify rebuilds the weights from */
   statistics?: string;
-  /** per width: seconds spent gathering statistics and probing; with the model probe, its overlap with the layer probe */
-  widths?: { width: Width; seconds: { statistics: number; probe: number }; overlap?: RankingOverlap }[];
+  /** per width, with the model probe: its overlap with the layer probe (timings are not here: this file is byte-reproducible; compile returns them) */
+  widths?: { width: Width; overlap?: RankingOverlap }[];
   kmeansRevision?: number;
   averageBits: number;
   layers: QuantizedLayer[];
@@ -175,7 +175,14 @@ export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
 /** Cache stored weights across widths when they fit this budget; larger models are re-read per width. */
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
 
-export function compile(o: CompileOptions): { report: CompileReport; reportPath: string } {
+/** Where a palettized compile spent its calibration time, per width (not in report.json, which is reproducible). */
+export interface QuantizationTimings {
+  width: Width;
+  statisticsSeconds: number;
+  probeSeconds: number;
+}
+
+export function compile(o: CompileOptions): { report: CompileReport; reportPath: string; timings: QuantizationTimings[] } {
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -194,6 +201,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const qLayers: QuantizedLayer[] = [];
   const statsByWidth = new Map<number, Map<string, ChannelStats>>();
   const widthRecords: NonNullable<QuantizationReport["widths"]> = [];
+  const timings: QuantizationTimings[] = [];
   const calibration = o.calibration ? checkCalibration(o.calibrationFile ?? "calibration", o.calibration, o.source.config, o.latentSize ?? o.source.config.latentSize) : undefined;
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
@@ -208,7 +216,8 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       const plan = planWidth(source, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
       qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
       if (plan.stats) statsByWidth.set(width, plan.stats);
-      widthRecords.push({ width, seconds: plan.seconds, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
+      widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
+      timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
       palettize = [plan.entry];
     }
     for (const target of o.targets) {
@@ -251,7 +260,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const reportPath = join(o.out, "report.json");
   writeFileAtomic(reportPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(report, null, 2) + "\n")));
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
-  return { report, reportPath };
+  return { report, reportPath, timings };
 }
 
 /**

@@ -95,7 +95,7 @@ export function planWidth(source: WeightSource, width: Width, latentSize: [numbe
     }
     mse = new Map(sens.map((s) => [s.name, s.mse]));
     bits = allocateBits(sens, q.target).bits;
-  } else bits = uniformBits(weights, q.mode === "k8" ? 8 : 4);
+  } else bits = uniformBits(weights, q.mode === "k4" ? 4 : 8); // int8: one byte a weight
   const t2 = performance.now();
   const layers = weights.map((w) => ({ name: w.name, shape: w.shape, params: w.params, bits: bits[w.name] ?? 4, mse: mse.get(w.name) ?? null }));
   const entry: PipelineEntry = q.mode === "int8" ? { pass: "quantize-int8", options: { names: Object.keys(bits) } } : palettizeEntry(bits, t, stats);

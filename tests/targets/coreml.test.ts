@@ -95,7 +95,8 @@ test("iOS18 deployment: spec 9 / CoreML8 with the input-form LUT; the reader run
   for (const precision of ["fp32", "fp16"] as const) {
     const out = join(dir, `ios18-${precision}`);
     const src = syntheticSource(presetConfig("micro"), 8);
-    compile({ source: src, ref: { preset: "micro", seed: 8 }, targets: ["coreml"], widths: [0.5], precision, out, quantize: { mode: "k4" }, deployment: "iOS18" });
+    // plain palettes, compared below with the palettize pass run by hand
+    compile({ source: src, ref: { preset: "micro", seed: 8 }, targets: ["coreml"], widths: [0.5], precision, out, quantize: { mode: "k4" }, techniques: { kmeans: "plain", biasCorrection: false }, deployment: "iOS18" });
     const path = join(out, "w500", "model.mlpackage");
     packages.push(path);
     const m = decodeCoremlModel(readFileSync(join(path, "Data/com.apple.CoreML/model.mlmodel")));
@@ -116,7 +117,7 @@ test("iOS18 deployment: spec 9 / CoreML8 with the input-form LUT; the reader run
 test("iOS18 per-grouped-channel LUTs: one palette per 32 output channels, [G, 1, …, 16, 1], read back exactly", async () => {
   const out = join(dir, "ios18-grouped");
   const src = syntheticSource(presetConfig("micro"), 9);
-  compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["coreml"], widths: [1], precision: "fp32", out, quantize: { mode: "k4" }, deployment: "iOS18", lutGroupSize: 32 });
+  compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["coreml"], widths: [1], precision: "fp32", out, quantize: { mode: "k4" }, deployment: "iOS18", techniques: { lutGroupSize: 32 } });
   const path = join(out, "w1000", "model.mlpackage");
   packages.push(path);
   const ops = decodeCoremlModel(readFileSync(join(path, "Data/com.apple.CoreML/model.mlmodel"))).mlProgram!.functions!.main!.blockSpecializations!.CoreML8!.operations!;
@@ -127,7 +128,7 @@ test("iOS18 per-grouped-channel LUTs: one palette per 32 output channels, [G, 1,
   let stdout = "";
   expect(await main(["verify", out, "--json"], { out: (x) => (stdout += x), err: () => {} })).toBe(0);
   expect(JSON.parse(stdout).results.find((r: { engine: string }) => r.engine === "ditc").maxRelErr).toBeLessThanOrEqual(1e-4);
-  expect(() => compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["onnx"], widths: [1], precision: "fp32", out: join(dir, "nope"), quantize: { mode: "k4" }, lutGroupSize: 32 })).toThrow(/CoreML iOS18 form/);
+  expect(() => compile({ source: src, ref: { preset: "micro", seed: 9 }, targets: ["coreml"], widths: [1], precision: "fp32", out: join(dir, "nope"), quantize: { mode: "k4" }, techniques: { lutGroupSize: 32 } })).toThrow(/deployment iOS18/);
 });
 
 describe("coremltools (Apple's loader) accepts every package", () => {
