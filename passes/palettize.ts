@@ -31,7 +31,9 @@ export interface PalettizeOptions extends QuantizeTechniques {
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
 function palettizedConstants(w: ConstValue, plan: ClusterPlan): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
-  const pending = new Set(["indices", "lut", "bias"]);
+  // the loads that read the clustering: both constants, and a corrected bias
+  const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];
+  const pending = new Set(readers);
   const keep = w.type.shape.reduce((a, b) => a * b, 1) <= KEEP_ELEMENTS;
   const take = (part: "indices" | "lut" | "bias") => {
     cached ??= clusterGroups(asFloat(w.load()).data, plan);
@@ -39,13 +41,12 @@ function palettizedConstants(w: ConstValue, plan: ClusterPlan): { indices: Const
     pending.delete(part);
     if (!pending.size && !keep) {
       cached = undefined;
-      pending.add("indices").add("lut").add("bias");
+      for (const x of readers) pending.add(x);
     }
     return r;
   };
   const { bits, groups } = plan;
   const k = 1 << bits;
-  if (!plan.biasCorrected) pending.delete("bias");
   return {
     indices: { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
     lut: { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },

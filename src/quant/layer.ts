@@ -1,5 +1,6 @@
 // One palettized layer: how its weight is clustered (bits, LUT groups, activation weighting) and
 // the bias correction that follows, shared by the palettize pass and the sensitivity probes.
+import { fail } from "../diagnostics.js";
 import type { ChannelStats } from "./calibration.js";
 import { channelLayout, palettize as cluster, palettizeWeighted, type ChannelLayout, type Palettized } from "./kmeans.js";
 
@@ -28,7 +29,7 @@ export function clusterPlan(shape: readonly number[], convGroups: number, bits: 
   const groups = t.groupSize > 0 && rows % t.groupSize === 0 && rows > t.groupSize ? rows / t.groupSize : 1;
   const layout = channelLayout(shape, convGroups);
   if (stats && stats.mean.length !== layout.rowBase[rows - 1]! + layout.inPerRow)
-    throw new RangeError(`activation statistics hold ${stats.mean.length} channels, the weight (${shape.join(", ")}) reads ${layout.rowBase[rows - 1]! + layout.inPerRow}`);
+    throw fail("usage", { detail: `activation statistics hold ${stats.mean.length} channels where a weight of shape (${shape.join(", ")}) reads ${layout.rowBase[rows - 1]! + layout.inPerRow}: they come from another model or width; recompile.` });
   return { bits, groups, layout, ...(t.weighted && stats ? { importance: stats.meanSq } : {}), biasCorrected: !!(t.biasCorrection && stats) };
 }
 
