@@ -29,6 +29,9 @@ import type { CheckpointOptions } from "../checkpoint/open.js";
 export type { ProgressEvent, ProgressFn, CheckpointOptions, Techniques };
 export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSource, Checkpoint, FloatTensor, Tensor, BuiltModel, SampleOutcome, EngineName };
 export { DitcError } from "../diagnostics.js";
+/** Reads every float tensor of a .safetensors file (inputs, calibration sets). */
+export { readTensorFile } from "../checkpoint/tensors.js";
+export type { QuantizationTimings };
 
 export interface CompileOptions {
   /** a built-in preset with seeded synthetic weights ... */

@@ -84,3 +84,13 @@ test("bad calibration input: exit 2 naming the file and tensor", () => {
   expect(unused.stderr).toMatch(/--calibration/);
   expect(ditc("compile", "--checkpoint", CK, "--target", "onnx", "--quantize", "k4", "--probe", "model", "--out", join(dir, "z")).code).toBe(2);
 });
+
+test("the API takes calibration and techniques and returns the timings", async () => {
+  const { compile, readTensorFile } = await import("../../src/api/index.js");
+  const { report, timings } = await compile({ checkpoint: CK, targets: ["onnx"], widths: [0.375], quantize: "k8", calibration: readTensorFile(cal), techniques: { kmeans: "plain", biasCorrection: true }, out: join(dir, "api") });
+  expect(report.quantization!.techniques).toEqual({ probe: "layer", kmeans: "plain", biasCorrection: true, lutGroupSize: 0 });
+  expect(report.quantization!.calibration).toEqual({ file: null, samples: 10 });
+  expect(timings).toHaveLength(1);
+  expect(timings[0]!.statisticsSeconds).toBeGreaterThan(0);
+  expect(ditc("verify", join(dir, "api")).code).toBe(0);
+});
