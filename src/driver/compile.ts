@@ -213,7 +213,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     let palettize: PipelineEntry[] = [];
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
-      const plan = planWidth(source, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
+      const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
       qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
       if (plan.stats) statsByWidth.set(width, plan.stats);
       widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });

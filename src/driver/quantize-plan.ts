@@ -11,7 +11,7 @@ import type { Width } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { writeTensorFile, readTensorFile } from "../checkpoint/tensors.js";
-import { activationStats, calibrationSize, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
+import { activationStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import type { QuantizeTechniques } from "../quant/layer.js";
 import { allocateBits, palettizableWeights, plainQuantizer, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
 import { floatTensor } from "../kernels/tensor.js";
@@ -69,11 +69,14 @@ export function needsStatistics(q: QuantMode, t: Techniques): boolean {
   return q.mode !== "int8" && (t.kmeans === "weighted" || t.biasCorrection);
 }
 
-/** Plans one width: statistics (if a technique needs them), the probe (mixed), the pass entry. */
-export function planWidth(source: WeightSource, width: Width, latentSize: [number, number], q: QuantMode, t: Techniques, cal: CalibrationSet, onProgress?: (step: string, done: number, total: number, unit: string) => void): WidthPlan {
+/**
+ * Plans one width: statistics (if a technique needs them), the probe (mixed), the pass entry.
+ * `graph` is the width's model as compiled (batch 1); calibration runs build it at their batch.
+ */
+export function planWidth(source: WeightSource, graph: Graph, width: Width, latentSize: [number, number], q: QuantMode, t: Techniques, cal: CalibrationSet, onProgress?: (step: string, done: number, total: number, unit: string) => void): WidthPlan {
   const graphs = new Map<number, Graph>();
   const graphFor = (batch: number) => graphs.get(batch) ?? (graphs.set(batch, buildModel(source, { width, batch, latentSize, contextTokens: source.config.contextTokens }).graph), graphs.get(batch)!);
-  const weights = palettizableWeights(graphFor(Math.min(calibrationSize(cal), 8)), { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
+  const weights = palettizableWeights(graph, { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
   const t0 = performance.now();
   let stats: Map<string, ChannelStats> | undefined;
   if (needsStatistics(q, t)) {
