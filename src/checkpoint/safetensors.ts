@@ -28,6 +28,15 @@ export interface TensorEntry {
   end: number;
 }
 
+/** Opens a file to read, or a DitcError naming it ("it does not exist", or the system's reason). */
+export function openForReading(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    throw fail("fileUnreadable", { file: path, problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "it does not exist" : (e as Error).message });
+  }
+}
+
 export class SafetensorsFile {
   /** bytes of tensor data read so far (to check that multi-width compiles read each weight once) */
   bytesRead = 0;
@@ -41,12 +50,7 @@ export class SafetensorsFile {
   ) {}
 
   static open(path: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = openSync(path, "r");
-    } catch (e) {
-      throw fail("fileUnreadable", { file: path, problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "it does not exist" : (e as Error).message });
-    }
+    const fd = openForReading(path);
     try {
       return SafetensorsFile.parse(path, fd);
     } catch (e) {

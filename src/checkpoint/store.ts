@@ -3,10 +3,10 @@
 // tensors, of what dtype and shape, and their bytes on request — so nothing above this layer
 // knows how a checkpoint is split. Shard headers are read when the index is opened (every name,
 // shape and offset is checked before any tensor is read); tensor data is read only on request.
-import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { closeSync, fstatSync, readSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fail } from "../diagnostics.js";
-import { SafetensorsFile, type TensorEntry } from "./safetensors.js";
+import { openForReading, SafetensorsFile, type TensorEntry } from "./safetensors.js";
 
 export interface TensorStore {
   /** the file, or the index, the user named */
@@ -55,12 +55,7 @@ export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
 /** Reads a bounded JSON file, naming it in every error. */
 export function readJsonFile(path: string, what: string): unknown {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw fail("fileUnreadable", { file: path, problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "it does not exist" : (e as Error).message });
-  }
+  const fd = openForReading(path);
   try {
     const size = fstatSync(fd).size;
     if (size > MAX_INDEX_BYTES) throw fail("checkpointIndex", { file: path, problem: `${what} is ${size} bytes, more than the ${MAX_INDEX_BYTES}-byte limit` });
