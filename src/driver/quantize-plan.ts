@@ -13,7 +13,7 @@ import type { PipelineEntry } from "../pipeline/pass.js";
 import { writeTensorFile, readTensorFile } from "../checkpoint/tensors.js";
 import { activationStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import type { QuantizeTechniques } from "../quant/layer.js";
-import { allocateBits, palettizableWeights, plainQuantizer, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
+import { allocateBits, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
 import { floatTensor } from "../kernels/tensor.js";
 
 export type ProbeScope = "layer" | "model";
@@ -89,8 +89,7 @@ export function planWidth(source: WeightSource, graph: Graph, width: Width, late
   let overlap: RankingOverlap | undefined;
   if (q.mode === "mixed") {
     const techniques: QuantizeTechniques = { groupSize: t.lutGroupSize, weighted: t.kmeans === "weighted", biasCorrection: t.biasCorrection };
-    const quantizer = t.kmeans === "plain" && !t.biasCorrection && t.lutGroupSize === 0 ? plainQuantizer : techniqueQuantizer(techniques, stats);
-    const layerSens = probeLayers(graphFor, cal, quantizer, undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
+    const layerSens = probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
     let sens: LayerSensitivity[] = layerSens;
     if (t.probe === "model") {
       sens = probeModel(graphFor, cal, weights.map((w) => w.name), { ...techniques, ...(stats ? { stats } : {}) }, undefined, (done, total) => onProgress?.(`w${width}: model probe`, done, total, "layers"));
