@@ -22,6 +22,7 @@ import { benchEngineFull, benchEngineGemm, benchEngineMini } from "./engine.js";
 import { benchSamplingQuality } from "./sampling.js";
 import { benchLeanFull } from "./lean.js";
 import { benchShardsFull } from "./shards.js";
+import { benchCompileFullMixed } from "./compile-full.js";
 import { benchTechniques } from "./techniques.js";
 import { benchProbeFull } from "./probe-full.js";
 import { graphStats } from "../src/driver/inspect.js";
@@ -121,6 +122,7 @@ const sections: Record<string, () => unknown> = {
   techniques: () => benchTechniques(quick),
   probeFull: () => benchProbeFull(full ? [256, 1024] : [256]),
   shardsFull: () => (full ? benchShardsFull() : null),
+  compileFullMixed: () => (full ? benchCompileFullMixed() : null),
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),

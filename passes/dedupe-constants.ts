@@ -10,8 +10,8 @@
 // WEIGHT_HASH_LIMIT_BYTES (biases, norms, modulation tables). Weight matrices are checkpoint
 // tensors that are read (or generated) once, when the emitter writes them, and hashing them here
 // would read every one twice; the CoreML blob writer shares identical bytes it meets there.
-// Palettes belong to one weight each and are never loaded here (loading one would run its
-// k-means a second time).
+// Palettes and corrected biases belong to one weight each (ownedByOneWeight) and are never
+// loaded here: loading one runs its weight's k-means, which the emitter would run again.
 import { createHash } from "node:crypto";
 import type { ConstValue, Graph } from "../src/ir/graph.js";
 import { BYTES_PER_ELEMENT } from "../src/ir/dtype.js";
@@ -52,7 +52,7 @@ export const dedupeConstants = definePass({
       const firstOf = new Map<string, ConstValue>();
       for (const c of list) {
         const limit = c.role === "weight" ? WEIGHT_HASH_LIMIT_BYTES : HASH_LIMIT_BYTES;
-        if (c.role === "palette" || c.role === "lut" || storedBytes(c) > limit) continue;
+        if (c.ownedByOneWeight || storedBytes(c) > limit) continue;
         const digest = `${k}#${createHash("sha1").update(tensorBytes(c.load(), c.type.dtype)).digest("hex")}`;
         const first = firstOf.get(digest);
         if (first) twin.set(c, first);

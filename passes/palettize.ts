@@ -26,17 +26,30 @@ export interface PalettizeOptions extends QuantizeTechniques {
   /** per-input-channel activation statistics by checkpoint name (src/quant/calibration.ts); bias
    * correction creates a zero bias where a corrected layer has none */
   stats?: ReadonlyMap<string, ChannelStats>;
+  /**
+   * Clusterings shared by every pipeline run with these options (compile's targets at one
+   * width), by weight: each weight is clustered once for all of them, and kept until the
+   * caller drops the map.
+   */
+  clusterings?: Map<string, Palettized>;
 }
 
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
-function palettizedConstants(w: ConstValue, plan: ClusterPlan): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
+function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
+  const cluster = () => {
+    const had = shared?.get(w.source);
+    if (had) return had;
+    const p = clusterGroups(asFloat(w.load()).data, plan);
+    shared?.set(w.source, p);
+    return p;
+  };
   // the loads that read the clustering: both constants, and a corrected bias
   const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];
   const pending = new Set(readers);
   const keep = w.type.shape.reduce((a, b) => a * b, 1) <= KEEP_ELEMENTS;
   const take = (part: "indices" | "lut" | "bias") => {
-    cached ??= clusterGroups(asFloat(w.load()).data, plan);
+    cached ??= cluster();
     const r = cached;
     pending.delete(part);
     if (!pending.size && !keep) {
@@ -48,8 +61,8 @@ function palettizedConstants(w: ConstValue, plan: ClusterPlan): { indices: Const
   const { bits, groups } = plan;
   const k = 1 << bits;
   return {
-    indices: { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
-    lut: { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
+    indices: { type: { dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape }, source: `${w.source} indices`, role: "palette", ownedByOneWeight: true, load: () => ({ dtype: bits === 4 ? "u4" : "u8", shape: w.type.shape, data: take("indices").indices }) },
+    lut: { type: { dtype: "f32", shape: groups > 1 ? [groups, k] : [k] }, source: `${w.source} lut`, role: "lut", ownedByOneWeight: true, load: () => floatTensor(groups > 1 ? [groups, k] : [k], take("lut").lut) },
     clustering: () => take("bias"),
   };
 }
@@ -59,7 +72,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
   summary: "k-means palettize linear/conv weights into 16- or 256-entry LUTs (optionally activation-weighted, with bias correction)",
   requires: [],
   ensures: [],
-  defaults: { bits: {}, groupSize: 0, weighted: false, biasCorrection: false, stats: undefined },
+  defaults: { bits: {}, groupSize: 0, weighted: false, biasCorrection: false, stats: undefined, clusterings: undefined },
   run: (g: Graph, o, log) => {
     const done = new Map<Value, { w: Value; plan: ClusterPlan; clustering: () => Palettized }>();
     const weightOf = (n: { inputs: readonly Value[] }, ctx: RewriteContext) => {
@@ -76,7 +89,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           let d = done.get(n.inputs[1]!);
           if (!d) {
             const plan = planFor(n, c);
-            const p = palettizedConstants(c, plan);
+            const p = palettizedConstants(c, plan, o.clusterings);
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }
@@ -87,7 +100,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           const old = bp?.kind === "const" ? bp.attrs.value : undefined;
           const rows = c.type.shape[0]!, plan = d.plan, clustering = d.clustering;
           const bias: ConstValue = {
-            type: { dtype: "f32", shape: [rows] }, source: old ? `${old.source} corrected` : `${c.source} bias correction`, role: "weight",
+            type: { dtype: "f32", shape: [rows] }, source: old ? `${old.source} corrected` : `${c.source} bias correction`, role: "weight", ownedByOneWeight: true,
             load: () => floatTensor([rows], correctedBias(asFloat(c.load()).data, clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined)),
           };
           return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ctx.b.constant(bias)], n.attrs as never);

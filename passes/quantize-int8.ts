@@ -27,8 +27,8 @@ function int8Constants(w: ConstValue): [ConstValue, ConstValue] {
   };
   const rows = w.type.shape[0]!;
   return [
-    { type: { dtype: "i8", shape: w.type.shape }, source: `${w.source} int8`, role: "palette", load: () => ({ dtype: "i8", shape: w.type.shape, data: take().q }) },
-    { type: { dtype: "f32", shape: [rows] }, source: `${w.source} scale`, role: "lut", load: () => floatTensor([rows], take().scale) },
+    { type: { dtype: "i8", shape: w.type.shape }, source: `${w.source} int8`, role: "palette", ownedByOneWeight: true, load: () => ({ dtype: "i8", shape: w.type.shape, data: take().q }) },
+    { type: { dtype: "f32", shape: [rows] }, source: `${w.source} scale`, role: "lut", ownedByOneWeight: true, load: () => floatTensor([rows], take().scale) },
   ];
 }
 

@@ -4,7 +4,7 @@
 //   import { compile } from "ditc";
 //   const { report } = await compile({ preset: "mini", targets: ["onnx", "tflite", "coreml"], out: "out/" });
 import { resolve } from "node:path";
-import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision, type QuantizationTimings } from "../driver/compile.js";
+import { compile as compileArtifacts, parseQuantize, type CompileReport, type ModelRef, type Precision, type QuantizationTimings, type CompilePhases } from "../driver/compile.js";
 import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
 import type { Techniques } from "../driver/quantize-plan.js";
@@ -31,7 +31,7 @@ export type { CompileReport, VerifyResult, Graph, ModelConfig, Width, WeightSour
 export { DitcError } from "../diagnostics.js";
 /** Reads every float tensor of a .safetensors file (inputs, calibration sets). */
 export { readTensorFile } from "../checkpoint/tensors.js";
-export type { QuantizationTimings };
+export type { QuantizationTimings, CompilePhases };
 
 export interface CompileOptions {
   /** a built-in preset with seeded synthetic weights ... */
@@ -87,7 +87,7 @@ export interface SampleOptions {
 }
 
 /** Compiles the model for each target and width; returns the artifacts and the report. */
-export async function compile(o: CompileOptions): Promise<{ artifacts: { target: string; width: number; path: string; bytes: number }[]; report: CompileReport; reportPath: string; timings: QuantizationTimings[] }> {
+export async function compile(o: CompileOptions): Promise<{ artifacts: { target: string; width: number; path: string; bytes: number }[]; report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases }> {
   useThreads(o.threads);
   const ckOpts = { ...(o.rename !== undefined ? { rename: o.rename } : {}), ...(o.config !== undefined ? { config: o.config } : {}), ...(o.allowUnused ? { allowUnused: true } : {}) };
   const { source, close } = openSource({ ...(o.preset ? { preset: o.preset } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint, ...ckOpts } : {}) });
@@ -110,7 +110,7 @@ export async function compile(o: CompileOptions): Promise<{ artifacts: { target:
       onProgress: progress,
     });
     const report = spec ? await addSamplesToReport(o.out, compiled.report, source, spec, progress) : compiled.report;
-    return { artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, path: `${o.out}/${a.path}`, bytes: a.bytes })), report, reportPath: compiled.reportPath, timings: compiled.timings };
+    return { artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, path: `${o.out}/${a.path}`, bytes: a.bytes })), report, reportPath: compiled.reportPath, timings: compiled.timings, phases: compiled.phases };
   } finally {
     close();
   }

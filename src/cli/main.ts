@@ -410,7 +410,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const ref: ModelRef = a.checkpoint !== undefined
             ? { checkpoint: resolve(a.checkpoint), ...(a.rename !== undefined ? { rename: resolve(a.rename) } : {}), ...(a.config !== undefined ? { configFile: resolve(a.config) } : {}), ...(a.allowUnused ? { allowUnused: true } : {}) }
             : { preset: a.preset!, seed: intArg("seed", a.seed, 0) };
-          const { report, reportPath, timings } = compile({
+          const { report, reportPath, timings, phases } = compile({
             source, ref, targets, widths, precision: a.precision, out: a.out, externalData: a.externalData, quantize, deployment: a.deployment, techniques,
             ...(a.calibration !== undefined ? { calibration: readTensorFile(a.calibration), calibrationFile: resolve(a.calibration) } : {}),
             ...(a.resolution !== undefined ? { latentSize: latentForResolution(a.resolution) } : {}),
@@ -420,7 +420,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           progress.stop();
           const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
           const calibration = timings.map((t) => `w${t.width}: statistics ${t.statisticsSeconds} s, probe ${t.probeSeconds} s`);
-          emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(calibration, `report: ${reportPath}`).join("\n"), { artifacts, report: reportPath, ...(timings.length ? { quantizationTimings: timings } : {}) });
+          const p = phases;
+          const where = `${p.totalSeconds.toFixed(1)} s: statistics ${p.statisticsSeconds.toFixed(1)}, probe ${p.probeSeconds.toFixed(1)}, lowering ${p.loweringSeconds.toFixed(1)}, writing ${p.writingSeconds.toFixed(1)} (of all phases: reading ${p.readSeconds.toFixed(1)}, k-means ${p.kmeansSeconds.toFixed(1)})`;
+          emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(calibration, where, `report: ${reportPath}`).join("\n"), { artifacts, report: reportPath, phases, ...(timings.length ? { quantizationTimings: timings } : {}) });
         } finally {
           close();
         }

@@ -22,6 +22,7 @@ import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelSta
 import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
+import { clusteringClock } from "../quant/layer.js";
 import type { ProgressFn } from "./progress.js";
 import type { SamplingReport } from "./sample-report.js";
 
@@ -182,7 +183,43 @@ export interface QuantizationTimings {
   probeSeconds: number;
 }
 
-export function compile(o: CompileOptions): { report: CompileReport; reportPath: string; timings: QuantizationTimings[] } {
+/**
+ * Where a compile's wall time went. The phases in sequence are statistics, probe, lowering and
+ * writing (which loads each constant as it writes it: checkpoint reads and the palettize pass'
+ * clustering happen there, lazily); `read` and `kmeans` are the time inside any phase spent
+ * reading checkpoint tensors and clustering weights.
+ */
+export interface CompilePhases {
+  totalSeconds: number;
+  statisticsSeconds: number;
+  probeSeconds: number;
+  loweringSeconds: number;
+  writingSeconds: number;
+  readSeconds: number;
+  kmeansSeconds: number;
+}
+
+/** The source with its reads timed into `clock`. */
+function timedSource<S extends WeightSource>(src: S, clock: { seconds: number }): S {
+  return {
+    ...src,
+    read: (spec) => {
+      const t0 = performance.now();
+      try {
+        return src.read(spec);
+      } finally {
+        clock.seconds += (performance.now() - t0) / 1000;
+      }
+    },
+  };
+}
+
+const since = (t0: number) => (performance.now() - t0) / 1000;
+const round3 = (x: number) => +x.toFixed(3);
+
+export function compile(o: CompileOptions): { report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases } {
+  const start = performance.now(), kmeansBefore = clusteringClock();
+  const clock = { read: { seconds: 0 }, lowering: 0, writing: 0, statistics: 0, probe: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -195,7 +232,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const ck = "file" in o.source ? (o.source as Checkpoint) : undefined;
   const readBefore = ck?.file.bytesRead ?? 0;
   const cacheReads = ck !== undefined && o.widths.length > 1 && ck.file.dataBytes <= READ_CACHE_BYTES;
-  const source = cacheReads ? withReadCache(ck) : o.source;
+  const source = timedSource(cacheReads ? withReadCache(ck) : o.source, clock.read);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const quantize = o.quantize ?? { mode: "none" };
   const qLayers: QuantizedLayer[] = [];
@@ -218,23 +255,30 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       if (plan.stats) statsByWidth.set(width, plan.stats);
       widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
       timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
-      palettize = [plan.entry];
+      clock.statistics += plan.seconds.statistics;
+      clock.probe += plan.seconds.probe;
+      // the targets of one width share each weight's clustering (dropped with the width)
+      palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, clusterings: new Map() } } : plan.entry];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;
       o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
       const precision: Precision = o.precision === "auto" ? (backend.defaultPrecision ?? "fp32") : o.precision;
+      let t0 = performance.now();
       const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
+      clock.lowering += since(t0);
       const stats = graphStats(g);
       const dir = outputDir(o.out, widthTag(width));
       const path = join(dir, backend.artifact);
       const step = `${target} w${width}: writing ${path}`;
+      t0 = performance.now();
       const r = backend.emit(g, path, {
         onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
         ...(o.externalData ? { externalData: o.externalData } : {}),
         ...(o.deployment ? { deployment: o.deployment } : {}),
         metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
       });
+      clock.writing += since(t0);
       artifacts.push({
         target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
         params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
@@ -260,7 +304,11 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const reportPath = join(o.out, "report.json");
   writeFileAtomic(reportPath, (fd) => writeAll(fd, Buffer.from(JSON.stringify(report, null, 2) + "\n")));
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
-  return { report, reportPath, timings };
+  const phases: CompilePhases = {
+    totalSeconds: round3(since(start)), statisticsSeconds: round3(clock.statistics), probeSeconds: round3(clock.probe), loweringSeconds: round3(clock.lowering),
+    writingSeconds: round3(clock.writing), readSeconds: round3(clock.read.seconds), kmeansSeconds: round3(clusteringClock() - kmeansBefore),
+  };
+  return { report, reportPath, timings, phases };
 }
 
 /**

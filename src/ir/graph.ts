@@ -48,6 +48,11 @@ export interface ConstValue {
   /** checkpoint tensor (or derived table) this constant holds; shown in dumps */
   readonly source: string;
   readonly role?: ConstRole;
+  /**
+   * Computed for one weight alone (a palette's indices and LUT, a corrected bias): no other
+   * constant holds its bytes, so deduplication never loads it (loading one runs its k-means).
+   */
+  readonly ownedByOneWeight?: boolean;
   load(): Tensor;
   /**
    * Set on supernetwork constants that change with the width: the constant of the width-w
@@ -57,9 +62,9 @@ export interface ConstValue {
   readonly atWidth?: (w: number) => { value: ConstValue; kept: KeptAxes };
 }
 
-/** A constant computed from another (re-laid out, converted, gathered): it keeps that one's role. */
+/** A constant computed from another (re-laid out, converted, gathered): it keeps that one's role and ownership. */
 export function derivedConst(from: ConstValue, c: { type: TensorType; source: string; load(): Tensor }): ConstValue {
-  return from.role ? { ...c, role: from.role } : c;
+  return { ...c, ...(from.role ? { role: from.role } : {}), ...(from.ownedByOneWeight ? { ownedByOneWeight: true } : {}) };
 }
 
 export interface Graph {

@@ -33,8 +33,22 @@ export function clusterPlan(shape: readonly number[], convGroups: number, bits: 
   return { bits, groups, layout, ...(t.weighted && stats ? { importance: stats.meanSq } : {}), biasCorrected: !!(t.biasCorrection && stats) };
 }
 
+let clusteringSeconds = 0;
+
+/** Seconds this process has spent clustering (the probes' and the palettize pass'), for compile's phase timings. */
+export const clusteringClock = (): number => clusteringSeconds;
+
 /** Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. */
 export function clusterGroups(data: Float32Array, plan: ClusterPlan): Palettized {
+  const t0 = performance.now();
+  try {
+    return clusterEachGroup(data, plan);
+  } finally {
+    clusteringSeconds += (performance.now() - t0) / 1000;
+  }
+}
+
+function clusterEachGroup(data: Float32Array, plan: ClusterPlan): Palettized {
   const { bits, groups, importance, layout } = plan;
   const one = (d: Float32Array, rowBase: Int32Array) => (importance ? palettizeWeighted(d, bits, importance, { ...layout, rowBase }) : cluster(d, bits));
   if (groups === 1) return one(data, layout.rowBase);

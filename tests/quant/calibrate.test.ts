@@ -87,10 +87,14 @@ test("bad calibration input: exit 2 naming the file and tensor", () => {
 
 test("the API takes calibration and techniques and returns the timings", async () => {
   const { compile, readTensorFile } = await import("../../src/api/index.js");
-  const { report, timings } = await compile({ checkpoint: CK, targets: ["onnx"], widths: [0.375], quantize: "k8", calibration: readTensorFile(cal), techniques: { kmeans: "plain", biasCorrection: true }, out: join(dir, "api") });
+  const { report, timings, phases } = await compile({ checkpoint: CK, targets: ["onnx"], widths: [0.375], quantize: "k8", calibration: readTensorFile(cal), techniques: { kmeans: "plain", biasCorrection: true }, out: join(dir, "api") });
   expect(report.quantization!.techniques).toEqual({ probe: "layer", kmeans: "plain", biasCorrection: true, lutGroupSize: 0 });
   expect(report.quantization!.calibration).toEqual({ file: null, samples: 10 });
   expect(timings).toHaveLength(1);
   expect(timings[0]!.statisticsSeconds).toBeGreaterThan(0);
+  // where the time went: the phases in sequence fit in the total; reads and clustering happened inside them
+  expect(phases.statisticsSeconds).toBe(timings[0]!.statisticsSeconds);
+  for (const k of ["loweringSeconds", "writingSeconds", "readSeconds", "kmeansSeconds"] as const) expect(phases[k], k).toBeGreaterThan(0);
+  expect(phases.statisticsSeconds + phases.probeSeconds + phases.loweringSeconds + phases.writingSeconds).toBeLessThanOrEqual(phases.totalSeconds + 0.01);
   expect(ditc("verify", join(dir, "api")).code).toBe(0);
 });

@@ -16,6 +16,11 @@ import { activationStats } from "../../src/quant/calibration.js";
 import { channelLayout, kmeans1d, palettize, palettizeWeighted, weightedHistogramOfBits } from "../../src/quant/kmeans.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
 import { opCount, runPasses } from "../passes/helpers.js";
+import { syntheticInputs } from "../../src/driver/init.js";
+import { buildModel } from "../../src/model/build.js";
+import { presetConfig } from "../../src/model/config.js";
+import { syntheticSource } from "../../src/model/weights.js";
+import { clusteringClock } from "../../src/quant/layer.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-techniques-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -188,6 +193,26 @@ describe("bias correction", () => {
       }
     }
   });
+});
+
+test("each weight is clustered once for all targets of a width, and never while lowering", () => {
+  const c = presetConfig("micro");
+  const g0 = buildModel(syntheticSource(c, 0), { width: 1 }).graph;
+  const stats = activationStats(() => g0, syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens }));
+  const bits = Object.fromEntries([...stats.keys()].map((k) => [k, 4 as const]));
+  const options = { bits, stats, weighted: true, biasCorrection: true, clusterings: new Map() };
+  const clustered: number[] = [];
+  for (const target of ["coreml", "tflite", "onnx"]) {
+    const before = clusteringClock();
+    const g = applyPipeline(g0, target, { before: [{ pass: "palettize", options }] });
+    // deduplication hashes biases but not the ones a palettized weight owns (that would cluster it)
+    expect(clusteringClock(), `${target}: clustered while lowering`).toBe(before);
+    BACKENDS[target]!.emit(g, join(dir, `once-${BACKENDS[target]!.artifact}`), {});
+    clustered.push(clusteringClock() - before);
+  }
+  expect(clustered[0]).toBeGreaterThan(0);
+  expect(clustered.slice(1)).toEqual([0, 0]);
+  expect(options.clusterings.size).toBe(Object.keys(bits).length);
 });
 
 test("split-lut-groups: one lookup per group, exactly the grouped lut_to_dense", () => {

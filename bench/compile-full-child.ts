@@ -1,0 +1,45 @@
+// Child process of the end-to-end compile benchmark, so each peak RSS is measured alone.
+//   init CK           : the full preset's synthetic f16 checkpoint
+//   compile CK OUT    : compile --target coreml,tflite,onnx --width 0.375,0.5,1 --quantize mixed at 1024²
+//   floor CK OUT COPY : the I/O floor: read CK once, then copy every file under OUT into COPY
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { compile, parseQuantize } from "../src/driver/compile.js";
+import { writeSyntheticCheckpoint } from "../src/driver/init.js";
+import { presetConfig } from "../src/model/config.js";
+import { openCheckpoint } from "../src/model/weights.js";
+
+const [mode, ck, out, copy] = process.argv.slice(2);
+const t0 = performance.now();
+const done = (o: object) => process.stdout.write(JSON.stringify({ seconds: (performance.now() - t0) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024, ...o }));
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+if (mode === "init") done({ bytes: writeSyntheticCheckpoint(presetConfig("full"), 0, ck!, "f16").bytes });
+else if (mode === "compile") {
+  const source = openCheckpoint(ck!);
+  const { report, phases, timings } = compile({
+    source, ref: { checkpoint: ck! }, targets: ["coreml", "tflite", "onnx"], widths: [0.375, 0.5, 1], latentSize: [128, 128],
+    precision: "auto", quantize: parseQuantize("mixed"), out: out!,
+  });
+  source.close();
+  done({ phases, timings, averageBits: report.quantization!.averageBits, artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, bytes: a.bytes })) });
+} else if (mode === "floor") {
+  // plain reads of the checkpoint's bytes in 64 MiB chunks, then plain copies of what compile wrote
+  const buf = Buffer.allocUnsafe(64 << 20);
+  const fd = openSync(ck!, "r");
+  let read = 0;
+  for (let got; (got = readSync(fd, buf, 0, buf.length, read)) > 0; ) read += got;
+  closeSync(fd);
+  const readSeconds = (performance.now() - t0) / 1000;
+  let written = 0;
+  for (const f of filesUnder(out!)) {
+    const to = join(copy!, relative(out!, f));
+    mkdirSync(join(to, ".."), { recursive: true });
+    copyFileSync(f, to);
+    written += statSync(f).size;
+  }
+  done({ readBytes: read, readSeconds, writtenBytes: written, writeSeconds: (performance.now() - t0) / 1000 - readSeconds });
+}

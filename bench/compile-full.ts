@@ -1,0 +1,36 @@
+// The full preset compiled end to end as a user ships it — three targets, three widths, mixed:4.3
+// with the default techniques and the probe's calibration at 1024² — with where the time goes,
+// next to the I/O floor measured in the same run: reading the checkpoint once and copying the
+// artifacts' bytes once with plain file operations.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function benchCompileFullMixed() {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-bench-compile-full-"));
+  const child = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [join(here, "compile-full-child.js"), ...args], { encoding: "utf8", maxBuffer: 1 << 20, stdio: ["ignore", "pipe", "inherit"] }));
+  try {
+    const ck = join(dir, "full-f16.safetensors"), out = join(dir, "out");
+    const init = child("init", ck);
+    const compiled = child("compile", ck, out);
+    const floor = child("floor", ck, out, join(dir, "copy"));
+    const p = compiled.phases;
+    const forwards = p.statisticsSeconds + p.probeSeconds;
+    const rest = p.totalSeconds - forwards;
+    const floorSeconds = floor.readSeconds + floor.writeSeconds;
+    const row = {
+      checkpointBytes: init.bytes, artifacts: compiled.artifacts, averageBits: compiled.averageBits,
+      wallSeconds: +compiled.seconds.toFixed(1), maxRssBytes: compiled.maxRssBytes, phases: p, perWidth: compiled.timings,
+      floor: { readBytes: floor.readBytes, readSeconds: +floor.readSeconds.toFixed(2), writtenBytes: floor.writtenBytes, writeSeconds: +floor.writeSeconds.toFixed(2), seconds: +floorSeconds.toFixed(2) },
+      allButProbeSeconds: +rest.toFixed(1), allButProbeOverFloor: +(rest / floorSeconds).toFixed(2),
+    };
+    console.log(`full -> coreml,tflite,onnx x w0.375,0.5,1, mixed:4.3 @1024: ${row.wallSeconds} s, peak RSS ${(row.maxRssBytes / 2 ** 30).toFixed(2)} GiB; statistics ${p.statisticsSeconds} s + probe ${p.probeSeconds} s, lowering ${p.loweringSeconds} s, writing ${p.writingSeconds} s (reads ${p.readSeconds} s, k-means ${p.kmeansSeconds} s inside); everything but the probe's forwards ${row.allButProbeSeconds} s = ${row.allButProbeOverFloor}x the I/O floor (${row.floor.seconds} s)`);
+    return row;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
