@@ -94,13 +94,14 @@ class MilWriter {
 
   /**
    * A small constant parameter of an op, as a const op. Equal parameters (the same flag, shape,
-   * axes, equation) are one const op that every op using them names, as for any constant.
+   * axes, equation) are one const op that every op using them names, as for any constant; its
+   * name is the parameter's (`axis`, `axis_1`, …), short because every op using it repeats it.
    */
-  param(op: string, key: string, p: Param): string {
+  param(key: string, p: Param): string {
     const k = JSON.stringify(p);
     const seen = this.params.get(k);
     if (seen) return seen;
-    const name = this.claim(`${op}_${key}`);
+    const name = this.claim(key);
     const val = immediate(p);
     this.ops.push({ type: "const", attributes: { name: immediate({ str: name }), val }, outputs: [{ name, type: val.type! }] });
     this.params.set(k, name);
@@ -132,43 +133,43 @@ const dt = (n: Node) => n.outputs[0]!.type.dtype;
 export const EMIT_MIL: { [K in OpKind]?: MilEmit<K> } = {
   add: same("add"), sub: same("sub"), mul: same("mul"), div: same("real_div"), maximum: same("maximum"), pow: same("pow"),
   sigmoid: same("sigmoid"), tanh: same("tanh"), exp: same("exp"), sqrt: same("sqrt"), sin: same("sin"), cos: same("cos"), silu: same("silu"),
-  gelu_tanh: (n, w, name) => w.op("gelu", name, { x: w.in(n.inputs[0]!), mode: w.param(name, "mode", { str: "TANH_APPROXIMATION" }) }, n.outputs),
-  rsqrt: (n, w, name) => w.op("rsqrt", name, { x: w.in(n.inputs[0]!), epsilon: w.param(name, "epsilon", floatParam(dt(n), 0)) }, n.outputs),
-  neg: (n, w, name) => w.op("mul", name, { x: w.in(n.inputs[0]!), y: w.param(name, "minus_one", floatParam(dt(n), -1)) }, n.outputs),
+  gelu_tanh: (n, w, name) => w.op("gelu", name, { x: w.in(n.inputs[0]!), mode: w.param("mode", { str: "TANH_APPROXIMATION" }) }, n.outputs),
+  rsqrt: (n, w, name) => w.op("rsqrt", name, { x: w.in(n.inputs[0]!), epsilon: w.param("epsilon", floatParam(dt(n), 0)) }, n.outputs),
+  neg: (n, w, name) => w.op("mul", name, { x: w.in(n.inputs[0]!), y: w.param("minus_one", floatParam(dt(n), -1)) }, n.outputs),
   matmul: (n, w, name) => w.op("matmul", name, {
-    x: w.in(n.inputs[0]!), y: w.in(n.inputs[1]!), transpose_x: w.param(name, "transpose_x", { bool: n.attrs.transposeA }), transpose_y: w.param(name, "transpose_y", { bool: n.attrs.transposeB }),
+    x: w.in(n.inputs[0]!), y: w.in(n.inputs[1]!), transpose_x: w.param("transpose_x", { bool: n.attrs.transposeA }), transpose_y: w.param("transpose_y", { bool: n.attrs.transposeB }),
   }, n.outputs),
   linear: (n, w, name) => w.op("linear", name, { x: w.in(n.inputs[0]!), weight: w.in(n.inputs[1]!), ...(n.inputs[2] ? { bias: w.in(n.inputs[2]) } : {}) }, n.outputs),
   conv2d: (n, w, name) => {
     const [t, l, b, r] = n.attrs.pads;
     w.op("conv", name, {
       x: w.in(n.inputs[0]!), weight: w.in(n.inputs[1]!), ...(n.inputs[2] ? { bias: w.in(n.inputs[2]) } : {}),
-      strides: w.param(name, "strides", { i32: n.attrs.stride }), pad_type: w.param(name, "pad_type", { str: "custom" }),
-      pad: w.param(name, "pad", { i32: [t, b, l, r] }), dilations: w.param(name, "dilations", { i32: [1, 1] }), groups: w.param(name, "groups", { i32: n.attrs.groups }),
+      strides: w.param("strides", { i32: n.attrs.stride }), pad_type: w.param("pad_type", { str: "custom" }),
+      pad: w.param("pad", { i32: [t, b, l, r] }), dilations: w.param("dilations", { i32: [1, 1] }), groups: w.param("groups", { i32: n.attrs.groups }),
     }, n.outputs);
   },
-  softmax: (n, w, name) => w.op("softmax", name, { x: w.in(n.inputs[0]!), axis: w.param(name, "axis", { i32: n.attrs.axis }) }, n.outputs),
+  softmax: (n, w, name) => w.op("softmax", name, { x: w.in(n.inputs[0]!), axis: w.param("axis", { i32: n.attrs.axis }) }, n.outputs),
   layer_norm: (n, w, name) => w.op("layer_norm", name, {
-    x: w.in(n.inputs[0]!), axes: w.param(name, "axes", { i32: [n.attrs.axis] }),
-    ...(n.inputs[1] ? { gamma: w.in(n.inputs[1]), beta: w.in(n.inputs[2]!) } : {}), epsilon: w.param(name, "epsilon", floatParam(dt(n), n.attrs.eps)),
+    x: w.in(n.inputs[0]!), axes: w.param("axes", { i32: [n.attrs.axis] }),
+    ...(n.inputs[1] ? { gamma: w.in(n.inputs[1]), beta: w.in(n.inputs[2]!) } : {}), epsilon: w.param("epsilon", floatParam(dt(n), n.attrs.eps)),
   }, n.outputs),
-  reduce_sum: (n, w, name) => w.op("reduce_sum", name, { x: w.in(n.inputs[0]!), axes: w.param(name, "axes", { i32: n.attrs.axes }), keep_dims: w.param(name, "keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
-  reduce_mean: (n, w, name) => w.op("reduce_mean", name, { x: w.in(n.inputs[0]!), axes: w.param(name, "axes", { i32: n.attrs.axes }), keep_dims: w.param(name, "keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
-  reduce_max: (n, w, name) => w.op("reduce_max", name, { x: w.in(n.inputs[0]!), axes: w.param(name, "axes", { i32: n.attrs.axes }), keep_dims: w.param(name, "keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
-  reshape: (n, w, name) => w.op("reshape", name, { x: w.in(n.inputs[0]!), shape: w.param(name, "shape", { i32: n.attrs.shape }) }, n.outputs),
-  transpose: (n, w, name) => w.op("transpose", name, { x: w.in(n.inputs[0]!), perm: w.param(name, "perm", { i32: n.attrs.perm }) }, n.outputs),
+  reduce_sum: (n, w, name) => w.op("reduce_sum", name, { x: w.in(n.inputs[0]!), axes: w.param("axes", { i32: n.attrs.axes }), keep_dims: w.param("keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
+  reduce_mean: (n, w, name) => w.op("reduce_mean", name, { x: w.in(n.inputs[0]!), axes: w.param("axes", { i32: n.attrs.axes }), keep_dims: w.param("keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
+  reduce_max: (n, w, name) => w.op("reduce_max", name, { x: w.in(n.inputs[0]!), axes: w.param("axes", { i32: n.attrs.axes }), keep_dims: w.param("keep_dims", { bool: n.attrs.keepDims }) }, n.outputs),
+  reshape: (n, w, name) => w.op("reshape", name, { x: w.in(n.inputs[0]!), shape: w.param("shape", { i32: n.attrs.shape }) }, n.outputs),
+  transpose: (n, w, name) => w.op("transpose", name, { x: w.in(n.inputs[0]!), perm: w.param("perm", { i32: n.attrs.perm }) }, n.outputs),
   slice: (n, w, name) => w.op("slice_by_index", name, {
-    x: w.in(n.inputs[0]!), begin: w.param(name, "begin", { i32: n.attrs.begin }), end: w.param(name, "end", { i32: n.attrs.begin.map((b, i) => b + n.attrs.size[i]!) }),
+    x: w.in(n.inputs[0]!), begin: w.param("begin", { i32: n.attrs.begin }), end: w.param("end", { i32: n.attrs.begin.map((b, i) => b + n.attrs.size[i]!) }),
   }, n.outputs),
-  concat: (n, w, name) => w.op("concat", name, { values: n.inputs.map((v) => w.in(v)), axis: w.param(name, "axis", { i32: n.attrs.axis }), interleave: w.param(name, "interleave", { bool: false }) }, n.outputs),
-  split: (n, w, name) => w.op("split", name, { x: w.in(n.inputs[0]!), split_sizes: w.param(name, "split_sizes", { i32: n.attrs.sizes }), axis: w.param(name, "axis", { i32: n.attrs.axis }) }, n.outputs),
+  concat: (n, w, name) => w.op("concat", name, { values: n.inputs.map((v) => w.in(v)), axis: w.param("axis", { i32: n.attrs.axis }), interleave: w.param("interleave", { bool: false }) }, n.outputs),
+  split: (n, w, name) => w.op("split", name, { x: w.in(n.inputs[0]!), split_sizes: w.param("split_sizes", { i32: n.attrs.sizes }), axis: w.param("axis", { i32: n.attrs.axis }) }, n.outputs),
   gather: (n, w, name) => w.op("gather", name, {
-    x: w.in(n.inputs[0]!), indices: w.in(n.inputs[1]!), axis: w.param(name, "axis", { i32: n.attrs.axis }),
-    batch_dims: w.param(name, "batch_dims", { i32: 0 }), validate_indices: w.param(name, "validate_indices", { bool: false }),
+    x: w.in(n.inputs[0]!), indices: w.in(n.inputs[1]!), axis: w.param("axis", { i32: n.attrs.axis }),
+    batch_dims: w.param("batch_dims", { i32: 0 }), validate_indices: w.param("validate_indices", { bool: false }),
   }, n.outputs),
-  cast: (n, w, name) => w.op("cast", name, { x: w.in(n.inputs[0]!), dtype: w.param(name, "dtype", { str: CAST_NAME[n.attrs.to]! }) }, n.outputs),
-  einsum: (n, w, name) => w.op("einsum", name, { values: n.inputs.map((v) => w.in(v)), equation: w.param(name, "equation", { str: n.attrs.equation }) }, n.outputs),
-  pixel_shuffle: (n, w, name) => w.op("pixel_shuffle", name, { x: w.in(n.inputs[0]!), upscale_factor: w.param(name, "upscale_factor", { i32: n.attrs.factor }) }, n.outputs),
+  cast: (n, w, name) => w.op("cast", name, { x: w.in(n.inputs[0]!), dtype: w.param("dtype", { str: CAST_NAME[n.attrs.to]! }) }, n.outputs),
+  einsum: (n, w, name) => w.op("einsum", name, { values: n.inputs.map((v) => w.in(v)), equation: w.param("equation", { str: n.attrs.equation }) }, n.outputs),
+  pixel_shuffle: (n, w, name) => w.op("pixel_shuffle", name, { x: w.in(n.inputs[0]!), upscale_factor: w.param("upscale_factor", { i32: n.attrs.factor }) }, n.outputs),
 };
 
 /**
