@@ -269,7 +269,9 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
       for (const [k, n] of g.nodes.entries()) {
         opts.onProgress?.(k + 1, g.nodes.length);
         if (n.kind === "const") continue; // written at first use
-        const name = writer.nameOf(n.outputs[0]!, g.outputs.includes(n.outputs[0]!) ? undefined : `${n.scope ?? "graph"}__${n.kind}_${n.outputs[0]!.id}`);
+        // scope and value id (base 36): every name is written three times (the op's output, its
+        // name attribute, each reader's binding), and the op's type already says what it is
+        const name = writer.nameOf(n.outputs[0]!, g.outputs.includes(n.outputs[0]!) ? undefined : `${n.scope ?? "graph"}_${n.outputs[0]!.id.toString(36)}`);
         if (n.kind === "lut_to_dense") emitLut(n, writer, name, prod, blobs, opts.deployment);
         else {
           const emit = EMIT_MIL[n.kind] as AnyMilEmit | undefined;

@@ -4,7 +4,7 @@
 // files for micro and mini (256² and 1024²), and from the lowered graph for the full preset.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -27,7 +27,7 @@ const sha = (b: Uint8Array) => createHash("sha1").update(b).digest("hex");
  * bytes of its data arrays (float, palette and int8 arrays; int32/int64 arrays are the graph's
  * shapes, axes and indices, which ONNX and TFLite store as tensors); and its cos operators.
  */
-function storedArrays(target: string, path: string): { arrays: Uint8Array[]; payload: number; cosOps: number } {
+function storedArrays(target: string, path: string): { arrays: Uint8Array[]; payload: number; cosOps: number; bytesPerOp?: number } {
   if (target === "onnx") {
     const m = decodeModel(readFileSync(path));
     const arrays = m.graph!.initializer!.map((t) => {
@@ -83,7 +83,8 @@ function storedArrays(target: string, path: string): { arrays: Uint8Array[]; pay
     const t = op.type === "const" ? op.attributes?.val?.immediateValue?.tensor : undefined;
     if (t) arrays.push(new TextEncoder().encode(JSON.stringify({ type: op.attributes!.val!.type, t })));
   }
-  return { arrays, payload, cosOps: ops.filter((o) => o.type === "cos").length };
+  const programBytes = statSync(join(data, "model.mlmodel")).size;
+  return { arrays, payload, cosOps: ops.filter((o) => o.type === "cos").length, bytesPerOp: programBytes / ops.length };
 }
 
 function compileMicroOrMini(preset: string, resolution: number, mode: "fp16" | "k4"): string {
@@ -98,7 +99,9 @@ describe("written files", () => {
     const out = compileMicroOrMini(preset, resolution, mode);
     const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
     for (const a of report.artifacts) {
-      const { arrays, payload, cosOps } = storedArrays(a.target, join(out, a.path));
+      const { arrays, payload, cosOps, bytesPerOp } = storedArrays(a.target, join(out, a.path));
+      // the MIL program is names and types: short value names keep it near 160 bytes an op (220 with scope__kind_id names)
+      if (bytesPerOp !== undefined) expect(bytesPerOp, `${a.path}: MIL bytes per op`).toBeLessThan(180);
       const hashes = arrays.map(sha);
       expect(new Set(hashes).size, `${a.path}: an array stored twice`).toBe(hashes.length);
       // two grids (Down/Up and Middle) with RoPE, plus the timestep sinusoid: three cos ops in the whole model
