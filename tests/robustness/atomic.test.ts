@@ -62,10 +62,12 @@ test("SIGKILL at random points: every artifact is the old one or the new one, ne
     const out = join(dir, `kill${k}`);
     cpSync(old, out, { recursive: true });
     const child = spawn(process.execPath, [BIN, ...args(2, out)], { stdio: "ignore" });
+    // listened for from the start: a compile that finishes before the kill has exited already
+    const exited = new Promise((r) => child.once("exit", r));
     const delay = 150 + rng.uniform() * full; // node's start-up takes ~150 ms before anything is written
     await new Promise((r) => setTimeout(r, delay));
     child.kill("SIGKILL");
-    await new Promise((r) => child.once("exit", r));
+    await exited;
     for (const a of ARTIFACTS) {
       const d = digest(out, a);
       expect([want[a]!.old, want[a]!.new], `${a} after a kill at ${delay.toFixed(0)} ms`).toContain(d);
