@@ -27,23 +27,32 @@ export interface PalettizeOptions extends QuantizeTechniques {
    * correction creates a zero bias where a corrected layer has none */
   stats?: ReadonlyMap<string, ChannelStats>;
   /**
-   * Clusterings shared by every pipeline run with these options (compile's targets at one
-   * width), by weight: each weight is clustered once for all of them, and kept until the
-   * caller drops the map.
+   * What every pipeline run with these options shares (compile's targets at one width): each
+   * weight is clustered, and each corrected bias computed, once for all of them, and kept until
+   * the caller drops it.
    */
-  clusterings?: Map<string, Palettized>;
+  shared?: SharedQuantization;
+}
+
+/** Clusterings by weight source, corrected biases by bias source. */
+export interface SharedQuantization {
+  clusterings: Map<string, Palettized>;
+  biases: Map<string, Float32Array>;
+}
+
+/** `compute` once per key in `shared`, every time without it. */
+function memo<T>(shared: Map<string, T> | undefined, key: string, compute: () => T): T {
+  const had = shared?.get(key);
+  if (had) return had;
+  const v = compute();
+  shared?.set(key, v);
+  return v;
 }
 
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
 function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
-  const cluster = () => {
-    const had = shared?.get(w.source);
-    if (had) return had;
-    const p = clusterGroups(asFloat(w.load()).data, plan);
-    shared?.set(w.source, p);
-    return p;
-  };
+  const cluster = () => memo(shared, w.source, () => clusterGroups(asFloat(w.load()).data, plan));
   // the loads that read the clustering: both constants, and a corrected bias
   const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];
   const pending = new Set(readers);
@@ -72,7 +81,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
   summary: "k-means palettize linear/conv weights into 16- or 256-entry LUTs (optionally activation-weighted, with bias correction)",
   requires: [],
   ensures: [],
-  defaults: { bits: {}, groupSize: 0, weighted: false, biasCorrection: false, stats: undefined, clusterings: undefined },
+  defaults: { bits: {}, groupSize: 0, weighted: false, biasCorrection: false, stats: undefined, shared: undefined },
   run: (g: Graph, o, log) => {
     const done = new Map<Value, { w: Value; plan: ClusterPlan; clustering: () => Palettized }>();
     const weightOf = (n: { inputs: readonly Value[] }, ctx: RewriteContext) => {
@@ -89,7 +98,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           let d = done.get(n.inputs[1]!);
           if (!d) {
             const plan = planFor(n, c);
-            const p = palettizedConstants(c, plan, o.clusterings);
+            const p = palettizedConstants(c, plan, o.shared?.clusterings);
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }
@@ -99,9 +108,12 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           if (n.inputs[2] && bp?.kind !== "const") return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ...n.inputs.slice(2)], n.attrs as never);
           const old = bp?.kind === "const" ? bp.attrs.value : undefined;
           const rows = c.type.shape[0]!, plan = d.plan, clustering = d.clustering;
+          const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
+          // shared targets compute it once: it reads the whole weight and its clustering
+          const compute = () => correctedBias(asFloat(c.load()).data, clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
           const bias: ConstValue = {
-            type: { dtype: "f32", shape: [rows] }, source: old ? `${old.source} corrected` : `${c.source} bias correction`, role: "weight", ownedByOneWeight: true,
-            load: () => floatTensor([rows], correctedBias(asFloat(c.load()).data, clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined)),
+            type: { dtype: "f32", shape: [rows] }, source, role: "weight", ownedByOneWeight: true,
+            load: () => floatTensor([rows], memo(o.shared?.biases, source, compute)),
           };
           return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ctx.b.constant(bias)], n.attrs as never);
         },

@@ -23,6 +23,7 @@ import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
 import { clusteringClock } from "../quant/layer.js";
+import type { SharedQuantization } from "../../passes/palettize.js";
 import type { ProgressFn } from "./progress.js";
 import type { SamplingReport } from "./sample-report.js";
 
@@ -257,8 +258,9 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
-      // the targets of one width share each weight's clustering (dropped with the width)
-      palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, clusterings: new Map() } } : plan.entry];
+      // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
+      const shared: SharedQuantization = { clusterings: new Map(), biases: new Map() };
+      palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
     }
     for (const target of o.targets) {
       const backend = BACKENDS[target]!;

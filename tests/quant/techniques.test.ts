@@ -195,24 +195,32 @@ describe("bias correction", () => {
   });
 });
 
-test("each weight is clustered once for all targets of a width, and never while lowering", () => {
+test("each weight is clustered (and its bias corrected) once for all targets of a width, and never while lowering", () => {
   const c = presetConfig("micro");
-  const g0 = buildModel(syntheticSource(c, 0), { width: 1 }).graph;
+  const reads = new Map<string, number>();
+  const synthetic = syntheticSource(c, 0);
+  const g0 = buildModel({ ...synthetic, read: (spec) => (reads.set(spec.name, (reads.get(spec.name) ?? 0) + 1), synthetic.read(spec)) }, { width: 1 }).graph;
   const stats = activationStats(() => g0, syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens }));
   const bits = Object.fromEntries([...stats.keys()].map((k) => [k, 4 as const]));
-  const options = { bits, stats, weighted: true, biasCorrection: true, clusterings: new Map() };
-  const clustered: number[] = [];
+  const options = { bits, stats, weighted: true, biasCorrection: true, shared: { clusterings: new Map(), biases: new Map() } };
+  const clustered: number[] = [], palettizedReads: number[] = [];
   for (const target of ["coreml", "tflite", "onnx"]) {
     const before = clusteringClock();
+    reads.clear();
     const g = applyPipeline(g0, target, { before: [{ pass: "palettize", options }] });
     // deduplication hashes biases but not the ones a palettized weight owns (that would cluster it)
     expect(clusteringClock(), `${target}: clustered while lowering`).toBe(before);
     BACKENDS[target]!.emit(g, join(dir, `once-${BACKENDS[target]!.artifact}`), {});
     clustered.push(clusteringClock() - before);
+    palettizedReads.push(Object.keys(bits).reduce((n, k) => n + (reads.get(k) ?? 0), 0));
   }
   expect(clustered[0]).toBeGreaterThan(0);
   expect(clustered.slice(1)).toEqual([0, 0]);
-  expect(options.clusterings.size).toBe(Object.keys(bits).length);
+  expect(options.shared.clusterings.size).toBe(Object.keys(bits).length);
+  // the later targets take clusterings and corrected biases as they are: no palettized weight is read again
+  expect(palettizedReads[0]).toBeGreaterThan(0);
+  expect(palettizedReads.slice(1)).toEqual([0, 0]);
+  expect(options.shared.biases.size).toBe(Object.keys(bits).length);
 });
 
 test("split-lut-groups: one lookup per group, exactly the grouped lut_to_dense", () => {
