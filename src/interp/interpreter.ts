@@ -1,11 +1,14 @@
 // The IR interpreter: runs a graph with the reference kernels, op by op in node order.
 // Constants load at their first use and every buffer is dropped after its last use, so peak
-// memory is the live set rather than the whole graph. In fp16 mode every value (inputs,
+// memory is the live set rather than the whole graph. The fast kernels leave their results in
+// the engine's memory for the next op to read in place (a resident scope per run): the
+// interpreter tells the scope which values hold a result and copies the graph's outputs out. In fp16 mode every value (inputs,
 // constants, each op's results) is rounded to half precision, as a device computing in fp16
 // would store it; overflow becomes ±Infinity and is reported, not hidden.
 import { fail } from "../diagnostics.js";
 import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
+import { openResidentScope, type ResidentScope } from "../kernels/fast.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
@@ -16,7 +19,7 @@ export interface RunOptions {
   precision?: Precision;
   /** called after each node with its index, for progress and profiling */
   onNode?: (node: Node, index: number) => void;
-  /** sees every node's operand and result tensors (calibration probes) */
+  /** sees every node's operand and result tensors (calibration probes), valid during the call only: copy what you keep */
   observe?: (node: Node, inputs: readonly Tensor[], outputs: readonly Tensor[]) => void;
   /**
    * Loaded constants kept across runs of the same graph (a sampler's steps): the caller owns the
@@ -26,10 +29,40 @@ export interface RunOptions {
 }
 
 export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions = {}): Record<string, Tensor> {
+  const scope = openResidentScope();
+  try {
+    return runInScope(g, feeds, opts, {
+      ...scope,
+      // the graph's outputs leave the run: copied out of the engine's memory
+      export: (t) => (storage(t) && scope.holds(t.data) ? ({ ...t, data: t.data.slice() } as Tensor) : t),
+    });
+  } finally {
+    scope.close();
+  }
+}
+
+/** A tensor's elements as stored, or undefined for a palette (reading its `data` would widen it). */
+function storage(t: Tensor): ArrayBufferView | undefined {
+  return (t as FloatTensor).palette ? undefined : t.data;
+}
+
+function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, scope: ResidentScope & { export: (t: Tensor) => Tensor }): Record<string, Tensor> {
   const fp16 = opts.precision === "fp16";
   const live = new Map<Value, Tensor>();
   const prod = producers(g);
   const last = lastUses(g);
+  const setLive = (v: Value, t: Tensor) => {
+    live.set(v, t);
+    const d = storage(t);
+    if (d) scope.keep(d);
+  };
+  const dropLive = (v: Value) => {
+    const t = live.get(v);
+    if (!t) return;
+    live.delete(v);
+    const d = storage(t);
+    if (d) scope.drop(d);
+  };
   // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way
   const finish = (t: Tensor, dtype: string): Tensor => {
     const palette = (t as FloatTensor).palette;
@@ -50,7 +83,7 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
     const floatOk = t.data instanceof Float32Array && (v.type.dtype === "f32" || v.type.dtype === "f16");
     if (!floatOk || !sameType({ dtype: v.type.dtype, shape: t.shape }, v.type))
       throw fail("inputTensor", { file: "inputs", tensor: v.name ?? `%${v.id}`, problem: `has ${t.dtype}[${t.shape.join(",")}], the model needs ${typeStr(v.type)}` });
-    live.set(v, finish(t, v.type.dtype));
+    setLive(v, finish(t, v.type.dtype));
   }
   const read = (v: Value): Tensor => {
     const t = live.get(v);
@@ -60,16 +93,18 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
       const cache = opts.constants;
       let c = cache?.get(p.attrs.value);
       if (!c) {
-        c = finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype);
+        // a constant outlives the run (the caller's cache): never a view of the engine's memory
+        c = scope.export(finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype));
         cache?.set(p.attrs.value, c);
       }
-      live.set(v, c);
+      setLive(v, c);
       return c;
     }
     throw new Error(`internal: %${v.id} read before it was computed`);
   };
   g.nodes.forEach((n, i) => {
     if (n.kind === "const") return; // loaded at first use
+    const since = scope.allocations();
     const ins = n.inputs.map(read);
     let outs: Tensor[];
     try {
@@ -78,13 +113,15 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
       if (e instanceof RangeError) throw fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
-    n.outputs.forEach((o, k) => live.set(o, finish(outs[k]!, o.type.dtype)));
+    n.outputs.forEach((o, k) => setLive(o, finish(outs[k]!, o.type.dtype)));
     opts.observe?.(n, ins, n.outputs.map((o) => live.get(o)!));
-    for (const v of n.inputs) if (last.get(v) === i) live.delete(v);
-    for (const o of n.outputs) if (!last.has(o)) live.delete(o);
+    for (const v of n.inputs) if (last.get(v) === i) dropLive(v);
+    for (const o of n.outputs) if (!last.has(o)) dropLive(o);
+    // what this node's kernels (or an observer's) made and no value kept: rounded copies' sources, scratch results
+    scope.sweep(since);
     opts.onNode?.(n, i);
   });
   const result: Record<string, Tensor> = {};
-  g.outputs.forEach((o, k) => (result[o.name ?? `output${k}`] = read(o)));
+  g.outputs.forEach((o, k) => (result[o.name ?? `output${k}`] = scope.export(read(o))));
   return result;
 }

@@ -11,6 +11,7 @@ import { gemmNT } from "./gemm.js";
 import { transpose } from "./layout.js";
 import { bnaAttentionTiled, multiHeadAttentionTiled } from "./simd/attention.js";
 import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
+import { simdEngine } from "./simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "./simd/gemm.js";
 import { floatTensor, numel, stridesOf, type FloatTensor } from "./tensor.js";
 
@@ -23,6 +24,35 @@ export function setKernelMode(m: KernelMode): void {
 
 export function kernelMode(): KernelMode {
   return mode;
+}
+
+/**
+ * The interpreter's hold on the results kernels leave in the fast engine's memory during one graph
+ * run (see engine.ts): it says which values keep a result, and views of results it let go of (and
+ * of everything once it is closed) must not be used again. Plain arrays pass through untouched,
+ * and in scalar mode nothing is resident.
+ */
+export interface ResidentScope {
+  /** allocation count, so `sweep` can free what one node made and no value kept */
+  allocations(): number;
+  keep(data: ArrayBufferView): void;
+  drop(data: ArrayBufferView): void;
+  sweep(since: number): void;
+  /** whether `data` lives in the engine's memory (to be copied before it leaves the run) */
+  holds(data: ArrayBufferView): boolean;
+  close(): void;
+}
+
+export function openResidentScope(): ResidentScope {
+  if (mode === "scalar") return { allocations: () => 0, keep: () => {}, drop: () => {}, sweep: () => {}, holds: () => false, close: () => {} };
+  const e = simdEngine();
+  e.openScope();
+  return { allocations: () => e.allocations(), keep: (d) => e.keep(d), drop: (d) => e.drop(d), sweep: (s) => e.sweep(s), holds: (d) => e.holds(d), close: () => e.closeScope() };
+}
+
+/** A kernel's result array: in the fast engine's memory inside a resident scope (see `Engine.output`), every element written by the kernel. */
+function resultArray(n: number): Float32Array {
+  return mode === "simd" ? simdEngine().output(n) : new Float32Array(n);
 }
 
 /** a ⊙ b with numpy broadcasting. */
@@ -76,7 +106,7 @@ function weightOperand(w: FloatTensor, K: number, rowOff = 0): BOperand {
 export function linear(x: FloatTensor, w: FloatTensor, bias?: FloatTensor): FloatTensor {
   const [N, K] = w.shape as [number, number];
   const M = x.data.length / K;
-  const out = new Float32Array(M * N);
+  const out = resultArray(M * N);
   if (mode === "scalar") gemmNT(x.data, 0, w.data, 0, out, 0, M, N, K, bias?.data);
   else gemmFast(M, N, K, { data: x.data, off: 0, rs: K, cs: 1 }, weightOperand(w, K), { data: out, off: 0, rs: N, cs: 1 }, bias?.data);
   return floatTensor([...x.shape.slice(0, -1), N], out);
@@ -88,7 +118,7 @@ export function matmul(a: FloatTensor, b: FloatTensor, transposeA: boolean, tran
   const [b0, b1] = b.shape.slice(-2) as [number, number];
   const [M, K] = transposeA ? [a1, a0] : [a0, a1];
   const N = transposeB ? b0 : b1;
-  const out = new Float32Array(numel(batch) * M * N);
+  const out = resultArray(numel(batch) * M * N);
   const offA = batchOffsets(a.shape.slice(0, -2), batch, a0 * a1);
   const offB = batchOffsets(b.shape.slice(0, -2), batch, b0 * b1);
   for (let i = 0; i < offA.length; i++) {
@@ -139,7 +169,7 @@ export function conv2dNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | u
   const [sh, sw] = a.stride, [pt, pl, pb, pr] = a.pads;
   const Ho = convOutSize(H, KH, sh, pt, pb), Wo = convOutSize(W, KW, sw, pl, pr);
   const G = a.groups, CoutG = Cout / G, P = Ho * Wo, Kc = CinG * KH * KW;
-  const out = new Float32Array(B * Cout * P);
+  const out = resultArray(B * Cout * P);
   const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt + pl + pb + pr === 0;
   const col = pointwise ? undefined : new Float32Array(Kc * P);
   const X = x.data, Wt = w.data;
@@ -183,7 +213,7 @@ function depthwiseNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undef
   const [sh, sw] = a.stride, [pt, pl, pb, pr] = a.pads;
   const Ho = convOutSize(H, KH, sh, pt, pb), Wo = convOutSize(W, KW, sw, pl, pr);
   const mult = Cout / Cin;
-  const out = new Float32Array(B * Cout * Ho * Wo);
+  const out = resultArray(B * Cout * Ho * Wo);
   const X = x.data, Wt = w.data;
   for (let b = 0; b < B; b++)
     for (let co = 0; co < Cout; co++) {
@@ -206,6 +236,35 @@ function depthwiseNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undef
   return floatTensor([B, Cout, Ho, Wo], out);
 }
 
+/**
+ * The depthwise convolution (no padding) of tokens x (B, L, C) seen as their Hg x Wg map, in token
+ * layout: what depthwiseNchw computes between tokensToMap and mapToTokens, sums in the same order,
+ * without the two transposes.
+ */
+function depthwiseTokens(x: FloatTensor, grid: readonly [number, number], w: FloatTensor, bias: FloatTensor, stride: number): FloatTensor {
+  const [B, , C] = x.shape as [number, number, number];
+  const [Hg, Wg] = grid;
+  const [, , KH, KW] = w.shape as [number, number, number, number];
+  const Ho = convOutSize(Hg, KH, stride, 0, 0), Wo = convOutSize(Wg, KW, stride, 0, 0);
+  const taps = new Float32Array(KH * KW * C); // (kh, kw, c): the channel loop reads it in a run
+  for (let c = 0; c < C; c++) for (let t = 0; t < KH * KW; t++) taps[t * C + c] = w.data[c * KH * KW + t]!;
+  const out = resultArray(B * Ho * Wo * C);
+  const X = x.data, acc = new Float64Array(C);
+  for (let b = 0; b < B; b++)
+    for (let oh = 0; oh < Ho; oh++)
+      for (let ow = 0; ow < Wo; ow++) {
+        acc.fill(0);
+        for (let kh = 0; kh < KH; kh++)
+          for (let kw = 0; kw < KW; kw++) {
+            const src = ((b * Hg + oh * stride + kh) * Wg + ow * stride + kw) * C, tap = (kh * KW + kw) * C;
+            for (let c = 0; c < C; c++) acc[c] += X[src + c]! * taps[tap + c]!;
+          }
+        const dst = ((b * Ho + oh) * Wo + ow) * C;
+        for (let c = 0; c < C; c++) out[dst + c] = acc[c]! + bias.data[c]!;
+      }
+  return floatTensor([B, Ho * Wo, C], out);
+}
+
 /** NHWC convolution with OHWI weights (TFLite's CONV_2D): per group, C (P x Cout_g) = im2col · W_gᵀ. */
 export function conv2dNhwc(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undefined, a: Conv2dAttrs): FloatTensor {
   const [B, H, W, Cin] = x.shape as [number, number, number, number];
@@ -217,7 +276,7 @@ export function conv2dNhwc(x: FloatTensor, w: FloatTensor, bias: FloatTensor | u
   const [sh, sw] = a.stride, [pt, pl, pb, pr] = a.pads;
   const Ho = convOutSize(H, KH, sh, pt, pb), Wo = convOutSize(W, KW, sw, pl, pr);
   const G = a.groups, CoutG = Cout / G, P = Ho * Wo, Kc = KH * KW * CinG;
-  const out = new Float32Array(B * P * Cout);
+  const out = resultArray(B * P * Cout);
   const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt + pl + pb + pr === 0;
   const col = pointwise ? undefined : new Float32Array(P * Kc);
   const X = x.data;
@@ -281,7 +340,7 @@ export function einsum(spec: EinsumSpec, xs: readonly FloatTensor[]): FloatTenso
   const size = (l: string | undefined) => (l === undefined ? 1 : sizes.get(l)!);
   const [ml, nl, kl] = [m[0], n[0], k[0]];
   const M = size(ml), N = size(nl), K = size(kl);
-  const out = new Float32Array(numel(outShape));
+  const out = resultArray(numel(outShape));
   const idx = new Array<number>(batch.length).fill(0);
   const total = numel(batch.map((l) => sizes.get(l)!));
   for (let t = 0; t < total; t++) {
@@ -314,6 +373,7 @@ export function assaAttention(q: FloatTensor, k: FloatTensor, v: FloatTensor, w:
   if (mode === "scalar") return assaDense(q, k, v, w, a);
   const compress = (x: FloatTensor, cw: FloatTensor, cb: FloatTensor) => {
     const groups = x.shape[2]! / cw.shape[1]!;
+    if (cw.shape[1] === 1 && cw.shape[0] === x.shape[2]) return depthwiseTokens(x, a.grid, cw, cb, 2);
     return mapToTokens(conv2dNchw(tokensToMap(x, a.grid), cw, cb, { stride: [2, 2], pads: [0, 0, 0, 0], groups }));
   };
   const global = multiHeadAttentionTiled(q, compress(k, w.kCompressW, w.kCompressB), compress(v, w.vCompressW, w.vCompressB), a);

@@ -10,22 +10,42 @@ export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
   const X = x.data as Float32Array; // any typed array: only element moves happen here
   const out = new (X.constructor as Float32ArrayConstructor)(n);
   if (rank === 0 || n === 0) return { ...x, shape: outShape, data: n ? X.slice() : out };
-  // innermost output axis runs in a tight loop; the rest are an odometer
   const last = rank - 1, lastN = outShape[last]!, lastS = st[last]!;
+  // the output axis that walks the input's rows: when it is not the innermost output axis, the two
+  // make a 2-D transpose per plane, done in tiles so both sides stay in cache
+  const rowAxis = st.indexOf(1);
+  const tiled = rowAxis >= 0 && rowAxis !== last && lastN >= TILE && outShape[rowAxis]! >= TILE;
+  const outerAxes = [...outShape.keys()].filter((d) => d !== last && !(tiled && d === rowAxis));
+  const outStrides = stridesOf(outShape);
+  const rowsN = tiled ? outShape[rowAxis]! : 1, rowOutS = tiled ? outStrides[rowAxis]! : 0;
   const idx = new Array<number>(rank).fill(0);
-  let base = 0;
-  for (let o = 0; o < n; o += lastN) {
-    for (let j = 0, p = base; j < lastN; j++, p += lastS) out[o + j] = X[p]!;
-    for (let d = last - 1; d >= 0; d--) {
+  let base = 0, o = 0;
+  for (let done = 0; done < n; done += lastN * rowsN) {
+    if (tiled) {
+      // plane: out[o + r·rowOutS + j] = X[base + r + j·lastS]
+      for (let j0 = 0; j0 < lastN; j0 += TILE)
+        for (let r0 = 0; r0 < rowsN; r0 += TILE) {
+          const j1 = Math.min(lastN, j0 + TILE), r1 = Math.min(rowsN, r0 + TILE);
+          for (let r = r0; r < r1; r++) for (let j = j0, p = base + r + j0 * lastS, q = o + r * rowOutS + j0; j < j1; j++, p += lastS) out[q++] = X[p]!;
+        }
+    } else for (let j = 0, p = base; j < lastN; j++, p += lastS) out[o + j] = X[p]!;
+    // odometer over the remaining output axes
+    for (let k = outerAxes.length - 1; k >= 0; k--) {
+      const d = outerAxes[k]!;
       idx[d]!++;
       base += st[d]!;
+      o += outStrides[d]!;
       if (idx[d]! < outShape[d]!) break;
       base -= st[d]! * outShape[d]!;
+      o -= outStrides[d]! * outShape[d]!;
       idx[d] = 0;
     }
   }
   return { ...x, shape: outShape, data: out };
 }
+
+/** Side of the square tiles a transposed plane is copied in (32 floats: two cache lines a row). */
+const TILE = 32;
 
 /** Static slice: begin and size per axis (step 1). */
 export function slice(x: FloatTensor, begin: readonly number[], size: readonly number[]): FloatTensor {

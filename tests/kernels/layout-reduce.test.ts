@@ -28,6 +28,22 @@ describe("layout kernels", () => {
     );
   });
 
+  test("transpose of planes of 32 and more (tiled, with tails) is the same permutation", () => {
+    const dim = fc.constantFrom(1, 2, 31, 32, 33, 45, 70);
+    fc.assert(
+      fc.property(fc.array(dim, { minLength: 2, maxLength: 4 }).filter((s) => s.reduce((a, b) => a * b, 1) <= 40_000), fc.nat(100), fc.nat(1000), (shape, seed, permSeed) => {
+        const perm = shape.map((_, i) => i).sort((a, b) => ((a * 7919 + permSeed) % 13) - ((b * 7919 + permSeed) % 13));
+        const x = randomTensor(shape, seed);
+        const y = transpose(x, perm);
+        const xs = stridesOf(shape), ys = stridesOf(y.shape);
+        const want = new Float32Array(x.data.length);
+        for (let flat = 0; flat < x.data.length; flat++) want[perm.reduce((s, p, d) => s + (Math.floor(flat / xs[p]!) % shape[p]!) * ys[d]!, 0)] = x.data[flat]!;
+        expect(y.data).toEqual(want);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   test("split then concat along any axis is the identity; slice takes the stated window", () => {
     fc.assert(
       fc.property(shapeArb(1, 4), fc.nat(3), fc.nat(100), (shape, axisSeed, seed) => {

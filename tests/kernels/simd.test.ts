@@ -2,11 +2,11 @@
 // sizes and tails), and bit-identical results for one and two threads.
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
-import { bnaAttention as bnaDense, multiHeadAttention as mhaDense, qkNorm as qkNormOracle, rope2d as ropeOracle, type BnaAttrs, type BnaEdge, type BnaPartition } from "../../src/kernels/attention.js";
+import { assaAttention as assaDense, bnaAttention as bnaDense, multiHeadAttention as mhaDense, qkNorm as qkNormOracle, rope2d as ropeOracle, type BnaAttrs, type BnaEdge, type BnaPartition } from "../../src/kernels/attention.js";
 import { conv2d as convOracle } from "../../src/kernels/conv.js";
 import { binary as binaryOracle, binaryFns, unary as unaryOracle, unaryFns } from "../../src/kernels/elementwise.js";
 import { einsum as einsumOracle, parseEinsum, type EinsumSpec } from "../../src/kernels/einsum.js";
-import { conv2dNchw, conv2dNhwc, einsum as einsumFast, linear, matmul, qkNorm, setKernelMode } from "../../src/kernels/fast.js";
+import { assaAttention as assaFast, conv2dNchw, conv2dNhwc, einsum as einsumFast, linear, matmul, qkNorm, setKernelMode } from "../../src/kernels/fast.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
 import { gemmNT } from "../../src/kernels/gemm.js";
 import { transpose } from "../../src/kernels/layout.js";
@@ -213,6 +213,23 @@ describe("tiled attention", () => {
         expect(relErr(got, bnaDense(q, k, v, at).data)).toBeLessThan(2e-5);
       }),
       { numRuns: 40 },
+    );
+  });
+
+  test("ASSA (depthwise and dense key/value compression, batch 2) matches the dense oracle", () => {
+    const even = bnaArb.filter(({ a }) => a.grid[0] % 2 === 0 && a.grid[1] % 2 === 0 && a.grid[0] * a.grid[1] <= 720);
+    fc.assert(
+      fc.property(even, headsArb, fc.boolean(), ({ a, seed }, { kvHeads, group, dh }, depthwise) => {
+        const L = a.grid[0] * a.grid[1], H = kvHeads * group, C = kvHeads * dh, B = 2;
+        const at = { ...a, heads: H, kvHeads, scale: 0.3 };
+        const q = randomTensor([B, L, H * dh], seed, 2), k = randomTensor([B, L, C], seed + 1, 2), v = randomTensor([B, L, C], seed + 2);
+        const cw = (s: number) => randomTensor(depthwise ? [C, 1, 2, 2] : [C, C, 2, 2], s);
+        const gate = floatTensor([B, L, H], Float32Array.from(randomTensor([B, L, H], seed + 5).data, (x) => 1 / (1 + Math.exp(-4 * x))));
+        const w = { kCompressW: cw(seed + 3), kCompressB: randomTensor([C], seed + 4), vCompressW: cw(seed + 6), vCompressB: randomTensor([C], seed + 7), gate };
+        const got = bothThreadCounts(() => assaFast(q, k, v, w, at).data);
+        expect(relErr(got, assaDense(q, k, v, w, at).data)).toBeLessThan(2e-5);
+      }),
+      { numRuns: 30 },
     );
   });
 

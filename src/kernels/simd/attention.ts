@@ -25,7 +25,7 @@ export interface AttentionShape {
 /**
  * Row t of q (width ldq) holds token t's query heads, head-major; rows of k and v likewise; query
  * head h reads kv head floor(h / (heads / kvHeads)). Writes each task's query rows of `out`
- * (width heads·dv), leaving rows no task names untouched.
+ * (width heads·dv), rows no task names keep what they held.
  */
 export function attentionTasks(q: Float32Array, ldq: number, k: Float32Array, ldk: number, v: Float32Array, ldv: number, s: AttentionShape, tasks: readonly AttentionTask[], out: Float32Array): void {
   const e = simdEngine();
@@ -35,8 +35,10 @@ export function attentionTasks(q: Float32Array, ldq: number, k: Float32Array, ld
   const threads = macs >= PARALLEL_MIN_MACS ? e.info().threads : 1;
   const mark = e.mark();
   try {
-    const qp = e.put(q), kp = e.put(k), vp = e.put(v);
-    const op = e.alloc(out.length * 4);
+    const qp = e.input(q), kp = e.input(k), vp = e.input(v);
+    // in place when `out` lives in the memory; else only the task rows are copied out
+    const inPlace = e.holds(out);
+    const op = inPlace ? out.byteOffset : e.alloc(out.length * 4);
     const rec = e.alloc(32 * tasks.length);
     const K = e.kernels;
     tasks.forEach((t, i) => {
@@ -54,8 +56,10 @@ export function attentionTasks(q: Float32Array, ldq: number, k: Float32Array, ld
     const counter = e.alloc(4);
     e.i32(counter, 1)[0] = 0;
     e.parallel("attention", [qp, ldq * 4, op, ldo * 4, s.heads, s.kvHeads, s.dh, s.dv, s.scale, rec, tasks.length, scratch, counter], threads);
-    const result = e.f32(op, out.length);
-    for (const t of tasks) for (const row of t.queries) out.set(result.subarray(row * ldo, (row + 1) * ldo), row * ldo);
+    if (!inPlace) {
+      const result = e.f32(op, out.length);
+      for (const t of tasks) for (const row of t.queries) out.set(result.subarray(row * ldo, (row + 1) * ldo), row * ldo);
+    }
   } finally {
     e.release(mark);
   }
@@ -78,7 +82,7 @@ export function multiHeadAttentionTiled(q: FloatTensor, k: FloatTensor, v: Float
   const Lk = k.shape[1]!;
   const s = shapeOf(q, k, v, a);
   const tasks = Array.from({ length: B }, (_, b) => ({ queries: range(b * Lq, (b + 1) * Lq), keys: range(b * Lk, (b + 1) * Lk) }));
-  const out = new Float32Array(B * Lq * a.heads * s.dv);
+  const out = simdEngine().output(B * Lq * a.heads * s.dv); // every query row is a task's
   attentionTasks(q.data, q.shape[2]!, k.data, k.shape[2]!, v.data, v.shape[2]!, s, tasks, out);
   return floatTensor([B, Lq, a.heads * s.dv], out);
 }
@@ -119,7 +123,7 @@ export function bnaTasks(a: BnaAttrs, batch: number): AttentionTask[] {
 export function bnaAttentionTiled(q: FloatTensor, k: FloatTensor, v: FloatTensor, a: HeadAttrs & BnaAttrs): FloatTensor {
   const [B, L] = q.shape as [number, number];
   const s = shapeOf(q, k, v, a);
-  const out = new Float32Array(B * L * a.heads * s.dv);
+  const out = simdEngine().output(B * L * a.heads * s.dv); // the windows' queries cover every token
   attentionTasks(q.data, q.shape[2]!, k.data, k.shape[2]!, v.data, v.shape[2]!, s, bnaTasks(a, B), out);
   return floatTensor([B, L, a.heads * s.dv], out);
 }

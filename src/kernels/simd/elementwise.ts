@@ -1,6 +1,7 @@
-// Elementwise work, normalizations and RoPE on the fast engine: operands copied in, one pass of
-// 4-lane code on every thread, the result copied out. Copies run at memory speed, which is several
-// times what a scalar JavaScript loop over a Float32Array reaches.
+// Elementwise work, normalizations and RoPE on the fast engine: one pass of 4-lane code on every
+// thread over operands in the engine's memory (copied in when they are not, and the result copied
+// out when no resident scope is open). Copies run at memory speed, several times what a scalar
+// JavaScript loop over a Float32Array reaches.
 import { broadcastShapes, broadcastStrides } from "../elementwise.js";
 import { floatTensor, numel, type FloatTensor } from "../tensor.js";
 import { simdEngine, type ParallelKernel } from "./engine.js";
@@ -19,15 +20,20 @@ function run(kernel: ParallelKernel, args: number[], elements: number): void {
   e.parallel(kernel, args, elements >= PARALLEL_MIN_ELEMENTS ? e.info().threads : 1);
 }
 
-/** Copies `inputs` in, lets `body` run kernels on their pointers, copies `outElements` floats out. */
+/**
+ * Lets `body` run kernels on the pointers of `inputs` (copied in unless they live in the engine's
+ * memory) and of an `outElements`-float result, which it returns (see `Engine.output`).
+ */
 function withArena(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
   const e = simdEngine();
   const mark = e.mark();
   try {
-    const ptrs = inputs.map((x) => e.put(x));
-    const out = e.alloc(outElements * 4);
-    body(ptrs, out);
-    return e.f32(out, outElements).slice();
+    const ptrs = inputs.map((x) => e.input(x));
+    const result = e.output(outElements);
+    const out = e.target(result);
+    body(ptrs, out.ptr);
+    out.done();
+    return result;
   } finally {
     e.release(mark);
   }
@@ -93,7 +99,21 @@ export function softmaxSimd(x: FloatTensor, axis: number): FloatTensor {
 /** Axial 2-D RoPE (docs/model.md step 4) on x (B, L, heads·dh) for the tokens of an Hg x Wg grid. */
 export function rope2dSimd(x: FloatTensor, heads: number, grid: readonly [number, number]): FloatTensor {
   const [B, L, C] = x.shape as [number, number, number];
-  const dh = C / heads, half = dh / 2, pairs = dh / 4, Wg = grid[1];
+  const dh = C / heads;
+  const { cos, sin } = ropeTables(grid, dh);
+  const data = withArena([x.data, cos, sin], x.data.length, ([p, c, s], out) => run("rope", [p!, out, B * L, L, heads, dh, c!, s!], x.data.length));
+  return floatTensor(x.shape, data);
+}
+
+/** The last few grids' tables: a model's every attention layer asks for the same ones. */
+const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+
+/** cos and sin of each token's angles, (L, dh/2): the row's pairs, then the column's. */
+function ropeTables(grid: readonly [number, number], dh: number): { cos: Float32Array; sin: Float32Array } {
+  const key = `${grid[0]}x${grid[1]}/${dh}`;
+  const hit = ropeCache.get(key);
+  if (hit) return hit;
+  const L = grid[0] * grid[1], Wg = grid[1], half = dh / 2, pairs = dh / 4;
   // angles depend on (row or column, pair) only: a small table per axis, spread over the tokens
   const angle = (pos: number, i: number) => pos * 10000 ** (-(2 * i) / half);
   const axisTable = (n: number, f: (v: number) => number) => Float32Array.from({ length: n * pairs }, (_, k) => f(angle(Math.floor(k / pairs), k % pairs)));
@@ -107,6 +127,7 @@ export function rope2dSimd(x: FloatTensor, heads: number, grid: readonly [number
     cos.set(colCos.subarray(c, c + pairs), t * half + pairs);
     sin.set(colSin.subarray(c, c + pairs), t * half + pairs);
   }
-  const data = withArena([x.data, cos, sin], x.data.length, ([p, c, s], out) => run("rope", [p!, out, B * L, L, heads, dh, c!, s!], x.data.length));
-  return floatTensor(x.shape, data);
+  if (ropeCache.size >= 4) ropeCache.delete(ropeCache.keys().next().value!);
+  ropeCache.set(key, { cos, sin });
+  return { cos, sin };
 }

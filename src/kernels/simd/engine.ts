@@ -1,9 +1,15 @@
 // The fast engine: one shared WebAssembly memory holding the fast kernels' operands, the kernel
 // module instantiated on it in this thread and in every worker of a pool started once per
-// process. A kernel call copies its operands into an arena in that memory, runs the kernel's
-// export on all threads (each computes its own share, decided inside the kernel), and copies
-// the result out. The calling thread works too and blocks until the others finish (Atomics),
-// so to JavaScript every kernel is an ordinary synchronous function.
+// process. A kernel call takes its operands' pointers (copying in those that live outside the
+// memory), runs the kernel's export on all threads (each computes its own share, decided inside
+// the kernel), and leaves its result in the memory or copies it out. The calling thread works
+// too and blocks until the others finish (Atomics), so to JavaScript every kernel is an ordinary
+// synchronous function.
+//
+// Inside a resident scope (the interpreter opens one per graph run) kernels write their results
+// into blocks of the memory and hand them out as views, so the next kernel reads them in place:
+// a forward pass copies nothing between ops. The scope's owner frees each block when its last
+// user is done (`drop`), and closing the scope frees the rest.
 //
 // The module is built from src/kernels/simd/assembly by scripts/build-wasm.mjs. Where the running
 // engine validates relaxed SIMD, the build with fused multiply-add is used; otherwise the plain
@@ -69,8 +75,55 @@ function relaxedSupported(): boolean {
 export interface EngineInfo {
   threads: number;
   relaxedSimd: boolean;
-  /** the shared memory's size: the most the kernels' operands have needed at once, plus the module */
+  /** the shared memory's size: the most its blocks have needed at once, plus the module */
   memoryBytes: number;
+  /** the most the kernels' own working memory (operand copies, packed weights, scratch) has taken at once */
+  scratchPeakBytes: number;
+  /** bytes of results held in resident scopes right now */
+  residentBytes: number;
+}
+
+/** A tensor's block of memory, handed out inside a resident scope. */
+interface Block {
+  readonly ptr: number;
+  readonly bytes: number;
+  /** the scope's live values holding it */
+  refs: number;
+  /** allocation order, so a scope can sweep what one step made and nobody kept */
+  readonly seq: number;
+}
+
+/** Free memory between `heap_base` and the top, kept sorted by address and coalesced. */
+class FreeList {
+  private readonly spans: { ptr: number; bytes: number }[] = [];
+
+  /** First fit; undefined when no span is large enough. */
+  take(bytes: number): number | undefined {
+    const i = this.spans.findIndex((s) => s.bytes >= bytes);
+    if (i < 0) return undefined;
+    const s = this.spans[i]!;
+    const ptr = s.ptr;
+    if (s.bytes === bytes) this.spans.splice(i, 1);
+    else this.spans[i] = { ptr: ptr + bytes, bytes: s.bytes - bytes };
+    return ptr;
+  }
+
+  give(ptr: number, bytes: number): void {
+    let i = 0;
+    while (i < this.spans.length && this.spans[i]!.ptr < ptr) i++;
+    this.spans.splice(i, 0, { ptr, bytes });
+    const next = this.spans[i + 1];
+    if (next && ptr + bytes === next.ptr) this.spans.splice(i, 2, { ptr, bytes: bytes + next.bytes });
+    const prev = this.spans[i - 1], cur = this.spans[i]!;
+    if (prev && prev.ptr + prev.bytes === cur.ptr) this.spans.splice(i - 1, 2, { ptr: prev.ptr, bytes: prev.bytes + cur.bytes });
+  }
+
+  /** Removes and returns the span ending at `top`, if any (so the top can come down). */
+  takeEndingAt(top: number): { ptr: number; bytes: number } | undefined {
+    const last = this.spans[this.spans.length - 1];
+    if (last && last.ptr + last.bytes === top) return this.spans.pop();
+    return undefined;
+  }
 }
 
 class Engine {
@@ -82,8 +135,19 @@ class Engine {
   private readonly args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
   private readonly workers: Worker[] = [];
   private threads = Math.max(1, availableParallelism());
-  private readonly base: number;
+  /** end of the memory handed out so far; everything above is free */
   private top: number;
+  private readonly free = new FreeList();
+  /** the kernels' working memory of the current call, freed by `release` */
+  private readonly temps: { ptr: number; bytes: number }[] = [];
+  private tempBytes = 0;
+  private scratchPeak = 0;
+  /** resident scopes, innermost last; each maps a block's pointer to the block */
+  private readonly scopes: Map<number, Block>[] = [];
+  private seq = 0;
+  private residentBytes = 0;
+  /** every SharedArrayBuffer object the memory has been seen through (one per size it grew to) */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
 
   constructor() {
     this.relaxed = relaxedSupported();
@@ -97,7 +161,7 @@ class Engine {
     this.module = new WebAssembly.Module(new Uint8Array(bytes));
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.kernels = instance.exports as unknown as KernelExports;
-    this.base = this.top = alignUp(this.kernels.heap_base(), ALIGN);
+    this.top = alignUp(this.kernels.heap_base(), ALIGN);
   }
 
   setThreads(n: number): void {
@@ -106,55 +170,172 @@ class Engine {
   }
 
   info(): EngineInfo {
-    return { threads: this.threads, relaxedSimd: this.relaxed, memoryBytes: this.memory.buffer.byteLength };
+    return { threads: this.threads, relaxedSimd: this.relaxed, memoryBytes: this.memory.buffer.byteLength, scratchPeakBytes: this.scratchPeak, residentBytes: this.residentBytes };
   }
 
-  /** Reserves `bytes` in the arena (64-byte aligned), growing the memory when needed. */
-  alloc(bytes: number): number {
-    const at = alignUp(this.top, ALIGN);
-    const end = at + Math.max(bytes, 0);
-    if (end > MAX_PAGES * PAGE) throw new RangeError(`a kernel needs ${(end / 2 ** 30).toFixed(2)} GiB of working memory, past the 4 GiB a WebAssembly memory can hold`);
+  /** `bytes` (rounded up to 64) of the memory, growing it when no free span fits. */
+  private reserve(bytes: number): { ptr: number; bytes: number } {
+    const size = alignUp(Math.max(bytes, 1), ALIGN);
+    const ptr = this.free.take(size);
+    if (ptr !== undefined) return { ptr, bytes: size };
+    // extend the top, starting from a free span that ends there
+    const tail = this.free.takeEndingAt(this.top);
+    const at = tail ? tail.ptr : this.top;
+    const end = at + size;
+    if (end > MAX_PAGES * PAGE) {
+      if (tail) this.free.give(tail.ptr, tail.bytes);
+      throw new RangeError(`a kernel needs ${(end / 2 ** 30).toFixed(2)} GiB of working memory, past the 4 GiB a WebAssembly memory can hold`);
+    }
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
     this.top = end;
-    return at;
+    return { ptr: at, bytes: size };
   }
 
-  /** Arena position to return to when a kernel call is done. */
+  private unreserve(ptr: number, bytes: number): void {
+    if (ptr + bytes === this.top) {
+      this.top = ptr;
+      const tail = this.free.takeEndingAt(this.top);
+      if (tail) this.top = tail.ptr;
+    } else this.free.give(ptr, bytes);
+  }
+
+  /** Working memory for the current kernel call (64-byte aligned), freed by `release`. */
+  alloc(bytes: number): number {
+    const r = this.reserve(bytes);
+    this.temps.push(r);
+    this.tempBytes += r.bytes;
+    this.scratchPeak = Math.max(this.scratchPeak, this.tempBytes);
+    return r.ptr;
+  }
+
+  /** Position to return to when a kernel call is done. */
   mark(): number {
-    return this.top;
+    return this.temps.length;
   }
 
+  /** Frees the working memory taken since `mark`. */
   release(mark: number): void {
-    this.top = mark;
+    while (this.temps.length > mark) {
+      const r = this.temps.pop()!;
+      this.tempBytes -= r.bytes;
+      this.unreserve(r.ptr, r.bytes);
+    }
   }
 
-  /** Frees everything a call left in the arena (the next call starts from the bottom). */
-  reset(): void {
-    this.top = this.base;
+  /** Starts a resident scope: until `closeScope`, `output` hands out blocks of the memory. */
+  openScope(): void {
+    this.scopes.push(new Map());
+  }
+
+  /** Frees every block the innermost scope still holds; views of them must not be used after. */
+  closeScope(): void {
+    const scope = this.scopes.pop();
+    if (!scope) throw new Error("internal: closeScope without openScope");
+    for (const b of scope.values()) this.freeBlock(b, scope);
+  }
+
+  /**
+   * A float array for a kernel's result: a block of the memory inside a resident scope (the
+   * kernel writes it in place; its contents start undefined), a fresh zeroed array otherwise.
+   */
+  output(n: number): Float32Array {
+    const scope = this.scopes[this.scopes.length - 1];
+    if (!scope) return new Float32Array(n);
+    const r = this.reserve(n * 4);
+    scope.set(r.ptr, { ...r, refs: 0, seq: this.seq++ });
+    this.residentBytes += r.bytes;
+    return this.f32(r.ptr, n);
+  }
+
+  /** The block of the innermost scope a view lies in, if it is one. */
+  private blockOf(data: ArrayBufferView): Block | undefined {
+    if (!this.buffers.has(data.buffer)) return undefined;
+    const scope = this.scopes[this.scopes.length - 1];
+    if (!scope) return undefined;
+    const exact = scope.get(data.byteOffset);
+    if (exact) return exact;
+    for (const b of scope.values()) if (data.byteOffset >= b.ptr && data.byteOffset < b.ptr + b.bytes) return b;
+    return undefined;
+  }
+
+  /** Allocation count so far: `sweep(since)` frees what was handed out after it and never kept. */
+  allocations(): number {
+    return this.seq;
+  }
+
+  /** A live value now holds `data` (no-op unless it is a block of the innermost scope). */
+  keep(data: ArrayBufferView): void {
+    const b = this.blockOf(data);
+    if (b) b.refs++;
+  }
+
+  /** A live value let go of `data`: its block is freed with its last holder. */
+  drop(data: ArrayBufferView): void {
+    const b = this.blockOf(data);
+    if (b && --b.refs <= 0) this.freeBlock(b);
+  }
+
+  /** Frees the innermost scope's blocks handed out since `since` that no live value holds. */
+  sweep(since: number): void {
+    const scope = this.scopes[this.scopes.length - 1];
+    if (!scope) return;
+    for (const b of [...scope.values()]) if (b.seq >= since && b.refs <= 0) this.freeBlock(b);
+  }
+
+  /** Whether `data` is a view of this memory (a kernel can use it in place). */
+  holds(data: ArrayBufferView): boolean {
+    return this.buffers.has(data.buffer);
+  }
+
+  private freeBlock(b: Block, scope = this.scopes[this.scopes.length - 1]!): void {
+    scope.delete(b.ptr);
+    this.residentBytes -= b.bytes;
+    this.unreserve(b.ptr, b.bytes);
+  }
+
+  private view<T>(make: (buf: ArrayBufferLike) => T): T {
+    const buf = this.memory.buffer;
+    this.buffers.add(buf);
+    return make(buf);
   }
 
   f32(ptr: number, n: number): Float32Array {
-    return new Float32Array(this.memory.buffer, ptr, n);
+    return this.view((b) => new Float32Array(b, ptr, n));
   }
 
   i32(ptr: number, n: number): Int32Array {
-    return new Int32Array(this.memory.buffer, ptr, n);
+    return this.view((b) => new Int32Array(b, ptr, n));
   }
 
   u8(ptr: number, n: number): Uint8Array {
-    return new Uint8Array(this.memory.buffer, ptr, n);
+    return this.view((b) => new Uint8Array(b, ptr, n));
   }
 
   u16(ptr: number, n: number): Uint16Array {
-    return new Uint16Array(this.memory.buffer, ptr, n);
+    return this.view((b) => new Uint16Array(b, ptr, n));
   }
 
-  /** Copies a float array into the arena; returns its pointer. */
+  /** Copies a float array into working memory; returns its pointer. */
   put(data: Float32Array): number {
     const p = this.alloc(data.length * 4);
     this.f32(p, data.length).set(data);
     return p;
+  }
+
+  /** The pointer of a float array: in place when it is a view of the memory, else a working copy. */
+  input(data: Float32Array): number {
+    return this.holds(data) ? data.byteOffset : this.put(data);
+  }
+
+  /**
+   * Where a kernel writes `n` floats meant for `out`: `out` itself when it lives in the memory,
+   * else working memory that `done` copies into it.
+   */
+  target(out: Float32Array): { ptr: number; done: () => void } {
+    if (this.holds(out)) return { ptr: out.byteOffset, done: () => {} };
+    const ptr = this.alloc(out.length * 4);
+    return { ptr, done: () => out.set(this.f32(ptr, out.length)) };
   }
 
   /**

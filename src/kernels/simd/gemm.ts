@@ -1,6 +1,7 @@
 // The fast matrix multiply as JavaScript calls it: operands described as strided views, copied
 // into the engine's memory, B packed (widened from float16 bits or a palette on the way, so a
-// compressed weight never exists as a float32 copy), C = bias + A · B on every thread.
+// compressed weight never exists as a float32 copy), C = bias + A · B on every thread. Operands
+// that already live in the engine's memory (results of earlier kernels) are used in place.
 import { simdEngine } from "./engine.js";
 
 /** A (M x K) operand: element (i, k) at off + i·rs + k·cs of data. */
@@ -36,8 +37,7 @@ function packB(B: BOperand, K: number, N: number, threads: number): number {
   const bp = e.alloc(e.kernels.packed_bytes(N, K));
   const count = hi - lo + 1;
   if (B.kind === "f32") {
-    const src = e.alloc(count * 4);
-    e.f32(src, count).set(B.data.subarray(lo, hi + 1));
+    const src = e.holds(B.data) ? B.data.byteOffset + lo * 4 : e.put(B.data.subarray(lo, hi + 1));
     e.parallel("pack_f32", [N, K, src + (B.off - lo) * 4, B.sN * 4, B.sK * 4, bp], threads);
   } else if (B.kind === "f16") {
     const src = e.alloc(count * 2);
@@ -63,13 +63,18 @@ export function gemmFast(M: number, N: number, K: number, A: MatrixView, B: BOpe
   const mark = e.mark();
   try {
     const [lo, hi] = span(A.off, M, A.rs, K, A.cs);
-    const a = e.alloc((hi - lo + 1) * 4);
-    e.f32(a, hi - lo + 1).set(A.data.subarray(lo, hi + 1));
+    const a = e.holds(A.data) ? A.data.byteOffset + lo * 4 : e.put(A.data.subarray(lo, hi + 1));
     const bp = packB(B, K, N, threads);
-    const b = bias ? e.put(bias) : 0;
-    const c = e.alloc(M * N * 4);
-    const scratch = e.alloc(128 * threads);
-    e.parallel("gemm", [M, N, K, a + (A.off - lo) * 4, A.rs * 4, A.cs * 4, bp, c, N * 4, b, scratch], threads);
+    const b = bias ? e.input(bias) : 0;
+    // 128 bytes of edge-block scratch per thread, then the counter the threads take blocks by
+    const scratch = e.alloc(128 * threads + 4);
+    e.i32(scratch, 32 * threads + 1).fill(0);
+    // C in place when it is a dense block of the memory; otherwise computed in working memory and copied
+    const inPlace = e.holds(C.data) && C.cs === 1 && C.rs >= N;
+    const c = inPlace ? C.data.byteOffset + C.off * 4 : e.alloc(M * N * 4);
+    const ldc = inPlace ? C.rs : N;
+    e.parallel("gemm", [M, N, K, a + (A.off - lo) * 4, A.rs * 4, A.cs * 4, bp, c, ldc * 4, b, scratch], threads);
+    if (inPlace) return;
     const result = e.f32(c, M * N);
     if (C.cs === 1 && C.rs === N) C.data.set(result, C.off);
     else if (C.cs === 1) for (let i = 0; i < M; i++) C.data.set(result.subarray(i * N, (i + 1) * N), C.off + i * C.rs);

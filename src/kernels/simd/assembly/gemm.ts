@@ -52,16 +52,24 @@ function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize
 /**
  * Thread `tid` of `nt`'s share of C = bias + A · Bp. A element (i, k) at a + i·rsA + k·ksA; Bp
  * packed by a pack_* export for this K; C row-major with row stride ldc; bias (N floats) or 0;
- * scratch: 128 bytes per thread.
+ * scratch: 128 bytes per thread, then an i32 the caller zeroed.
+ *
+ * The threads take blocks of C as they come free (one shared counter), so a thread that starts
+ * late or runs slower takes fewer: rows of MC_TILES tiles when C is tall, else runs of panels.
  */
 export function gemm(tid: i32, nt: i32, M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, c: usize, ldc: usize, bias: usize, scratch: usize): void {
-  const edge = scratch + (<usize>tid << 7);
+  const edge = scratch + (<usize>tid << 7), counter = scratch + (<usize>nt << 7);
   const rowTiles = (M + 3) >> 2, panels = (N + 7) >> 3;
-  if (rowTiles >= 4 * nt || rowTiles >= panels)
-    gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, shareLo(rowTiles, tid, nt), shareLo(rowTiles, tid + 1, nt), 0, panels);
-  else
-    gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, 0, rowTiles, shareLo(panels, tid, nt), shareLo(panels, tid + 1, nt));
+  const byRows = rowTiles >= 4 * nt || rowTiles >= panels;
+  const items = byRows ? (rowTiles + MC_TILES - 1) / MC_TILES : (panels + PANEL_RUN - 1) / PANEL_RUN;
+  for (let item = atomic.add<i32>(counter, 1); item < items; item = atomic.add<i32>(counter, 1)) {
+    if (byRows) gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, item * MC_TILES, min(rowTiles, (item + 1) * MC_TILES), 0, panels);
+    else gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, 0, rowTiles, item * PANEL_RUN, min(panels, (item + 1) * PANEL_RUN));
+  }
 }
+
+/** Panels a thread takes at once when C is too short to share by rows. */
+const PANEL_RUN: i32 = 16;
 
 /**
  * Row tiles [r0, r1) (4 rows each) by panels [p0, p1) (8 columns each) of C = bias + A · Bp, or,
