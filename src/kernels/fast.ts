@@ -197,11 +197,8 @@ export function conv2dNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | u
         Bop = { kind: "f32", data: X, off: (b * Cin + g * CinG) * H * W, sK: H * W, sN: 1 };
       }
       const C0 = (b * Cout + g * CoutG) * P;
-      gemmFast(CoutG, P, Kc, { data: Wt, off: g * CoutG * Kc, rs: Kc, cs: 1 }, Bop, { data: out, off: C0, rs: P, cs: 1 });
-      if (bias) for (let co = 0; co < CoutG; co++) {
-        const bv = bias.data[g * CoutG + co]!, row = C0 + co * P;
-        for (let p = 0; p < P; p++) out[row + p] += bv;
-      }
+      // the output channels are C's rows: their bias is the gemm's per-row bias
+      gemmFast(CoutG, P, Kc, { data: Wt, off: g * CoutG * Kc, rs: Kc, cs: 1 }, Bop, { data: out, off: C0, rs: P, cs: 1 }, bias?.data.subarray(g * CoutG, (g + 1) * CoutG), true);
     }
   return floatTensor([B, Cout, Ho, Wo], out);
 }

@@ -26,7 +26,7 @@ const ALIGN = 64;
 
 /** The module's exports, as JavaScript calls them (pointers and sizes are plain numbers). */
 export interface KernelExports {
-  gemm(tid: number, nt: number, M: number, N: number, K: number, a: number, rsA: number, ksA: number, bp: number, c: number, ldc: number, bias: number, edge: number): void;
+  gemm(tid: number, nt: number, M: number, N: number, K: number, a: number, rsA: number, ksA: number, bp: number, c: number, ldc: number, bias: number, rowBias: number, scratch: number): void;
   packed_bytes(N: number, K: number): number;
   pack_f32(tid: number, nt: number, N: number, K: number, src: number, sN: number, sK: number, bp: number): void;
   pack_f16(tid: number, nt: number, N: number, K: number, src: number, sN: number, sK: number, bp: number): void;

@@ -53,10 +53,10 @@ function packB(B: BOperand, K: number, N: number, threads: number): number {
 }
 
 /**
- * C(i, n) = bias[n] + Σ_k A(i, k) · B(k, n) for i < M, n < N, C a view like A. The same bits for
- * every thread count.
+ * C(i, n) = bias[n] + Σ_k A(i, k) · B(k, n) for i < M, n < N, C a view like A (bias[i] when
+ * `biasPerRow`). The same bits for every thread count.
  */
-export function gemmFast(M: number, N: number, K: number, A: MatrixView, B: BOperand, C: MatrixView, bias?: Float32Array): void {
+export function gemmFast(M: number, N: number, K: number, A: MatrixView, B: BOperand, C: MatrixView, bias?: Float32Array, biasPerRow = false): void {
   if (M === 0 || N === 0) return;
   const e = simdEngine();
   const threads = M * N * K >= PARALLEL_MIN_MACS ? e.info().threads : 1;
@@ -73,7 +73,7 @@ export function gemmFast(M: number, N: number, K: number, A: MatrixView, B: BOpe
     const inPlace = e.holds(C.data) && C.cs === 1 && C.rs >= N;
     const c = inPlace ? C.data.byteOffset + C.off * 4 : e.alloc(M * N * 4);
     const ldc = inPlace ? C.rs : N;
-    e.parallel("gemm", [M, N, K, a + (A.off - lo) * 4, A.rs * 4, A.cs * 4, bp, c, ldc * 4, b, scratch], threads);
+    e.parallel("gemm", [M, N, K, a + (A.off - lo) * 4, A.rs * 4, A.cs * 4, bp, c, ldc * 4, b, biasPerRow ? 1 : 0, scratch], threads);
     if (inPlace) return;
     const result = e.f32(c, M * N);
     if (C.cs === 1 && C.rs === N) C.data.set(result, C.off);

@@ -95,10 +95,10 @@ export function attention(
         for (let k0 = 0; k0 < nk; k0 += KT) {
           const kn = min(KT, nk - k0);
           // scores: S (qn x kn) = Q (qn x dh) · K chunk ᵀ; the chunk is panels k0/8 .. of the packed keys
-          gemmBlock(qn, kn, dh, qs, <usize>dh << 2, 4, kp + <usize>(k0 >> 3) * keyPanel, keyPanel, s, <usize>KT << 2, 0, edge, true, 0, (qn + 3) >> 2, 0, (kn + 7) >> 3);
+          gemmBlock(qn, kn, dh, qs, <usize>dh << 2, 4, kp + <usize>(k0 >> 3) * keyPanel, keyPanel, s, <usize>KT << 2, 0, false, edge, true, 0, (qn + 3) >> 2, 0, (kn + 7) >> 3);
           softmaxChunk(s, qn, kn, mx, sum, o, dvp);
           // output: O (qn x dv) += P (qn x kn) · V chunk; the chunk is rows k0 .. of every value panel
-          gemmBlock(qn, dv, kn, s, <usize>KT << 2, 4, vp + (<usize>k0 << 5), <usize>nk << 5, o, <usize>dvp << 2, 0, edge, false, 0, (qn + 3) >> 2, 0, (dv + 7) >> 3);
+          gemmBlock(qn, dv, kn, s, <usize>KT << 2, 4, vp + (<usize>k0 << 5), <usize>nk << 5, o, <usize>dvp << 2, 0, false, edge, false, 0, (qn + 3) >> 2, 0, (dv + 7) >> 3);
         }
         for (let i = 0; i < qn; i++) {
           const inv: f32 = 1 / load<f32>(sum + (<usize>i << 2));

@@ -211,9 +211,29 @@ export function softmax(tid: i32, nt: i32, x: usize, out: usize, outer: i32, n: 
     }
     return;
   }
-  const items = outer * inner;
+  // a strided axis: four neighbouring inner positions side by side in the lanes, each lane doing
+  // exactly the one-position loop's arithmetic in the same order (so the bits do not depend on
+  // which positions share a vector); the inner % 4 positions left over take the loop below
+  const quadsPerRow = inner >> 2;
+  const quadItems = outer * quadsPerRow;
+  for (let it = shareLo(quadItems, tid, nt), end = shareLo(quadItems, tid + 1, nt); it < end; it++) {
+    const o = it / quadsPerRow, i = (it % quadsPerRow) << 2;
+    const p = ((<usize>o * <usize>n * <usize>inner + <usize>i) << 2);
+    let m = f32x4.splat(-Infinity);
+    for (let k = 0; k < n; k++) m = f32x4.max(m, v128.load(x + p + <usize>k * stride));
+    let s = f32x4.splat(0);
+    for (let k = 0; k < n; k++) {
+      const e = exp4(f32x4.sub(v128.load(x + p + <usize>k * stride), m));
+      v128.store(out + p + <usize>k * stride, e);
+      s = f32x4.add(s, e);
+    }
+    const inv = f32x4.div(f32x4.splat(1), s);
+    for (let k = 0; k < n; k++) v128.store(out + p + <usize>k * stride, f32x4.mul(v128.load(out + p + <usize>k * stride), inv));
+  }
+  const tail = inner & 3;
+  const items = outer * tail;
   for (let it = shareLo(items, tid, nt), end = shareLo(items, tid + 1, nt); it < end; it++) {
-    const o = it / inner, i = it % inner;
+    const o = it / tail, i = (inner & ~3) + it % tail;
     const p = ((<usize>o * <usize>n * <usize>inner + <usize>i) << 2);
     let m: f32 = -Infinity;
     for (let k = 0; k < n; k++) m = max(m, load<f32>(x + p + <usize>k * stride));

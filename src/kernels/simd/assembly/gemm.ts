@@ -1,4 +1,5 @@
-// Matrix multiply on 128-bit SIMD: C (M x N) = bias + A (M x K) · B (K x N).
+// Matrix multiply on 128-bit SIMD: C (M x N) = bias + A (M x K) · B (K x N), the bias one value
+// per column (a linear layer) or per row (an NCHW convolution's output channels).
 //
 // B is packed first into panels of 8 columns (panel p holds, for each k, B(k, 8p..8p+7)), so the
 // inner loop loads two vectors of B and broadcasts one element of A per row: a 4 x 8 block of C
@@ -51,38 +52,50 @@ function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize
 
 /**
  * Thread `tid` of `nt`'s share of C = bias + A · Bp. A element (i, k) at a + i·rsA + k·ksA; Bp
- * packed by a pack_* export for this K; C row-major with row stride ldc; bias (N floats) or 0;
- * scratch: 128 bytes per thread, then an i32 the caller zeroed.
+ * packed by a pack_* export for this K; C row-major with row stride ldc; bias: N floats (one per
+ * column), M floats when rowBias (one per row), or 0; scratch: 128 bytes per thread, then an i32
+ * the caller zeroed.
  *
  * The threads take blocks of C as they come free (one shared counter), so a thread that starts
- * late or runs slower takes fewer: rows of MC_TILES tiles when C is tall, else runs of panels.
+ * late or runs slower takes fewer: runs of row tiles when C is tall, else runs of panels.
  */
-export function gemm(tid: i32, nt: i32, M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, c: usize, ldc: usize, bias: usize, scratch: usize): void {
+export function gemm(tid: i32, nt: i32, M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, c: usize, ldc: usize, bias: usize, rowBias: bool, scratch: usize): void {
   const edge = scratch + (<usize>tid << 7), counter = scratch + (<usize>nt << 7);
   const rowTiles = (M + 3) >> 2, panels = (N + 7) >> 3;
-  const byRows = rowTiles >= 4 * nt || rowTiles >= panels;
-  const items = byRows ? (rowTiles + MC_TILES - 1) / MC_TILES : (panels + PANEL_RUN - 1) / PANEL_RUN;
+  // share the longer side: each block then streams the other operand's whole extent once (a
+  // wide B, like an NCHW 1x1 convolution's activations, is read once instead of per row block)
+  const byRows = rowTiles >= panels;
+  // at least four blocks a thread where C allows, at most MC_TILES rows or PANEL_RUN panels each
+  const run = byRows ? clampRun(rowTiles, nt, MC_TILES) : clampRun(panels, nt, PANEL_RUN);
+  const items = ((byRows ? rowTiles : panels) + run - 1) / run;
   for (let item = atomic.add<i32>(counter, 1); item < items; item = atomic.add<i32>(counter, 1)) {
-    if (byRows) gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, item * MC_TILES, min(rowTiles, (item + 1) * MC_TILES), 0, panels);
-    else gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, edge, true, 0, rowTiles, item * PANEL_RUN, min(panels, (item + 1) * PANEL_RUN));
+    if (byRows) gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, rowBias, edge, true, item * run, min(rowTiles, (item + 1) * run), 0, panels);
+    else gemmBlock(M, N, K, a, rsA, ksA, bp, <usize>K << 5, c, ldc, bias, rowBias, edge, true, 0, rowTiles, item * run, min(panels, (item + 1) * run));
   }
 }
 
 /** Panels a thread takes at once when C is too short to share by rows. */
 const PANEL_RUN: i32 = 16;
 
+@inline function clampRun(units: i32, nt: i32, most: i32): i32 {
+  return max(1, min(most, units / (4 * nt)));
+}
+
 /**
  * Row tiles [r0, r1) (4 rows each) by panels [p0, p1) (8 columns each) of C = bias + A · Bp, or,
  * with init false, C += A · Bp onto what C holds. Panel p starts at bp + p·panelBytes (K·32 for
  * a matrix packed on its own; more when Bp is the first K rows of a taller packed matrix).
  */
-export function gemmBlock(M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, panelBytes: usize, c: usize, ldc: usize, bias: usize, edge: usize, init: bool, r0: i32, r1: i32, p0: i32, p1: i32): void {
+export function gemmBlock(M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, panelBytes: usize, c: usize, ldc: usize, bias: usize, rowBias: bool, edge: usize, init: bool, r0: i32, r1: i32, p0: i32, p1: i32): void {
   if (r0 >= r1 || p0 >= p1) return;
   if (init) {
     const i0 = r0 << 2, i1 = min(M, r1 << 2), j0 = p0 << 3, j1 = min(N, p1 << 3);
     for (let i = i0; i < i1; i++) {
       const row = c + <usize>i * ldc;
-      for (let j = j0; j < j1; j++) store<f32>(row + (<usize>j << 2), bias ? load<f32>(bias + (<usize>j << 2)) : 0);
+      if (rowBias) {
+        const v = load<f32>(bias + (<usize>i << 2));
+        for (let j = j0; j < j1; j++) store<f32>(row + (<usize>j << 2), v);
+      } else for (let j = j0; j < j1; j++) store<f32>(row + (<usize>j << 2), bias ? load<f32>(bias + (<usize>j << 2)) : 0);
     }
   }
   for (let k0 = 0; k0 < K; k0 += KC) {
