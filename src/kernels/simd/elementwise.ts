@@ -24,7 +24,7 @@ function run(kernel: ParallelKernel, args: number[], elements: number): void {
  * Lets `body` run kernels on the pointers of `inputs` (copied in unless they live in the engine's
  * memory) and of an `outElements`-float result, which it returns (see `Engine.output`).
  */
-function withArena(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
+function withOperands(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
   const e = simdEngine();
   const mark = e.mark();
   try {
@@ -41,7 +41,7 @@ function withArena(inputs: readonly Float32Array[], outElements: number, body: (
 
 export function unarySimd(kind: SimdUnary, x: FloatTensor): FloatTensor {
   const n = x.data.length;
-  const data = withArena([x.data], n, ([p], out) => run("unary", [UNARY_SIMD[kind], p!, out, n], n));
+  const data = withOperands([x.data], n, ([p], out) => run("unary", [UNARY_SIMD[kind], p!, out, n], n));
   return floatTensor(x.shape, data);
 }
 
@@ -70,7 +70,7 @@ export function binarySimd(kind: SimdBinary, a: FloatTensor, b: FloatTensor): Fl
   const rank = dims.length, ia = sa[rank - 1]!, ib = sb[rank - 1]!;
   if (ia > 1 || ib > 1 || (ia === 0 && ib === 0)) return undefined;
   const e = simdEngine();
-  const data = withArena([a.data, b.data], n, ([pa, pb], out) => {
+  const data = withOperands([a.data, b.data], n, ([pa, pb], out) => {
     const desc = e.alloc(12 * rank);
     e.i32(desc, 3 * rank).set([...dims, ...sa, ...sb]);
     run("binary", [BINARY_SIMD[kind], pa!, pb!, out, desc, rank], n);
@@ -86,13 +86,13 @@ function around(shape: readonly number[], axis: number): [number, number, number
 export function layerNormSimd(x: FloatTensor, axis: number, eps: number, weight?: Float32Array, bias?: Float32Array): FloatTensor {
   const [outer, n, inner] = around(x.shape, axis);
   const inputs = weight ? [x.data, weight, bias!] : [x.data];
-  const data = withArena(inputs, x.data.length, ([p, w, b], out) => run("layer_norm", [p!, out, outer, n, inner, eps, w ?? 0, b ?? 0], x.data.length));
+  const data = withOperands(inputs, x.data.length, ([p, w, b], out) => run("layer_norm", [p!, out, outer, n, inner, eps, w ?? 0, b ?? 0], x.data.length));
   return floatTensor(x.shape, data);
 }
 
 export function softmaxSimd(x: FloatTensor, axis: number): FloatTensor {
   const [outer, n, inner] = around(x.shape, axis);
-  const data = withArena([x.data], x.data.length, ([p], out) => run("softmax", [p!, out, outer, n, inner], x.data.length));
+  const data = withOperands([x.data], x.data.length, ([p], out) => run("softmax", [p!, out, outer, n, inner], x.data.length));
   return floatTensor(x.shape, data);
 }
 
@@ -101,7 +101,7 @@ export function rope2dSimd(x: FloatTensor, heads: number, grid: readonly [number
   const [B, L, C] = x.shape as [number, number, number];
   const dh = C / heads;
   const { cos, sin } = ropeTables(grid, dh);
-  const data = withArena([x.data, cos, sin], x.data.length, ([p, c, s], out) => run("rope", [p!, out, B * L, L, heads, dh, c!, s!], x.data.length));
+  const data = withOperands([x.data, cos, sin], x.data.length, ([p, c, s], out) => run("rope", [p!, out, B * L, L, heads, dh, c!, s!], x.data.length));
   return floatTensor(x.shape, data);
 }
 

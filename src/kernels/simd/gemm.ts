@@ -30,7 +30,7 @@ function span(off: number, rows: number, rs: number, cols: number, cs: number): 
   return [lo, hi];
 }
 
-/** Copies B into the arena and packs it; returns the packed pointer. */
+/** Packs B into working memory (copying it in first unless it lives there); returns the packed pointer. */
 function packB(B: BOperand, K: number, N: number, threads: number): number {
   const e = simdEngine();
   const [lo, hi] = span(B.off, K, B.sK, N, B.sN);

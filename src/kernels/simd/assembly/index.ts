@@ -3,7 +3,7 @@ export { gemm, packed_bytes, pack_f32, pack_f16, pack_lut } from "./gemm";
 export { attention, attention_pack, attention_pack_bytes, attention_scratch_bytes } from "./attention";
 export { binary, layer_norm, rope, softmax, unary } from "./elementwise";
 
-/** First byte past the module's own static data; the JavaScript arena starts above it. */
+/** First byte past the module's own static data; the blocks JavaScript hands out start above it. */
 export function heap_base(): usize {
   return __heap_base;
 }
