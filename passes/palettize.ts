@@ -14,6 +14,7 @@ import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 import type { ChannelStats } from "../src/quant/calibration.js";
+import type { ClusterJob } from "../src/quant/cluster-pool.js";
 import type { Palettized } from "../src/quant/kmeans.js";
 import { clusterGroups, clusterPlan, correctedBias, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
 
@@ -38,6 +39,8 @@ export interface PalettizeOptions extends QuantizeTechniques {
 export interface SharedQuantization {
   clusterings: Map<string, Palettized>;
   biases: Map<string, Float32Array>;
+  /** every weight a run palettized, so its clustering can be computed ahead (src/quant/cluster-pool.ts) */
+  jobs?: Map<string, ClusterJob>;
 }
 
 /** `compute` once per key in `shared`, every time without it. */
@@ -99,6 +102,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           if (!d) {
             const plan = planFor(n, c);
             const p = palettizedConstants(c, plan, o.shared?.clusterings);
+            o.shared?.jobs?.set(c.source, { source: c.source, plan, load: () => asFloat(c.load()).data });
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }

@@ -62,7 +62,7 @@ export interface CompileOptions {
   onProgress?: ProgressFn;
   /** checked between artifacts; every artifact already written is whole (atomic writes) */
   signal?: AbortSignal;
-  /** threads for ditc's own kernels (the probe's forwards); default: the machine's cores */
+  /** threads for ditc's own kernels (the probe's forwards) and the k-means; default: the machine's cores */
   threads?: number;
   /** add the float model's and every artifact's samples, and their image PSNR, to the report */
   sample?: SampleOptions;

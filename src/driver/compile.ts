@@ -19,6 +19,8 @@ import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { averageBits, type RankingOverlap } from "../quant/probe.js";
 import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
+import { clusterAll } from "../quant/cluster-pool.js";
+import { engineInfo } from "../kernels/simd/engine.js";
 import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
@@ -249,6 +251,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     latentSize = model.latentSize;
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
+    let shared: SharedQuantization | undefined;
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
       const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
@@ -259,7 +262,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
-      const shared: SharedQuantization = { clusterings: new Map(), biases: new Map() };
+      shared = { clusterings: new Map(), biases: new Map(), jobs: new Map() };
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
     }
     for (const target of o.targets) {
@@ -269,6 +272,12 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       let t0 = performance.now();
       const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
       clock.lowering += since(t0);
+      t0 = performance.now();
+      // the first target's lowering named every weight to palettize: cluster them all at once on
+      // the machine's cores (the clusterings are shared with the other targets of this width)
+      if (shared?.jobs?.size)
+        clusterAll([...shared.jobs.values()], shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+      clock.writing += since(t0);
       const stats = graphStats(g);
       const dir = outputDir(o.out, widthTag(width));
       const path = join(dir, backend.artifact);

@@ -38,6 +38,11 @@ let clusteringSeconds = 0;
 /** Seconds this process has spent clustering (the probes' and the palettize pass'), for compile's phase timings. */
 export const clusteringClock = (): number => clusteringSeconds;
 
+/** Clustering done elsewhere (worker threads) that this thread waited for. */
+export function addClusteringSeconds(seconds: number): void {
+  clusteringSeconds += seconds;
+}
+
 /** Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. */
 export function clusterGroups(data: Float32Array, plan: ClusterPlan): Palettized {
   const t0 = performance.now();

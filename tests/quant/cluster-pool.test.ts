@@ -1,0 +1,56 @@
+// Clustering on worker threads (src/quant/cluster-pool.ts): the same bits as clustering on the
+// calling thread, for every kind of plan and any worker count; errors come back as errors.
+import { expect, test } from "vitest";
+import { clusterAll, type ClusterJob } from "../../src/quant/cluster-pool.js";
+import type { Palettized } from "../../src/quant/kmeans.js";
+import { clusterGroups, clusterPlan } from "../../src/quant/layer.js";
+import { randomTensor } from "../helpers.js";
+
+function jobs(): ClusterJob[] {
+  const stats = (channels: number, seed: number) => {
+    const m = randomTensor([channels], seed).data;
+    return { mean: Float64Array.from(m), meanSq: Float64Array.from(m, (x) => x * x + 0.1) };
+  };
+  const specs: [string, number[], 4 | 8, number, boolean][] = [
+    ["plain", [48, 40], 4, 0, false],
+    ["groups", [64, 24], 4, 16, false],
+    ["weighted", [32, 56], 4, 0, true],
+    ["weighted groups 8 bit", [64, 30], 8, 32, true],
+    ["conv", [16, 8, 3, 3], 4, 0, true],
+  ];
+  return specs.map(([source, shape, bits, groupSize, weighted], i) => {
+    const w = randomTensor(shape, 100 + i);
+    const plan = clusterPlan(shape, 1, bits, { groupSize, weighted }, weighted ? stats(shape[1]!, 200 + i) : undefined);
+    return { source, plan, load: () => w.data.slice() };
+  });
+}
+
+test("clustering on 1 or 2 workers gives every weight exactly what clusterGroups gives on this thread", () => {
+  const want = new Map(jobs().map((j) => [j.source, clusterGroups(j.load(), j.plan)]));
+  for (const workers of [1, 2]) {
+    const got = new Map<string, Palettized>();
+    clusterAll(jobs(), got, workers);
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [name, p] of want) {
+      expect(got.get(name)!.indices, `${name} on ${workers}`).toEqual(p.indices);
+      expect(got.get(name)!.lut, `${name} on ${workers}`).toEqual(p.lut);
+    }
+  }
+});
+
+test("weights already clustered are not read again", () => {
+  const all = jobs();
+  const into = new Map<string, Palettized>([[all[0]!.source, clusterGroups(all[0]!.load(), all[0]!.plan)]]);
+  let reads = 0;
+  clusterAll(all.map((j) => ({ ...j, load: () => (j.source === all[0]!.source && reads++, j.load()) })), into, 2);
+  expect(reads).toBe(0);
+  expect(into.size).toBe(all.length);
+});
+
+test("an error while clustering (in a worker) or reading (here) fails the call with that error instead of hanging", () => {
+  const [job] = jobs();
+  const broken: ClusterJob = { ...job!, source: "broken", plan: { ...job!.plan, layout: undefined as never } };
+  expect(() => clusterAll([job!, broken], new Map(), 2)).toThrow(/rowBase/);
+  const unreadable: ClusterJob = { ...job!, source: "unreadable", load: () => { throw new RangeError("checkpoint truncated"); } };
+  expect(() => clusterAll([job!, unreadable], new Map(), 1)).toThrow(/checkpoint truncated/);
+});
