@@ -1,11 +1,13 @@
 // Clusters many weights on worker threads while the calling thread reads the next ones, and
 // returns only when all are done, so a synchronous caller (compile) gets the machine's cores for
-// its k-means without becoming asynchronous: the caller blocks on a shared counter that workers
-// bump after posting each result, and takes the results off their ports synchronously
-// (receiveMessageOnPort). A weight's clustering is the same function on any thread
-// (src/quant/layer.ts clusterGroups), so results do not depend on the worker count.
+// its k-means without becoming asynchronous. Everything comes back through shared memory: each
+// job carries shared buffers for its indices and LUT and a status word, the worker fills them
+// and bumps a shared counter, and the caller, blocked on that counter (Atomics.wait), collects
+// finished jobs — no message has to reach a thread that is not running its event loop. A
+// weight's clustering is the same function on any thread (src/quant/layer.ts clusterGroups), so
+// results do not depend on the worker count.
 import { availableParallelism } from "node:os";
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, type ClusterPlan } from "./layer.js";
@@ -18,14 +20,29 @@ export interface ClusterJob {
   load: () => Float32Array;
 }
 
-/** A worker's answer: the clustering, or the error clusterGroups threw (id −1: the worker is ready). */
-export type ClusterReply = { id: number; result: Palettized; error?: undefined } | { id: number; error: { name: string; message: string } };
+/** Status word of a job: set by the worker before it bumps the counter. */
+export const JOB = { PENDING: 0, DONE: 1, FAILED: 2 } as const;
+/** Bytes of an error's text a worker can hand back. */
+export const ERROR_BYTES = 1024;
 
-/** How long workers may take to start before the pool gives up (they load the k-means module). */
-const START_MS = 30_000;
+/** What a worker is sent: the weight (transferred) and where its answer goes (shared). */
+export interface JobMessage {
+  data: Float32Array;
+  plan: ClusterPlan;
+  /** [status], then the error's byte length */
+  status: Int32Array;
+  /** [sse] */
+  sse: Float64Array;
+  indices: Uint8Array;
+  lut: Float32Array;
+  /** the error's name and message as UTF-8, "name\nmessage" */
+  error: Uint8Array;
+}
 
 /** Jobs in flight per worker: one being clustered, one read and waiting. */
 const DEPTH = 2;
+/** How long workers may take to start before the pool gives up (they load the k-means module). */
+const START_MS = 30_000;
 
 /**
  * Clusters every job whose source `into` does not hold yet and stores the results there. At most
@@ -36,17 +53,34 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
   if (!todo.length) return;
   const t0 = performance.now();
   const signal = new Int32Array(new SharedArrayBuffer(4));
-  const pool = Array.from({ length: Math.max(1, Math.min(workers, todo.length)) }, () => {
-    const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { port: port2, signal }, transferList: [port2], execArgv: [] });
-    return { worker, port: port1, busy: 0 };
-  });
-  let next = 0, received = 0, seen = 0;
+  const pool = Array.from({ length: Math.max(1, Math.min(workers, todo.length)) }, () => ({
+    worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
+    running: [] as { id: number; m: JobMessage }[],
+  }));
+  let next = 0, received = 0;
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;
+    const { plan } = todo[id]!;
     const data = todo[id]!.load();
-    w.worker.postMessage({ id, data, plan: todo[id]!.plan }, [data.buffer as ArrayBuffer]);
-    w.busy++;
+    const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
+    const m: JobMessage = {
+      data, plan,
+      status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
+      indices: shared((b) => new Uint8Array(b), data.length), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
+      error: shared((b) => new Uint8Array(b), ERROR_BYTES),
+    };
+    w.worker.postMessage(m, [data.buffer as ArrayBuffer]);
+    w.running.push({ id, m });
+  };
+  const collect = (id: number, m: JobMessage) => {
+    if (Atomics.load(m.status, 0) === JOB.FAILED) {
+      const [name, ...rest] = new TextDecoder().decode(m.error.slice(0, m.status[1]!)).split("\n");
+      const message = rest.join("\n");
+      throw name === "RangeError" ? new RangeError(message) : new Error(message);
+    }
+    into.set(todo[id]!.source, { indices: m.indices.slice(), lut: m.lut.slice(), sse: m.sse[0]! });
+    received++; // not inside the optional call below: without a callback its arguments are never evaluated
+    onProgress?.(received, todo.length);
   };
   try {
     // every worker says it is ready (one bump each) before any work is sent: a worker that cannot
@@ -56,29 +90,27 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
       if (Date.now() > deadline) throw new Error("internal: the clustering worker threads did not start within 30 s");
       Atomics.wait(signal, 0, Atomics.load(signal, 0), 100);
     }
-    seen = Atomics.load(signal, 0);
-    for (const w of pool) while (receiveMessageOnPort(w.port)); // the ready notes
-    for (const w of pool) while (w.busy < DEPTH && next < todo.length) submit(w);
+    for (const w of pool) while (w.running.length < DEPTH && next < todo.length) submit(w);
     while (received < todo.length) {
-      // a worker bumps the counter after posting: wait for a bump, then drain every port
-      Atomics.wait(signal, 0, seen, 1000);
-      seen = Atomics.load(signal, 0);
+      const seen = Atomics.load(signal, 0);
+      let progressed = false;
       for (const w of pool) {
-        for (let m = receiveMessageOnPort(w.port); m; m = receiveMessageOnPort(w.port)) {
-          const reply = m.message as ClusterReply;
-          if (reply.error) throw Object.assign(reply.error.name === "RangeError" ? new RangeError(reply.error.message) : new Error(reply.error.message), { weight: todo[reply.id]!.source });
-          into.set(todo[reply.id]!.source, reply.result);
-          onProgress?.(++received, todo.length);
-          w.busy--;
+        for (let i = 0; i < w.running.length; ) {
+          const r = w.running[i]!;
+          if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
+            i++;
+            continue;
+          }
+          w.running.splice(i, 1);
+          collect(r.id, r.m);
+          progressed = true;
         }
-        while (w.busy < DEPTH && next < todo.length) submit(w);
+        while (w.running.length < DEPTH && next < todo.length) submit(w);
       }
+      if (!progressed) Atomics.wait(signal, 0, seen, 1000);
     }
   } finally {
-    for (const w of pool) {
-      w.port.close();
-      void w.worker.terminate();
-    }
+    for (const w of pool) void w.worker.terminate();
     addClusteringSeconds((performance.now() - t0) / 1000);
   }
 }

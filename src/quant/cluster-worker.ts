@@ -1,25 +1,32 @@
-// A clustering thread of src/quant/cluster-pool.ts: clusters each weight it is sent, posts the
-// result on its port (the arrays transferred, not copied) and bumps the shared counter the
+// A clustering thread of src/quant/cluster-pool.ts: clusters each weight it is sent, writes the
+// result into the job's shared buffers, sets the job's status and bumps the shared counter the
 // waiting caller sleeps on.
-import { workerData, parentPort, type MessagePort } from "node:worker_threads";
-import type { ClusterReply } from "./cluster-pool.js";
-import { clusterGroups, type ClusterPlan } from "./layer.js";
+import { parentPort, workerData } from "node:worker_threads";
+import { ERROR_BYTES, JOB, type JobMessage } from "./cluster-pool.js";
+import { clusterGroups } from "./layer.js";
 
-const { port, signal } = workerData as { port: MessagePort; signal: Int32Array };
+const { signal } = workerData as { signal: Int32Array };
 
-function reply(r: ClusterReply, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(r, transfer);
+function bump(): void {
   Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
 }
 
-parentPort!.on("message", ({ id, data, plan }: { id: number; data: Float32Array; plan: ClusterPlan }) => {
+parentPort!.on("message", (m: JobMessage) => {
   try {
-    const result = clusterGroups(data, plan);
-    reply({ id, result }, [...new Set([result.indices.buffer as ArrayBuffer, result.lut.buffer as ArrayBuffer])]);
+    const r = clusterGroups(m.data, m.plan);
+    if (r.indices.length !== m.indices.length || r.lut.length !== m.lut.length) throw new Error(`internal: clustering sizes ${r.indices.length}/${r.lut.length}, expected ${m.indices.length}/${m.lut.length}`);
+    m.indices.set(r.indices);
+    m.lut.set(r.lut);
+    m.sse[0] = r.sse;
+    Atomics.store(m.status, 0, JOB.DONE);
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    reply({ id, error: { name: err.name, message: err.message } });
+    const text = new TextEncoder().encode(`${err.name}\n${err.message}`).subarray(0, ERROR_BYTES);
+    m.error.set(text);
+    m.status[1] = text.length;
+    Atomics.store(m.status, 0, JOB.FAILED);
   }
+  bump();
 });
-reply({ id: -1, error: { name: "ready", message: "" } });
+bump(); // ready
