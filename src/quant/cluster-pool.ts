@@ -25,7 +25,7 @@ export const JOB = { PENDING: 0, DONE: 1, FAILED: 2 } as const;
 /** Bytes of an error's text a worker can hand back. */
 export const ERROR_BYTES = 1024;
 
-/** What a worker is sent: the weight (transferred) and where its answer goes (shared). */
+/** What a worker is sent: the weight and where its answer goes, all in shared memory. */
 export interface JobMessage {
   data: Float32Array;
   plan: ClusterPlan;
@@ -46,7 +46,7 @@ const START_MS = 30_000;
 
 /**
  * Clusters every job whose source `into` does not hold yet and stores the results there. At most
- * DEPTH weights per worker are in memory as float32 at once.
+ * DEPTH weights per worker are in flight at once.
  */
 export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void): void {
   const todo = jobs.filter((j) => !into.has(j.source));
@@ -61,15 +61,18 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;
     const { plan } = todo[id]!;
-    const data = todo[id]!.load();
     const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
+    // copied into shared memory, never transferred: the loader's array may be a cache's own
+    const loaded = todo[id]!.load();
+    const data = shared((b) => new Float32Array(b), 4 * loaded.length);
+    data.set(loaded);
     const m: JobMessage = {
       data, plan,
       status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
       indices: shared((b) => new Uint8Array(b), data.length), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
       error: shared((b) => new Uint8Array(b), ERROR_BYTES),
     };
-    w.worker.postMessage(m, [data.buffer as ArrayBuffer]);
+    w.worker.postMessage(m);
     w.running.push({ id, m });
   };
   const collect = (id: number, m: JobMessage) => {

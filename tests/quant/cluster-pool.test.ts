@@ -38,6 +38,12 @@ test("clustering on 1 or 2 workers gives every weight exactly what clusterGroups
   }
 });
 
+test("the loader's arrays stay intact (a cache may hand out its own)", () => {
+  const all = jobs().map((j) => ({ ...j, data: j.load() }));
+  clusterAll(all.map((j) => ({ ...j, load: () => j.data })), new Map(), 2);
+  for (const j of all) expect(j.data.length, j.source).toBe(j.load().length);
+});
+
 test("weights already clustered are not read again", () => {
   const all = jobs();
   const into = new Map<string, Palettized>([[all[0]!.source, clusterGroups(all[0]!.load(), all[0]!.plan)]]);
