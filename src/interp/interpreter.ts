@@ -2,9 +2,10 @@
 // Constants load at their first use and every buffer is dropped after its last use, so peak
 // memory is the live set rather than the whole graph. The fast kernels leave their results in
 // the engine's memory for the next op to read in place (a resident scope per run): the
-// interpreter tells the scope which values hold a result and copies the graph's outputs out. In fp16 mode every value (inputs,
-// constants, each op's results) is rounded to half precision, as a device computing in fp16
-// would store it; overflow becomes ±Infinity and is reported, not hidden.
+// interpreter tells the scope which values hold a result and copies the graph's outputs out.
+// In fp16 mode every value (inputs, constants, each op's results) is rounded to half precision,
+// as a device computing in fp16 would store it; overflow becomes ±Infinity and is reported, not
+// hidden.
 import { fail } from "../diagnostics.js";
 import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
