@@ -52,10 +52,13 @@ function memo<T>(shared: Map<string, T> | undefined, key: string, compute: () =>
   return v;
 }
 
+/** A weight as k-means takes it: its stored fp16 patterns when it has them, else float32. */
+const weightForClustering = (w: ConstValue): Float32Array | Uint16Array => w.loadF16?.() ?? asFloat(w.load()).data;
+
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
 function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
-  const cluster = () => memo(shared, w.source, () => clusterGroups(asFloat(w.load()).data, plan));
+  const cluster = () => memo(shared, w.source, () => clusterGroups(weightForClustering(w), plan));
   // the loads that read the clustering: both constants, and a corrected bias
   const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];
   const pending = new Set(readers);
@@ -102,7 +105,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           if (!d) {
             const plan = planFor(n, c);
             const p = palettizedConstants(c, plan, o.shared?.clusterings);
-            o.shared?.jobs?.set(c.source, { source: c.source, plan, load: () => asFloat(c.load()).data });
+            o.shared?.jobs?.set(c.source, { source: c.source, plan, load: () => weightForClustering(c) });
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }
@@ -114,7 +117,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           const rows = c.type.shape[0]!, plan = d.plan, clustering = d.clustering;
           const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
           // shared targets compute it once: it reads the whole weight and its clustering
-          const compute = () => correctedBias(asFloat(c.load()).data, clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
+          const compute = () => correctedBias(weightForClustering(c), clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
           const bias: ConstValue = {
             type: { dtype: "f32", shape: [rows] }, source, role: "weight", ownedByOneWeight: true,
             load: () => floatTensor([rows], memo(o.shared?.biases, source, compute)),

@@ -155,6 +155,14 @@ export function renamedStore(inner: TensorStore, r: RenameResult): TensorStore {
       const b = bytesOf(e, cache);
       return decodeFloat(b, e.dtype, inner.fileOf(m.from), n);
     },
+    readF16: (n, cache) => {
+      const e = get(n);
+      const m = sourceOf.get(e)!;
+      if (!m.slice) return inner.readF16(m.from, cache);
+      if (e.dtype !== "F16") return undefined;
+      const b = bytesOf(e, cache); // a fresh, aligned slice
+      return new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
+    },
     readBytes: (e) => bytesOf(e),
     get bytesRead() {
       return inner.bytesRead;

@@ -133,6 +133,22 @@ export class SafetensorsFile {
     return e.dtype === "F16" ? decodeF16(u16) : decodeBF16(u16);
   }
 
+  /**
+   * An F16 tensor's stored bit patterns (from `cache` when it holds them; shared with the cache,
+   * so read-only), undefined for other dtypes: palettizing clusters fp16 patterns, which need no
+   * widening.
+   */
+  readF16(name: string, cache?: Map<string, Uint8Array>): Uint16Array | undefined {
+    const e = this.entry(name);
+    if (e.dtype !== "F16") return undefined;
+    let bytes = cache?.get(name);
+    if (!bytes) {
+      bytes = this.readBytes(e);
+      cache?.set(name, bytes);
+    }
+    return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  }
+
   readBytes(e: TensorEntry): Uint8Array {
     const len = e.end - e.begin;
     this.bytesRead += len;

@@ -22,6 +22,8 @@ export interface TensorStore {
   fileOf(name: string): string;
   /** one float tensor widened to float32 (from `cache` when it holds the stored bytes) */
   readFloat(name: string, cache?: Map<string, Uint8Array>): Float32Array;
+  /** an F16 tensor's stored bit patterns, read-only (undefined for other dtypes) */
+  readF16(name: string, cache?: Map<string, Uint8Array>): Uint16Array | undefined;
   /** one tensor's stored bytes */
   readBytes(e: TensorEntry): Uint8Array;
   /** bytes of tensor data read so far, and declared in all */
@@ -40,6 +42,7 @@ export function singleFileStore(path: string): TensorStore {
     entry: (n) => f.entry(n),
     fileOf: () => path,
     readFloat: (n, cache) => f.readFloat(n, cache),
+    readF16: (n, cache) => f.readF16(n, cache),
     readBytes: (e) => f.readBytes(e),
     get bytesRead() {
       return f.bytesRead;
@@ -147,6 +150,7 @@ export function shardedStore(indexPath: string): TensorStore {
     entry: (n) => shardOf(n).entry(n),
     fileOf: (n) => shardOf(n).path,
     readFloat: (n, cache) => shardOf(n).readFloat(n, cache),
+    readF16: (n, cache) => shardOf(n).readF16(n, cache),
     readBytes: (e) => byEntry.get(e)!.readBytes(e),
     get bytesRead() {
       let n = 0;

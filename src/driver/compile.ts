@@ -204,17 +204,15 @@ export interface CompilePhases {
 
 /** The source with its reads timed into `clock`. */
 function timedSource<S extends WeightSource>(src: S, clock: { seconds: number }): S {
-  return {
-    ...src,
-    read: (spec) => {
-      const t0 = performance.now();
-      try {
-        return src.read(spec);
-      } finally {
-        clock.seconds += (performance.now() - t0) / 1000;
-      }
-    },
+  const timed = <T>(read: () => T): T => {
+    const t0 = performance.now();
+    try {
+      return read();
+    } finally {
+      clock.seconds += (performance.now() - t0) / 1000;
+    }
   };
+  return { ...src, read: (spec) => timed(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timed(() => src.readF16!(spec)) } : {}) };
 }
 
 const since = (t0: number) => (performance.now() - t0) / 1000;

@@ -115,3 +115,30 @@ export function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
+
+/**
+ * Writes many chunks to `fd` in order, gathering small ones (headers, names, shapes) into one
+ * buffer so a file of thousands of tensors is not thousands of system calls; large chunks go
+ * straight through. Call `flush` at the end.
+ */
+export function batchedWriter(fd: number, size = 1 << 20): { put: (b: Uint8Array) => void; flush: () => void } {
+  const buf = new Uint8Array(size);
+  let used = 0;
+  const flush = () => {
+    if (used) writeAll(fd, buf.subarray(0, used));
+    used = 0;
+  };
+  return {
+    put: (b) => {
+      if (b.length >= size >> 4) {
+        flush();
+        writeAll(fd, b);
+        return;
+      }
+      if (used + b.length > size) flush();
+      buf.set(b, used);
+      used += b.length;
+    },
+    flush,
+  };
+}

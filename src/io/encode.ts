@@ -21,14 +21,49 @@ export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
     case "u8":
     case "bool":
       return view(d instanceof Uint8Array ? d : Uint8Array.from(d as ArrayLike<number>));
-    case "u4": {
-      // two per byte, the lower index in the low nibble (ONNX's and CoreML's packing)
-      const src = d as ArrayLike<number>;
-      const out = new Uint8Array(Math.ceil(src.length / 2));
-      for (let i = 0; i < src.length; i++) out[i >> 1]! |= (src[i]! & 15) << ((i & 1) * 4);
-      return out;
-    }
+    case "u4":
+      return packU4(d as ArrayLike<number>);
   }
+}
+
+/**
+ * Palette indices packed for each target that writes them (three targets of one width share one
+ * clustering): the packing of an indices array is kept as long as the array lives. Index arrays
+ * are never written to after clustering, so a kept packing cannot go stale.
+ */
+const packedU4 = new WeakMap<object, Uint8Array>();
+
+/** Records `packed` as the packing of `indices` (packed elsewhere, on a worker thread say). */
+export function rememberPackedU4(indices: Uint8Array, packed: Uint8Array): void {
+  if (packed.length !== Math.ceil(indices.length / 2)) throw new Error(`internal: ${packed.length} packed bytes for ${indices.length} indices`);
+  packedU4.set(indices, packed);
+}
+
+/** Two indices per byte, the lower index in the low nibble (ONNX's and CoreML's packing). */
+export function packU4(src: ArrayLike<number>): Uint8Array {
+  const kept = packedU4.get(src);
+  if (kept) return kept;
+  const out = packU4Into(src, new Uint8Array(Math.ceil(src.length / 2)));
+  if (src.length >= 1 << 16) packedU4.set(src, out);
+  return out;
+}
+
+/** packU4 into `out` (zeroed, ceil(n / 2) bytes). */
+export function packU4Into(src: ArrayLike<number>, out: Uint8Array): Uint8Array {
+  let i = 0;
+  if (src instanceof Uint8Array && src.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
+    // eight indices (two words) to one word: each word's bytes i0..i3 become nibble pairs i0|i1<<4, i2|i3<<4
+    const words = src.length >> 3;
+    const in32 = new Uint32Array(src.buffer, src.byteOffset, 2 * words), out32 = new Uint32Array(out.buffer, out.byteOffset, words);
+    const pairs = (x: number) => {
+      const y = (x & 0x000f000f) | ((x >>> 4) & 0x00f000f0);
+      return (y & 0xff) | ((y >>> 8) & 0xff00);
+    };
+    for (let q = 0; q < words; q++) out32[q] = (pairs(in32[2 * q]!) | (pairs(in32[2 * q + 1]!) << 16)) >>> 0;
+    i = 8 * words;
+  }
+  for (; i < src.length; i++) out[i >> 1]! |= (src[i]! & 15) << ((i & 1) * 4);
+  return out;
 }
 
 /** The inverse of the u4 packing: n indices from two-per-byte storage, low nibble first. */

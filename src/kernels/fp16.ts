@@ -36,7 +36,8 @@ export function f32ToF16Bits(value: number): number {
   return sign | (e << 10) | m;
 }
 
-const F16_TO_F32 = buildF16Table();
+/** Every fp16 bit pattern's value: decoding is one lookup. */
+export const F16_TO_F32 = buildF16Table();
 
 function buildF16Table(): Float32Array {
   const t = new Float32Array(65536);

@@ -15,6 +15,8 @@ export interface WeightSource {
   readonly origin: string;
   /** The stored (unsliced) tensor as float32. */
   read(spec: ParamSpec): Float32Array;
+  /** The same as fp16 bit patterns, read-only, when that is how it is stored (an f16 checkpoint). */
+  readF16?(spec: ParamSpec): Uint16Array | undefined;
 }
 
 export function syntheticSource(config: ModelConfig, seed: number, origin = `synthetic, seed ${seed}`): WeightSource {
@@ -33,7 +35,7 @@ export interface Checkpoint extends WeightSource {
  */
 export function withReadCache(ck: Checkpoint): Checkpoint {
   const cache = new Map<string, Uint8Array>();
-  return { ...ck, read: (spec) => ck.file.readFloat(spec.name, cache), close: () => (cache.clear(), ck.close()) };
+  return { ...ck, read: (spec) => ck.file.readFloat(spec.name, cache), readF16: (spec) => ck.file.readF16(spec.name, cache), close: () => (cache.clear(), ck.close()) };
 }
 
 /**
@@ -42,15 +44,16 @@ export function withReadCache(ck: Checkpoint): Checkpoint {
  */
 export function openCheckpoint(path: string, opts: CheckpointOptions = {}): Checkpoint {
   const { store, config } = openCheckedStore(path, opts);
-  return { config, origin: path, file: store, read: (spec) => store.readFloat(spec.name), close: () => store.close() };
+  return { config, origin: path, file: store, read: (spec) => store.readFloat(spec.name), readF16: (spec) => store.readF16(spec.name), close: () => store.close() };
 }
 
 /** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
-export function sliceRuns(data: Float32Array, shape: readonly number[], runs: readonly [number, number][][]): Float32Array {
+export function sliceRuns<T extends Float32Array | Uint16Array>(data: T, shape: readonly number[], runs: readonly [number, number][][]): T {
   const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
   const outShape = idx.map((a) => a.length);
   const st = stridesOf(shape);
-  const out = new Float32Array(outShape.reduce((a, b) => a * b, 1));
+  const size = outShape.reduce((a, b) => a * b, 1);
+  const out = (data instanceof Float32Array ? new Float32Array(size) : new Uint16Array(size)) as T;
   let o = 0;
   const walk = (axis: number, base: number): void => {
     const list = idx[axis]!;
@@ -83,6 +86,7 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
       source: spec.name,
       role: "weight",
       load: () => floatTensor(spec.shape, src.read(spec)),
+      ...(src.readF16 ? { loadF16: () => src.readF16!(spec) } : {}),
       atWidth: (w) => ({ value: widthConstant(src, spec, held(w)), kept: keptIndices(rules, spec.shape, c, held(w)) }),
     };
   }
@@ -103,15 +107,13 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
 /** The width-w constant for one parameter: read lazily, sliced by the spec's axis rules. */
 export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): ConstValue {
   const shape = slicedShape(spec, src.config, w);
+  const whole = !spec.slice || shape.every((d, i) => d === spec.shape[i]);
+  const slice = <T extends Float32Array | Uint16Array>(full: T): T => (whole ? full : sliceRuns(full, spec.shape, spec.slice!.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w))));
   return {
     type: { dtype: "f32", shape },
     source: spec.name,
     role: "weight",
-    load: () => {
-      const full = src.read(spec);
-      if (!spec.slice || shape.every((d, i) => d === spec.shape[i])) return floatTensor(shape, full);
-      const runs = spec.slice.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w));
-      return floatTensor(shape, sliceRuns(full, spec.shape, runs));
-    },
+    load: () => floatTensor(shape, slice(src.read(spec))),
+    ...(src.readF16 ? { loadF16: () => ((bits) => bits && slice(bits))(src.readF16!(spec)) } : {}),
   };
 }

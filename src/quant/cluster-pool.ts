@@ -8,6 +8,7 @@
 // results do not depend on the worker count.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { rememberPackedU4 } from "../io/encode.js";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, type ClusterPlan } from "./layer.js";
@@ -16,8 +17,8 @@ export interface ClusterJob {
   /** the weight's checkpoint name: the key its clustering is stored under */
   source: string;
   plan: ClusterPlan;
-  /** reads the weight (on the calling thread) */
-  load: () => Float32Array;
+  /** reads the weight (on the calling thread): float32, or fp16 bit patterns */
+  load: () => Float32Array | Uint16Array;
 }
 
 /** Status word of a job: set by the worker before it bumps the counter. */
@@ -27,13 +28,15 @@ export const ERROR_BYTES = 1024;
 
 /** What a worker is sent: the weight and where its answer goes, all in shared memory. */
 export interface JobMessage {
-  data: Float32Array;
+  data: Float32Array | Uint16Array;
   plan: ClusterPlan;
   /** [status], then the error's byte length */
   status: Int32Array;
   /** [sse] */
   sse: Float64Array;
   indices: Uint8Array;
+  /** 4-bit indices also packed two per byte as the files store them (empty for 8-bit) */
+  nibbles: Uint8Array;
   lut: Float32Array;
   /** the error's name and message as UTF-8, "name\nmessage" */
   error: Uint8Array;
@@ -58,18 +61,30 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
     running: [] as { id: number; m: JobMessage }[],
   }));
   let next = 0, received = 0;
+  // Weights go to the workers through a few shared buffers reused job after job (one per job in
+  // flight, grown to the largest weight): fresh memory per weight costs a page fault per 4 KiB on
+  // first touch and a collection after, more than the copy itself.
+  const spare: SharedArrayBuffer[] = [];
+  const inputBuffer = (bytes: number) => {
+    const at = spare.findIndex((b) => b.byteLength >= bytes);
+    if (at >= 0) return spare.splice(at, 1)[0]!;
+    // none fits: a larger one replaces the smallest, so at most one buffer per job in flight lives
+    spare.sort((a, b) => a.byteLength - b.byteLength).shift();
+    return new SharedArrayBuffer(Math.max(bytes, 1 << 20));
+  };
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;
     const { plan } = todo[id]!;
     const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
     // copied into shared memory, never transferred: the loader's array may be a cache's own
     const loaded = todo[id]!.load();
-    const data = shared((b) => new Float32Array(b), 4 * loaded.length);
+    const buf = inputBuffer(loaded.byteLength);
+    const data = loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
     data.set(loaded);
     const m: JobMessage = {
       data, plan,
       status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
-      indices: shared((b) => new Uint8Array(b), data.length), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
+      indices: shared((b) => new Uint8Array(b), data.length), nibbles: shared((b) => new Uint8Array(b), plan.bits === 4 ? Math.ceil(data.length / 2) : 0), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
       error: shared((b) => new Uint8Array(b), ERROR_BYTES),
     };
     w.worker.postMessage(m);
@@ -81,7 +96,11 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
       const message = rest.join("\n");
       throw name === "RangeError" ? new RangeError(message) : new Error(message);
     }
-    into.set(todo[id]!.source, { indices: m.indices.slice(), lut: m.lut.slice(), sse: m.sse[0]! });
+    spare.push(m.data.buffer as SharedArrayBuffer);
+    // the indices stay in the shared buffer the worker wrote (no thread touches it again)
+    into.set(todo[id]!.source, { indices: m.indices, lut: m.lut.slice(), sse: m.sse[0]! });
+    // every target writes the packed form: packed once, on the worker
+    if (m.nibbles.length) rememberPackedU4(m.indices, m.nibbles);
     received++; // not inside the optional call below: without a callback its arguments are never evaluated
     onProgress?.(received, todo.length);
   };

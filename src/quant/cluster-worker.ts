@@ -14,9 +14,9 @@ function bump(): void {
 
 parentPort!.on("message", (m: JobMessage) => {
   try {
-    const r = clusterGroups(m.data, m.plan);
-    if (r.indices.length !== m.indices.length || r.lut.length !== m.lut.length) throw new Error(`internal: clustering sizes ${r.indices.length}/${r.lut.length}, expected ${m.indices.length}/${m.lut.length}`);
-    m.indices.set(r.indices);
+    // indices (and 4-bit nibbles) go straight into the job's shared buffers
+    const r = clusterGroups(m.data, m.plan, { indices: m.indices, ...(m.nibbles.length ? { nibbles: m.nibbles } : {}) });
+    if (r.indices !== m.indices || r.lut.length !== m.lut.length) throw new Error(`internal: clustering sizes ${r.indices.length}/${r.lut.length}, expected ${m.indices.length}/${m.lut.length} in place`);
     m.lut.set(r.lut);
     m.sse[0] = r.sse;
     Atomics.store(m.status, 0, JOB.DONE);

@@ -258,19 +258,47 @@ export function palettize(data: Float32Array, bits: 4 | 8, scratch?: Uint32Array
 
 /** Activation-weighted palettization: `importance` per input channel, `layout` maps elements to channels. */
 export function palettizeWeighted(data: Float32Array, bits: 4 | 8, importance: Float64Array, layout: ChannelLayout): Palettized {
-  const f16 = encodeF16(data);
-  return palettizeHistogram(f16, weightedHistogramOfBits(f16, importance, layout), bits, false);
+  return palettizeWeightedBits(encodeF16(data), bits, importance, layout);
+}
+
+/** The same from fp16 bit patterns. */
+export function palettizeWeightedBits(f16: Uint16Array, bits: 4 | 8, importance: Float64Array, layout: ChannelLayout, out?: IndexOutput): Palettized {
+  return palettizeHistogram(f16, weightedHistogramOfBits(f16, importance, layout), bits, false, out);
+}
+
+/**
+ * Where a clustering's indices go instead of a fresh array (shared memory, say): one per element,
+ * and with `nibbles` (4-bit) also two per byte, low nibble first, in the same pass.
+ */
+export interface IndexOutput {
+  indices: Uint8Array;
+  nibbles?: Uint8Array;
+}
+
+function assignIndices(data: Uint16Array, byPattern: Uint8Array, { indices, nibbles }: IndexOutput): void {
+  if (!nibbles) {
+    for (let i = 0; i < data.length; i++) indices[i] = byPattern[data[i]!]!;
+    return;
+  }
+  const pairs = data.length >> 1;
+  for (let j = 0; j < pairs; j++) {
+    const a = byPattern[data[2 * j]!]!, b = byPattern[data[2 * j + 1]!]!;
+    indices[2 * j] = a;
+    indices[2 * j + 1] = b;
+    nibbles[j] = a | (b << 4);
+  }
+  if (data.length & 1) nibbles[pairs] = indices[data.length - 1] = byPattern[data[data.length - 1]!]!;
 }
 
 /**
  * Palettizes a tensor given as fp16 bit patterns: one counting pass, the DP, one lookup pass.
  * With `packed`, 4-bit indices come two per byte (low nibble first), packed in the lookup pass.
  */
-export function palettizeBits(data: Uint16Array, bits: 4 | 8, scratch?: Uint32Array, packed = false): Palettized {
-  return palettizeHistogram(data, histogramOfBits(data, scratch), bits, packed);
+export function palettizeBits(data: Uint16Array, bits: 4 | 8, scratch?: Uint32Array, packed = false, out?: IndexOutput): Palettized {
+  return palettizeHistogram(data, histogramOfBits(data, scratch), bits, packed, out);
 }
 
-function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed: boolean): Palettized {
+function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed: boolean, out?: IndexOutput): Palettized {
   const k = 1 << bits;
   const cl = kmeans1d(h.values, h.counts, k);
   const lut = Float32Array.from(cl.centroids, (c) => f16BitsToF32(f32ToF16Bits(c)));
@@ -280,8 +308,9 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
   if (packed && bits === 4) {
     indices = packNibbles(data, byPattern);
   } else {
-    indices = new Uint8Array(data.length);
-    for (let i = 0; i < data.length; i++) indices[i] = byPattern[data[i]!]!;
+    const into = out ?? { indices: new Uint8Array(data.length) };
+    assignIndices(data, byPattern, into);
+    indices = into.indices;
   }
   // the error from the histogram: Σ count · (value − its centroid)², no second pass over elements
   let sse = 0;

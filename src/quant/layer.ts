@@ -2,7 +2,9 @@
 // the bias correction that follows, shared by the palettize pass and the sensitivity probes.
 import { fail } from "../diagnostics.js";
 import type { ChannelStats } from "./calibration.js";
-import { channelLayout, palettize as cluster, palettizeWeighted, type ChannelLayout, type Palettized } from "./kmeans.js";
+import { encodeF16, F16_TO_F32 } from "../kernels/fp16.js";
+import { packU4Into } from "../io/encode.js";
+import { channelLayout, palettizeBits, palettizeWeightedBits, type ChannelLayout, type IndexOutput, type Palettized } from "./kmeans.js";
 
 export interface QuantizeTechniques {
   /** 0: one LUT per tensor; n > 0: one LUT per n output channels */
@@ -43,47 +45,62 @@ export function addClusteringSeconds(seconds: number): void {
   clusteringSeconds += seconds;
 }
 
-/** Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. */
-export function clusterGroups(data: Float32Array, plan: ClusterPlan): Palettized {
+/**
+ * Per-tensor clustering, or one clustering per group of consecutive axis-0 rows. The weight comes
+ * as float32 or as fp16 bit patterns (Uint16Array): k-means works on the latter, so the clustering
+ * is the same either way.
+ */
+export function clusterGroups(data: Float32Array | Uint16Array, plan: ClusterPlan, out?: IndexOutput): Palettized {
   const t0 = performance.now();
   try {
-    return clusterEachGroup(data, plan);
+    return clusterEachGroup(data instanceof Uint16Array ? data : encodeF16(data), plan, out ?? { indices: new Uint8Array(data.length) });
   } finally {
     clusteringSeconds += (performance.now() - t0) / 1000;
   }
 }
 
-function clusterEachGroup(data: Float32Array, plan: ClusterPlan): Palettized {
+function clusterEachGroup(data: Uint16Array, plan: ClusterPlan, out: IndexOutput): Palettized {
   const { bits, groups, importance, layout } = plan;
-  const one = (d: Float32Array, rowBase: Int32Array) => (importance ? palettizeWeighted(d, bits, importance, { ...layout, rowBase }) : cluster(d, bits));
-  if (groups === 1) return one(data, layout.rowBase);
+  const one = (d: Uint16Array, rowBase: Int32Array, o: IndexOutput) => (importance ? palettizeWeightedBits(d, bits, importance, { ...layout, rowBase }, o) : palettizeBits(d, bits, undefined, false, o));
+  if (groups === 1) return one(data, layout.rowBase, out);
   const per = data.length / groups, rows = layout.rowBase.length / groups, k = 1 << bits;
-  const indices = new Uint8Array(data.length), lut = new Float32Array(groups * k);
+  const lut = new Float32Array(groups * k);
+  // a group's nibbles are its own bytes only when it starts on a byte
+  const nibblesPerGroup = out.nibbles && per % 2 === 0 ? out.nibbles : undefined;
   let sse = 0;
   for (let g = 0; g < groups; g++) {
-    const r = one(data.subarray(g * per, (g + 1) * per), layout.rowBase.subarray(g * rows, (g + 1) * rows));
-    indices.set(r.indices, g * per);
+    const part = { indices: out.indices.subarray(g * per, (g + 1) * per), ...(nibblesPerGroup ? { nibbles: nibblesPerGroup.subarray((g * per) / 2, ((g + 1) * per) / 2) } : {}) };
+    const r = one(data.subarray(g * per, (g + 1) * per), layout.rowBase.subarray(g * rows, (g + 1) * rows), part);
     lut.set(r.lut, g * k);
     sse += r.sse;
   }
-  return { indices, lut, sse };
+  if (out.nibbles && !nibblesPerGroup) packU4Into(out.indices, out.nibbles);
+  return { indices: out.indices, lut, sse };
 }
 
 /**
  * The bias that restores each output channel's mean: b + Σ_{c,s} (W − Ŵ)[o, c, s] · E[x_c]
  * (a conv's mean over positions; padding's zeros are not counted).
  */
-export function correctedBias(w: Float32Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+export function correctedBias(w: Float32Array | Uint16Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+  return w instanceof Uint16Array ? correctBias(w, F16_TO_F32, p, plan, mean, bias) : correctBias(w, undefined, p, plan, mean, bias);
+}
+
+/** The weight as float32 (no `decode`), or as fp16 patterns with the table of their values. */
+function correctBias(w: Float32Array | Uint16Array, decode: Float32Array | undefined, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
   const { rowBase, inPerRow, spatial } = plan.layout;
   const rows = rowBase.length, per = w.length / plan.groups, k = 1 << plan.bits;
+  const { lut, indices } = p;
   const out = new Float32Array(rows);
   let i = 0;
   for (let r = 0; r < rows; r++) {
     let acc = bias ? bias[r]! : 0;
+    const lutBase = Math.floor(i / per) * k; // LUT groups are whole rows
     for (let c = 0; c < inPerRow; c++) {
       const m = mean[rowBase[r]! + c]!;
       let d = 0;
-      for (let s = 0; s < spatial; s++, i++) d += w[i]! - p.lut[Math.floor(i / per) * k + p.indices[i]!]!;
+      if (decode) for (let s = 0; s < spatial; s++, i++) d += decode[w[i]!]! - lut[lutBase + indices[i]!]!;
+      else for (let s = 0; s < spatial; s++, i++) d += w[i]! - lut[lutBase + indices[i]!]!;
       acc += d * m;
     }
     out[r] = acc;

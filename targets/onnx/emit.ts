@@ -9,12 +9,12 @@ import { basename, dirname, join } from "node:path";
 import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
 import type { ConstValue, Graph, Node, Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
-import { writeAll, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
+import { batchedWriter, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import { numel } from "../../src/kernels/tensor.js";
 import { inBlockScope } from "../../src/model/params.js";
 import type { OpKind } from "../../src/ops/index.js";
-import { ATTR, DATA_LOCATION_EXTERNAL, encodeModel, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./proto.js";
+import { ATTR, DATA_LOCATION_EXTERNAL, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo, type StreamedTensor, writeModel } from "./proto.js";
 
 export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, u4: ONNX_DTYPE.UINT4, i8: ONNX_DTYPE.INT8, bool: ONNX_DTYPE.BOOL };
 
@@ -240,6 +240,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
   }
   let dataPath: string | undefined;
   const initializers: OnnxTensor[] = [];
+  const streamed: StreamedTensor[] = [];
   let dataBytes = 0;
   const tensorOf = (n: NodeOfKind<"const">): OnnxTensor => {
     const v = n.outputs[0]!;
@@ -276,9 +277,10 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     });
     for (const l of locations) l.value = basename(dataPath);
   } else {
+    // each weight is loaded as it is written
     for (const n of consts) {
-      tick();
-      initializers.push({ ...tensorOf(n), rawData: tensorBytes(n.attrs.value.load(), n.attrs.value.type.dtype).slice() });
+      const c = n.attrs.value;
+      streamed.push({ tensor: tensorOf(n), rawBytes: Math.ceil(numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype]), raw: () => (tick(), tensorBytes(c.load(), c.type.dtype)) });
     }
   }
   const model = {
@@ -295,13 +297,17 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     },
     metadataProps: Object.entries(opts.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, value]) => ({ key, value })),
   };
-  const bytes = encodeModel(model);
-  writeFileAtomic(path, (fd) => writeAll(fd, bytes));
+  let bytes = 0;
+  writeFileAtomic(path, (fd) => {
+    const out = batchedWriter(fd);
+    bytes = writeModel(out.put, model, streamed);
+    out.flush();
+  });
   // data files of earlier versions of this model, now unreferenced
   for (const f of readdirSync(dirname(path))) if (f.startsWith(`${basename(path)}.`) && f.endsWith(".data") && f !== (dataPath && basename(dataPath))) rmSync(join(dirname(path), f), { force: true });
   const transposes = w.nodes.filter((n) => n.opType === "Transpose");
   return {
-    path, bytes: bytes.length, ...(dataPath ? { dataPath } : {}), dataBytes, nodes: w.nodes.length, initializers: model.graph.initializer.length,
+    path, bytes, ...(dataPath ? { dataPath } : {}), dataBytes, nodes: w.nodes.length, initializers: model.graph.initializer.length,
     transposes: { total: transposes.length, inBlocks: transposes.filter((n) => inBlockScope(n.name ?? "")).length },
   };
 }

@@ -120,6 +120,75 @@ export function encodeModel(m: OnnxModel): Uint8Array {
   return ModelProto.encode(ModelProto.fromObject(m)).finish();
 }
 
+const GraphProto = root.lookupType("onnx.GraphProto");
+const TensorProto = root.lookupType("onnx.TensorProto");
+
+/** An initializer whose raw_data is produced only when it is written, so weights stream to the file one at a time. */
+export interface StreamedTensor {
+  /** every field but rawData */
+  tensor: OnnxTensor;
+  rawBytes: number;
+  raw: () => Uint8Array;
+}
+
+/** A length-delimited field's key and length (protobuf wire type 2). */
+function delimited(field: number, length: number): Uint8Array {
+  const out: number[] = [(field << 3) | 2];
+  for (let v = length; ; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      out.push(v);
+      break;
+    }
+    out.push((v % 128) | 128);
+  }
+  return Uint8Array.from(out);
+}
+
+/**
+ * Writes a model whose `streamed` initializers come before the graph's own, passing each `raw()`
+ * to the file as it is produced instead of copying every weight into one encoded buffer (half a
+ * gigabyte or more, and a second copy while protobufjs builds it). Protobuf readers take fields
+ * in any order, so the graph goes after the model's other fields and each raw_data after its
+ * tensor's other fields; the lengths come from `rawBytes`. Returns the bytes written.
+ */
+export function writeModel(write: (chunk: Uint8Array) => void, m: OnnxModel, streamed: readonly StreamedTensor[]): number {
+  const { graph = {}, ...rest } = m;
+  const { initializer = [], ...graphRest } = graph;
+  const head = ModelProto.encode(ModelProto.fromObject(rest)).finish();
+  const graphHead = GraphProto.encode(GraphProto.fromObject(graphRest)).finish();
+  const INITIALIZER = 5, RAW_DATA = 9, GRAPH = 7;
+  const parts = streamed.map((t) => {
+    const fields = TensorProto.encode(TensorProto.fromObject(t.tensor)).finish();
+    const rawKey = delimited(RAW_DATA, t.rawBytes);
+    return { key: delimited(INITIALIZER, fields.length + rawKey.length + t.rawBytes), fields, rawKey, t };
+  });
+  const plain = initializer.map((t) => {
+    const bytes = TensorProto.encode(TensorProto.fromObject(t)).finish();
+    return [delimited(INITIALIZER, bytes.length), bytes];
+  });
+  let graphBytes = graphHead.length;
+  for (const p of parts) graphBytes += p.key.length + p.fields.length + p.rawKey.length + p.t.rawBytes;
+  for (const [k, b] of plain) graphBytes += k!.length + b!.length;
+  let total = 0;
+  const put = (b: Uint8Array) => {
+    write(b);
+    total += b.length;
+  };
+  put(head);
+  put(delimited(GRAPH, graphBytes));
+  put(graphHead);
+  for (const p of parts) {
+    put(p.key);
+    put(p.fields);
+    put(p.rawKey);
+    const raw = p.t.raw();
+    if (raw.length !== p.t.rawBytes) throw new Error(`internal: initializer ${p.t.tensor.name} produced ${raw.length} bytes, its type needs ${p.t.rawBytes}`);
+    put(raw);
+  }
+  for (const [k, b] of plain) (put(k!), put(b!));
+  return total;
+}
+
 /** Decodes with int64 fields as JS numbers (shapes and offsets here stay far below 2^53). */
 export function decodeModel(bytes: Uint8Array): OnnxModel {
   return ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, defaults: false, arrays: true }) as OnnxModel;

@@ -6,12 +6,12 @@
 import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
 import { readers, type ConstValue, type Graph, type Node, type Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
-import { writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { batchedWriter, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import { normAxis, numel } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { fail } from "../../src/diagnostics.js";
-import { OP, PADDING, SCHEMA_VERSION, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
+import { OP, PADDING, SCHEMA_VERSION, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflBuffer, type TflBufferToWrite, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 import { operatorCounts } from "./parse.js";
 import { serializeModel } from "./write.js";
 
@@ -229,7 +229,7 @@ export const EMIT_TFLITE: { [K in OpKind]?: EmitFn<K> } = {
 /** Convolutions always get a bias tensor: older kernels require three inputs. */
 const zeroBias = (w: TfliteGraphWriter, n: number) => w.zeros(n);
 
-function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphWriter; model: TflModel } {
+function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphWriter; model: TflModel<TflBufferToWrite> } {
   const w = new TfliteGraphWriter();
   for (const v of g.inputs) w.define(v, v.name!);
   // int8 scales live in their weight's quantization parameters, not in a tensor
@@ -251,7 +251,7 @@ function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphW
     return { name, buffer: w.buffers.length - 1 };
   });
   const io = (vs: readonly Value[]) => vs.map((v) => ({ name: v.name!, tensor: w.tensor(v) }));
-  const model: TflModel = {
+  const model: TflModel<TflBufferToWrite> = {
     version: SCHEMA_VERSION,
     operatorCodes: w.codes,
     subgraphs: [{ tensors: w.tensors, inputs: g.inputs.map((v) => w.tensor(v)), outputs: g.outputs.map((v) => w.tensor(v)), operators: w.operators, name: "main" }],
@@ -277,9 +277,26 @@ export function emitTflite(g: Graph, path: string, opts: TfliteEmitOptions): Tfl
   };
   let bytes = 0;
   if (!appended) {
-    for (const { buffer, value } of w.weights) model.buffers[buffer] = { kind: "inline", data: load(value) };
-    const fb = serializeModel(model, weightBytes + (1 << 20));
-    writeFileAtomic(path, (fd) => writeAll(fd, fb));
+    // the weights' space is reserved in the flatbuffer and each weight written into the file as
+    // it is loaded: no weight is copied into the builder, and one is in memory at a time
+    w.weights.forEach(({ buffer }, i) => (model.buffers[buffer] = { kind: "reserved", size: sizes[i]! }));
+    const holes = new Map<number, number>();
+    // generous: untouched pages of the builder cost nothing, and a builder that grows copies itself
+    const fb = serializeModel(model, weightBytes + 16 * w.weights.length + 512 * (model.subgraphs[0]!.tensors.length + model.subgraphs[0]!.operators.length) + (2 << 20), holes);
+    const order = w.weights.map(({ buffer, value }, i) => ({ at: holes.get(buffer)!, value, size: sizes[i]! })).sort((a, b) => a.at - b.at);
+    writeFileAtomic(path, (fd) => {
+      const out = batchedWriter(fd);
+      let pos = 0;
+      for (const { at, value, size } of order) {
+        out.put(fb.subarray(pos, at));
+        const data = load(value);
+        if (data.length !== size) throw new Error(`internal: TFLite weight ${value.source} has ${data.length} bytes, its type needs ${size}`);
+        out.put(data);
+        pos = at + size;
+      }
+      out.put(fb.subarray(pos));
+      out.flush();
+    });
     bytes = fb.length;
   } else {
     // offsets are u64 fields of fixed width: lay the file out with placeholders, then for real

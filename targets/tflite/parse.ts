@@ -138,7 +138,7 @@ export function parseTflite(path: string): ParsedTflite {
 }
 
 /** Operator histogram of subgraph 0 and the TRANSPOSEs whose output lies inside a DiT block (by tensor name scope). */
-export function operatorCounts(model: TflModel): { ops: Record<string, number>; transposes: { total: number; inBlocks: number } } {
+export function operatorCounts(model: Pick<TflModel, "subgraphs" | "operatorCodes">): { ops: Record<string, number>; transposes: { total: number; inBlocks: number } } {
   const g = model.subgraphs[0];
   const ops: Record<string, number> = {};
   let total = 0, inBlocks = 0;

@@ -121,7 +121,14 @@ export interface TflOperatorCode {
 }
 
 /** Buffer data inline in the flatbuffer, or a range of the file after it (the > 2 GiB layout). */
+/** A buffer's payload: none, inline bytes, or bytes appended after the flatbuffer at a file offset. */
 export type TflBuffer = { kind: "empty" } | { kind: "inline"; data: Uint8Array } | { kind: "appended"; offset: number; size: number };
+
+/**
+ * What the writer takes besides: inline space it leaves zero, for the emitter to fill in the file
+ * (a weight streams to the file instead of being copied into the flatbuffer).
+ */
+export type TflBufferToWrite = TflBuffer | { kind: "reserved"; size: number };
 
 export interface TflSubGraph {
   tensors: TflTensor[];
@@ -137,12 +144,13 @@ export interface TflSignature {
   outputs: { name: string; tensor: number }[];
 }
 
-export interface TflModel {
+/** A model as read (B = TflBuffer) or as written (B = TflBufferToWrite). */
+export interface TflModel<B = TflBuffer> {
   version: number;
   operatorCodes: TflOperatorCode[];
   subgraphs: TflSubGraph[];
   description: string;
-  buffers: TflBuffer[];
+  buffers: B[];
   metadata: { name: string; buffer: number }[];
   signatures: TflSignature[];
 }

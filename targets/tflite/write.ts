@@ -2,7 +2,7 @@
 // (a reader that treats an absent SOFTMAX beta as 0 gets uniform output), and buffer payloads are
 // 16-byte aligned as the schema's force_align demands (XNNPACK reads weights with SIMD loads).
 import { Builder, type Offset } from "flatbuffers";
-import { FILE_IDENTIFIER, OPTIONS, PLACEHOLDER_FOR_GREATER_OP_CODES, SLOT, type OptionValues, type OptionTableName, type TflBuffer, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
+import { FILE_IDENTIFIER, OPTIONS, PLACEHOLDER_FOR_GREATER_OP_CODES, SLOT, type OptionValues, type OptionTableName, type TflBufferToWrite, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
 
 function ints(b: Builder, xs: readonly number[]): Offset {
   b.startVector(4, xs.length, 4);
@@ -85,12 +85,24 @@ function operator(b: Builder, op: TflOperator): Offset {
   return b.endObject();
 }
 
-function buffer(b: Builder, buf: TflBuffer): Offset {
+/** The builder's free space, which flatbuffers keeps private: a reserved vector is space taken without copying into it. */
+type BuilderInternals = { space: number; bb: { setPosition(p: number): void } };
+
+/** Serializes buffer `buf`; a reserved one's payload position (from the end) goes to `holes`. */
+function buffer(b: Builder, buf: TflBufferToWrite, index: number, holes: Map<number, number>): Offset {
   const S = SLOT.Buffer;
   let data: Offset | undefined;
   if (buf.kind === "inline") {
     b.prep(16, buf.data.length); // the payload (after the length word) lands 16-byte aligned
     data = b.createByteVector(buf.data);
+  } else if (buf.kind === "reserved") {
+    // what createByteVector does, without the copy: the builder's pages under the payload are never touched
+    b.prep(16, buf.size);
+    b.startVector(1, buf.size, 1);
+    const raw = b as unknown as BuilderInternals;
+    raw.bb.setPosition((raw.space -= buf.size));
+    holes.set(index, b.offset());
+    data = b.endVector();
   }
   b.startObject(3);
   if (data !== undefined) b.addFieldOffset(S.data, data, 0);
@@ -101,8 +113,12 @@ function buffer(b: Builder, buf: TflBuffer): Offset {
   return b.endObject();
 }
 
-/** The flatbuffer bytes of a model; `sizeHint` pre-sizes the builder (inline weights included). */
-export function serializeModel(m: TflModel, sizeHint = 1 << 16): Uint8Array {
+/**
+ * The flatbuffer bytes of a model; `sizeHint` pre-sizes the builder (inline weights included).
+ * `holes` receives, per reserved buffer index, where its payload starts in the returned bytes
+ * (left zero for the caller to fill or to write around).
+ */
+export function serializeModel(m: TflModel<TflBufferToWrite>, sizeHint = 1 << 16, holes = new Map<number, number>()): Uint8Array {
   const b = new Builder(Math.min(Math.max(sizeHint, 1024), 2 ** 31 - 1));
   const codes = m.operatorCodes.map((c) => {
     const S = SLOT.OperatorCode;
@@ -127,7 +143,8 @@ export function serializeModel(m: TflModel, sizeHint = 1 << 16): Uint8Array {
     return b.endObject();
   });
   // buffers last written = nearest the front; order does not matter to readers
-  const buffers = m.buffers.map((x) => buffer(b, x));
+  const fromEnd = new Map<number, number>();
+  const buffers = m.buffers.map((x, i) => buffer(b, x, i, fromEnd));
   const metadata = m.metadata.map((x) => {
     const name = b.createString(x.name);
     b.startObject(2);
@@ -165,5 +182,7 @@ export function serializeModel(m: TflModel, sizeHint = 1 << 16): Uint8Array {
   b.addFieldOffset(S.metadata, metadataV, 0);
   b.addFieldOffset(S.signature_defs, signaturesV, 0);
   b.finish(b.endObject(), FILE_IDENTIFIER);
-  return b.asUint8Array();
+  const bytes = b.asUint8Array();
+  for (const [i, f] of fromEnd) holes.set(i, bytes.length - f);
+  return bytes;
 }

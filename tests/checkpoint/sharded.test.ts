@@ -33,7 +33,7 @@ function diffusersName(n: string): string {
 }
 
 /** Writes `single` again as diffusers-style shards: renamed, q/k/v of self-attention fused into qkv. */
-function writeDiffusersShards(single: string, out: string): void {
+function writeDiffusersShards(single: string, out: string, dtype: "F32" | "F16" = "F32"): void {
   mkdirSync(out, { recursive: true });
   const f = SafetensorsFile.open(single);
   const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
@@ -62,7 +62,7 @@ function writeDiffusersShards(single: string, out: string): void {
   for (let s = 0; s < 3; s++) {
     const name = `diffusion_pytorch_model-0000${s + 1}-of-00003.safetensors`;
     const part = tensors.slice(s * third, (s + 1) * third);
-    writeSafetensors(join(out, name), part.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, produce: (emit) => emit(t.data) })));
+    writeSafetensors(join(out, name), part.map((t) => ({ name: t.name, dtype, shape: t.shape, produce: (emit) => emit(t.data) })));
     for (const t of part) weightMap[t.name] = name;
   }
   writeFileSync(join(out, "config.json"), config);
@@ -102,6 +102,27 @@ describe("one file, three shards, renamed shards", () => {
     for (const other of outs.slice(1)) {
       expect([...other.keys()]).toEqual([...outs[0]!.keys()]);
       for (const [f, b] of outs[0]!) expect(other.get(f)!.equals(b), f).toBe(true);
+    }
+  });
+
+  test("an f16 checkpoint (its stored patterns go straight to k-means) compiles to the bytes of its float32 copy, whole, renamed and fused, at one width or two", () => {
+    const f16 = join(dir, "single-f16.safetensors"), f32 = join(dir, "f16-as-f32.safetensors"), renamedF16 = join(dir, "renamed-f16");
+    expect(ditc("init", "--preset", "micro", "--seed", "6", "--dtype", "f16", "--out", f16).code).toBe(0);
+    const f = SafetensorsFile.open(f16);
+    writeSafetensors(f32, f.names().map((n) => ({ name: n, dtype: "F32", shape: f.entry(n).shape, produce: (emit) => emit(f.readFloat(n)) })), f.metadata);
+    f.close();
+    writeDiffusersShards(f16, renamedF16, "F16");
+    for (const widths of ["0.5,1", "1"]) {
+      const outs = [[f32], [f16], [renamedF16, "--rename", rules]].map((src, i) => {
+        const out = join(dir, `f16-${widths}-${i}`);
+        const r = ditc("compile", "--checkpoint", ...src, "--target", "coreml,tflite,onnx", "--width", widths, "--quantize", "k4", "--out", out);
+        expect(r.code, r.stderr).toBe(0);
+        return artifactBytes(out);
+      });
+      for (const other of outs.slice(1)) {
+        expect([...other.keys()]).toEqual([...outs[0]!.keys()]);
+        for (const [file, b] of outs[0]!) expect(other.get(file)!.equals(b), `${widths} ${file}`).toBe(true);
+      }
     }
   });
 

@@ -4,6 +4,8 @@ import { expect, test } from "vitest";
 import { clusterAll, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import { clusterGroups, clusterPlan } from "../../src/quant/layer.js";
+import { packU4 } from "../../src/io/encode.js";
+import { encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
 
 function jobs(): ClusterJob[] {
@@ -14,6 +16,7 @@ function jobs(): ClusterJob[] {
   const specs: [string, number[], 4 | 8, number, boolean][] = [
     ["plain", [48, 40], 4, 0, false],
     ["groups", [64, 24], 4, 16, false],
+    ["groups of odd size", [6, 5], 4, 3, false],
     ["weighted", [32, 56], 4, 0, true],
     ["weighted groups 8 bit", [64, 30], 8, 32, true],
     ["conv", [16, 8, 3, 3], 4, 0, true],
@@ -34,6 +37,24 @@ test("clustering on 1 or 2 workers gives every weight exactly what clusterGroups
     for (const [name, p] of want) {
       expect(got.get(name)!.indices, `${name} on ${workers}`).toEqual(p.indices);
       expect(got.get(name)!.lut, `${name} on ${workers}`).toEqual(p.lut);
+      // what the targets write: 4-bit indices packed on the worker, remembered for the indices array
+      const idx = got.get(name)!.indices;
+      expect(packU4(idx), `${name} packed`).toEqual(packU4(Array.from(idx)));
+    }
+  }
+});
+
+test("a weight handed over as fp16 patterns clusters exactly as its float32 values do, on workers and here", () => {
+  const want = new Map(jobs().map((j) => [j.source, clusterGroups(j.load(), j.plan)]));
+  const asBits = jobs().map((j) => ({ ...j, load: () => encodeF16(j.load() as Float32Array) }));
+  const got = new Map<string, Palettized>();
+  clusterAll(asBits, got, 2);
+  for (const j of asBits) {
+    const here = clusterGroups(j.load(), j.plan);
+    for (const p of [got.get(j.source)!, here]) {
+      expect(p.indices, j.source).toEqual(want.get(j.source)!.indices);
+      expect(p.lut, j.source).toEqual(want.get(j.source)!.lut);
+      expect(p.sse, j.source).toBe(want.get(j.source)!.sse);
     }
   }
 });

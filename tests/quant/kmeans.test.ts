@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/fp16.js";
-import { tensorBytes } from "../../src/io/encode.js";
+import { packU4, tensorBytes } from "../../src/io/encode.js";
 import { fp16Histogram, kmeans1d, palettize, palettizeBits } from "../../src/quant/kmeans.js";
 
 /** Exhaustive optimum: every way to cut n sorted points into at most k contiguous groups. */
@@ -143,4 +143,31 @@ test("packed 4-bit indices equal the unpacked ones two per byte, low nibble firs
     }),
     { numRuns: 200 },
   );
+});
+
+describe("packU4", () => {
+  const plainPack = (xs: ArrayLike<number>) => {
+    const out = new Uint8Array(Math.ceil(xs.length / 2));
+    for (let i = 0; i < xs.length; i++) out[i >> 1]! |= (xs[i]! & 15) << ((i & 1) * 4);
+    return out;
+  };
+  test("word-wise packing equals the pair-by-pair one, aligned or not, any tail", () =>
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.integer({ min: 0, max: 3 }), (xs, offset) => {
+        const backing = new Uint8Array(xs.length + offset);
+        backing.set(xs, offset);
+        const view = backing.subarray(offset);
+        // high nibbles are ignored, as the pair-by-pair packing ignores them
+        expect([...packU4(view)]).toEqual([...plainPack(xs)]);
+        expect([...packU4(Array.from(xs))]).toEqual([...plainPack(xs)]);
+      }),
+      { numRuns: 300 },
+    ));
+
+  test("a large indices array is packed once for every target that writes it", () => {
+    const idx = Uint8Array.from({ length: 1 << 16 }, (_, i) => (i * 7) & 15);
+    const a = packU4(idx);
+    expect(packU4(idx)).toBe(a);
+    expect([...a]).toEqual([...plainPack(idx)]);
+  });
 });
