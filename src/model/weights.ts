@@ -50,20 +50,29 @@ export function openCheckpoint(path: string, opts: CheckpointOptions = {}): Chec
 /** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
 export function sliceRuns<T extends Float32Array | Uint16Array>(data: T, shape: readonly number[], runs: readonly [number, number][][]): T {
   const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
-  const outShape = idx.map((a) => a.length);
+  const size = idx.reduce((a, l) => a * l.length, 1);
   const st = stridesOf(shape);
-  const size = outShape.reduce((a, b) => a * b, 1);
   const out = (data instanceof Float32Array ? new Float32Array(size) : new Uint16Array(size)) as T;
+  // trailing axes kept whole make each run of the axis before them one contiguous block
+  let last = shape.length - 1;
+  const whole = (a: number) => runs[a]!.length === 1 && runs[a]![0]![0] === 0 && runs[a]![0]![1] === shape[a];
+  while (last > 0 && whole(last)) last--;
+  const inner = last >= 0 ? st[last]! : 1;
   let o = 0;
   const walk = (axis: number, base: number): void => {
-    const list = idx[axis]!;
-    if (axis === shape.length - 1) {
-      for (const i of list) out[o++] = data[base + i]!;
+    if (axis === last) {
+      for (const [s, n] of runs[axis]!) {
+        const from = base + s * inner, len = n * inner;
+        if (len >= 64) out.set(data.subarray(from, from + len), o);
+        else for (let i = 0; i < len; i++) out[o + i] = data[from + i]!;
+        o += len;
+      }
       return;
     }
-    for (const i of list) walk(axis + 1, base + i * st[axis]!);
+    for (const i of idx[axis]!) walk(axis + 1, base + i * st[axis]!);
   };
-  if (out.length) walk(0, 0);
+  if (size && shape.length) walk(0, 0);
+  else if (size) out[0] = data[0]!; // a scalar
   return out;
 }
 

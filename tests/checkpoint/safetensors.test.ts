@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,6 +46,44 @@ describe("safetensors IO", () => {
     const x = Float32Array.from({ length: 24 }, (_, i) => i); // (2, 3, 4)
     expect([...sliceRuns(x, [2, 3, 4], [[[1, 1]], [[0, 1], [2, 1]], [[1, 2]]])]).toEqual([13, 14, 21, 22]);
   });
+
+  test("sliceRuns copies whole trailing axes as blocks, the same as gathering element by element (float32 and fp16 patterns)", () =>
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 4 }).chain((shape) =>
+          fc.tuple(
+            fc.constant(shape),
+            // per axis: whole, or ascending runs cut from a random subset
+            fc.tuple(...shape.map((d) => fc.oneof(fc.constant(null), fc.uniqueArray(fc.integer({ min: 0, max: d - 1 }), { minLength: 1, maxLength: d })))),
+          ),
+        ),
+        ([shape, picks]) => {
+          const runs = shape.map((d, a) => {
+            const keep = picks[a] ? [...picks[a]!].sort((x, y) => x - y) : Array.from({ length: d }, (_, i) => i);
+            const rs: [number, number][] = [];
+            for (const i of keep) {
+              const r = rs[rs.length - 1];
+              if (r && r[0] + r[1] === i) r[1]++;
+              else rs.push([i, 1]);
+            }
+            return rs;
+          });
+          const n = shape.reduce((a, b) => a * b, 1);
+          const x = Float32Array.from({ length: n }, (_, i) => i);
+          const idx = runs.map((rs) => rs.flatMap(([s, k]) => Array.from({ length: k }, (_, i) => s + i)));
+          const want: number[] = [];
+          const walk = (a: number, base: number): void => {
+            if (a === shape.length) return void want.push(x[base]!);
+            const stride = shape.slice(a + 1).reduce((p, q) => p * q, 1);
+            for (const i of idx[a]!) walk(a + 1, base + i * stride);
+          };
+          walk(0, 0);
+          expect([...sliceRuns(x, shape, runs)]).toEqual(want);
+          expect([...sliceRuns(Uint16Array.from(x), shape, runs)]).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    ));
 });
 
 describe("synthetic checkpoints", () => {
