@@ -118,6 +118,10 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
           // shared targets compute it once: it reads the whole weight and its clustering
           const compute = () => correctedBias(weightForClustering(c), clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
+          // clustered ahead, the worker that has the weight corrects the bias too
+          const job = o.shared?.jobs?.get(c.source);
+          if (job && o.shared && !job.corrections?.some((f) => f.source === source))
+            (job.corrections ??= []).push({ source, mean: stats.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: o.shared.biases });
           const bias: ConstValue = {
             type: { dtype: "f32", shape: [rows] }, source, role: "weight", ownedByOneWeight: true,
             load: () => floatTensor([rows], memo(o.shared?.biases, source, compute)),

@@ -19,6 +19,18 @@ export interface ClusterJob {
   plan: ClusterPlan;
   /** reads the weight (on the calling thread): float32, or fp16 bit patterns */
   load: () => Float32Array | Uint16Array;
+  /** the biases corrected for this weight's clustering (src/quant/layer.ts correctedBias), computed by the worker that has the weight */
+  corrections?: BiasCorrection[];
+}
+
+/** One layer's bias correction: stored under `source` in `into`. */
+export interface BiasCorrection {
+  source: string;
+  /** E[x] per input channel */
+  mean: Float64Array;
+  /** the layer's bias before correction, when it has one */
+  old?: () => Float32Array;
+  into: Map<string, Float32Array>;
 }
 
 /** Status word of a job: set by the worker before it bumps the counter. */
@@ -38,6 +50,8 @@ export interface JobMessage {
   /** 4-bit indices also packed two per byte as the files store them (empty for 8-bit) */
   nibbles: Uint8Array;
   lut: Float32Array;
+  /** bias corrections: E[x] and each layer's old bias (empty without), results one after another */
+  corrections: { mean: Float64Array; old: (Float32Array | undefined)[]; out: Float32Array } | undefined;
   /** the error's name and message as UTF-8, "name\nmessage" */
   error: Uint8Array;
 }
@@ -86,7 +100,13 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
       status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
       indices: shared((b) => new Uint8Array(b), data.length), nibbles: shared((b) => new Uint8Array(b), plan.bits === 4 ? Math.ceil(data.length / 2) : 0), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
       error: shared((b) => new Uint8Array(b), ERROR_BYTES),
+      corrections: undefined,
     };
+    const fixes = todo[id]!.corrections ?? [];
+    if (fixes.length) {
+      const rows = plan.layout.rowBase.length;
+      m.corrections = { mean: fixes[0]!.mean, old: fixes.map((f) => f.old?.()), out: shared((b) => new Float32Array(b), 4 * rows * fixes.length) };
+    }
     w.worker.postMessage(m);
     w.running.push({ id, m });
   };
@@ -101,6 +121,8 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
     into.set(todo[id]!.source, { indices: m.indices, lut: m.lut.slice(), sse: m.sse[0]! });
     // every target writes the packed form: packed once, on the worker
     if (m.nibbles.length) rememberPackedU4(m.indices, m.nibbles);
+    const rows = todo[id]!.plan.layout.rowBase.length;
+    todo[id]!.corrections?.forEach((f, k) => f.into.set(f.source, m.corrections!.out.slice(k * rows, (k + 1) * rows)));
     received++; // not inside the optional call below: without a callback its arguments are never evaluated
     onProgress?.(received, todo.length);
   };

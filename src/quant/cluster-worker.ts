@@ -3,7 +3,7 @@
 // waiting caller sleeps on.
 import { parentPort, workerData } from "node:worker_threads";
 import { ERROR_BYTES, JOB, type JobMessage } from "./cluster-pool.js";
-import { clusterGroups } from "./layer.js";
+import { clusterGroups, correctedBias } from "./layer.js";
 
 const { signal } = workerData as { signal: Int32Array };
 
@@ -18,6 +18,11 @@ parentPort!.on("message", (m: JobMessage) => {
     const r = clusterGroups(m.data, m.plan, { indices: m.indices, ...(m.nibbles.length ? { nibbles: m.nibbles } : {}) });
     if (r.indices !== m.indices || r.lut.length !== m.lut.length) throw new Error(`internal: clustering sizes ${r.indices.length}/${r.lut.length}, expected ${m.indices.length}/${m.lut.length} in place`);
     m.lut.set(r.lut);
+    const fix = m.corrections;
+    if (fix) {
+      const rows = m.plan.layout.rowBase.length;
+      fix.old.forEach((old, k) => fix.out.set(correctedBias(m.data, r, m.plan, fix.mean, old), k * rows));
+    }
     m.sse[0] = r.sse;
     Atomics.store(m.status, 0, JOB.DONE);
   } catch (e) {

@@ -99,14 +99,19 @@ export function weightedHistogramOfBits(bits: Uint16Array, importance: Float64Ar
   for (const v of importance) mean += v;
   mean /= importance.length || 1;
   const floor = 1e-6 * mean || 1e-30;
+  const clamped = importance.map((v) => Math.max(v, floor));
   const sums = new Float64Array(65536);
   const { rowBase, inPerRow, spatial } = layout;
   let i = 0;
-  for (let r = 0; r < rowBase.length; r++)
-    for (let c = 0; c < inPerRow; c++) {
-      const w = Math.max(importance[rowBase[r]! + c]!, floor);
-      for (let s = 0; s < spatial; s++) sums[bits[i++]!] += w;
-    }
+  for (let r = 0; r < rowBase.length; r++) {
+    const rb = rowBase[r]!;
+    if (spatial === 1) for (let c = 0; c < inPerRow; c++) sums[bits[i++]!] += clamped[rb + c]!;
+    else
+      for (let c = 0; c < inPerRow; c++) {
+        const w = clamped[rb + c]!;
+        for (let s = 0; s < spatial; s++) sums[bits[i++]!] += w;
+      }
+  }
   if (i !== bits.length) throw new RangeError(`channel layout covers ${i} elements, the weight has ${bits.length}`);
   return sortedHistogram(sums);
 }

@@ -96,8 +96,16 @@ function correctBias(w: Float32Array | Uint16Array, decode: Float32Array | undef
   for (let r = 0; r < rows; r++) {
     let acc = bias ? bias[r]! : 0;
     const lutBase = Math.floor(i / per) * k; // LUT groups are whole rows
+    const rb = rowBase[r]!;
+    if (spatial === 1) {
+      // a linear's row: the same sums as below, without the one-element inner loop
+      if (decode) for (let c = 0; c < inPerRow; c++, i++) acc += (decode[w[i]!]! - lut[lutBase + indices[i]!]!) * mean[rb + c]!;
+      else for (let c = 0; c < inPerRow; c++, i++) acc += (w[i]! - lut[lutBase + indices[i]!]!) * mean[rb + c]!;
+      out[r] = acc;
+      continue;
+    }
     for (let c = 0; c < inPerRow; c++) {
-      const m = mean[rowBase[r]! + c]!;
+      const m = mean[rb + c]!;
       let d = 0;
       if (decode) for (let s = 0; s < spatial; s++, i++) d += decode[w[i]!]! - lut[lutBase + indices[i]!]!;
       else for (let s = 0; s < spatial; s++, i++) d += w[i]! - lut[lutBase + indices[i]!]!;

@@ -3,7 +3,7 @@
 import { expect, test } from "vitest";
 import { clusterAll, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
-import { clusterGroups, clusterPlan } from "../../src/quant/layer.js";
+import { clusterGroups, clusterPlan, correctedBias } from "../../src/quant/layer.js";
 import { packU4 } from "../../src/io/encode.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
@@ -57,6 +57,23 @@ test("a weight handed over as fp16 patterns clusters exactly as its float32 valu
       expect(p.sse, j.source).toBe(want.get(j.source)!.sse);
     }
   }
+});
+
+test("biases corrected on the worker that has the weight equal correctedBias on this thread, with and without an old bias", () => {
+  const all = jobs(); // linears (one element per channel) and a conv (nine)
+  const want = new Map<string, Float32Array>(), got = new Map<string, Float32Array>();
+  const withFixes = all.map((j, i) => {
+    const rows = j.plan.layout.rowBase.length, channels = j.plan.layout.rowBase[rows - 1]! + j.plan.layout.inPerRow;
+    const mean = Float64Array.from(randomTensor([channels], 300 + i).data);
+    const old = randomTensor([rows], 400 + i).data;
+    const p = clusterGroups(j.load(), j.plan);
+    want.set(`${j.source} corrected`, correctedBias(j.load(), p, j.plan, mean, old));
+    want.set(`${j.source} bias correction`, correctedBias(j.load(), p, j.plan, mean, undefined));
+    return { ...j, corrections: [{ source: `${j.source} corrected`, mean, old: () => old, into: got }, { source: `${j.source} bias correction`, mean, into: got }] };
+  });
+  clusterAll(withFixes, new Map(), 2);
+  expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+  for (const [k, b] of want) expect(got.get(k), k).toEqual(b);
 });
 
 test("the loader's arrays stay intact (a cache may hand out its own)", () => {
