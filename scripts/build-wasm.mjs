@@ -2,7 +2,9 @@
 // Builds the fast kernels' WebAssembly from src/kernels/simd/assembly with AssemblyScript (an npm
 // devDependency, no native toolchain): dist/wasm/simd.wasm (128-bit SIMD) and
 // dist/wasm/simd-relaxed.wasm (the same source with relaxed-SIMD fused multiply-add, loaded only
-// where the running engine validates it). Deterministic: the same source gives the same bytes.
+// where the running engine validates it), and dist/wasm/kmeans.wasm from src/quant/assembly (the
+// k-means programme's layer; scalar, its own memory). Deterministic: the same source gives the
+// same bytes.
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +19,14 @@ for (const [file, extra] of [["simd.wasm", []], ["simd-relaxed.wasm", ["--enable
   if (error) {
     console.error(stderr.toString());
     console.error(`build-wasm: ${file}: ${error.message}`);
+    process.exit(1);
+  }
+}
+{
+  const { error, stderr } = await asc.main([join(root, "src/quant/assembly/kmeans.ts"), "-o", join(root, "dist/wasm", "kmeans.wasm"), "--runtime", "stub", "-O3", "--noAssert", "--initialMemory", "1"]);
+  if (error) {
+    console.error(stderr.toString());
+    console.error(`build-wasm: kmeans.wasm: ${error.message}`);
     process.exit(1);
   }
 }

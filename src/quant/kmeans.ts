@@ -8,6 +8,9 @@
 // divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
 // optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PROJECT_ROOT } from "../io/project.js";
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
 /**
@@ -125,15 +128,36 @@ export interface Clustering {
   cost: number;
 }
 
-/** Exact weighted 1-D k-means over sorted distinct values. */
-export function kmeans1d(values: Float64Array, counts: Float64Array, k: number): Clustering {
+/** The programme's arrays: plain typed arrays, or views of the WebAssembly module's memory. */
+interface Workspace {
+  W: Float64Array;
+  S1: Float64Array;
+  S2: Float64Array;
+  /** per candidate start j: W[j], S1[j], prev[j-1] − S2[j] side by side (one cache line serves j) */
+  R: Float64Array;
+  rows: [Float64Array, Float64Array];
+  /** per layer, each row's best start */
+  split: Int32Array[];
+  /** solves layer c for rows from..n-1 into rows[out] from rows[1 - out] (R already refilled) */
+  layer: (c: number, from: number, out: 0 | 1) => void;
+}
+
+/**
+ * Exact weighted 1-D k-means over sorted distinct values. The layers of the programme run in
+ * WebAssembly (src/quant/assembly/kmeans.ts); `engine: "js"` runs the same layers in JavaScript,
+ * the oracle the WebAssembly is tested against (identical bits: the same float64 operations in the
+ * same order).
+ */
+export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, engine: "wasm" | "js" = "wasm"): Clustering {
   const n = values.length;
   if (n === 0) return { centroids: new Float64Array(k), assignment: new Uint16Array(0), cost: 0 };
-  const W = new Float64Array(n + 1), S1 = new Float64Array(n + 1), S2 = new Float64Array(n + 1);
+  const m = Math.min(k, n);
+  const { W, S1, S2, R, rows, split, layer } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
   // shift by the mean so the SSE differences do not cancel catastrophically
   let mean = 0, total = 0;
   for (let i = 0; i < n; i++) (mean += counts[i]! * values[i]!), (total += counts[i]!);
   mean /= total;
+  W[0] = S1[0] = S2[0] = 0;
   for (let i = 0; i < n; i++) {
     const x = values[i]! - mean, w = counts[i]!;
     W[i + 1] = W[i]! + w;
@@ -145,27 +169,45 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
     const w = W[i + 1]! - W[j]!, s = S1[i + 1]! - S1[j]!;
     return Math.max(0, S2[i + 1]! - S2[j]! - (s * s) / w);
   };
-  const m = Math.min(k, n);
-  let prev = new Float64Array(n), cur = new Float64Array(n);
-  const split: Int32Array[] = [];
-  for (let i = 0; i < n; i++) prev[i] = sse(0, i);
-  split.push(new Int32Array(n)); // one cluster: starts at 0
-  // What a candidate start j needs, side by side so one cache line serves it: W[j], S1[j] and
-  // prev[j-1] - S2[j] (refilled per layer), so the candidate's value is S2[i+1] + R[3j+2] - s1²/w.
-  const R = new Float64Array(3 * (n + 1));
+  let prev: 0 | 1 = 0;
+  for (let i = 0; i < n; i++) rows[0][i] = sse(0, i);
+  split[0]!.fill(0); // one cluster: starts at 0
   for (let j = 0; j <= n; j++) (R[3 * j] = W[j]!), (R[3 * j + 1] = S1[j]!);
-  const stack = new Int32Array(4 * 32);
-  // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i). The best j is monotone in i, so
-  // divide and conquer fixes the middle row and splits the candidate range; the previous layer's
-  // best j at the same i is a lower bound too (adding a cluster never moves it left).
+  // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i); the last layer is read at one row only
   for (let c = 1; c < m; c++) {
-    for (let j = 1; j <= n; j++) R[3 * j + 2] = prev[j - 1]! - S2[j]!;
-    const arg = new Int32Array(n);
-    const below = split[c - 1]!;
-    const out = cur;
-    // divide and conquer without recursion: each entry is rows lo..hi with best starts in jlo..jhi;
-    // a range loops on its right half and stacks its left, so stacked ranges shrink from the
-    // bottom up and at most log2(n) + 1 <= 17 are ever stacked
+    const p = rows[prev];
+    for (let j = 1; j <= n; j++) R[3 * j + 2] = p[j - 1]! - S2[j]!;
+    split[c]!.fill(0);
+    layer(c, c === m - 1 ? n - 1 : c, (1 - prev) as 0 | 1);
+    prev = (1 - prev) as 0 | 1;
+  }
+  // walk the split points back from the last value
+  const assignment = new Uint16Array(n);
+  const centroids = new Float64Array(k);
+  let end = n - 1;
+  for (let c = m - 1; c >= 0; c--) {
+    const start = c === 0 ? 0 : split[c]![end]!;
+    const w = W[end + 1]! - W[start]!, s = S1[end + 1]! - S1[start]!;
+    centroids[c] = s / w + mean;
+    for (let i = start; i <= end; i++) assignment[i] = c;
+    end = start - 1;
+  }
+  for (let c = m; c < k; c++) centroids[c] = centroids[m - 1]!;
+  return { centroids, assignment, cost: rows[prev][n - 1]! };
+}
+
+function jsWorkspace(n: number, m: number): Workspace {
+  const W = new Float64Array(n + 1), S1 = new Float64Array(n + 1), S2 = new Float64Array(n + 1), R = new Float64Array(3 * (n + 1));
+  const rows: [Float64Array, Float64Array] = [new Float64Array(n), new Float64Array(n)];
+  const split = Array.from({ length: m }, () => new Int32Array(n));
+  const stack = new Int32Array(4 * 32);
+  // The best j is monotone in i, so divide and conquer fixes the middle row and splits the
+  // candidate range; the previous layer's best j at the same i is a lower bound too (adding a
+  // cluster never moves it left).
+  const layer = (c: number, first: number, o: 0 | 1) => {
+    const out = rows[o], arg = split[c]!, below = split[c - 1]!;
+    // without recursion: each entry is rows lo..hi with best starts in jlo..jhi; a range loops on
+    // its right half and stacks its left, so at most log2(n) + 1 <= 17 ranges are ever stacked
     let sp = 0;
     const push = (lo: number, hi: number, jlo: number, jhi: number) => {
       stack[sp++] = lo;
@@ -173,7 +215,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
       stack[sp++] = jlo;
       stack[sp++] = jhi;
     };
-    push(c === m - 1 ? n - 1 : c, n - 1, c, n - 1); // the last layer is read at one row only
+    push(first, n - 1, c, n - 1);
     while (sp > 0) {
       sp -= 4;
       let lo = stack[sp]!, jlo = stack[sp + 2]!;
@@ -207,22 +249,42 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number):
         jlo = bestJ;
       }
     }
-    split.push(arg);
-    [prev, cur] = [cur, prev];
-  }
-  // walk the split points back from the last value
-  const assignment = new Uint16Array(n);
-  const centroids = new Float64Array(k);
-  let end = n - 1;
-  for (let c = m - 1; c >= 0; c--) {
-    const start = c === 0 ? 0 : split[c]![end]!;
-    const w = W[end + 1]! - W[start]!, s = S1[end + 1]! - S1[start]!;
-    centroids[c] = s / w + mean;
-    for (let i = start; i <= end; i++) assignment[i] = c;
-    end = start - 1;
-  }
-  for (let c = m; c < k; c++) centroids[c] = centroids[m - 1]!;
-  return { centroids, assignment, cost: prev[n - 1]! };
+  };
+  return { W, S1, S2, R, rows, split, layer };
+}
+
+interface KmeansModule {
+  memory: WebAssembly.Memory;
+  reserve(bytes: number): boolean;
+  layer(c: number, from: number, n: number, R: number, W: number, S1: number, S2: number, below: number, out: number, arg: number, stack: number): void;
+}
+
+let kmeansModule: KmeansModule | undefined;
+
+/** This thread's instance of the programme's WebAssembly (built by scripts/build-wasm.mjs). */
+function kmeansWasm(): KmeansModule {
+  if (kmeansModule) return kmeansModule;
+  const path = join(PROJECT_ROOT, "dist", "wasm", "kmeans.wasm");
+  if (!existsSync(path)) throw new Error(`ditc's k-means WebAssembly is not built (${path} is missing); run npm run build`);
+  return (kmeansModule = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), {}).exports as unknown as KmeansModule);
+}
+
+function wasmWorkspace(n: number, m: number): Workspace {
+  const wasm = kmeansWasm();
+  // laid out from 64 KiB up (below it: the module's static data): float64 arrays, then int32 ones
+  let at = 1 << 16;
+  const take = (bytes: number) => ((at += bytes), at - bytes);
+  const W = take(8 * (n + 1)), S1 = take(8 * (n + 1)), S2 = take(8 * (n + 1)), R = take(24 * (n + 1)), row0 = take(8 * n), row1 = take(8 * n);
+  const stack = take(4 * 128), split = take(4 * n * m);
+  if (!wasm.reserve(at)) throw new RangeError(`k-means over ${n} distinct values into ${m} clusters needs ${at} bytes of WebAssembly memory`);
+  const buf = wasm.memory.buffer;
+  const f64 = (p: number, len: number) => new Float64Array(buf, p, len);
+  const splitOf = (c: number) => 4 * n * c + split;
+  return {
+    W: f64(W, n + 1), S1: f64(S1, n + 1), S2: f64(S2, n + 1), R: f64(R, 3 * (n + 1)), rows: [f64(row0, n), f64(row1, n)],
+    split: Array.from({ length: m }, (_, c) => new Int32Array(buf, splitOf(c), n)),
+    layer: (c, from, o) => wasm.layer(c, from, n, R, W, S1, S2, splitOf(c - 1), o ? row1 : row0, splitOf(c), stack),
+  };
 }
 
 export interface Palettized {

@@ -171,3 +171,22 @@ describe("packU4", () => {
     expect([...a]).toEqual([...plainPack(idx)]);
   });
 });
+
+test("the programme's WebAssembly layers give the JavaScript oracle's clustering bit for bit", () =>
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.integer({ min: -30000, max: 30000 }), { minLength: 1, maxLength: 400 }),
+      fc.integer({ min: 1, max: 300 }),
+      fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      (raw, k, seed) => {
+        const values = Float64Array.from(raw.sort((a, b) => a - b), (v) => v / 1024);
+        let s = seed;
+        const counts = Float64Array.from(values, () => ((s = (s * 1103515245 + 12345) >>> 0) % 1000) / 7 + 0.5);
+        const js = kmeans1d(values, counts, k, "js"), wasm = kmeans1d(values, counts, k, "wasm");
+        expect(wasm.cost).toBe(js.cost);
+        expect([...wasm.centroids]).toEqual([...js.centroids]);
+        expect([...wasm.assignment]).toEqual([...js.assignment]);
+      },
+    ),
+    { numRuns: 200 },
+  ));
