@@ -14,7 +14,7 @@
 // loaded here: loading one runs its weight's k-means, which the emitter would run again.
 import { createHash } from "node:crypto";
 import type { ConstValue, Graph } from "../src/ir/graph.js";
-import { BYTES_PER_ELEMENT } from "../src/ir/dtype.js";
+import { storedBytes } from "../src/ir/dtype.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { sameShape } from "../src/ops/define.js";
 import { tensorBytes } from "../src/io/encode.js";
@@ -23,10 +23,6 @@ import { definePass } from "../src/pipeline/pass.js";
 
 export const HASH_LIMIT_BYTES = 4 * 2 ** 20;
 export const WEIGHT_HASH_LIMIT_BYTES = 64 * 2 ** 10;
-
-function storedBytes(c: ConstValue): number {
-  return Math.ceil(numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype]);
-}
 
 export const dedupeConstants = definePass({
   name: "dedupe-constants",
@@ -52,7 +48,7 @@ export const dedupeConstants = definePass({
       const firstOf = new Map<string, ConstValue>();
       for (const c of list) {
         const limit = c.role === "weight" ? WEIGHT_HASH_LIMIT_BYTES : HASH_LIMIT_BYTES;
-        if (c.ownedByOneWeight || storedBytes(c) > limit) continue;
+        if (c.ownedByOneWeight || storedBytes(c.type) > limit) continue;
         const digest = `${k}#${createHash("sha1").update(tensorBytes(c.load(), c.type.dtype)).digest("hex")}`;
         const first = firstOf.get(digest);
         if (first) twin.set(c, first);

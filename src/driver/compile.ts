@@ -14,7 +14,7 @@ import { graphStats } from "./inspect.js";
 import { applyPipeline, BACKENDS, pipelinePasses } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
 import type { ConstValue, Graph } from "../ir/graph.js";
-import { BYTES_PER_ELEMENT } from "../ir/dtype.js";
+import { storedBytes } from "../ir/dtype.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { averageBits, type RankingOverlap } from "../quant/probe.js";
@@ -127,7 +127,7 @@ export function constantBytes(g: Graph, precision: Precision, fileBytes: number)
     if (n.kind !== "const" || seen.has(n.attrs.value)) continue;
     const c = n.attrs.value;
     seen.add(c);
-    const bytes = Math.ceil(c.type.shape.reduce((a, d) => a * d, 1) * BYTES_PER_ELEMENT[c.type.dtype]);
+    const bytes = storedBytes(c.type);
     if (c.role === "weight") {
       b.weights += bytes;
       if (precision === "fp16" && c.type.dtype === "f32") b.fp32Island += bytes;

@@ -7,6 +7,11 @@ export type FloatDType = Extract<DType, "f32" | "f16">;
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, i32: 4, i64: 8, u8: 1, u4: 0.5, i8: 1, bool: 1 };
 
+/** Bytes a tensor of this type takes in a file (u4 two per byte, rounded up). */
+export function storedBytes(t: { readonly dtype: DType; readonly shape: readonly number[] }): number {
+  return Math.ceil(t.shape.reduce((a, d) => a * d, 1) * BYTES_PER_ELEMENT[t.dtype]);
+}
+
 export function isFloat(d: DType): d is FloatDType {
   return d === "f32" || d === "f16";
 }

@@ -8,9 +8,7 @@
 // divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
 // optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { PROJECT_ROOT } from "../io/project.js";
+import { builtWasm } from "../io/project.js";
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
 
 /**
@@ -264,9 +262,7 @@ let kmeansModule: KmeansModule | undefined;
 /** This thread's instance of the programme's WebAssembly (built by scripts/build-wasm.mjs). */
 function kmeansWasm(): KmeansModule {
   if (kmeansModule) return kmeansModule;
-  const path = join(PROJECT_ROOT, "dist", "wasm", "kmeans.wasm");
-  if (!existsSync(path)) throw new Error(`ditc's k-means WebAssembly is not built (${path} is missing); run npm run build`);
-  return (kmeansModule = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), {}).exports as unknown as KmeansModule);
+  return (kmeansModule = new WebAssembly.Instance(new WebAssembly.Module(builtWasm("kmeans.wasm")), {}).exports as unknown as KmeansModule);
 }
 
 function wasmWorkspace(n: number, m: number): Workspace {

@@ -6,7 +6,7 @@
 // model is atomic at the rename of model.onnx.
 import { readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
+import { BYTES_PER_ELEMENT, storedBytes, type DType } from "../../src/ir/dtype.js";
 import type { ConstValue, Graph, Node, Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { batchedWriter, writeContentNamedFile, writeFileAtomic } from "../../src/io/atomic.js";
@@ -280,7 +280,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     // each weight is loaded as it is written
     for (const n of consts) {
       const c = n.attrs.value;
-      streamed.push({ tensor: tensorOf(n), rawBytes: Math.ceil(numel(c.type.shape) * BYTES_PER_ELEMENT[c.type.dtype]), raw: () => (tick(), tensorBytes(c.load(), c.type.dtype)) });
+      streamed.push({ tensor: tensorOf(n), rawBytes: storedBytes(c.type), raw: () => (tick(), tensorBytes(c.load(), c.type.dtype)) });
     }
   }
   const model = {

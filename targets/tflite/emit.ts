@@ -3,12 +3,12 @@
 // gather indices, LayerNorm already decomposed; the emitter decides no layouts and rewrites
 // nothing. Weights go inline in the flatbuffer, or (past the 2 GiB flatbuffer limit, or when
 // asked) after it, addressed by Buffer.offset/size and streamed one tensor at a time.
-import { BYTES_PER_ELEMENT, type DType } from "../../src/ir/dtype.js";
+import { storedBytes, type DType } from "../../src/ir/dtype.js";
 import { readers, type ConstValue, type Graph, type Node, type Value } from "../../src/ir/graph.js";
 import type { NodeOfKind } from "../../src/ir/rewrite.js";
 import { batchedWriter, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { tensorBytes } from "../../src/io/encode.js";
-import { normAxis, numel } from "../../src/kernels/tensor.js";
+import { normAxis } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { fail } from "../../src/diagnostics.js";
 import { OP, PADDING, SCHEMA_VERSION, TENSOR_TYPE, type OpName, type OptionTableName, type OptionValues, type TflBuffer, type TflBufferToWrite, type TflModel, type TflOperator, type TflTensor } from "./schema.js";
@@ -265,7 +265,7 @@ function describe(g: Graph, metadata: Record<string, string>): { w: TfliteGraphW
 
 export function emitTflite(g: Graph, path: string, opts: TfliteEmitOptions): TfliteEmitResult {
   const { w, model } = describe(g, opts.metadata ?? {});
-  const sizes = w.weights.map(({ value }) => Math.ceil(numel(value.type.shape) * BYTES_PER_ELEMENT[value.type.dtype]));
+  const sizes = w.weights.map(({ value }) => storedBytes(value.type));
   const weightBytes = sizes.reduce((a, b) => a + b, 0);
   const appended = opts.externalData === "always" || (opts.externalData === "auto" && weightBytes > INLINE_LIMIT);
   if (!appended && weightBytes > 2 ** 31 - 2 ** 24)

@@ -14,11 +14,9 @@
 // The module is built from src/kernels/simd/assembly by scripts/build-wasm.mjs. Where the running
 // engine validates relaxed SIMD, the build with fused multiply-add is used; otherwise the plain
 // one. Independence: nothing here calls a runtime ditc checks.
-import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { compiledModule, PROJECT_ROOT } from "../../io/project.js";
+import { builtWasm, compiledModule } from "../../io/project.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -59,14 +57,12 @@ export const CTL_INTS = 8;
 export const SPIN_MS = 20;
 export const MAX_ARGS = 24;
 
-function wasmPath(relaxed: boolean): string {
-  return join(PROJECT_ROOT, "dist", "wasm", relaxed ? "simd-relaxed.wasm" : "simd.wasm");
-}
+const wasmFile = (relaxed: boolean) => (relaxed ? "simd-relaxed.wasm" : "simd.wasm");
 
 /** Whether this engine runs relaxed SIMD (Node 22+; Node 20 behind --experimental-wasm-relaxed-simd). */
 function relaxedSupported(): boolean {
   try {
-    return WebAssembly.validate(new Uint8Array(readFileSync(wasmPath(true))));
+    return WebAssembly.validate(builtWasm(wasmFile(true)));
   } catch {
     return false;
   }
@@ -151,14 +147,7 @@ class Engine {
 
   constructor() {
     this.relaxed = relaxedSupported();
-    const path = wasmPath(this.relaxed);
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(path);
-    } catch {
-      throw new Error(`ditc's WebAssembly kernels are not built (${path} is missing); run npm run build`);
-    }
-    this.module = new WebAssembly.Module(new Uint8Array(bytes));
+    this.module = new WebAssembly.Module(builtWasm(wasmFile(this.relaxed)));
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.kernels = instance.exports as unknown as KernelExports;
     this.top = alignUp(this.kernels.heap_base(), ALIGN);
