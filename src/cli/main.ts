@@ -421,7 +421,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const artifacts = report.artifacts.map((x) => ({ target: x.target, width: x.width, path: join(a.out, x.path), bytes: x.bytes }));
           const calibration = timings.map((t) => `w${t.width}: statistics ${t.statisticsSeconds} s, probe ${t.probeSeconds} s`);
           const p = phases;
-          const where = `${p.totalSeconds.toFixed(1)} s: statistics ${p.statisticsSeconds.toFixed(1)}, probe ${p.probeSeconds.toFixed(1)}, lowering ${p.loweringSeconds.toFixed(1)}, writing ${p.writingSeconds.toFixed(1)} (of all phases: reading ${p.readSeconds.toFixed(1)}, k-means ${p.kmeansSeconds.toFixed(1)})`;
+          const where = `${p.totalSeconds.toFixed(1)} s: statistics ${p.statisticsSeconds.toFixed(1)}, probe ${p.probeSeconds.toFixed(1)}, lowering ${p.loweringSeconds.toFixed(1)}, writing ${p.writingSeconds.toFixed(1)} (of all phases: reading ${p.readSeconds.toFixed(1)}, k-means ${p.kmeansSeconds.toFixed(1)}, forwards ${p.forwardSeconds.toFixed(1)})`;
           emit(artifacts.map((x) => `${x.target} w${x.width}: ${x.path} (${(x.bytes / 2 ** 20).toFixed(1)} MiB)`).concat(calibration, where, `report: ${reportPath}`).join("\n"), { artifacts, report: reportPath, phases, ...(timings.length ? { quantizationTimings: timings } : {}) });
         } finally {
           close();

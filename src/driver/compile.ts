@@ -200,6 +200,8 @@ export interface CompilePhases {
   writingSeconds: number;
   readSeconds: number;
   kmeansSeconds: number;
+  /** the interpreter's forwards in statistics and probe: those phases less the reads and k-means inside them */
+  forwardSeconds: number;
 }
 
 /** The source with its reads timed into `clock`. */
@@ -220,7 +222,7 @@ const round3 = (x: number) => +x.toFixed(3);
 
 export function compile(o: CompileOptions): { report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases } {
   const start = performance.now(), kmeansBefore = clusteringClock();
-  const clock = { read: { seconds: 0 }, lowering: 0, writing: 0, statistics: 0, probe: 0 };
+  const clock = { read: { seconds: 0 }, lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -252,6 +254,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     let shared: SharedQuantization | undefined;
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
+      const planReads = clock.read.seconds, planClustering = clusteringClock();
       const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
       qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
       if (plan.stats) statsByWidth.set(width, plan.stats);
@@ -259,8 +262,10 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
+      clock.forward += plan.seconds.statistics + plan.seconds.probe - (clock.read.seconds - planReads) - (clusteringClock() - planClustering);
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
-      shared = { clusterings: new Map(), biases: new Map(), jobs: new Map() };
+      // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
+      shared = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map(), jobs: new Map() };
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
     }
     for (const target of o.targets) {
@@ -316,6 +321,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const phases: CompilePhases = {
     totalSeconds: round3(since(start)), statisticsSeconds: round3(clock.statistics), probeSeconds: round3(clock.probe), loweringSeconds: round3(clock.lowering),
     writingSeconds: round3(clock.writing), readSeconds: round3(clock.read.seconds), kmeansSeconds: round3(clusteringClock() - kmeansBefore),
+    forwardSeconds: round3(Math.max(0, clock.forward)),
   };
   return { report, reportPath, timings, phases };
 }

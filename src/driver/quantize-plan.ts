@@ -13,8 +13,10 @@ import type { PipelineEntry } from "../pipeline/pass.js";
 import { writeTensorFile, readTensorFile } from "../checkpoint/tensors.js";
 import { activationStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import type { QuantizeTechniques } from "../quant/layer.js";
-import { allocateBits, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
+import { allocateBits, clusterLayersAhead, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
 import { floatTensor } from "../kernels/tensor.js";
+import { engineInfo } from "../kernels/simd/engine.js";
+import type { Palettized } from "../quant/kmeans.js";
 
 export type ProbeScope = "layer" | "model";
 
@@ -55,6 +57,8 @@ export interface WidthPlan {
   seconds: { statistics: number; probe: number };
   /** with the model probe: how its 8-bit choices overlap the layer probe's */
   overlap?: RankingOverlap;
+  /** mixed: the 4-bit layers' clusterings and corrected biases, computed for the probe (the palettize pass' SharedQuantization maps) */
+  clustered?: { clusterings: Map<string, Palettized>; biases: Map<string, Float32Array> };
 }
 
 export type QuantMode = { mode: "k4" } | { mode: "k8" } | { mode: "mixed"; target: number } | { mode: "int8" };
@@ -87,9 +91,11 @@ export function planWidth(source: WeightSource, graph: Graph, width: Width, late
   let bits: Record<string, 4 | 8>;
   let mse = new Map<string, number>();
   let overlap: RankingOverlap | undefined;
+  let clustered: WidthPlan["clustered"];
   if (q.mode === "mixed") {
     const techniques: QuantizeTechniques = { groupSize: t.lutGroupSize, weighted: t.kmeans === "weighted", biasCorrection: t.biasCorrection };
-    const layerSens = probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
+    const ahead = clusterLayersAhead(graph, techniques, stats, engineInfo().threads, (done, total) => onProgress?.(`w${width}: clustering at 4 bits`, done, total, "weights"));
+    const layerSens = probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats, ahead), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
     let sens: LayerSensitivity[] = layerSens;
     if (t.probe === "model") {
       sens = probeModel(graphFor, cal, weights.map((w) => w.name), { ...techniques, ...(stats ? { stats } : {}) }, undefined, (done, total) => onProgress?.(`w${width}: model probe`, done, total, "layers"));
@@ -97,11 +103,18 @@ export function planWidth(source: WeightSource, graph: Graph, width: Width, late
     }
     mse = new Map(sens.map((s) => [s.name, s.mse]));
     bits = allocateBits(sens, q.target).bits;
+    // the layers that stay at 4 bits are clustered already, as the palettize pass would
+    clustered = { clusterings: new Map(), biases: new Map() };
+    for (const [name, a] of ahead) {
+      if (bits[name] !== 4) continue;
+      clustered.clusterings.set(name, a.clustering);
+      if (a.bias) clustered.biases.set(a.bias.source, a.bias.value);
+    }
   } else bits = uniformBits(weights, q.mode === "k4" ? 4 : 8); // int8: one byte a weight
   const t2 = performance.now();
   const layers = weights.map((w) => ({ name: w.name, shape: w.shape, params: w.params, bits: bits[w.name] ?? 4, mse: mse.get(w.name) ?? null }));
   const entry: PipelineEntry = q.mode === "int8" ? { pass: "quantize-int8", options: { names: Object.keys(bits) } } : palettizeEntry(bits, t, stats);
-  return { bits, layers, ...(stats ? { stats } : {}), entry, seconds: { statistics: +((t1 - t0) / 1000).toFixed(3), probe: +((t2 - t1) / 1000).toFixed(3) }, ...(overlap ? { overlap } : {}) };
+  return { bits, layers, ...(stats ? { stats } : {}), ...(clustered ? { clustered } : {}), entry, seconds: { statistics: +((t1 - t0) / 1000).toFixed(3), probe: +((t2 - t1) / 1000).toFixed(3) }, ...(overlap ? { overlap } : {}) };
 }
 
 /** The statistics file's tensor names: `w{width} {checkpoint name} mean|meansq`. */

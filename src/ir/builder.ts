@@ -56,11 +56,17 @@ export class GraphBuilder {
     this.inputs.push(v);
   }
 
-  /** Appends an existing node unchanged but for its operands; its result values are kept. */
+  /**
+   * Appends an existing node unchanged but for its operands; its result values are kept. Nodes are
+   * immutable, so one already at this position reading the same operands is appended as it is.
+   */
   adoptNode(node: Node, inputs: readonly Value[]): Node {
-    const copy = { ...node, id: this.nodes.length, inputs: [...inputs] } as Node;
-    this.nodes.push(copy);
-    return copy;
+    const id = this.nodes.length;
+    let same = node.id === id && inputs.length === node.inputs.length;
+    for (let i = 0; same && i < inputs.length; i++) same = inputs[i] === node.inputs[i];
+    const kept = same ? node : ({ ...node, id, inputs: [...inputs] } as Node);
+    this.nodes.push(kept);
+    return kept;
   }
 
   get scope(): string {

@@ -53,7 +53,14 @@ function maxValueId(g: Graph): number {
   return m;
 }
 
-function walk(g: Graph, rules: readonly Rule[], opts: RewriteOptions, fired: Record<string, number>): { graph: Graph; changed: boolean } {
+/** The rules rooted at each op kind, in their given order. */
+function rulesByKind(rules: readonly Rule[]): Map<string, Rule[]> {
+  const m = new Map<string, Rule[]>();
+  for (const r of rules) for (const k of r.kinds) m.set(k, [...(m.get(k) ?? []), r]);
+  return m;
+}
+
+function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired: Record<string, number>): { graph: Graph; changed: boolean } {
   const b = new GraphBuilder(maxValueId(g) + 1);
   const map = new Map<Value, Value>();
   const producer = new Map<Value, Node>();
@@ -71,10 +78,16 @@ function walk(g: Graph, rules: readonly Rule[], opts: RewriteOptions, fired: Rec
     for (; built < nodes.length; built++) record(nodes[built]!);
   };
   for (const node of g.nodes) {
-    const cand = { ...node, inputs: node.inputs.map(remap) } as Node;
+    const inputs = node.inputs.map(remap);
+    const candidates = byKind.get(node.kind);
+    if (!candidates) {
+      b.adoptNode(node, inputs);
+      flushNew();
+      continue;
+    }
+    const cand = { ...node, inputs } as Node;
     let replaced = false;
-    for (const r of rules) {
-      if (!(r.kinds as readonly string[]).includes(cand.kind)) continue;
+    for (const r of candidates) {
       const m = r.match(cand as never, ctx);
       if (m !== true) {
         if (typeof m === "string") opts.log?.(`${r.name}: skip ${cand.kind}${cand.scope ? ` in ${cand.scope}` : ""}: ${m}`);
@@ -127,8 +140,9 @@ export function applyRules(g: Graph, rules: readonly Rule[], opts: RewriteOption
   const fired: Record<string, number> = {};
   const maxWalks = opts.mode === "once" ? 1 : (opts.maxWalks ?? 50);
   let graph = g;
+  const byKind = rulesByKind(rules);
   for (let i = 0; i < maxWalks; i++) {
-    const r = walk(graph, rules, opts, fired);
+    const r = walk(graph, byKind, opts, fired);
     graph = r.graph;
     if (!r.changed) return { graph, fired };
   }

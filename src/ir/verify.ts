@@ -11,22 +11,36 @@ export function nodeLabel(n: Node): string {
 }
 
 /**
- * Nodes whose operands and results already passed type inference. Nodes and values are immutable,
- * so a node a pass kept (the same object) infers the same types again: after a pass only its new
- * nodes are re-inferred, while the SSA order is still checked for every node.
+ * What each node's results were inferred from, keyed by its results array: passes that keep a
+ * node copy it (a new id, remapped operands) but share its results and attrs, and values are
+ * immutable, so the same results from the same operands and attrs infer the same types again.
+ * After a pass only nodes it built or rewired are re-inferred; the SSA order is still checked for
+ * every node.
  */
-const inferred = new WeakSet<Node>();
+const inferredFrom = new WeakMap<readonly Value[], { kind: string; attrs: unknown; inputs: readonly Value[] }>();
+
+function alreadyInferred(n: Node): boolean {
+  const was = inferredFrom.get(n.outputs);
+  if (!was || was.kind !== n.kind || was.attrs !== n.attrs || was.inputs.length !== n.inputs.length) return false;
+  for (let i = 0; i < n.inputs.length; i++) if (was.inputs[i] !== n.inputs[i]) return false;
+  return true;
+}
 
 export function verifyGraph(g: Graph, after?: string): void {
   const where = after ? `after pass ${after}` : "graph";
   const bad = (problem: string) => fail("irInvalid", { where, problem });
-  const defined = new Set<Value>();
-  // ids name tensors in dumps and emitted files, so two values may not share one
-  const ids = new Set<number>();
+  // each value by its id (ids name tensors in dumps and emitted files, so two values may not share one)
+  let maxId = 0, count = g.inputs.length;
+  for (const v of g.inputs) maxId = Math.max(maxId, v.id);
+  for (const n of g.nodes) for (const o of n.outputs) (maxId = Math.max(maxId, o.id)), count++;
+  // ids come from builders counting up, so a table over them is small; anything else is not an id
+  if (!(maxId < 64 * count + 1024)) throw bad(`value ids reach ${maxId} for ${count} values: not ids a builder gives`);
+  const byId = new Array<Value | undefined>(maxId + 1).fill(undefined);
+  const defined = { has: (v: Value) => byId[v.id] === v };
   const define = (v: Value, by: () => string) => {
-    if (ids.has(v.id)) throw bad(`%${v.id} is used by two values (again by ${by()})`);
-    ids.add(v.id);
-    defined.add(v);
+    if (!Number.isInteger(v.id) || v.id < 0) throw bad(`a value has id ${v.id}, not a non-negative integer (defined by ${by()})`);
+    if (byId[v.id] !== undefined) throw bad(`%${v.id} is used by two values (again by ${by()})`);
+    byId[v.id] = v;
   };
   for (const v of g.inputs) {
     if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);
@@ -38,7 +52,7 @@ export function verifyGraph(g: Graph, after?: string): void {
     const [lo, hi] = arityRange(def.operands);
     if (n.inputs.length < lo || n.inputs.length > hi) throw bad(`${nodeLabel(n)} has ${n.inputs.length} operands, its op takes ${def.operands.join(", ")}`);
     for (const v of n.inputs) if (!defined.has(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
-    if (inferred.has(n)) {
+    if (alreadyInferred(n)) {
       for (const o of n.outputs) {
         if (defined.has(o)) throw bad(`%${o.id} is defined twice (again by ${nodeLabel(n)})`);
         define(o, () => nodeLabel(n));
@@ -58,7 +72,7 @@ export function verifyGraph(g: Graph, after?: string): void {
       if (!sameType(o.type, types[i]!)) throw bad(`${nodeLabel(n)} result ${i} is stored as ${typeStr(o.type)} but infers ${typeStr(types[i]!)}`);
       define(o, () => nodeLabel(n));
     });
-    inferred.add(n);
+    inferredFrom.set(n.outputs, { kind: n.kind, attrs: n.attrs, inputs: n.inputs });
   }
   for (const o of g.outputs) if (!defined.has(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
 }

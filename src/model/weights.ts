@@ -4,6 +4,7 @@ import { fail } from "../diagnostics.js";
 import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
+import { decodeF16 } from "../kernels/fp16.js";
 import { floatTensor, stridesOf } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, slicedShape, type ParamSpec } from "./params.js";
@@ -122,7 +123,11 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
     type: { dtype: "f32", shape },
     source: spec.name,
     role: "weight",
-    load: () => floatTensor(shape, slice(src.read(spec))),
+    // a narrower width of an f16 tensor: slice the patterns, then widen only what is kept
+    load: () => {
+      const bits = whole ? undefined : src.readF16?.(spec);
+      return floatTensor(shape, bits ? decodeF16(slice(bits)) : slice(src.read(spec)));
+    },
     ...(src.readF16 ? { loadF16: () => ((bits) => bits && slice(bits))(src.readF16!(spec)) } : {}),
   };
 }

@@ -25,9 +25,16 @@ export function defineOp<A>(def: OpDef<A>): OpDef<A> {
   return def;
 }
 
-export function arityRange(operands: readonly string[]): [number, number] {
-  if (operands.some((o) => o.startsWith("..."))) return [operands.filter((o) => !o.startsWith("...")).length + 1, Infinity];
-  return [operands.filter((o) => !o.endsWith("?")).length, operands.length];
+const arities = new WeakMap<readonly string[], readonly [number, number]>();
+
+/** How many operands an op with these declared operands takes (remembered: builders and the verifier ask per node). */
+export function arityRange(operands: readonly string[]): readonly [number, number] {
+  let r = arities.get(operands);
+  if (!r) {
+    r = operands.some((o) => o.startsWith("...")) ? [operands.filter((o) => !o.startsWith("...")).length + 1, Infinity] : [operands.filter((o) => !o.endsWith("?")).length, operands.length];
+    arities.set(operands, r);
+  }
+  return r;
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -290,6 +290,8 @@ export interface Palettized {
   lut: Float32Array;
   /** Σ (w16 − lut[idx])² over elements, w16 the weight rounded to fp16 (weighted: each element times its importance) */
   sse: number;
+  /** per LUT group, each fp16 bit pattern's cluster (65,536 entries a group), where the clustering was computed on this thread */
+  clusterOf?: Uint8Array;
 }
 
 /**
@@ -383,5 +385,5 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
     const d = h.values[at]! - lut[byPattern[p]!]!;
     sse += h.counts[at]! * d * d;
   }
-  return { indices, lut, sse };
+  return { indices, lut, sse, clusterOf: byPattern };
 }

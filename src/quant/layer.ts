@@ -67,15 +67,17 @@ function clusterEachGroup(data: Uint16Array, plan: ClusterPlan, out: IndexOutput
   const lut = new Float32Array(groups * k);
   // a group's nibbles are its own bytes only when it starts on a byte
   const nibblesPerGroup = out.nibbles && per % 2 === 0 ? out.nibbles : undefined;
+  const clusterOf = new Uint8Array(groups * 65536);
   let sse = 0;
   for (let g = 0; g < groups; g++) {
     const part = { indices: out.indices.subarray(g * per, (g + 1) * per), ...(nibblesPerGroup ? { nibbles: nibblesPerGroup.subarray((g * per) / 2, ((g + 1) * per) / 2) } : {}) };
     const r = one(data.subarray(g * per, (g + 1) * per), layout.rowBase.subarray(g * rows, (g + 1) * rows), part);
     lut.set(r.lut, g * k);
+    clusterOf.set(r.clusterOf!, g * 65536);
     sse += r.sse;
   }
   if (out.nibbles && !nibblesPerGroup) packU4Into(out.indices, out.nibbles);
-  return { indices: out.indices, lut, sse };
+  return { indices: out.indices, lut, sse, clusterOf };
 }
 
 /**
@@ -83,7 +85,37 @@ function clusterEachGroup(data: Uint16Array, plan: ClusterPlan, out: IndexOutput
  * (a conv's mean over positions; padding's zeros are not counted).
  */
 export function correctedBias(w: Float32Array | Uint16Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+  if (w instanceof Uint16Array && p.clusterOf) return correctBiasByPattern(w, p.clusterOf, p, plan, mean, bias);
   return w instanceof Uint16Array ? correctBias(w, F16_TO_F32, p, plan, mean, bias) : correctBias(w, undefined, p, plan, mean, bias);
+}
+
+/**
+ * correctBias for fp16 patterns whose clusters are known per pattern: w − ŵ depends on the pattern
+ * alone, so it is one lookup in a table of 65,536 errors per LUT group instead of a decode, an
+ * index and a LUT read per element — the same float64 values summed in the same order.
+ */
+function correctBiasByPattern(w: Uint16Array, clusterOf: Uint8Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+  const { rowBase, inPerRow, spatial } = plan.layout;
+  const rows = rowBase.length, rowsPerGroup = rows / plan.groups, k = 1 << plan.bits;
+  const out = new Float32Array(rows), err = new Float64Array(65536);
+  let i = 0;
+  for (let r = 0; r < rows; r++) {
+    if (r % rowsPerGroup === 0) {
+      const g = r / rowsPerGroup;
+      for (let q = 0; q < 65536; q++) err[q] = F16_TO_F32[q]! - p.lut[g * k + clusterOf[g * 65536 + q]!]!;
+    }
+    let acc = bias ? bias[r]! : 0;
+    const rb = rowBase[r]!;
+    if (spatial === 1) for (let c = 0; c < inPerRow; c++, i++) acc += err[w[i]!]! * mean[rb + c]!;
+    else
+      for (let c = 0; c < inPerRow; c++) {
+        let d = 0;
+        for (let s = 0; s < spatial; s++, i++) d += err[w[i]!]!;
+        acc += d * mean[rb + c]!;
+      }
+    out[r] = acc;
+  }
+  return out;
 }
 
 /** The weight as float32 (no `decode`), or as fp16 patterns with the table of their values. */
@@ -119,6 +151,6 @@ function correctBias(w: Float32Array | Uint16Array, decode: Float32Array | undef
 /** The dense weight a clustering stands for (lut[idx], per LUT group). */
 export function denseOf(p: Palettized, plan: ClusterPlan, count: number): Float32Array {
   const per = count / plan.groups, k = 1 << plan.bits, out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = p.lut[Math.floor(i / per) * k + p.indices[i]!]!;
+  for (let g = 0, i = 0; g < plan.groups; g++) for (const base = g * k, end = i + per; i < end; i++) out[i] = p.lut[base + p.indices[i]!]!;
   return out;
 }

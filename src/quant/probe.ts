@@ -8,12 +8,13 @@
 // average bit width reaches the target.
 import { producers, type ConstValue, type Graph, type Node } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
-import { asFloat, floatTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
+import { asFloat, floatTensor, numel, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
 import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.js";
 import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, evenlySpaced, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
-import { palettize } from "./kmeans.js";
-import { clusterGroups, clusterPlan, correctedBias, denseOf, type QuantizeTechniques } from "./layer.js";
+import { palettize, type Palettized } from "./kmeans.js";
+import { clusterAll, type ClusterJob } from "./cluster-pool.js";
+import { clusterGroups, clusterPlan, correctedBias, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
   /** checkpoint name of the weight */
@@ -52,16 +53,71 @@ export const plainQuantizer: LayerQuantizer = (_name, _node, w) => {
   return { w: floatTensor(w.shape, Float32Array.from(q.indices, (i) => q.lut[i]!)) };
 };
 
-/** The quantizer of a compile's techniques (weighted k-means, LUT groups, bias correction) at 4 bits. */
-export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined): LayerQuantizer {
+/**
+ * The quantizer of a compile's techniques (weighted k-means, LUT groups, bias correction) at 4 bits.
+ * `ahead`: layers already clustered so (clusterLayersAhead), used instead of clustering again.
+ */
+export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, ahead?: ReadonlyMap<string, AheadClustering>): LayerQuantizer {
   return (name, node, w, bias) => {
     const s = stats?.get(name);
-    const plan = clusterPlan(w.shape, node.kind === "conv2d" ? (node.attrs as { groups: number }).groups : 1, 4, t, s);
-    const p = clusterGroups(w.data, plan);
-    const wq = floatTensor(w.shape, denseOf(p, plan, w.data.length));
+    const plan = clusterPlan(w.shape, convGroups(node), 4, t, s);
+    const a = ahead?.get(name);
+    const p = a?.clustering ?? clusterGroups(w.data, plan);
+    // kept compact: the gemm widens the palette while packing (no dense copy of each layer)
+    const wq = paletteTensor(w.shape, { indices: p.indices, lut: p.lut, entries: 16, groups: plan.groups }, w.dtype);
     if (!plan.biasCorrected) return { w: wq };
-    return { w: wq, bias: floatTensor([w.shape[0]!], correctedBias(w.data, p, plan, s!.mean, bias?.data)) };
+    return { w: wq, bias: floatTensor([w.shape[0]!], a?.bias?.value ?? correctedBias(w.data, p, plan, s!.mean, bias?.data)) };
   };
+}
+
+const convGroups = (n: Node) => (n.kind === "conv2d" ? (n.attrs as { groups: number }).groups : 1);
+
+/** A layer clustered at 4 bits before the probe, with its corrected bias under the name the palettize pass gives it. */
+export interface AheadClustering {
+  clustering: Palettized;
+  bias?: { source: string; value: Float32Array };
+}
+
+/**
+ * Clusters every probed layer at 4 bits on the worker pool before the probe's forwards (which
+ * would otherwise cluster them one by one on this thread), and corrects the biases the palettize
+ * pass would (a constant bias or none). These are the palettize pass' clusterings for the layers
+ * that stay at 4 bits: same weight, plan and statistics, so compile hands them on.
+ */
+export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onProgress?: (done: number, total: number) => void): Map<string, AheadClustering> {
+  const prod = producers(g);
+  const jobs = new Map<string, ClusterJob>();
+  const biases = new Map<string, Float32Array>();
+  const biasSource = new Map<string, string>();
+  for (const n of g.nodes) {
+    if (n.kind !== "linear" && n.kind !== "conv2d") continue;
+    const wp = prod.get(n.inputs[1]!);
+    if (wp?.kind !== "const") continue;
+    const had = jobs.get(wp.attrs.value.source);
+    if (had) {
+      // a weight several layers read: their biases differ, so the probe corrects each itself
+      delete had.corrections;
+      biasSource.delete(had.source);
+      continue;
+    }
+    const c = wp.attrs.value, s = stats?.get(c.source);
+    const plan = clusterPlan(c.type.shape, convGroups(n), 4, t, s);
+    const job: ClusterJob = { source: c.source, plan, load: () => c.loadF16?.() ?? asFloat(c.load()).data };
+    const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
+    if (plan.biasCorrected && (!n.inputs[2] || bp?.kind === "const")) {
+      const old = bp?.kind === "const" ? bp.attrs.value : undefined;
+      const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
+      job.corrections = [{ source, mean: s!.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: biases }];
+      biasSource.set(c.source, source);
+    }
+    jobs.set(c.source, job);
+  }
+  const clusterings = new Map<string, Palettized>();
+  clusterAll([...jobs.values()], clusterings, threads, onProgress);
+  return new Map([...clusterings].map(([name, clustering]) => {
+    const source = biasSource.get(name);
+    return [name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) }];
+  }));
 }
 
 interface ErrorSums {
@@ -82,7 +138,7 @@ function cachedQuantizer(quantize: LayerQuantizer, budgetBytes = 2 ** 30): Layer
     const hit = kept.get(name);
     if (hit) return hit;
     const q = quantize(name, node, w, bias);
-    const size = 4 * (q.w.data.length + (q.bias?.data.length ?? 0));
+    const size = (q.w.palette ? q.w.palette.indices.length : 4 * numel(q.w.shape)) + 4 * (q.bias?.data.length ?? 0);
     if (bytes + size <= budgetBytes) (kept.set(name, q), (bytes += size));
     return q;
   };

@@ -48,6 +48,23 @@ describe("verifier", () => {
     expect(() => verifyGraph({ ...g, nodes, outputs: wrong.outputs })).toThrow(/stored as f32\[2,5\] but infers f32\[2,4\]/);
   });
 
+  test("re-infers a kept node whose operands or attrs a pass changed (its results array reused)", () => {
+    const b = new GraphBuilder();
+    const x = b.input("x", { dtype: "f32", shape: [2, 3] });
+    const z = b.input("z", { dtype: "f32", shape: [3, 2] });
+    const t = b.op("transpose", [x], { perm: [1, 0] });
+    const g = b.finish([t]);
+    verifyGraph(g); // remembered as inferred
+    const node = g.nodes[0]!;
+    // a copy as a pass keeps it: same results and attrs, operand rewired to a value of another shape
+    const rewired = { ...node, inputs: [z] } as Node;
+    expect(() => verifyGraph({ ...g, nodes: [rewired] }, "rewire-for-test")).toThrow(/stored as f32\[3,2\] but infers f32\[2,3\]/);
+    const reattributed = { ...node, attrs: { perm: [0, 1] } } as Node;
+    expect(() => verifyGraph({ ...g, nodes: [reattributed] }, "reattr-for-test")).toThrow(/stored as f32\[3,2\] but infers f32\[2,3\]/);
+    // an unchanged copy passes without re-inference
+    expect(() => verifyGraph({ ...g, nodes: [{ ...node, id: 0 } as Node] })).not.toThrow();
+  });
+
   test("rejects two values with one id (a pass numbering from 0 again)", () => {
     const g = tiny();
     const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;

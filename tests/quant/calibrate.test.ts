@@ -96,5 +96,8 @@ test("the API takes calibration and techniques and returns the timings", async (
   expect(phases.statisticsSeconds).toBe(timings[0]!.statisticsSeconds);
   for (const k of ["loweringSeconds", "writingSeconds", "readSeconds", "kmeansSeconds"] as const) expect(phases[k], k).toBeGreaterThan(0);
   expect(phases.statisticsSeconds + phases.probeSeconds + phases.loweringSeconds + phases.writingSeconds).toBeLessThanOrEqual(phases.totalSeconds + 0.01);
+  // the forwards are what statistics and probe spent beyond reading and clustering
+  expect(phases.forwardSeconds).toBeGreaterThan(0);
+  expect(phases.forwardSeconds).toBeLessThanOrEqual(phases.statisticsSeconds + phases.probeSeconds);
   expect(ditc("verify", join(dir, "api")).code).toBe(0);
 });

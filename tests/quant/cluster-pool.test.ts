@@ -76,6 +76,22 @@ test("biases corrected on the worker that has the weight equal correctedBias on 
   for (const [k, b] of want) expect(got.get(k), k).toEqual(b);
 });
 
+test("a bias corrected through the per-pattern error table equals the per-element sum bit for bit (groups, convs, fp16 input)", () => {
+  jobs().forEach((j, i) => {
+    const bits = encodeF16(j.load() as Float32Array);
+    const rows = j.plan.layout.rowBase.length, channels = j.plan.layout.rowBase[rows - 1]! + j.plan.layout.inPerRow;
+    const mean = Float64Array.from(randomTensor([channels], 500 + i).data);
+    const old = randomTensor([rows], 600 + i).data;
+    const p = clusterGroups(bits, j.plan);
+    expect(p.clusterOf?.length, j.source).toBe(j.plan.groups * 65536);
+    const { clusterOf: _, ...perElement } = p; // without the table: decode, index and LUT per element
+    for (const b of [old, undefined]) expect(correctedBias(bits, p, j.plan, mean, b), j.source).toEqual(correctedBias(bits, perElement, j.plan, mean, b));
+    // and a wrong table shows (the check can fail)
+    const shifted = { ...p, clusterOf: p.clusterOf!.map((c) => (c + 1) % (1 << j.plan.bits)) };
+    expect(correctedBias(bits, shifted, j.plan, mean, old), j.source).not.toEqual(correctedBias(bits, perElement, j.plan, mean, old));
+  });
+});
+
 test("the loader's arrays stay intact (a cache may hand out its own)", () => {
   const all = jobs().map((j) => ({ ...j, data: j.load() }));
   clusterAll(all.map((j) => ({ ...j, load: () => j.data })), new Map(), 2);
