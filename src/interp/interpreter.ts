@@ -11,7 +11,7 @@ import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, ty
 import { nodeLabel } from "../ir/verify.js";
 import { openResidentScope, type ResidentScope } from "../kernels/fast.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
-import { paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
+import { isCompact, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
 
 export type Precision = "fp32" | "fp16";
@@ -44,7 +44,7 @@ export function runGraph(g: Graph, feeds: Record<string, Tensor>, opts: RunOptio
 
 /** A tensor's elements as stored, or undefined for a palette (reading its `data` would widen it). */
 function storage(t: Tensor): ArrayBufferView | undefined {
-  return (t as FloatTensor).palette ? undefined : t.data;
+  return isCompact(t) ? undefined : t.data;
 }
 
 function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, scope: ResidentScope & { export: (t: Tensor) => Tensor }): Record<string, Tensor> {
@@ -72,6 +72,7 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       if (!fp16 && dtype !== "f16") return t;
       return paletteTensor(t.shape, { ...palette, lut: roundToF16InPlace(palette.lut.slice()) }, t.dtype as "f32" | "f16");
     }
+    if ((t as FloatTensor).half) return t; // half-precision values already
     if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) {
       const data = t.data.slice();
       return { ...t, data: roundToF16InPlace(data) };

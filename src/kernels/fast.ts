@@ -90,7 +90,7 @@ export function qkNorm(x: FloatTensor, weight: FloatTensor, bias: FloatTensor, h
 
 /**
  * B(k, n) = W[rowOff + n, k] for a weight whose rows (axis 0) are K elements long, in whichever
- * form the tensor holds it: a palette is widened while packing, never as a whole.
+ * form the tensor holds it: a palette or fp16 patterns are widened while packing, never as a whole.
  */
 function weightOperand(w: FloatTensor, K: number, rowOff = 0): BOperand {
   const p = w.palette;
@@ -99,6 +99,7 @@ function weightOperand(w: FloatTensor, K: number, rowOff = 0): BOperand {
     const lut = p.lut.subarray((rowOff / rowsPerGroup) * p.entries);
     return { kind: "lut", indices: p.indices, off: rowOff * K, sK: 1, sN: K, lut, entries: p.entries, nPerGroup: rowsPerGroup };
   }
+  if (w.half) return { kind: "f16", bits: w.half, off: rowOff * K, sK: 1, sN: K };
   return { kind: "f32", data: w.data, off: rowOff * K, sK: 1, sN: K };
 }
 

@@ -9,7 +9,7 @@ export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
   const n = numel(outShape);
   const X = x.data as Float32Array; // any typed array: only element moves happen here
   const out = new (X.constructor as Float32ArrayConstructor)(n);
-  if (rank === 0 || n === 0) return { ...x, shape: outShape, data: n ? X.slice() : out };
+  if (rank === 0 || n === 0) return { dtype: x.dtype, shape: outShape, data: n ? X.slice() : out } as unknown as T;
   const last = rank - 1, lastN = outShape[last]!, lastS = st[last]!;
   // the output axis that walks the input's rows: when it is not the innermost output axis, the two
   // make a 2-D transpose per plane, done in tiles so both sides stay in cache
@@ -41,7 +41,7 @@ export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
       idx[d] = 0;
     }
   }
-  return { ...x, shape: outShape, data: out };
+  return { dtype: x.dtype, shape: outShape, data: out } as unknown as T;
 }
 
 /** Side of the square tiles a transposed plane is copied in (32 floats: two cache lines a row). */
@@ -126,7 +126,7 @@ export function gather<T extends Tensor>(x: T, indices: Tensor, axis: number): T
         o += inner;
       }
   }
-  return { ...x, shape: outShape, data: out };
+  return { dtype: x.dtype, shape: outShape, data: out } as unknown as T;
 }
 
 /** (B, C·r², H, W) -> (B, C, H·r, W·r); input channel c·r² + i·r + j lands at offset (i, j) of channel c. */

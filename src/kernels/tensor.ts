@@ -1,6 +1,7 @@
 // Runtime tensors as the kernels see them: a flat typed array plus a row-major shape.
 // Floats are always computed in float32 (f16 values are stored widened); integers keep their width.
 import type { DType } from "../ir/dtype.js";
+import { decodeF16 } from "./fp16.js";
 
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
@@ -15,6 +16,8 @@ export interface FloatTensor extends Tensor {
   readonly data: Float32Array;
   /** set on a palettized weight: the values are lut[group·entries + index] */
   readonly palette?: PaletteForm;
+  /** set on a weight stored as fp16: its bit patterns (`data` widens them once, on demand) */
+  readonly half?: Uint16Array;
 }
 
 /** A palettized tensor's compact form; groups split axis 0 into equal runs, one LUT each. */
@@ -50,6 +53,25 @@ export function paletteTensor(shape: readonly number[], form: PaletteForm, dtype
   };
 }
 
+/**
+ * A weight an f16 checkpoint stores, kept in its stored form: the fast gemm's packing widens the
+ * patterns as it packs (src/kernels/fast.ts); anything that reads `data` gets them widened once.
+ */
+export function halfTensor(shape: readonly number[], bits: Uint16Array, dtype: "f32" | "f16" = "f32"): FloatTensor {
+  let widened: Float32Array | undefined;
+  return {
+    dtype,
+    shape: [...shape],
+    half: bits,
+    get data(): Float32Array {
+      return (widened ??= decodeF16(bits));
+    },
+  };
+}
+
+/** Palettized and fp16-stored tensors: their `data` is a widened copy made on demand. */
+export const isCompact = (t: Tensor): boolean => !!((t as FloatTensor).palette || (t as FloatTensor).half);
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -78,6 +100,8 @@ export function intTensor(shape: readonly number[], data: Int32Array): Tensor {
 }
 
 export function asFloat(t: Tensor, what = "operand"): FloatTensor {
+  // a palettized or fp16-stored tensor is float without asking for its data (which would widen it whole)
+  if (isCompact(t)) return t as FloatTensor;
   if (!(t.data instanceof Float32Array)) throw new Error(`internal: ${what} must be a float tensor, got ${t.dtype}`);
   return t as FloatTensor;
 }

@@ -15,8 +15,9 @@ import { bnaAttentionTiled, multiHeadAttentionTiled } from "../../src/kernels/si
 import { binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, unarySimd, type SimdBinary, type SimdUnary } from "../../src/kernels/simd/elementwise.js";
 import { engineInfo, setThreads } from "../../src/kernels/simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "../../src/kernels/simd/gemm.js";
-import { floatTensor, paletteTensor, type FloatTensor } from "../../src/kernels/tensor.js";
+import { floatTensor, halfTensor, paletteTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 import { randomTensor, relErr } from "../helpers.js";
+import { opDef } from "../../src/ops/index.js";
 
 afterAll(() => setThreads(engineInfo().threads));
 const defaultThreads = engineInfo().threads;
@@ -94,6 +95,28 @@ describe("gemm", () => {
     );
   });
 
+  test("an f16 checkpoint's weight reaches the op table's linear as fp16 patterns: packed from them, never widened whole, same result as float32", () => {
+    fc.assert(
+      fc.property(dims, dims, fc.integer({ min: 1, max: 90 }), fc.nat(1000), (M, N, K, seed) => {
+        const A = randomTensor([1, M, K], seed);
+        const bits = encodeF16(randomTensor([N * K], seed + 1).data);
+        const w = halfTensor([N, K], bits);
+        const widenings = { n: 0 };
+        const watched = Object.defineProperty({ dtype: w.dtype, shape: w.shape, half: w.half }, "data", { get: () => (widenings.n++, w.data) }) as FloatTensor;
+        const bias = randomTensor([N], seed + 2);
+        const got = opDef("linear").kernel([A, watched, bias], {} as never)[0]!.data;
+        expect(widenings.n).toBe(0);
+        const widened = floatTensor([N, K], Float32Array.from(bits, (b) => halfToFloat(b)));
+        expect(got).toEqual(opDef("linear").kernel([A, widened, bias], {} as never)[0]!.data);
+        // moved by a layout kernel, it is plain float data: no stale patterns ride along
+        const t = transpose(w, [1, 0]);
+        expect((t as FloatTensor).half).toBeUndefined();
+        expect(t.data).toEqual(transpose(widened, [1, 0]).data);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   test("palettized weights (per tensor and per group of rows) widen while packing, without the widened copy", () => {
     fc.assert(
       fc.property(dims, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 70 }), fc.constantFrom(16, 256), fc.nat(1000), (M, rowsPerGroup, groups, K, entries, seed) => {
@@ -103,7 +126,13 @@ describe("gemm", () => {
         const indices = Uint8Array.from({ length: N * K }, (_, i) => (i * 7919 + seed) % entries);
         const w = paletteTensor([N, K], { indices, lut, entries, groups }, "f32");
         const bias = randomTensor([N], seed + 2);
+        // through the op table, as the interpreter calls it: the palette is never widened whole
+        const widenings = { n: 0 };
+        const watched = Object.defineProperty({ ...w, palette: w.palette }, "data", { get: () => (widenings.n++, w.data) }) as FloatTensor;
+        const viaOp = opDef("linear").kernel([A, watched, bias], {} as never)[0]!.data as Float32Array;
+        expect(widenings.n).toBe(0);
         const got = bothThreadCounts(() => linear(A, w, bias).data);
+        expect(viaOp).toEqual(got);
         // the oracle sees the widened weight
         const want = new Float32Array(M * N);
         gemmNT(A.data, 0, w.data, 0, want, 0, M, N, K, bias.data);

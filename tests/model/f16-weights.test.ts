@@ -1,0 +1,36 @@
+// An f16 checkpoint's weights reach the interpreter's kernels as their stored fp16 patterns (packed
+// by the gemm as it goes, src/ops/layout.ts const): the float model computes exactly what it
+// computes from a float32 checkpoint holding the same values, at every width and in fp16 mode.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, expect, test } from "vitest";
+import { SafetensorsFile, writeSafetensors } from "../../src/checkpoint/safetensors.js";
+import { syntheticInputs } from "../../src/driver/init.js";
+import { runGraph } from "../../src/interp/interpreter.js";
+import { buildModel } from "../../src/model/build.js";
+import { openCheckpoint } from "../../src/model/weights.js";
+
+const TRAINED = new URL("../../fixtures/shapes-micro/model.safetensors", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "ditc-f16-weights-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("a model read from fp16 patterns gives the outputs of its float32 copy bit for bit (widths 0.5 and 1, fp32 and fp16 modes)", () => {
+  const f16 = join(dir, "f16.safetensors"), f32 = join(dir, "f16-as-f32.safetensors");
+  const src = SafetensorsFile.open(TRAINED);
+  writeSafetensors(f16, src.names().map((n) => ({ name: n, dtype: "F16", shape: src.entry(n).shape, produce: (emit) => emit(src.readFloat(n)) })), src.metadata);
+  src.close();
+  const back = SafetensorsFile.open(f16);
+  writeSafetensors(f32, back.names().map((n) => ({ name: n, dtype: "F32", shape: back.entry(n).shape, produce: (emit) => emit(back.readFloat(n)) })), back.metadata);
+  back.close();
+  const [half, full] = [openCheckpoint(f16), openCheckpoint(f32)];
+  const c = half.config;
+  const inputs = syntheticInputs(c, 7, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
+  for (const width of [0.5, 1] as const)
+    for (const precision of ["fp32", "fp16"] as const) {
+      const [a, b] = [half, full].map((s) => runGraph(buildModel(s, { width }).graph, inputs, { precision }).velocity!.data);
+      expect(a, `w${width} ${precision}`).toEqual(b);
+    }
+  half.close();
+  full.close();
+});
