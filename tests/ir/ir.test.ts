@@ -65,6 +65,16 @@ describe("verifier", () => {
     expect(() => verifyGraph({ ...g, nodes: [{ ...node, id: 0 } as Node] })).not.toThrow();
   });
 
+  test("accepts sparse ids (a small graph left by a pass on a large one) and still catches a shared id there", () => {
+    const b = new GraphBuilder(5_000_000);
+    const x = b.input("x", { dtype: "f32", shape: [2, 3] });
+    const y = b.op("gelu_tanh", [x], {});
+    const g = b.finish([y]);
+    expect(() => verifyGraph(g)).not.toThrow();
+    const clash = { ...g.nodes[0]!, outputs: [{ ...y, id: x.id }] } as Node;
+    expect(() => verifyGraph({ ...g, nodes: [clash], outputs: clash.outputs })).toThrow(/%5000000 is used by two values/);
+  });
+
   test("rejects two values with one id (a pass numbering from 0 again)", () => {
     const g = tiny();
     const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;
