@@ -3,7 +3,7 @@
 import { expect, test } from "vitest";
 import { clusterAll, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
-import { clusterGroups, clusterPlan, correctedBias } from "../../src/quant/layer.js";
+import { clusterGroups, clusteringClock, clusterPlan, correctedBias } from "../../src/quant/layer.js";
 import { packU4 } from "../../src/io/encode.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
@@ -113,4 +113,18 @@ test("an error while clustering (in a worker) or reading (here) fails the call w
   expect(() => clusterAll([job!, broken], new Map(), 2)).toThrow(/rowBase/);
   const unreadable: ClusterJob = { ...job!, source: "unreadable", load: () => { throw new RangeError("checkpoint truncated"); } };
   expect(() => clusterAll([job!, unreadable], new Map(), 1)).toThrow(/checkpoint truncated/);
+});
+
+test("the pool's clustering time leaves out this thread's reads of the weights (the caller times those as reads)", () => {
+  const all = jobs().slice(0, 3);
+  const slowRead = (j: ClusterJob): ClusterJob => ({ ...j, load: () => {
+    const until = performance.now() + 150;
+    while (performance.now() < until); // a slow disk
+    return j.load();
+  } });
+  const before = clusteringClock(), t0 = performance.now();
+  clusterAll(all.map(slowRead), new Map(), 2);
+  const wall = (performance.now() - t0) / 1000, clustering = clusteringClock() - before;
+  expect(clustering).toBeGreaterThan(0);
+  expect(clustering).toBeLessThanOrEqual(wall - 3 * 0.15 + 0.01);
 });
