@@ -190,7 +190,8 @@ export interface QuantizationTimings {
  * Where a compile's wall time went. The phases in sequence are statistics, probe, lowering and
  * writing (which loads each constant as it writes it: checkpoint reads and the palettize pass'
  * clustering happen there, lazily); `read` and `kmeans` are the time inside any phase spent
- * reading checkpoint tensors and clustering weights.
+ * reading checkpoint tensors and clustering weights (disjoint: waiting on the worker pool counts
+ * as k-means less this thread's reads meanwhile).
  */
 export interface CompilePhases {
   totalSeconds: number;
