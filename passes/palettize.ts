@@ -16,7 +16,7 @@ import { definePass } from "../src/pipeline/pass.js";
 import type { ChannelStats } from "../src/quant/calibration.js";
 import type { ClusterJob } from "../src/quant/cluster-pool.js";
 import type { Palettized } from "../src/quant/kmeans.js";
-import { clusterGroups, clusterPlan, correctedBias, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
+import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
 
 /** Weights up to this many elements keep their clustering for later runs (interpreter reuse). */
 const KEEP_ELEMENTS = 1 << 22;
@@ -52,8 +52,6 @@ function memo<T>(shared: Map<string, T> | undefined, key: string, compute: () =>
   return v;
 }
 
-/** A weight as k-means takes it: its stored fp16 patterns when it has them, else float32. */
-const weightForClustering = (w: ConstValue): Float32Array | Uint16Array => w.loadF16?.() ?? asFloat(w.load()).data;
 
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
 function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
@@ -115,7 +113,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           if (n.inputs[2] && bp?.kind !== "const") return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ...n.inputs.slice(2)], n.attrs as never);
           const old = bp?.kind === "const" ? bp.attrs.value : undefined;
           const rows = c.type.shape[0]!, plan = d.plan, clustering = d.clustering;
-          const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
+          const source = correctedBiasSource(c, old);
           // shared targets compute it once: it reads the whole weight and its clustering
           const compute = () => correctedBias(weightForClustering(c), clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
           // clustered ahead, the worker that has the weight corrects the bias too

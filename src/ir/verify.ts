@@ -29,20 +29,12 @@ function alreadyInferred(n: Node): boolean {
 export function verifyGraph(g: Graph, after?: string): void {
   const where = after ? `after pass ${after}` : "graph";
   const bad = (problem: string) => fail("irInvalid", { where, problem });
-  // each value by its id (ids name tensors in dumps and emitted files, so two values may not share
-  // one): a table when the ids are dense, as builders counting up make them, else a map
-  let maxId = -1, count = g.inputs.length;
-  for (const v of g.inputs) maxId = Math.max(maxId, v.id);
-  for (const n of g.nodes) for (const o of n.outputs) (maxId = Math.max(maxId, o.id)), count++;
-  const table = maxId < 8 * count + 1024 ? new Array<Value | undefined>(maxId + 1).fill(undefined) : undefined;
-  const map = table ? undefined : new Map<number, Value>();
-  const byId = (id: number) => (table ? table[id] : map!.get(id));
-  const defined = { has: (v: Value) => byId(v.id) === v };
+  // each value by its id (ids name tensors in dumps and emitted files, so two values may not share one)
+  const byId = new Map<number, Value>();
+  const defined = { has: (v: Value) => byId.get(v.id) === v };
   const define = (v: Value, by: () => string) => {
-    if (!Number.isInteger(v.id) || v.id < 0) throw bad(`a value has id ${v.id}, not a non-negative integer (defined by ${by()})`);
-    if (byId(v.id) !== undefined) throw bad(`%${v.id} is used by two values (again by ${by()})`);
-    if (table) table[v.id] = v;
-    else map!.set(v.id, v);
+    if (byId.has(v.id)) throw bad(`%${v.id} is used by two values (again by ${by()})`);
+    byId.set(v.id, v);
   };
   for (const v of g.inputs) {
     if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);

@@ -1,6 +1,8 @@
 // One palettized layer: how its weight is clustered (bits, LUT groups, activation weighting) and
 // the bias correction that follows, shared by the palettize pass and the sensitivity probes.
 import { fail } from "../diagnostics.js";
+import type { ConstValue } from "../ir/graph.js";
+import { asFloat } from "../kernels/tensor.js";
 import type { ChannelStats } from "./calibration.js";
 import { encodeF16, F16_TO_F32 } from "../kernels/fp16.js";
 import { packU4Into } from "../io/encode.js";
@@ -79,6 +81,12 @@ function clusterEachGroup(data: Uint16Array, plan: ClusterPlan, out: IndexOutput
   if (out.nibbles && !nibblesPerGroup) packU4Into(out.indices, out.nibbles);
   return { indices: out.indices, lut, sse, clusterOf };
 }
+
+/** A weight as k-means takes it: its stored fp16 patterns when it has them, else float32. */
+export const weightForClustering = (w: ConstValue): Float32Array | Uint16Array => w.loadF16?.() ?? asFloat(w.load()).data;
+
+/** The name a corrected bias is stored under: after the layer's bias, or after its weight when it had none. */
+export const correctedBiasSource = (weight: ConstValue, oldBias: ConstValue | undefined): string => (oldBias ? `${oldBias.source} corrected` : `${weight.source} bias correction`);
 
 /**
  * The bias that restores each output channel's mean: b + Σ_{c,s} (W − Ŵ)[o, c, s] · E[x_c]

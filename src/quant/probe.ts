@@ -14,7 +14,7 @@ import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.
 import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, evenlySpaced, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize, type Palettized } from "./kmeans.js";
 import { clusterAll, type ClusterJob } from "./cluster-pool.js";
-import { clusterGroups, clusterPlan, correctedBias, type QuantizeTechniques } from "./layer.js";
+import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
   /** checkpoint name of the weight */
@@ -102,11 +102,11 @@ export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: Reado
     }
     const c = wp.attrs.value, s = stats?.get(c.source);
     const plan = clusterPlan(c.type.shape, convGroups(n), 4, t, s);
-    const job: ClusterJob = { source: c.source, plan, load: () => c.loadF16?.() ?? asFloat(c.load()).data };
+    const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
     const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
     if (plan.biasCorrected && (!n.inputs[2] || bp?.kind === "const")) {
       const old = bp?.kind === "const" ? bp.attrs.value : undefined;
-      const source = old ? `${old.source} corrected` : `${c.source} bias correction`;
+      const source = correctedBiasSource(c, old);
       job.corrections = [{ source, mean: s!.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: biases }];
       biasSource.set(c.source, source);
     }
