@@ -8,8 +8,8 @@
 // divide and conquer (SSE of contiguous sorted runs satisfies the quadrangle inequality, so the
 // optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
-import { builtWasm } from "../io/project.js";
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
+import { Arena, lookupIndices, weightedCounts } from "./element-passes.js";
 
 /**
  * Changes whenever the programme may pick another of several equally good clusterings (ties in
@@ -100,21 +100,7 @@ export function weightedHistogramOfBits(bits: Uint16Array, importance: Float64Ar
   for (const v of importance) mean += v;
   mean /= importance.length || 1;
   const floor = 1e-6 * mean || 1e-30;
-  const clamped = importance.map((v) => Math.max(v, floor));
-  const sums = new Float64Array(65536);
-  const { rowBase, inPerRow, spatial } = layout;
-  let i = 0;
-  for (let r = 0; r < rowBase.length; r++) {
-    const rb = rowBase[r]!;
-    if (spatial === 1) for (let c = 0; c < inPerRow; c++) sums[bits[i++]!] += clamped[rb + c]!;
-    else
-      for (let c = 0; c < inPerRow; c++) {
-        const w = clamped[rb + c]!;
-        for (let s = 0; s < spatial; s++) sums[bits[i++]!] += w;
-      }
-  }
-  if (i !== bits.length) throw new RangeError(`channel layout covers ${i} elements, the weight has ${bits.length}`);
-  return sortedHistogram(sums);
+  return sortedHistogram(weightedCounts(bits, importance.map((v) => Math.max(v, floor)), layout));
 }
 
 export interface Clustering {
@@ -136,6 +122,8 @@ interface Workspace {
   rows: [Float64Array, Float64Array];
   /** per layer, each row's best start */
   split: Int32Array[];
+  /** R's third column from rows[prev] */
+  refill: (prev: 0 | 1) => void;
   /** solves layer c for rows from..n-1 into rows[out] from rows[1 - out] (R already refilled) */
   layer: (c: number, from: number, out: 0 | 1) => void;
 }
@@ -150,7 +138,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
   const n = values.length;
   if (n === 0) return { centroids: new Float64Array(k), assignment: new Uint16Array(0), cost: 0 };
   const m = Math.min(k, n);
-  const { W, S1, S2, R, rows, split, layer } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
+  const { W, S1, S2, R, rows, split, refill, layer } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
   // shift by the mean so the SSE differences do not cancel catastrophically
   let mean = 0, total = 0;
   for (let i = 0; i < n; i++) (mean += counts[i]! * values[i]!), (total += counts[i]!);
@@ -173,8 +161,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
   for (let j = 0; j <= n; j++) (R[3 * j] = W[j]!), (R[3 * j + 1] = S1[j]!);
   // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i); the last layer is read at one row only
   for (let c = 1; c < m; c++) {
-    const p = rows[prev];
-    for (let j = 1; j <= n; j++) R[3 * j + 2] = p[j - 1]! - S2[j]!;
+    refill(prev);
     split[c]!.fill(0);
     layer(c, c === m - 1 ? n - 1 : c, (1 - prev) as 0 | 1);
     prev = (1 - prev) as 0 | 1;
@@ -199,11 +186,35 @@ function jsWorkspace(n: number, m: number): Workspace {
   const rows: [Float64Array, Float64Array] = [new Float64Array(n), new Float64Array(n)];
   const split = Array.from({ length: m }, () => new Int32Array(n));
   const stack = new Int32Array(4 * 32);
+  const refill = (prev: 0 | 1) => {
+    const p = rows[prev];
+    for (let j = 1; j <= n; j++) R[3 * j + 2] = p[j - 1]! - S2[j]!;
+  };
+  /** Row i's best start in from..to into out and arg; returns it. */
+  const scan = (i: number, from: number, to: number, out: Float64Array, arg: Int32Array) => {
+    const Wi = W[i + 1]!, S1i = S1[i + 1]!, S2i = S2[i + 1]!;
+    let r = 3 * from;
+    let s1 = S1i - R[r + 1]!;
+    let best = S2i + R[r + 2]! - (s1 * s1) / (Wi - R[r]!), bestJ = from;
+    for (let j = from + 1; j <= to; j++) {
+      r += 3;
+      // v = a - s1²/w < best, multiplied through by w > 0: no division unless j wins
+      s1 = S1i - R[r + 1]!;
+      const w = Wi - R[r]!, a = S2i + R[r + 2]!;
+      if ((a - best) * w < s1 * s1) {
+        best = a - (s1 * s1) / w;
+        bestJ = j;
+      }
+    }
+    out[i] = best;
+    arg[i] = bestJ;
+    return bestJ;
+  };
   // The best j is monotone in i, so divide and conquer fixes the middle row and splits the
   // candidate range; the previous layer's best j at the same i is a lower bound too (adding a
-  // cluster never moves it left).
-  const layer = (c: number, first: number, o: 0 | 1) => {
-    const out = rows[o], arg = split[c]!, below = split[c - 1]!;
+  // cluster never moves it left). The bounds meet in theory; clamping keeps one candidate should
+  // rounding ties cross them.
+  const divideAndConquer = (c: number, first: number, out: Float64Array, arg: Int32Array, below: Int32Array) => {
     // without recursion: each entry is rows lo..hi with best starts in jlo..jhi; a range loops on
     // its right half and stacks its left, so at most log2(n) + 1 <= 17 ranges are ever stacked
     let sp = 0;
@@ -220,65 +231,34 @@ function jsWorkspace(n: number, m: number): Workspace {
       const hi = stack[sp + 1]!, jhi = stack[sp + 3]!;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
-        const Wi = W[mid + 1]!, S1i = S1[mid + 1]!, S2i = S2[mid + 1]!;
-        // (the bounds meet in theory; clamping keeps one candidate should rounding ties cross them)
         const to = jhi < mid ? jhi : mid;
         let from = below[mid]!;
         if (from < jlo) from = jlo;
         if (from < c) from = c;
         if (from > to) from = to;
-        let r = 3 * from;
-        let s1 = S1i - R[r + 1]!;
-        let best = S2i + R[r + 2]! - (s1 * s1) / (Wi - R[r]!), bestJ = from;
-        for (let j = from + 1; j <= to; j++) {
-          r += 3;
-          // v = a - s1²/w < best, multiplied through by w > 0: no division unless j wins
-          s1 = S1i - R[r + 1]!;
-          const w = Wi - R[r]!, a = S2i + R[r + 2]!;
-          if ((a - best) * w < s1 * s1) {
-            best = a - (s1 * s1) / w;
-            bestJ = j;
-          }
-        }
-        out[mid] = best;
-        arg[mid] = bestJ;
+        const bestJ = scan(mid, from, to, out, arg);
         if (lo < mid) push(lo, mid - 1, jlo, bestJ);
         lo = mid + 1;
         jlo = bestJ;
       }
     }
   };
-  return { W, S1, S2, R, rows, split, layer };
-}
-
-interface KmeansModule {
-  memory: WebAssembly.Memory;
-  reserve(bytes: number): boolean;
-  layer(c: number, from: number, n: number, R: number, W: number, S1: number, S2: number, below: number, out: number, arg: number, stack: number): void;
-}
-
-let kmeansModule: KmeansModule | undefined;
-
-/** This thread's instance of the programme's WebAssembly (built by scripts/build-wasm.mjs). */
-function kmeansWasm(): KmeansModule {
-  if (kmeansModule) return kmeansModule;
-  return (kmeansModule = new WebAssembly.Instance(new WebAssembly.Module(builtWasm("kmeans.wasm")), {}).exports as unknown as KmeansModule);
+  const layer = (c: number, first: number, o: 0 | 1) => divideAndConquer(c, first, rows[o], split[c]!, split[c - 1]!);
+  return { W, S1, S2, R, rows, split, refill, layer };
 }
 
 function wasmWorkspace(n: number, m: number): Workspace {
-  const wasm = kmeansWasm();
-  // laid out from 64 KiB up (below it: the module's static data): float64 arrays, then int32 ones
-  let at = 1 << 16;
-  const take = (bytes: number) => ((at += bytes), at - bytes);
-  const W = take(8 * (n + 1)), S1 = take(8 * (n + 1)), S2 = take(8 * (n + 1)), R = take(24 * (n + 1)), row0 = take(8 * n), row1 = take(8 * n);
-  const stack = take(4 * 128), split = take(4 * n * m);
-  if (!wasm.reserve(at)) throw new RangeError(`k-means over ${n} distinct values into ${m} clusters needs ${at} bytes of WebAssembly memory`);
-  const buf = wasm.memory.buffer;
+  const a = new Arena(), wasm = a.wasm;
+  // float64 arrays, then int32 ones
+  const W = a.take(8 * (n + 1)), S1 = a.take(8 * (n + 1)), S2 = a.take(8 * (n + 1)), R = a.take(24 * (n + 1)), row0 = a.take(8 * n), row1 = a.take(8 * n);
+  const stack = a.take(4 * 128), split = a.take(4 * n * m);
+  const buf = a.reserve(`k-means over ${n} distinct values into ${m} clusters`);
   const f64 = (p: number, len: number) => new Float64Array(buf, p, len);
   const splitOf = (c: number) => 4 * n * c + split;
   return {
     W: f64(W, n + 1), S1: f64(S1, n + 1), S2: f64(S2, n + 1), R: f64(R, 3 * (n + 1)), rows: [f64(row0, n), f64(row1, n)],
     split: Array.from({ length: m }, (_, c) => new Int32Array(buf, splitOf(c), n)),
+    refill: (prev) => wasm.refill(R, prev ? row1 : row0, S2, n),
     layer: (c, from, o) => wasm.layer(c, from, n, R, W, S1, S2, splitOf(c - 1), o ? row1 : row0, splitOf(c), stack),
   };
 }
@@ -340,21 +320,6 @@ export interface IndexOutput {
   nibbles?: Uint8Array;
 }
 
-function assignIndices(data: Uint16Array, byPattern: Uint8Array, { indices, nibbles }: IndexOutput): void {
-  if (!nibbles) {
-    for (let i = 0; i < data.length; i++) indices[i] = byPattern[data[i]!]!;
-    return;
-  }
-  const pairs = data.length >> 1;
-  for (let j = 0; j < pairs; j++) {
-    const a = byPattern[data[2 * j]!]!, b = byPattern[data[2 * j + 1]!]!;
-    indices[2 * j] = a;
-    indices[2 * j + 1] = b;
-    nibbles[j] = a | (b << 4);
-  }
-  if (data.length & 1) nibbles[pairs] = indices[data.length - 1] = byPattern[data[data.length - 1]!]!;
-}
-
 /**
  * Palettizes a tensor given as fp16 bit patterns: one counting pass, the DP, one lookup pass.
  * With `packed`, 4-bit indices come two per byte (low nibble first), packed in the lookup pass.
@@ -374,7 +339,7 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
     indices = packNibbles(data, byPattern);
   } else {
     const into = out ?? { indices: new Uint8Array(data.length) };
-    assignIndices(data, byPattern, into);
+    lookupIndices(data, byPattern, into);
     indices = into.indices;
   }
   // the error from the histogram: Σ count · (value − its centroid)², no second pass over elements

@@ -6,6 +6,7 @@ import { asFloat } from "../kernels/tensor.js";
 import type { ChannelStats } from "./calibration.js";
 import { encodeF16, F16_TO_F32 } from "../kernels/fp16.js";
 import { packU4Into } from "../io/encode.js";
+import { biasSums } from "./element-passes.js";
 import { channelLayout, palettizeBits, palettizeWeightedBits, type ChannelLayout, type IndexOutput, type Palettized } from "./kmeans.js";
 
 export interface QuantizeTechniques {
@@ -93,41 +94,26 @@ export const correctedBiasSource = (weight: ConstValue, oldBias: ConstValue | un
  * (a conv's mean over positions; padding's zeros are not counted).
  */
 export function correctedBias(w: Float32Array | Uint16Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
-  if (w instanceof Uint16Array && p.clusterOf) return correctBiasByPattern(w, p.clusterOf, p, plan, mean, bias);
-  return w instanceof Uint16Array ? correctBias(w, F16_TO_F32, p, plan, mean, bias) : correctBias(w, undefined, p, plan, mean, bias);
+  if (!(w instanceof Uint16Array)) return correctBias(w, p, plan, mean, bias);
+  // w − ŵ depends on the fp16 pattern alone: one lookup in a table of 65,536 errors per LUT group
+  const k = 1 << plan.bits, clusterOf = p.clusterOf ?? clusterOfPatterns(w, p.indices, plan.groups);
+  const err = new Float64Array(65536);
+  const errOf = (g: number) => {
+    for (let q = 0; q < 65536; q++) err[q] = F16_TO_F32[q]! - p.lut[g * k + clusterOf[g * 65536 + q]!]!;
+    return err;
+  };
+  return biasSums(w, errOf, plan.groups, plan.layout, mean, bias);
 }
 
-/**
- * correctBias for fp16 patterns whose clusters are known per pattern: w − ŵ depends on the pattern
- * alone, so it is one lookup in a table of 65,536 errors per LUT group instead of a decode, an
- * index and a LUT read per element — the same float64 values summed in the same order.
- */
-function correctBiasByPattern(w: Uint16Array, clusterOf: Uint8Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
-  const { rowBase, inPerRow, spatial } = plan.layout;
-  const rows = rowBase.length, rowsPerGroup = rows / plan.groups, k = 1 << plan.bits;
-  const out = new Float32Array(rows), err = new Float64Array(65536);
-  let i = 0;
-  for (let r = 0; r < rows; r++) {
-    if (r % rowsPerGroup === 0) {
-      const g = r / rowsPerGroup;
-      for (let q = 0; q < 65536; q++) err[q] = F16_TO_F32[q]! - p.lut[g * k + clusterOf[g * 65536 + q]!]!;
-    }
-    let acc = bias ? bias[r]! : 0;
-    const rb = rowBase[r]!;
-    if (spatial === 1) for (let c = 0; c < inPerRow; c++, i++) acc += err[w[i]!]! * mean[rb + c]!;
-    else
-      for (let c = 0; c < inPerRow; c++) {
-        let d = 0;
-        for (let s = 0; s < spatial; s++, i++) d += err[w[i]!]!;
-        acc += d * mean[rb + c]!;
-      }
-    out[r] = acc;
-  }
-  return out;
+/** Per LUT group, each present fp16 pattern's cluster, read off a clustering's indices (computed elsewhere). */
+function clusterOfPatterns(w: Uint16Array, indices: Uint8Array, groups: number): Uint8Array {
+  const table = new Uint8Array(groups * 65536), per = w.length / groups;
+  for (let g = 0, i = 0; g < groups; g++) for (const base = g * 65536, end = i + per; i < end; i++) table[base + w[i]!] = indices[i]!;
+  return table;
 }
 
-/** The weight as float32 (no `decode`), or as fp16 patterns with the table of their values. */
-function correctBias(w: Float32Array | Uint16Array, decode: Float32Array | undefined, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
+/** The same for a float32 weight, element by element. */
+function correctBias(w: Float32Array, p: Palettized, plan: ClusterPlan, mean: Float64Array, bias: Float32Array | undefined): Float32Array {
   const { rowBase, inPerRow, spatial } = plan.layout;
   const rows = rowBase.length, per = w.length / plan.groups, k = 1 << plan.bits;
   const { lut, indices } = p;
@@ -139,16 +125,14 @@ function correctBias(w: Float32Array | Uint16Array, decode: Float32Array | undef
     const rb = rowBase[r]!;
     if (spatial === 1) {
       // a linear's row: the same sums as below, without the one-element inner loop
-      if (decode) for (let c = 0; c < inPerRow; c++, i++) acc += (decode[w[i]!]! - lut[lutBase + indices[i]!]!) * mean[rb + c]!;
-      else for (let c = 0; c < inPerRow; c++, i++) acc += (w[i]! - lut[lutBase + indices[i]!]!) * mean[rb + c]!;
+      for (let c = 0; c < inPerRow; c++, i++) acc += (w[i]! - lut[lutBase + indices[i]!]!) * mean[rb + c]!;
       out[r] = acc;
       continue;
     }
     for (let c = 0; c < inPerRow; c++) {
       const m = mean[rb + c]!;
       let d = 0;
-      if (decode) for (let s = 0; s < spatial; s++, i++) d += decode[w[i]!]! - lut[lutBase + indices[i]!]!;
-      else for (let s = 0; s < spatial; s++, i++) d += w[i]! - lut[lutBase + indices[i]!]!;
+      for (let s = 0; s < spatial; s++, i++) d += w[i]! - lut[lutBase + indices[i]!]!;
       acc += d * m;
     }
     out[r] = acc;

@@ -2,9 +2,11 @@
 // then per blob a 64-byte metadata record (sentinel 0xDEADBEEF, dtype, size, data offset,
 // padding bits) at a 64-aligned offset, its data right after. A const references a blob by the
 // offset of its metadata record. Written streaming; the header count is patched at the end.
-// Weight files are named by their content (weight-<sha256 prefix>.bin): a package can then be
+// Weight files are named by their content (weight-<hash prefix>.bin): a package can then be
 // replaced in place by moving the new files in first and swapping model.mlmodel last, which is
-// one atomic rename (emit.ts), and names stay deterministic.
+// one atomic rename (emit.ts), and names stay deterministic. Each blob's bytes are hashed once
+// (SHA-256): that digest finds identical blobs and stands for the blob in the file's hash, which
+// covers the header, every metadata record and padding, and the blobs' digests.
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -40,11 +42,12 @@ export class BlobFolderWriter {
   /** Appends a blob; its reference gets the file's name when the file is complete. */
   write(dtype: number, data: Uint8Array, paddingBits = 0): BlobRef {
     // identical bytes are one blob: every const that holds them names the same record
-    const key = `${dtype}:${paddingBits}:${createHash("sha1").update(data).digest("hex")}`;
+    const digest = createHash("sha256").update(data).digest();
+    const key = `${dtype}:${paddingBits}:${digest.toString("hex")}`;
     const same = this.byContent.get(key);
     if (same) return same;
     if (!this.current || (this.current.bytes > 64 && this.current.bytes + 128 + data.length > this.maxBytes)) this.rotate();
-    const ref = { fileName: "", offset: this.current!.write(dtype, data, paddingBits) };
+    const ref = { fileName: "", offset: this.current!.write(dtype, data, paddingBits, digest) };
     this.pending.push(ref);
     this.byContent.set(key, ref);
     return ref;
@@ -91,8 +94,8 @@ export class BlobWriter {
     this.hash.update(b);
   }
 
-  /** Appends one blob; returns the offset of its metadata record. */
-  write(dtype: number, data: Uint8Array, paddingBits = 0): number {
+  /** Appends one blob; returns the offset of its metadata record. `digest`: the data's SHA-256, when the caller has it. */
+  write(dtype: number, data: Uint8Array, paddingBits = 0, digest: Uint8Array = createHash("sha256").update(data).digest()): number {
     const at = Math.ceil(this.pos / 64) * 64;
     if (at > this.pos) this.put(new Uint8Array(at - this.pos));
     const meta = Buffer.alloc(64);
@@ -102,7 +105,8 @@ export class BlobWriter {
     meta.writeBigUInt64LE(BigInt(at + 64), 16);
     meta.writeBigUInt64LE(BigInt(paddingBits), 24);
     this.put(meta);
-    this.put(data);
+    writeAll(this.fd, data);
+    this.hash.update(digest);
     this.pos = at + 64 + data.length;
     this.count++;
     return at;
@@ -112,7 +116,7 @@ export class BlobWriter {
     return this.pos;
   }
 
-  /** Patches the header; returns the file's content hash (records hashed as written, then the header). */
+  /** Patches the header; returns the file's content hash (records and the blobs' digests as written, then the header). */
   finish(): string {
     const header = Buffer.alloc(64);
     header.writeUInt32LE(this.count, 0);

@@ -1,8 +1,9 @@
-// One layer of the exact 1-D k-means programme (src/quant/kmeans.ts kmeans1d), in WebAssembly:
-// the same divide and conquer, the same candidate test and the same float64 operations in the
-// same order as the JavaScript it replaces (WebAssembly neither fuses nor reorders them), so the
-// clusterings are identical. JavaScript lays the arrays out in this module's own memory and
-// calls `layer` once per cluster count; pointers are byte offsets.
+// The loops of a weight's clustering in WebAssembly: one layer of the exact 1-D k-means programme
+// (src/quant/kmeans.ts kmeans1d) and the passes over a weight's elements around it (the
+// activation-weighted count, the index lookup, the bias correction's sums; src/quant/passes.ts).
+// Each does the same float64 operations in the same order as the JavaScript kept as its oracle
+// (WebAssembly neither fuses nor reorders them), so results are identical bit for bit.
+// JavaScript lays the arrays out in this module's own memory; pointers are byte offsets.
 
 /** Grows the memory to at least `bytes`; returns false when it cannot. */
 export function reserve(bytes: usize): bool {
@@ -65,4 +66,84 @@ export function layer(c: i32, from: i32, n: i32, R: usize, Wp: usize, S1p: usize
       jlo = bestJ;
     }
   }
+}
+
+/** R[3j + 2] = prev[j - 1] - S2[j] for j in 1..n: the previous layer's row costs beside each candidate start. */
+export function refill(R: usize, prev: usize, S2p: usize, n: i32): void {
+  for (let j = 1; j <= n; j++) store<f64>(R + <usize>j * 24, load<f64>(prev + (<usize>(j - 1) << 3)) - load<f64>(S2p + (<usize>j << 3)), 16);
+}
+
+/**
+ * The activation-weighted count: sums[bits[i]] += w[rowBase[r] + c] for element i of row r,
+ * input channel c (each channel over `spatial` consecutive elements), rows and elements in order.
+ * Returns the number of elements visited.
+ */
+export function weightedCounts(bits: usize, w: usize, rowBase: usize, rows: i32, inPerRow: i32, spatial: i32, sums: usize): usize {
+  let i: usize = 0;
+  for (let r = 0; r < rows; r++) {
+    const wr = w + (<usize>load<i32>(rowBase + (<usize>r << 2)) << 3);
+    if (spatial == 1) {
+      // a linear's row, without the one-element inner loop
+      for (let c: usize = 0; c < <usize>inPerRow; c++) {
+        const at = sums + (<usize>load<u16>(bits + (i << 1)) << 3);
+        store<f64>(at, load<f64>(at) + load<f64>(wr + (c << 3)));
+        i++;
+      }
+      continue;
+    }
+    for (let c: usize = 0; c < <usize>inPerRow; c++) {
+      const x = load<f64>(wr + (c << 3));
+      for (let s = 0; s < spatial; s++) {
+        const at = sums + (<usize>load<u16>(bits + (i << 1)) << 3);
+        store<f64>(at, load<f64>(at) + x);
+        i++;
+      }
+    }
+  }
+  return i;
+}
+
+/**
+ * indices[i] = byPattern[bits[i]] for n elements (`bits` 4-byte aligned); with nibbles != 0 also
+ * two per byte, low nibble first (an odd last element is left to the caller).
+ */
+export function lookupIndices(bits: usize, n: usize, byPattern: usize, indices: usize, nibbles: usize): void {
+  const pairs = n >> 1;
+  for (let j: usize = 0; j < pairs; j++) {
+    const v = load<u32>(bits + (j << 2));
+    const a = <u32>load<u8>(byPattern + <usize>(v & 0xffff)), b = <u32>load<u8>(byPattern + <usize>(v >> 16));
+    store<u16>(indices + (j << 1), <u16>(a | (b << 8)));
+    if (nibbles) store<u8>(nibbles + j, <u8>(a | (b << 4)));
+  }
+  if (n & 1) store<u8>(indices + n - 1, load<u8>(byPattern + <usize>load<u16>(bits + ((n - 1) << 1))));
+}
+
+/**
+ * Rows r0..r1-1 of the bias correction: acc[r] += Σ_c (Σ_s err[bits[i]]) · mean[rowBase[r] + c]
+ * over the row's elements in order, starting at element i0 (acc holds the old bias, or 0).
+ * `err` is the group's table of w − ŵ per fp16 pattern. Returns the next element.
+ */
+export function biasSums(bits: usize, i0: usize, err: usize, mean: usize, rowBase: usize, r0: i32, r1: i32, inPerRow: i32, spatial: i32, acc: usize): usize {
+  let i = i0;
+  for (let r = r0; r < r1; r++) {
+    const mr = mean + (<usize>load<i32>(rowBase + (<usize>r << 2)) << 3);
+    let a = load<f64>(acc + (<usize>r << 3));
+    if (spatial == 1) {
+      for (let c: usize = 0; c < <usize>inPerRow; c++) {
+        a += load<f64>(err + (<usize>load<u16>(bits + (i << 1)) << 3)) * load<f64>(mr + (c << 3));
+        i++;
+      }
+    } else {
+      for (let c: usize = 0; c < <usize>inPerRow; c++) {
+        let d = 0.0;
+        for (let s = 0; s < spatial; s++) {
+          d += load<f64>(err + (<usize>load<u16>(bits + (i << 1)) << 3));
+          i++;
+        }
+        a += d * load<f64>(mr + (c << 3));
+      }
+    }
+    store<f64>(acc + (<usize>r << 3), a);
+  }
+  return i;
 }
