@@ -17,15 +17,15 @@ import type { ConstValue, Graph } from "../ir/graph.js";
 import { storedBytes } from "../ir/dtype.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
-import { averageBits, type RankingOverlap } from "../quant/probe.js";
+import { averageBits, layerClusterJobs, type RankingOverlap } from "../quant/probe.js";
 import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
-import { clusterAll } from "../quant/cluster-pool.js";
+import { clusterAll, startClustering, type ClusterRun } from "../quant/cluster-pool.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
 import { KMEANS_REVISION } from "../quant/kmeans.js";
 import { clusteringClock } from "../quant/layer.js";
-import type { SharedQuantization } from "../../passes/palettize.js";
+import type { PalettizeOptions, SharedQuantization } from "../../passes/palettize.js";
 import type { ProgressFn } from "./progress.js";
 import type { SamplingReport } from "./sample-report.js";
 
@@ -149,8 +149,8 @@ export interface CompileReport {
   precision: Precision | "auto";
   tolerances: { fp32: { maxRelErr: number }; fp16: { relL2: number } };
   artifacts: ArtifactRecord[];
-  /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached across widths) */
-  checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cachedAcrossWidths: boolean };
+  /** with a checkpoint: bytes of tensor data read from disk (each weight once when cached) */
+  checkpointReads?: { bytesRead: number; checkpointDataBytes: number; cached: boolean };
   /** kmeansRevision: the k-means code the palettes came from (verify needs the same to rebuild them) */
   quantization?: QuantizationReport;
   /** with --sample: the samples of the float model and of every artifact, and their image PSNR */
@@ -176,7 +176,11 @@ export interface QuantizationReport {
 
 export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
 
-/** Cache stored weights across widths when they fit this budget; larger models are re-read per width. */
+/**
+ * Cache stored weights when a compile reads them more than once (several widths, or a quantized
+ * one: statistics, probe, clustering and writing each read every weight) and they fit this
+ * budget; larger models are re-read.
+ */
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
 
 /** Where a palettized compile spent its calibration time, per width (not in report.json, which is reproducible). */
@@ -235,10 +239,10 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const artifacts: ArtifactRecord[] = [];
   const ck = "file" in o.source ? (o.source as Checkpoint) : undefined;
   const readBefore = ck?.file.bytesRead ?? 0;
-  const cacheReads = ck !== undefined && o.widths.length > 1 && ck.file.dataBytes <= READ_CACHE_BYTES;
+  const quantize = o.quantize ?? { mode: "none" };
+  const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= READ_CACHE_BYTES;
   const source = timedSource(cacheReads ? withReadCache(ck) : o.source, clock.read);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
-  const quantize = o.quantize ?? { mode: "none" };
   const qLayers: QuantizedLayer[] = [];
   const statsByWidth = new Map<number, Map<string, ChannelStats>>();
   const widthRecords: NonNullable<QuantizationReport["widths"]> = [];
@@ -253,6 +257,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let shared: SharedQuantization | undefined;
+    let background: ClusterRun | undefined;
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
       const planReads = clock.read.seconds, planClustering = clusteringClock();
@@ -268,39 +273,54 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
       shared = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map(), jobs: new Map() };
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
+      if (plan.entry.pass === "palettize") {
+        // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
+        // the workers, with the pass' own options, and run while this thread lowers the targets
+        const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
+        const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
+        background = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        clock.writing += since(t0);
+      }
     }
-    for (const target of o.targets) {
-      const backend = BACKENDS[target]!;
-      o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
-      const precision: Precision = o.precision === "auto" ? (backend.defaultPrecision ?? "fp32") : o.precision;
+    try {
+      const lowered = o.targets.map((target) => {
+        o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
+        const precision: Precision = o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision;
+        const t0 = performance.now();
+        const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
+        clock.lowering += since(t0);
+        return { target, precision, g };
+      });
       let t0 = performance.now();
-      const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
-      clock.lowering += since(t0);
-      t0 = performance.now();
-      // the first target's lowering named every weight to palettize: cluster them all at once on
-      // the machine's cores (the clusterings are shared with the other targets of this width)
+      background?.finish();
+      // any weight the pass palettized that the plan did not list (none, normally) is clustered now
       if (shared?.jobs?.size)
         clusterAll([...shared.jobs.values()], shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
       clock.writing += since(t0);
-      const stats = graphStats(g);
-      const dir = outputDir(o.out, widthTag(width));
-      const path = join(dir, backend.artifact);
-      const step = `${target} w${width}: writing ${path}`;
-      t0 = performance.now();
-      const r = backend.emit(g, path, {
-        onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
-        ...(o.externalData ? { externalData: o.externalData } : {}),
-        ...(o.deployment ? { deployment: o.deployment } : {}),
-        metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
-      });
-      clock.writing += since(t0);
-      artifacts.push({
-        target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
-        params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
-        opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
-        ...(r.transposes ? { fileTransposes: r.transposes } : {}),
-        constants: constantBytes(g, precision, r.bytes),
-      });
+      for (const { target, precision, g } of lowered) {
+        const backend = BACKENDS[target]!;
+        const stats = graphStats(g);
+        const dir = outputDir(o.out, widthTag(width));
+        const path = join(dir, backend.artifact);
+        const step = `${target} w${width}: writing ${path}`;
+        t0 = performance.now();
+        const r = backend.emit(g, path, {
+          onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
+          ...(o.externalData ? { externalData: o.externalData } : {}),
+          ...(o.deployment ? { deployment: o.deployment } : {}),
+          metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
+        });
+        clock.writing += since(t0);
+        artifacts.push({
+          target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
+          params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
+          opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
+          ...(r.transposes ? { fileTransposes: r.transposes } : {}),
+          constants: constantBytes(g, precision, r.bytes),
+        });
+      }
+    } finally {
+      background?.cancel();
     }
   }
   const report: CompileReport = {
@@ -311,7 +331,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     precision: o.precision,
     tolerances: TOLERANCES,
     artifacts,
-    ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cachedAcrossWidths: cacheReads } } : {}),
+    ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cached: cacheReads } } : {}),
     ...(quantize.mode !== "none" ? { quantization: quantizationReport(quantize, techniques, calibration ? { file: o.calibrationFile ?? null, samples: calibrationSize(calibration) } : { file: null, samples: 1 }, statsByWidth.size ? STATISTICS_FILE : undefined, widthRecords, qLayers) } : {}),
   };
   if (statsByWidth.size) writeStatistics(join(o.out, STATISTICS_FILE), statsByWidth);

@@ -1,5 +1,8 @@
 // Every artifact is written under a temporary name in its destination folder and renamed into
 // place only when complete, so a crash or kill leaves the old file or the new one, never half.
+// Files are not fsynced before the rename unless DITC_FSYNC=1: like compilers and converters,
+// ditc leaves flushing its (reproducible) outputs to the kernel; waiting for the disk would
+// bound every compile by the disk's write speed (README, "Atomic outputs").
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
@@ -46,8 +49,16 @@ function openTemp(path: string): { tmp: string; fd: number } {
   }
 }
 
+/** With DITC_FSYNC=1, outputs reach the disk before they are renamed into place (power-loss safe). */
+export const durableWrites = (): boolean => process.env.DITC_FSYNC === "1";
+
+/** fsyncs `fd` when writes are durable (see durableWrites). */
+export function syncIfDurable(fd: number): void {
+  if (durableWrites()) fsyncSync(fd);
+}
+
 function commit(path: string, tmp: string, fd: number): void {
-  fsyncSync(fd);
+  syncIfDurable(fd);
   closeSync(fd);
   renameSync(tmp, path);
 }
@@ -66,7 +77,7 @@ function abandon(path: string, tmp: string, fd: number, e: unknown): never {
   throw e;
 }
 
-/** Opens a temp file beside `path`, lets `write` fill it, then fsyncs and renames it to `path`. */
+/** Opens a temp file beside `path`, lets `write` fill it, then renames it to `path` (fsynced first when durable). */
 export function writeFileAtomic(path: string, write: (fd: number) => void): void {
   const { tmp, fd } = openTemp(path);
   try {

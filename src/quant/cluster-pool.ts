@@ -1,6 +1,7 @@
-// Clusters many weights on worker threads while the calling thread reads the next ones, and
-// returns only when all are done, so a synchronous caller (compile) gets the machine's cores for
-// its k-means without becoming asynchronous. Everything comes back through shared memory: each
+// Clusters many weights on worker threads while the calling thread reads the next ones (clusterAll:
+// returns when all are done), or while it does other work (startClustering, then finish), so a
+// synchronous caller (compile) gets the machine's cores for its k-means without becoming
+// asynchronous. Everything comes back through shared memory: each
 // job carries shared buffers for its indices and LUT and a status word, the worker fills them
 // and bumps a shared counter, and the caller, blocked on that counter (Atomics.wait), collects
 // finished jobs — no message has to reach a thread that is not running its event loop. A
@@ -56,25 +57,50 @@ export interface JobMessage {
   error: Uint8Array;
 }
 
-/** Jobs in flight per worker: one being clustered, one read and waiting. */
+/** Jobs in flight per worker in the foreground (clusterAll): one being clustered, one read and waiting. */
 const DEPTH = 2;
+/** Weight elements a background run hands its workers at once; the rest follow as jobs finish. */
+const BACKGROUND_ELEMENTS = 1 << 29;
 /** How long workers may take to start before the pool gives up (they load the k-means module). */
 const START_MS = 30_000;
 
+/** Clustering under way on the workers. */
+export interface ClusterRun {
+  /** Blocks until every job is done and stored (a worker's error is rethrown here); the workers then stop. */
+  finish(): void;
+  /** Stops the workers without waiting for them (after an error elsewhere); nothing once finished. */
+  cancel(): void;
+}
+
 /**
- * Clusters every job whose source `into` does not hold yet and stores the results there. At most
- * DEPTH weights per worker are in flight at once.
+ * Clusters every job whose source `into` does not hold yet and stores the results there, returning
+ * when all are done. At most DEPTH weights per worker are in flight at once.
  */
 export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void): void {
+  startClustering(jobs, into, workers, onProgress, { background: false }).finish();
+}
+
+const elementsOf = (j: ClusterJob) => j.plan.layout.rowBase.length * j.plan.layout.inPerRow * j.plan.layout.spatial;
+
+/**
+ * Starts clustering the jobs `into` does not hold yet. In the background (the default), every job
+ * up to BACKGROUND_ELEMENTS is read and handed to the workers now, so they cluster while this
+ * thread does other work; `finish` collects them (and hands on the rest). Results go to `into`
+ * only in `finish`. The time counted as clustering is the time spent in this call and in
+ * `finish`, less this thread's reads of the weights.
+ */
+export function startClustering(jobs: readonly ClusterJob[], into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true } = {}): ClusterRun {
   const todo = jobs.filter((j) => !into.has(j.source));
-  if (!todo.length) return;
-  const t0 = performance.now();
+  if (!todo.length) return { finish: () => {}, cancel: () => {} };
+  let t0 = performance.now();
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const pool = Array.from({ length: Math.max(1, Math.min(workers, todo.length)) }, () => ({
     worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
     running: [] as { id: number; m: JobMessage }[],
+    /** elements of the jobs in `running` */
+    queued: 0,
   }));
-  let next = 0, received = 0;
+  let next = 0, received = 0, inFlight = 0, stopped = false;
   // this thread's reads of the weights: the caller times them as reads, so they are not clustering time
   let loading = 0;
   // Weights go to the workers through a few shared buffers reused job after job (one per job in
@@ -115,6 +141,17 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
     }
     w.worker.postMessage(m);
     w.running.push({ id, m });
+    w.queued += data.length;
+    inFlight += data.length;
+  };
+  // the next job goes to the worker with the least queued, while one has room for it
+  const fill = () => {
+    while (next < todo.length) {
+      const size = elementsOf(todo[next]!);
+      const room = pool.filter((w) => w.running.length < DEPTH || (background && inFlight + size <= BACKGROUND_ELEMENTS));
+      if (!room.length) return;
+      submit(room.reduce((a, b) => (b.queued < a.queued ? b : a)));
+    }
   };
   const collect = (id: number, m: JobMessage) => {
     if (Atomics.load(m.status, 0) === JOB.FAILED) {
@@ -132,6 +169,15 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
     received++; // not inside the optional call below: without a callback its arguments are never evaluated
     onProgress?.(received, todo.length);
   };
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    for (const w of pool) void w.worker.terminate();
+  };
+  const counted = () => {
+    addClusteringSeconds((performance.now() - t0 - loading) / 1000);
+    loading = 0;
+  };
   try {
     // every worker says it is ready (one bump each) before any work is sent: a worker that cannot
     // start would otherwise leave this thread waiting for results that never come
@@ -140,27 +186,40 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
       if (Date.now() > deadline) throw new Error("internal: the clustering worker threads did not start within 30 s");
       Atomics.wait(signal, 0, Atomics.load(signal, 0), 100);
     }
-    for (const w of pool) while (w.running.length < DEPTH && next < todo.length) submit(w);
-    while (received < todo.length) {
-      const seen = Atomics.load(signal, 0);
-      let progressed = false;
-      for (const w of pool) {
-        for (let i = 0; i < w.running.length; ) {
-          const r = w.running[i]!;
-          if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
-            i++;
-            continue;
-          }
-          w.running.splice(i, 1);
-          collect(r.id, r.m);
-          progressed = true;
-        }
-        while (w.running.length < DEPTH && next < todo.length) submit(w);
-      }
-      if (!progressed) Atomics.wait(signal, 0, seen, 1000);
-    }
+    fill();
+  } catch (e) {
+    stop();
+    throw e;
   } finally {
-    for (const w of pool) void w.worker.terminate();
-    addClusteringSeconds((performance.now() - t0 - loading) / 1000);
+    counted();
   }
+  const finish = () => {
+    if (stopped) throw new Error("internal: a clustering run was finished after it stopped");
+    t0 = performance.now();
+    try {
+      while (received < todo.length) {
+        const seen = Atomics.load(signal, 0);
+        let progressed = false;
+        for (const w of pool)
+          for (let i = 0; i < w.running.length; ) {
+            const r = w.running[i]!;
+            if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
+              i++;
+              continue;
+            }
+            w.running.splice(i, 1);
+            w.queued -= r.m.data.length;
+            inFlight -= r.m.data.length;
+            collect(r.id, r.m);
+            progressed = true;
+          }
+        fill();
+        if (!progressed) Atomics.wait(signal, 0, seen, 1000);
+      }
+    } finally {
+      stop();
+      counted();
+    }
+  };
+  return { finish, cancel: stop };
 }

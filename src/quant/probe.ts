@@ -79,29 +79,29 @@ export interface AheadClustering {
 }
 
 /**
- * Clusters every probed layer at 4 bits on the worker pool before the probe's forwards (which
- * would otherwise cluster them one by one on this thread), and corrects the biases the palettize
- * pass would (a constant bias or none). These are the palettize pass' clusterings for the layers
- * that stay at 4 bits: same weight, plan and statistics, so compile hands them on.
+ * The palettize pass' clustering jobs for a graph's linear and conv weights at the bits `bitsOf`
+ * gives (none: left out), each with the bias corrections the pass would make (a constant bias or
+ * none), stored in `biases` under the pass' names; `biasSource` maps a weight to its corrected bias.
  */
-export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onProgress?: (done: number, total: number) => void): Map<string, AheadClustering> {
+export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, bitsOf: (source: string) => 4 | 8 | undefined, biases: Map<string, Float32Array>): { jobs: ClusterJob[]; biasSource: Map<string, string> } {
   const prod = producers(g);
   const jobs = new Map<string, ClusterJob>();
-  const biases = new Map<string, Float32Array>();
   const biasSource = new Map<string, string>();
   for (const n of g.nodes) {
     if (n.kind !== "linear" && n.kind !== "conv2d") continue;
     const wp = prod.get(n.inputs[1]!);
     if (wp?.kind !== "const") continue;
-    const had = jobs.get(wp.attrs.value.source);
+    const c = wp.attrs.value, bits = bitsOf(c.source);
+    if (!bits) continue;
+    const had = jobs.get(c.source);
     if (had) {
-      // a weight several layers read: their biases differ, so the probe corrects each itself
+      // a weight several layers read: their biases differ, so each is corrected where it is read
       delete had.corrections;
       biasSource.delete(had.source);
       continue;
     }
-    const c = wp.attrs.value, s = stats?.get(c.source);
-    const plan = clusterPlan(c.type.shape, convGroups(n), 4, t, s);
+    const s = stats?.get(c.source);
+    const plan = clusterPlan(c.type.shape, convGroups(n), bits, t, s);
     const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
     const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
     if (plan.biasCorrected && (!n.inputs[2] || bp?.kind === "const")) {
@@ -112,8 +112,20 @@ export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: Reado
     }
     jobs.set(c.source, job);
   }
+  return { jobs: [...jobs.values()], biasSource };
+}
+
+/**
+ * Clusters every probed layer at 4 bits on the worker pool before the probe's forwards (which
+ * would otherwise cluster them one by one on this thread), with the palettize pass' bias
+ * corrections. These are the pass' clusterings for the layers that stay at 4 bits: same weight,
+ * plan and statistics, so compile hands them on.
+ */
+export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onProgress?: (done: number, total: number) => void): Map<string, AheadClustering> {
+  const biases = new Map<string, Float32Array>();
+  const { jobs, biasSource } = layerClusterJobs(g, t, stats, () => 4, biases);
   const clusterings = new Map<string, Palettized>();
-  clusterAll([...jobs.values()], clusterings, threads, onProgress);
+  clusterAll(jobs, clusterings, threads, onProgress);
   return new Map([...clusterings].map(([name, clustering]) => {
     const source = biasSource.get(name);
     return [name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) }];

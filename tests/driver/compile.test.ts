@@ -10,15 +10,24 @@ import { openCheckpoint } from "../../src/model/weights.js";
 const dir = mkdtempSync(join(tmpdir(), "ditc-compile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test("compiling all three widths from one checkpoint reads each weight from disk once", () => {
+test("compiling all three widths from one checkpoint, or quantizing one, reads each weight from disk once", () => {
   const ckPath = join(dir, "micro16.safetensors");
   writeSyntheticCheckpoint(presetConfig("micro"), 1, ckPath, "f16");
   const ck = openCheckpoint(ckPath);
   const { report } = compile({ source: ck, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.375, 0.5, 1], precision: "fp32", out: join(dir, "out"), quantize: { mode: "k4" } });
   expect(report.artifacts.length).toBe(3);
-  expect(report.checkpointReads!.cachedAcrossWidths).toBe(true);
+  expect(report.checkpointReads!.cached).toBe(true);
   expect(report.checkpointReads!.bytesRead).toBe(ck.file.dataBytes);
   ck.close();
+  // one width: a quantized compile reads every weight for statistics, clustering and writing, so it caches too
+  for (const quantize of [{ mode: "k4" }, { mode: "none" }] as const) {
+    const one = openCheckpoint(ckPath);
+    const r = compile({ source: one, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.5], precision: "fp32", out: join(dir, `one-${quantize.mode}`), quantize }).report;
+    expect(r.checkpointReads!.cached).toBe(quantize.mode !== "none");
+    // (width 0.5 leaves some tensors unread; uncached, statistics and writing would read each one twice)
+    if (quantize.mode !== "none") expect(r.checkpointReads!.bytesRead).toBeLessThanOrEqual(one.file.dataBytes);
+    one.close();
+  }
   // the same compile twice gives byte-identical artifacts and reports (no timestamps or timings)
   const again = openCheckpoint(ckPath);
   compile({ source: again, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.375, 0.5, 1], precision: "fp32", out: join(dir, "out2"), quantize: { mode: "k4" } });

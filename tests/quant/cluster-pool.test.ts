@@ -1,11 +1,11 @@
 // Clustering on worker threads (src/quant/cluster-pool.ts): the same bits as clustering on the
 // calling thread, for every kind of plan and any worker count; errors come back as errors.
 import { expect, test } from "vitest";
-import { clusterAll, type ClusterJob } from "../../src/quant/cluster-pool.js";
+import { clusterAll, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import { clusterGroups, clusteringClock, clusterPlan, correctedBias } from "../../src/quant/layer.js";
 import { packU4 } from "../../src/io/encode.js";
-import { encodeF16 } from "../../src/kernels/fp16.js";
+import { decodeF16, encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
 
 function jobs(): ClusterJob[] {
@@ -76,20 +76,50 @@ test("biases corrected on the worker that has the weight equal correctedBias on 
   for (const [k, b] of want) expect(got.get(k), k).toEqual(b);
 });
 
-test("a bias corrected through the per-pattern error table equals the per-element sum bit for bit (groups, convs, fp16 input)", () => {
+test("a bias corrected through a per-pattern error table (the clustering's, or one read off its indices) equals the per-element sum over the decoded weight bit for bit", () => {
   jobs().forEach((j, i) => {
-    const bits = encodeF16(j.load() as Float32Array);
+    const bits = encodeF16(j.load() as Float32Array), decoded = decodeF16(bits);
     const rows = j.plan.layout.rowBase.length, channels = j.plan.layout.rowBase[rows - 1]! + j.plan.layout.inPerRow;
     const mean = Float64Array.from(randomTensor([channels], 500 + i).data);
     const old = randomTensor([rows], 600 + i).data;
     const p = clusterGroups(bits, j.plan);
     expect(p.clusterOf?.length, j.source).toBe(j.plan.groups * 65536);
-    const { clusterOf: _, ...perElement } = p; // without the table: decode, index and LUT per element
-    for (const b of [old, undefined]) expect(correctedBias(bits, p, j.plan, mean, b), j.source).toEqual(correctedBias(bits, perElement, j.plan, mean, b));
+    const { clusterOf: _, ...fromIndices } = p; // as the pool hands it back: no table
+    for (const b of [old, undefined]) {
+      const perElement = correctedBias(decoded, p, j.plan, mean, b); // float32 weight: decode, index and LUT per element
+      expect(correctedBias(bits, p, j.plan, mean, b), j.source).toEqual(perElement);
+      expect(correctedBias(bits, fromIndices, j.plan, mean, b), j.source).toEqual(perElement);
+    }
     // and a wrong table shows (the check can fail)
     const shifted = { ...p, clusterOf: p.clusterOf!.map((c) => (c + 1) % (1 << j.plan.bits)) };
-    expect(correctedBias(bits, shifted, j.plan, mean, old), j.source).not.toEqual(correctedBias(bits, perElement, j.plan, mean, old));
+    expect(correctedBias(bits, shifted, j.plan, mean, old), j.source).not.toEqual(correctedBias(decoded, p, j.plan, mean, old));
   });
+});
+
+test("in the background, clustering runs while this thread works; finish stores exactly what clusterAll does", () => {
+  const want = new Map<string, Palettized>();
+  clusterAll(jobs(), want, 2);
+  const into = new Map<string, Palettized>();
+  const progress: number[] = [];
+  const run = startClustering(jobs(), into, 2, (done) => progress.push(done));
+  expect(into.size).toBe(0); // handed over, not waited for
+  const until = performance.now() + 200;
+  while (performance.now() < until); // this thread's own work
+  run.finish();
+  expect(progress).toEqual([...Array(want.size).keys()].map((k) => k + 1));
+  for (const [name, p] of want) {
+    expect(into.get(name)!.indices, name).toEqual(p.indices);
+    expect(into.get(name)!.lut, name).toEqual(p.lut);
+  }
+  run.cancel(); // nothing once finished
+  // a worker's error surfaces at finish; a cancelled run cannot be finished
+  const weighted = jobs()[3]!;
+  const wrongLayout = { ...weighted, source: "broken", plan: { ...weighted.plan, layout: { ...weighted.plan.layout, inPerRow: weighted.plan.layout.inPerRow + 1 } } };
+  const broken = startClustering([weighted, wrongLayout], new Map(), 2);
+  expect(() => broken.finish()).toThrow(/channel layout covers/);
+  const dropped = startClustering(jobs(), new Map(), 2);
+  dropped.cancel();
+  expect(() => dropped.finish()).toThrow(/finished after it stopped/);
 });
 
 test("the loader's arrays stay intact (a cache may hand out its own)", () => {
