@@ -14,7 +14,6 @@ import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 import type { ChannelStats } from "../src/quant/calibration.js";
-import type { ClusterJob } from "../src/quant/cluster-pool.js";
 import type { Palettized } from "../src/quant/kmeans.js";
 import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
 
@@ -39,8 +38,6 @@ export interface PalettizeOptions extends QuantizeTechniques {
 export interface SharedQuantization {
   clusterings: Map<string, Palettized>;
   biases: Map<string, Float32Array>;
-  /** every weight a run palettized, so its clustering can be computed ahead (src/quant/cluster-pool.ts) */
-  jobs?: Map<string, ClusterJob>;
 }
 
 /** `compute` once per key in `shared`, every time without it. */
@@ -51,7 +48,6 @@ function memo<T>(shared: Map<string, T> | undefined, key: string, compute: () =>
   shared?.set(key, v);
   return v;
 }
-
 
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
 function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
@@ -103,7 +99,6 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           if (!d) {
             const plan = planFor(n, c);
             const p = palettizedConstants(c, plan, o.shared?.clusterings);
-            o.shared?.jobs?.set(c.source, { source: c.source, plan, load: () => weightForClustering(c) });
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }
@@ -116,10 +111,6 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           const source = correctedBiasSource(c, old);
           // shared targets compute it once: it reads the whole weight and its clustering
           const compute = () => correctedBias(weightForClustering(c), clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
-          // clustered ahead, the worker that has the weight corrects the bias too
-          const job = o.shared?.jobs?.get(c.source);
-          if (job && o.shared && !job.corrections?.some((f) => f.source === source))
-            (job.corrections ??= []).push({ source, mean: stats.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: o.shared.biases });
           const bias: ConstValue = {
             type: { dtype: "f32", shape: [rows] }, source, role: "weight", ownedByOneWeight: true,
             load: () => floatTensor([rows], memo(o.shared?.biases, source, compute)),

@@ -20,7 +20,7 @@ import type { FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { averageBits, layerClusterJobs, type RankingOverlap } from "../quant/probe.js";
 import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
-import { clusterAll, startClustering, type ClusterRun } from "../quant/cluster-pool.js";
+import { startClustering, type ClusterRun } from "../quant/cluster-pool.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
@@ -262,7 +262,6 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     if (cacheReads) for (const spec of specsForWidth(o.source.config, width)) source.readF16?.(spec);
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
-    let shared: SharedQuantization | undefined;
     let background: ClusterRun | undefined;
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
@@ -277,7 +276,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       clock.forward += plan.seconds.statistics + plan.seconds.probe - (clock.read.seconds - planReads) - (clusteringClock() - planClustering);
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
       // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
-      shared = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map(), jobs: new Map() };
+      const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
       if (plan.entry.pass === "palettize") {
         // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
@@ -299,9 +298,6 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       });
       let t0 = performance.now();
       background?.finish();
-      // any weight the pass palettized that the plan did not list (none, normally) is clustered now
-      if (shared?.jobs?.size)
-        clusterAll([...shared.jobs.values()], shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
       clock.writing += since(t0);
       for (const { target, precision, g } of lowered) {
         const backend = BACKENDS[target]!;

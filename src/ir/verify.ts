@@ -33,6 +33,7 @@ export function verifyGraph(g: Graph, after?: string): void {
   const byId = new Map<number, Value>();
   const defined = { has: (v: Value) => byId.get(v.id) === v };
   const define = (v: Value, by: () => string) => {
+    if (!Number.isInteger(v.id) || v.id < 0) throw bad(`a value has id ${v.id}, not a non-negative integer (defined by ${by()})`);
     if (byId.has(v.id)) throw bad(`%${v.id} is used by two values (again by ${by()})`);
     byId.set(v.id, v);
   };

@@ -75,6 +75,14 @@ describe("verifier", () => {
     expect(() => verifyGraph({ ...g, nodes: [clash], outputs: clash.outputs })).toThrow(/%5000000 is used by two values/);
   });
 
+  test("rejects an id that is not a non-negative integer", () => {
+    const g = tiny();
+    for (const id of [-1, 1.5, Number.NaN]) {
+      const nodes = g.nodes.map((n, i) => (i === 0 ? ({ ...n, outputs: [{ ...n.outputs[0]!, id }] } as Node) : n));
+      expect(() => verifyGraph({ ...g, nodes }), String(id)).toThrow(/not a non-negative integer/);
+    }
+  });
+
   test("rejects two values with one id (a pass numbering from 0 again)", () => {
     const g = tiny();
     const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;
