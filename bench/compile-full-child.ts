@@ -2,6 +2,7 @@
 //   init CK           : the full preset's synthetic f16 checkpoint
 //   compile CK OUT    : compile --target coreml,tflite,onnx --width 0.375,0.5,1 --quantize mixed at 1024²
 //   floor CK OUT COPY : the I/O floor: read CK once, then copy every file under OUT into COPY
+//                       (without OUT and COPY: only the read, which warms the page cache)
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { compile, parseQuantize } from "../src/driver/compile.js";
@@ -35,7 +36,7 @@ else if (mode === "compile") {
   closeSync(fd);
   const readSeconds = (performance.now() - t0) / 1000;
   let written = 0;
-  for (const f of filesUnder(out!)) {
+  for (const f of out ? filesUnder(out) : []) {
     const to = join(copy!, relative(out!, f));
     mkdirSync(join(to, ".."), { recursive: true });
     copyFileSync(f, to);

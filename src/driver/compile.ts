@@ -12,7 +12,7 @@ import { paramCount, specsForWidth } from "../model/params.js";
 import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
-import { applyPipeline, BACKENDS, pipelinePasses } from "./pipelines.js";
+import { BACKENDS, pipelinePasses, sharedPrefixLowering } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
 import type { ConstValue, Graph } from "../ir/graph.js";
 import { storedBytes } from "../ir/dtype.js";
@@ -288,11 +288,13 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
       }
     }
     try {
+      const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
+      const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
       const lowered = o.targets.map((target) => {
         o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
-        const precision: Precision = o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision;
+        const precision = precisionOf(target);
         const t0 = performance.now();
-        const g = applyPipeline(model.graph, target, { fp16: precision === "fp16", before: palettize });
+        const g = lowering.lower(target);
         clock.lowering += since(t0);
         return { target, precision, g };
       });

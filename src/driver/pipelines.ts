@@ -11,7 +11,7 @@ import type { TargetBackend } from "../pipeline/target.js";
 import { fail, oneOf } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
 import type { Legality } from "../pipeline/legality.js";
-import { buildPipeline, type Pipeline, type PipelineEntry } from "../pipeline/pass.js";
+import { buildPipeline, type Pipeline, type PipelineEntry, type ResolvedStep } from "../pipeline/pass.js";
 import { runPipeline, type PipelineRunOptions } from "../pipeline/run.js";
 
 /** Each target's pipeline, legality table, and what fp16 means there (the pass appended for it). */
@@ -38,11 +38,71 @@ export function pipelinePasses(name: string, fp16 = false): string[] {
   return name === "none" || !t ? [] : [...t.pipeline.entries.map((e) => e.pass), ...(fp16 ? [t.fp16.pass] : []), ...FINAL.map((e) => e.pass)];
 }
 
-/** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
-export function applyPipeline(g: Graph, name: string, opts: Omit<PipelineRunOptions, "legality"> & { fp16?: boolean; before?: PipelineEntry[] } = {}): Graph {
-  if (name === "none") return g;
+type LoweringOptions = Omit<PipelineRunOptions, "legality"> & { fp16?: boolean; before?: PipelineEntry[] };
+
+function targetPipeline(name: string): (typeof TARGET_PIPELINES)[string] {
   const t = TARGET_PIPELINES[name];
   if (!t) throw fail("badOption", { option: "pipeline", value: name, expected: oneOf(name, PIPELINE_NAMES) });
-  const entries = [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : []), ...FINAL];
-  return runPipeline(g, buildPipeline({ name, entries }, PASSES), { ...opts, legality: { target: name, table: t.legality } });
+  return t;
+}
+
+function resolvedSteps(name: string, opts: LoweringOptions): ResolvedStep[] {
+  const t = targetPipeline(name);
+  return buildPipeline({ name, entries: [...(opts.before ?? []), ...t.pipeline.entries, ...(opts.fp16 ? [t.fp16] : []), ...FINAL] }, PASSES);
+}
+
+/** Runs the named pipeline ("none" returns the graph as built) with its legality check. */
+export function applyPipeline(g: Graph, name: string, opts: LoweringOptions = {}): Graph {
+  if (name === "none") return g;
+  return runPipeline(g, resolvedSteps(name, opts), { ...opts, legality: { target: name, table: targetPipeline(name).legality } });
+}
+
+/**
+ * Lowers one graph for several targets, running the passes their pipelines begin with once: the
+ * palettize pass for all three, and with it TFLite's and ONNX's attention lowering. Two steps are
+ * the same when their pass and options are: plain values compared by value, anything else (the
+ * palettize pass' shared clusterings, statistics) by identity. Graphs are immutable, so the later
+ * pipelines continue from the graph the first left after the shared steps, which is kept only
+ * while a target still to be lowered begins with them. `lower(name)` takes the targets in any order.
+ */
+export function sharedPrefixLowering(g: Graph, requests: Record<string, LoweringOptions>): { lower(name: string): Graph } {
+  const steps = new Map(Object.entries(requests).map(([name, o]) => [name, resolvedSteps(name, o)]));
+  const ids = new Map<object, number>();
+  const stepKey = (s: ResolvedStep) =>
+    `${s.pass.name} ${JSON.stringify(s.options, (_, v: unknown) => {
+      if (typeof v !== "object" || v === null || Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype) return v;
+      if (!ids.has(v)) ids.set(v, ids.size);
+      return `#object ${ids.get(v)}`;
+    })}`;
+  const prefixKeys = new Map([...steps].map(([name, list]) => {
+    let key = "";
+    return [name, list.map((s) => (key += `\n${stepKey(s)}`))];
+  }));
+  const pending = new Set(steps.keys());
+  const kept = new Map<string, Graph>();
+  return {
+    lower(name) {
+      const list = steps.get(name), keys = prefixKeys.get(name);
+      if (!list || !keys || !pending.delete(name)) throw new Error(`sharedPrefixLowering: ${name} was not requested, or is lowered already`);
+      const wanted = new Set([...pending].flatMap((other) => prefixKeys.get(other)!));
+      let start = keys.length;
+      while (start > 0 && !kept.has(keys[start - 1]!)) start--;
+      let at = start;
+      const from = start > 0 ? kept.get(keys[start - 1]!)! : g;
+      const onPass = requests[name]!.onPass;
+      const out = runPipeline(from, list.slice(start), {
+        ...requests[name],
+        legality: { target: name, table: targetPipeline(name).legality },
+        onPass: (pass, seconds, graph) => {
+          if (wanted.has(keys[at]!)) kept.set(keys[at]!, graph);
+          at++;
+          onPass?.(pass, seconds, graph);
+        },
+      });
+      // what is left to lower continues from its longest kept prefix; nothing shorter is needed
+      const longest = new Set([...pending].map((other) => [...prefixKeys.get(other)!].reverse().find((k) => kept.has(k))));
+      for (const k of [...kept.keys()]) if (!longest.has(k)) kept.delete(k);
+      return out;
+    },
+  };
 }

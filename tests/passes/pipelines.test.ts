@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { PASSES } from "../../passes/index.js";
-import { applyPipeline, TARGET_PIPELINES } from "../../src/driver/pipelines.js";
+import { applyPipeline, sharedPrefixLowering, TARGET_PIPELINES } from "../../src/driver/pipelines.js";
+import { printGraph } from "../../src/ir/print.js";
 import { graphStats } from "../../src/driver/inspect.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Node } from "../../src/ir/graph.js";
@@ -22,6 +23,55 @@ describe("whole pipelines end to end", () => {
         if (target !== "onnx") expect(s.transposes.inBlocks).toBe(0);
         expect(Object.keys(s.ops).filter((k) => k.endsWith("attention") || k === "rope_2d" || k === "qk_norm")).toEqual([]);
       });
+});
+
+describe("targets lowered together share the passes their pipelines begin with", () => {
+  const { graph } = modelGraph({ config: presetConfig("micro"), width: 1, seed: 3 });
+  const bits = { "blocks.0.attn.qkv.weight": 4 as const };
+  const palettize = [{ pass: "palettize", options: { bits, shared: { clusterings: new Map(), biases: new Map() } } }];
+  const requests = { coreml: { fp16: true, before: palettize }, tflite: { before: palettize }, onnx: { before: palettize } };
+
+  test("each target's graph is the one its own pipeline gives, in any order; shared steps run once", () => {
+    for (const order of [["coreml", "tflite", "onnx"], ["onnx", "tflite", "coreml"]]) {
+      const ran: string[][] = [];
+      const together = sharedPrefixLowering(graph, Object.fromEntries(order.map((t) => [t, { ...requests[t as keyof typeof requests], onPass: (p: string) => ran.at(-1)!.push(p) }])));
+      for (const t of order) {
+        ran.push([]);
+        const alone = applyPipeline(graph, t, requests[t as keyof typeof requests]);
+        expect(printGraph(together.lower(t))).toBe(printGraph(alone));
+      }
+      const first = ran[0]!, second = ran[1]!, third = ran[2]!;
+      expect(first[0]).toBe("palettize");
+      // the second TFLite/ONNX pipeline starts after the attention lowering; the third never palettizes again
+      const tokensPair = order.indexOf("tflite") < order.indexOf("onnx") ? ["tflite", "onnx"] : ["onnx", "tflite"];
+      const later = ran[order.indexOf(tokensPair[1]!)]!;
+      expect(later[0]).not.toBe("split-lut-groups");
+      expect(later).not.toContain("split-einsum-attention");
+      expect([second, third].every((r) => !r.includes("palettize"))).toBe(true);
+      expect(() => together.lower(order[0]!)).toThrow(/lowered already/);
+    }
+  });
+
+  test("steps whose options differ, by value or by identity, are not shared", () => {
+    const other = [{ pass: "palettize", options: { bits, shared: { clusterings: new Map(), biases: new Map() } } }];
+    const ran: string[] = [];
+    const lowering = sharedPrefixLowering(graph, { tflite: { before: palettize }, onnx: { before: other, onPass: (p) => ran.push(p) } });
+    lowering.lower("tflite");
+    lowering.lower("onnx");
+    expect(ran.slice(0, 2)).toEqual(["palettize", "split-lut-groups"]);
+    const otherBits = [{ pass: "palettize", options: { ...palettize[0]!.options, bits: { "blocks.0.attn.o.weight": 4 as const } } }];
+    const ranByValue: string[] = [];
+    const byValue = sharedPrefixLowering(graph, { tflite: { before: palettize }, onnx: { before: otherBits, onPass: (p) => ranByValue.push(p) } });
+    byValue.lower("tflite");
+    byValue.lower("onnx");
+    expect(ranByValue[0]).toBe("palettize");
+    // fp16 appends a pass at the end: everything up to it is shared
+    const ranFp16: string[] = [];
+    const fp16 = sharedPrefixLowering(graph, { onnx: { fp16: true, onPass: (p) => ranFp16.push(p) }, tflite: {} });
+    fp16.lower("tflite");
+    fp16.lower("onnx");
+    expect(ranFp16[0]).toBe("transpose-elimination");
+  });
 });
 
 describe("pipeline errors name the pass", () => {
