@@ -164,6 +164,8 @@ export function renamedStore(inner: TensorStore, r: RenameResult): TensorStore {
       return new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
     },
     readBytes: (e) => bytesOf(e),
+    // the source tensors, under the source names bytesOf and the inner store cache them by
+    prefetchItems: (names) => inner.prefetchItems(names.map((n) => sourceOf.get(get(n))!.from)),
     get bytesRead() {
       return inner.bytesRead;
     },

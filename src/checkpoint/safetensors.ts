@@ -8,6 +8,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { fail } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import type { PrefetchItem } from "./prefetch.js";
 import { decodeBF16, decodeF16, encodeF16 } from "../kernels/fp16.js";
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -147,6 +148,12 @@ export class SafetensorsFile {
       cache?.set(name, bytes);
     }
     return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  }
+
+  /** What src/checkpoint/prefetch.ts needs to read a tensor, cached under `key`. */
+  prefetchItem(name: string, key = name): PrefetchItem {
+    const entry = this.entry(name);
+    return { key, entry, file: this.path, offset: this.dataStart + entry.begin, readAgain: () => this.readBytes(entry), counted: (n) => (this.bytesRead += n) };
   }
 
   readBytes(e: TensorEntry): Uint8Array {

@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, readSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fail } from "../diagnostics.js";
+import type { PrefetchItem } from "./prefetch.js";
 import { openForReading, SafetensorsFile, type TensorEntry } from "./safetensors.js";
 
 export interface TensorStore {
@@ -26,6 +27,8 @@ export interface TensorStore {
   readF16(name: string, cache?: Map<string, Uint8Array>): Uint16Array | undefined;
   /** one tensor's stored bytes */
   readBytes(e: TensorEntry): Uint8Array;
+  /** where tensors' stored bytes are, for prefetchInto (keyed as readFloat and readF16 key `cache`) */
+  prefetchItems(names: readonly string[]): PrefetchItem[];
   /** bytes of tensor data read so far, and declared in all */
   readonly bytesRead: number;
   readonly dataBytes: number;
@@ -44,6 +47,7 @@ export function singleFileStore(path: string): TensorStore {
     readFloat: (n, cache) => f.readFloat(n, cache),
     readF16: (n, cache) => f.readF16(n, cache),
     readBytes: (e) => f.readBytes(e),
+    prefetchItems: (names) => names.map((n) => f.prefetchItem(n)),
     get bytesRead() {
       return f.bytesRead;
     },
@@ -152,6 +156,7 @@ export function shardedStore(indexPath: string): TensorStore {
     readFloat: (n, cache) => shardOf(n).readFloat(n, cache),
     readF16: (n, cache) => shardOf(n).readF16(n, cache),
     readBytes: (e) => byEntry.get(e)!.readBytes(e),
+    prefetchItems: (names) => names.map((n) => shardOf(n).prefetchItem(n)),
     get bytesRead() {
       let n = 0;
       for (const s of shards.values()) n += s.bytesRead;

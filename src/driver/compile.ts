@@ -244,7 +244,8 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   const readBefore = ck?.file.bytesRead ?? 0;
   const quantize = o.quantize ?? { mode: "none" };
   const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= readCacheBudget();
-  const source = timedSource(cacheReads ? withReadCache(ck) : o.source, clock.read);
+  const cached = cacheReads ? withReadCache(ck) : undefined;
+  const source = timedSource(cached ?? o.source, clock.read);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const qLayers: QuantizedLayer[] = [];
   const statsByWidth = new Map<number, Map<string, ChannelStats>>();
@@ -257,9 +258,13 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   for (const width of o.widths) {
     const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
     latentSize = model.latentSize;
-    // the width's fp16 tensors into the cache at once: read between the forwards' kernels, the
-    // same reads take several times longer (2 s against 6 s for the full preset's)
-    if (cacheReads) for (const spec of specsForWidth(o.source.config, width)) source.readF16?.(spec);
+    // the width's tensors into the cache at once, on two threads: read between the forwards'
+    // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
+    if (cached) {
+      const t0 = performance.now();
+      cached.prefetch!(specsForWidth(o.source.config, width).map((s) => s.name));
+      clock.read.seconds += since(t0);
+    }
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;

@@ -2,6 +2,7 @@
 // stored tensor becomes the constant of a width-w sub-network (docs/model.md, elastic widths slicing).
 import { fail } from "../diagnostics.js";
 import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js";
+import { prefetchInto } from "../checkpoint/prefetch.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
 import { decodeF16 } from "../kernels/fp16.js";
@@ -27,6 +28,8 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 export interface Checkpoint extends WeightSource {
   readonly file: TensorStore;
   close(): void;
+  /** with a read cache: reads these tensors into it at once, on two threads (src/checkpoint/prefetch.ts); returns the bytes read */
+  prefetch?(names: readonly string[]): number;
 }
 
 /**
@@ -36,7 +39,13 @@ export interface Checkpoint extends WeightSource {
  */
 export function withReadCache(ck: Checkpoint): Checkpoint {
   const cache = new Map<string, Uint8Array>();
-  return { ...ck, read: (spec) => ck.file.readFloat(spec.name, cache), readF16: (spec) => ck.file.readF16(spec.name, cache), close: () => (cache.clear(), ck.close()) };
+  return {
+    ...ck,
+    read: (spec) => ck.file.readFloat(spec.name, cache),
+    readF16: (spec) => ck.file.readF16(spec.name, cache),
+    prefetch: (names) => prefetchInto(ck.file.prefetchItems(names), cache),
+    close: () => (cache.clear(), ck.close()),
+  };
 }
 
 /**
