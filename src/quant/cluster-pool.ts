@@ -96,7 +96,7 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const pool = Array.from({ length: Math.max(1, Math.min(workers, todo.length)) }, () => ({
     worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
-    running: [] as { id: number; m: JobMessage }[],
+    running: [] as { id: number; m: JobMessage; lent: boolean }[],
     /** elements of the jobs in `running` */
     queued: 0,
   }));
@@ -118,13 +118,15 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
     const id = next++;
     const { plan } = todo[id]!;
     const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
-    // copied into shared memory, never transferred: the loader's array may be a cache's own
+    // already in shared memory (the read cache's prefetched bytes): lent to the worker as it is;
+    // otherwise copied there, never transferred: the loader's array may be a cache's own
     const r0 = performance.now();
     const loaded = todo[id]!.load();
     loading += performance.now() - r0;
-    const buf = inputBuffer(loaded.byteLength);
-    const data = loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
-    data.set(loaded);
+    const lent = loaded.buffer instanceof SharedArrayBuffer;
+    const buf = lent ? undefined : inputBuffer(loaded.byteLength);
+    const data = !buf ? loaded : loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
+    if (buf) data.set(loaded);
     const m: JobMessage = {
       data, plan,
       status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
@@ -140,7 +142,7 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
       loading += performance.now() - r1;
     }
     w.worker.postMessage(m);
-    w.running.push({ id, m });
+    w.running.push({ id, m, lent });
     w.queued += data.length;
     inFlight += data.length;
   };
@@ -153,13 +155,13 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
       submit(room.reduce((a, b) => (b.queued < a.queued ? b : a)));
     }
   };
-  const collect = (id: number, m: JobMessage) => {
+  const collect = (id: number, m: JobMessage, lent: boolean) => {
     if (Atomics.load(m.status, 0) === JOB.FAILED) {
       const [name, ...rest] = new TextDecoder().decode(m.error.slice(0, m.status[1]!)).split("\n");
       const message = rest.join("\n");
       throw name === "RangeError" ? new RangeError(message) : new Error(message);
     }
-    spare.push(m.data.buffer as SharedArrayBuffer);
+    if (!lent) spare.push(m.data.buffer as SharedArrayBuffer); // a lent buffer is the cache's: never reused
     // the indices stay in the shared buffer the worker wrote (no thread touches it again)
     into.set(todo[id]!.source, { indices: m.indices, lut: m.lut.slice(), sse: m.sse[0]! });
     // every target writes the packed form: packed once, on the worker
@@ -210,7 +212,7 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
             w.running.splice(i, 1);
             w.queued -= r.m.data.length;
             inFlight -= r.m.data.length;
-            collect(r.id, r.m);
+            collect(r.id, r.m, r.lent);
             progressed = true;
           }
         fill();

@@ -128,6 +128,26 @@ test("the loader's arrays stay intact (a cache may hand out its own)", () => {
   for (const j of all) expect(j.data.length, j.source).toBe(j.load().length);
 });
 
+test("weights already in shared memory (the read cache's) are lent to the workers, never reused for another weight", () => {
+  const all = jobs().map((j) => ({ ...j, bits: encodeF16(j.load() as Float32Array) }));
+  // the largest weights lent, the rest copied: a copied weight would land in a lent buffer were it recycled
+  const byLength = [...all].sort((a, b) => b.bits.length - a.bits.length);
+  const lent = new Map(byLength.slice(0, 2).map((j) => {
+    const shared = new Uint16Array(new SharedArrayBuffer(j.bits.byteLength));
+    shared.set(j.bits);
+    return [j.source, shared];
+  }));
+  const order = [...byLength.slice(0, 2), ...byLength.slice(2), ...byLength.slice(2).map((j) => ({ ...j, source: `${j.source} again` }))];
+  const got = new Map<string, Palettized>();
+  clusterAll(order.map((j) => ({ source: j.source, plan: j.plan, load: () => lent.get(j.source) ?? j.bits.slice() })), got, 2);
+  for (const j of order) {
+    if (lent.has(j.source)) expect(lent.get(j.source), `${j.source} untouched`).toEqual(j.bits);
+    const here = clusterGroups(j.bits, j.plan);
+    expect(got.get(j.source)!.indices, j.source).toEqual(here.indices);
+    expect(got.get(j.source)!.lut, j.source).toEqual(here.lut);
+  }
+});
+
 test("weights already clustered are not read again", () => {
   const all = jobs();
   const into = new Map<string, Palettized>([[all[0]!.source, clusterGroups(all[0]!.load(), all[0]!.plan)]]);
