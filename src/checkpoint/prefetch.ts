@@ -76,10 +76,10 @@ export interface PrefetchItem {
 }
 
 /**
- * Reads every item `cache` lacks into it, with one helper thread when there is more than one
- * tensor to read. Returns the bytes read.
+ * Reads every item `cache` lacks into it, with one helper thread when `threads` allows one and
+ * there is more than one tensor to read. Returns the bytes read.
  */
-export function prefetchInto(items: readonly PrefetchItem[], cache: Map<string, Uint8Array>): number {
+export function prefetchInto(items: readonly PrefetchItem[], cache: Map<string, Uint8Array>, threads = 2): number {
   const todo: PrefetchItem[] = [];
   const keys = new Set<string>();
   for (const it of items) if (!cache.has(it.key) && !keys.has(it.key)) (keys.add(it.key), todo.push(it));
@@ -89,7 +89,7 @@ export function prefetchInto(items: readonly PrefetchItem[], cache: Map<string, 
     next: new Int32Array(new SharedArrayBuffer(4)),
     states: new Int32Array(new SharedArrayBuffer(4 * todo.length)),
   };
-  const helper = todo.length > 1 ? new Worker(compiledModule("src/checkpoint/prefetch-worker.js"), { workerData: work, execArgv: [] }) : undefined;
+  const helper = threads > 1 && todo.length > 1 ? new Worker(compiledModule("src/checkpoint/prefetch-worker.js"), { workerData: work, execArgv: [] }) : undefined;
   helper?.unref();
   helper?.on("error", () => {}); // a helper that fails to start leaves its jobs FREE: this thread takes them
   const fds = new Map<string, number>();

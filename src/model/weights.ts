@@ -28,8 +28,8 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 export interface Checkpoint extends WeightSource {
   readonly file: TensorStore;
   close(): void;
-  /** with a read cache: reads these tensors into it at once, on two threads (src/checkpoint/prefetch.ts); returns the bytes read */
-  prefetch?(names: readonly string[]): number;
+  /** with a read cache: reads these tensors into it at once, on two threads when `threads` > 1 (src/checkpoint/prefetch.ts); returns the bytes read */
+  prefetch?(names: readonly string[], threads?: number): number;
 }
 
 /**
@@ -43,7 +43,7 @@ export function withReadCache(ck: Checkpoint): Checkpoint {
     ...ck,
     read: (spec) => ck.file.readFloat(spec.name, cache),
     readF16: (spec) => ck.file.readF16(spec.name, cache),
-    prefetch: (names) => prefetchInto(ck.file.prefetchItems(names), cache),
+    prefetch: (names, threads) => prefetchInto(ck.file.prefetchItems(names), cache, threads),
     close: () => (cache.clear(), ck.close()),
   };
 }

@@ -21,13 +21,13 @@ describe("prefetch into the read cache", () => {
     expect(ditcSync("init", "--preset", "micro", "--seed", "3", "--dtype", "f16", "--shard-size", "1800KB", "--out", shards).code).toBe(0);
   });
 
-  for (const [what, path] of [["one file", () => single], ["three shards", () => shards]] as const)
+  for (const [what, path, threads] of [["one file", () => single, 2], ["three shards", () => shards, 2], ["one file, one thread", () => single, 1]] as const)
     test(`${what}: the cache holds the ordinary reads' bytes, each tensor read and counted once`, () => {
       const plain = openCheckpoint(path()), ck = openCheckpoint(path());
       const cached = withReadCache(ck);
       const specs = specsForWidth(ck.config, 1);
       const names = specs.map((s) => s.name);
-      const bytes = cached.prefetch!([...names, ...names.slice(0, 5)]); // repeats are read once
+      const bytes = cached.prefetch!([...names, ...names.slice(0, 5)], threads); // repeats are read once
       const stored = names.reduce((s, n) => s + ck.file.entry(n).end - ck.file.entry(n).begin, 0);
       expect(bytes).toBe(stored);
       expect(ck.file.bytesRead).toBe(stored);
@@ -38,7 +38,7 @@ describe("prefetch into the read cache", () => {
         expect(same(cached.read(spec), plain.read(spec)), spec.name).toBe(true);
       }
       expect(ck.file.bytesRead).toBe(stored); // every later read came from the cache
-      expect(cached.prefetch!(names)).toBe(0);
+      expect(cached.prefetch!(names, threads)).toBe(0);
       cached.close();
       plain.close();
     });
