@@ -262,7 +262,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
     if (cached) {
       const t0 = performance.now();
-      cached.prefetch!(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
+      cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
       clock.read.seconds += since(t0);
     }
     const before = graphStats(model.graph).ops;

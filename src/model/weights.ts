@@ -28,8 +28,12 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 export interface Checkpoint extends WeightSource {
   readonly file: TensorStore;
   close(): void;
-  /** with a read cache: reads these tensors into it at once, on two threads when `threads` > 1 (src/checkpoint/prefetch.ts); returns the bytes read */
-  prefetch?(names: readonly string[], threads?: number): number;
+}
+
+/** A checkpoint with a read cache. */
+export interface CachedCheckpoint extends Checkpoint {
+  /** reads these tensors into the cache at once, on two threads when `threads` > 1 (src/checkpoint/prefetch.ts); returns the bytes read */
+  prefetch(names: readonly string[], threads?: number): number;
 }
 
 /**
@@ -37,7 +41,7 @@ export interface Checkpoint extends WeightSource {
  * widths reads every weight from disk once. The cache holds the file's own encoding (f16 stays
  * f16): at most one copy of the stored weights, never a second float32 one.
  */
-export function withReadCache(ck: Checkpoint): Checkpoint {
+export function withReadCache(ck: Checkpoint): CachedCheckpoint {
   const cache = new Map<string, Uint8Array>();
   return {
     ...ck,

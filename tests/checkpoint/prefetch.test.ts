@@ -27,7 +27,7 @@ describe("prefetch into the read cache", () => {
       const cached = withReadCache(ck);
       const specs = specsForWidth(ck.config, 1);
       const names = specs.map((s) => s.name);
-      const bytes = cached.prefetch!([...names, ...names.slice(0, 5)], threads); // repeats are read once
+      const bytes = cached.prefetch([...names, ...names.slice(0, 5)], threads); // repeats are read once
       const stored = names.reduce((s, n) => s + ck.file.entry(n).end - ck.file.entry(n).begin, 0);
       expect(bytes).toBe(stored);
       expect(ck.file.bytesRead).toBe(stored);
@@ -38,7 +38,7 @@ describe("prefetch into the read cache", () => {
         expect(same(cached.read(spec), plain.read(spec)), spec.name).toBe(true);
       }
       expect(ck.file.bytesRead).toBe(stored); // every later read came from the cache
-      expect(cached.prefetch!(names, threads)).toBe(0);
+      expect(cached.prefetch(names, threads)).toBe(0);
       cached.close();
       plain.close();
     });
