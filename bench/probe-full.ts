@@ -1,5 +1,6 @@
 // Calibration and probe time on the full preset (synthetic weights in an f16 checkpoint): ditc calibrate's cost per
-// recorded step, and per width the statistics pass and the layer probe on one record, at 256 px
+// recorded step, and per width the statistics and the layer probe on one record (one forward since
+// they share it: statistics then reads 0), at 256 px
 // (and at 1024 px unless --skip-full); one calibrate step is one float forward, the baseline the
 // probe is compared with.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -39,7 +40,7 @@ export async function benchProbeFull(resolutions: number[]) {
       console.log(`probe full@${px}: calibrate ${row.calibrateSecondsPerStep} s/step, statistics ${row.statisticsSecondsPerRecord} s/record, layer probe ${row.layerProbeSecondsPerRecord} s/record (${row.probeOverForward}x a forward, ${row.layers} layers)`);
       rows.push(row);
     }
-    return { preset: "full", note: "per record; a calibration set of N records costs N times this (chunks of 8 share a forward); the model probe costs one forward per layer and record (at most 64 records)", rows };
+    return { preset: "full", note: "per record; a calibration set of N records costs N times this (chunks of 8 share a forward); a set of one chunk gathers its statistics in the probe's forward (statistics 0); the model probe costs one forward per layer and record (at most 64 records)", rows };
   } finally {
     source.close();
     rmSync(dir, { recursive: true, force: true });

@@ -11,9 +11,9 @@ import type { Width } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { writeTensorFile, readTensorFile } from "../checkpoint/tensors.js";
-import { activationStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
+import { activationStats, calibrationSize, storedStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import type { QuantizeTechniques } from "../quant/layer.js";
-import { allocateBits, clusterLayersAhead, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
+import { allocateBits, clusterLayersAhead, oneForwardProbe, probeLayersWithStatistics, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
 import { floatTensor } from "../kernels/tensor.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import type { Palettized } from "../quant/kmeans.js";
@@ -83,19 +83,24 @@ export function planWidth(source: WeightSource, graph: Graph, width: Width, late
   const weights = palettizableWeights(graph, { ungrouped: q.mode === "int8" }).map((w) => ({ ...w, params: w.shape.reduce((a, b) => a * b, 1) }));
   const t0 = performance.now();
   let stats: Map<string, ChannelStats> | undefined;
-  if (needsStatistics(q, t)) {
+  const techniques: QuantizeTechniques = { groupSize: t.lutGroupSize, weighted: t.kmeans === "weighted", biasCorrection: t.biasCorrection };
+  // mixed with statistics on a set of one chunk: statistics, clustering and probe in one forward
+  const oneForward = q.mode === "mixed" && needsStatistics(q, t) && oneForwardProbe(graphFor(calibrationSize(cal)), cal)
+    ? probeLayersWithStatistics(graphFor, graph, cal, techniques, engineInfo().threads, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "layers"))
+    : undefined;
+  if (oneForward) stats = oneForward.stats;
+  else if (needsStatistics(q, t)) {
     const raw = activationStats(graphFor, cal, undefined, (done, total) => onProgress?.(`w${width}: calibration statistics`, done, total, "samples"));
-    stats = new Map([...raw].map(([k, s]) => [k, { mean: Float64Array.from(Float32Array.from(s.mean)), meanSq: Float64Array.from(Float32Array.from(s.meanSq)) }]));
+    stats = new Map([...raw].map(([k, s]) => [k, storedStats(s)]));
   }
-  const t1 = performance.now();
+  const t1 = oneForward ? t0 : performance.now(); // the one forward is the probe's
   let bits: Record<string, 4 | 8>;
   let mse = new Map<string, number>();
   let overlap: RankingOverlap | undefined;
   let clustered: WidthPlan["clustered"];
   if (q.mode === "mixed") {
-    const techniques: QuantizeTechniques = { groupSize: t.lutGroupSize, weighted: t.kmeans === "weighted", biasCorrection: t.biasCorrection };
-    const ahead = clusterLayersAhead(graph, techniques, stats, engineInfo().threads, (done, total) => onProgress?.(`w${width}: clustering at 4 bits`, done, total, "weights"));
-    const layerSens = probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats, ahead), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
+    const ahead = oneForward?.ahead ?? clusterLayersAhead(graph, techniques, stats, engineInfo().threads, (done, total) => onProgress?.(`w${width}: clustering at 4 bits`, done, total, "weights"));
+    const layerSens = oneForward?.layers ?? probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats, ahead), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
     let sens: LayerSensitivity[] = layerSens;
     if (t.probe === "model") {
       sens = probeModel(graphFor, cal, weights.map((w) => w.name), { ...techniques, ...(stats ? { stats } : {}) }, undefined, (done, total) => onProgress?.(`w${width}: model probe`, done, total, "layers"));

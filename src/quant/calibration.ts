@@ -71,15 +71,22 @@ export interface ChannelStats {
   meanSq: Float64Array;
 }
 
-/** Where a linear/conv node's weight comes from, and how its input is laid out. */
-function statsSite(n: Graph["nodes"][number], prod: ReturnType<typeof producers>): string | undefined {
+/** The checkpoint name of the weight a linear/conv node reads (undefined for other nodes, or a computed weight). */
+export function statsSite(n: Graph["nodes"][number], prod: ReturnType<typeof producers>): string | undefined {
   if (n.kind !== "linear" && n.kind !== "conv2d") return undefined;
   const p = prod.get(n.inputs[1]!);
   return p?.kind === "const" ? p.attrs.value.source : undefined;
 }
 
+/** Running per-channel sums of one layer's inputs. */
+export interface ChannelSums {
+  sum: Float64Array;
+  sumSq: Float64Array;
+  count: number;
+}
+
 /** Adds one observed input to the sums of its channels (linear: the last axis; NCHW conv: axis 1). */
-function accumulate(x: FloatTensor, kind: "linear" | "conv2d", sums: { sum: Float64Array; sumSq: Float64Array; count: number }): void {
+export function accumulate(x: FloatTensor, kind: "linear" | "conv2d", sums: ChannelSums): void {
   const d = x.data;
   if (kind === "linear") {
     const C = x.shape[x.shape.length - 1]!;
@@ -115,7 +122,7 @@ function accumulate(x: FloatTensor, kind: "linear" | "conv2d", sums: { sum: Floa
  * model at a batch size; chunks are at most `chunk` samples.
  */
 export function activationStats(graphFor: (batch: number) => Graph, cal: Feeds, chunk = CALIBRATION_CHUNK, onChunk?: (done: number, total: number) => void): Map<string, ChannelStats> {
-  const sums = new Map<string, { sum: Float64Array; sumSq: Float64Array; count: number }>();
+  const sums = new Map<string, ChannelSums>();
   const n = calibrationSize(cal);
   forEachChunk(cal, chunk, (feeds, first) => {
     const g = graphFor(calibrationSize(feeds));
@@ -124,14 +131,23 @@ export function activationStats(graphFor: (batch: number) => Graph, cal: Feeds, 
       observe: (node, ins) => {
         const name = statsSite(node, prod);
         if (!name) return;
-        const x = asFloat(ins[0]!);
-        const C = node.kind === "linear" ? x.shape[x.shape.length - 1]! : x.shape[1]!;
         let s = sums.get(name);
-        if (!s) sums.set(name, (s = { sum: new Float64Array(C), sumSq: new Float64Array(C), count: 0 }));
-        accumulate(x, node.kind as "linear" | "conv2d", s);
+        if (!s) sums.set(name, (s = emptySums(node, ins[0]!)));
+        accumulate(asFloat(ins[0]!), node.kind as "linear" | "conv2d", s);
       },
     });
     onChunk?.(Math.min(n, first + chunk), n);
   });
-  return new Map([...sums].map(([name, s]) => [name, { mean: s.sum.map((v) => v / s.count), meanSq: s.sumSq.map((v) => v / s.count) }]));
+  return new Map([...sums].map(([name, s]) => [name, channelStats(s)]));
 }
+
+/** Zero sums for the channels of a linear/conv node's input `x`. */
+export function emptySums(node: Graph["nodes"][number], x: { shape: readonly number[] }): ChannelSums {
+  const C = node.kind === "linear" ? x.shape[x.shape.length - 1]! : x.shape[1]!;
+  return { sum: new Float64Array(C), sumSq: new Float64Array(C), count: 0 };
+}
+
+export const channelStats = (s: ChannelSums): ChannelStats => ({ mean: s.sum.map((v) => v / s.count), meanSq: s.sumSq.map((v) => v / s.count) });
+
+/** Statistics as compile uses them: rounded to float32, as the statistics file stores them (verify reads them back). */
+export const storedStats = (s: ChannelStats): ChannelStats => ({ mean: Float64Array.from(Float32Array.from(s.mean)), meanSq: Float64Array.from(Float32Array.from(s.meanSq)) });

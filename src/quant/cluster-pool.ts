@@ -92,9 +92,36 @@ const elementsOf = (j: ClusterJob) => j.plan.layout.rowBase.length * j.plan.layo
 export function startClustering(jobs: readonly ClusterJob[], into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true } = {}): ClusterRun {
   const todo = jobs.filter((j) => !into.has(j.source));
   if (!todo.length) return { finish: () => {}, cancel: () => {} };
+  const pool = openClusterPool(into, Math.min(workers, todo.length), onProgress, { background });
+  try {
+    pool.add(todo);
+  } catch (e) {
+    pool.cancel();
+    throw e;
+  }
+  return { finish: () => pool.finish(), cancel: () => pool.cancel() };
+}
+
+/** Workers that take jobs as the caller finds them (a probe clustering each layer as its statistics are complete). */
+export interface ClusterPool extends ClusterRun {
+  /** Hands jobs to the workers (as many as fit; the rest follow as jobs finish). */
+  add(jobs: readonly ClusterJob[]): void;
+  /** Stores the jobs finished so far in `into`, without waiting. */
+  poll(): void;
+  /** Blocks until the job for `source` is stored in `into`. */
+  waitFor(source: string): void;
+}
+
+/**
+ * Starts `workers` clustering threads; jobs come with `add`, results go to `into` in `poll`,
+ * `waitFor` and `finish`. Time counted as clustering: the time spent in these calls, less this
+ * thread's reads of the weights.
+ */
+export function openClusterPool(into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true } = {}): ClusterPool {
   let t0 = performance.now();
+  const todo: ClusterJob[] = [];
   const signal = new Int32Array(new SharedArrayBuffer(4));
-  const pool = Array.from({ length: Math.max(1, Math.min(workers, todo.length)) }, () => ({
+  const pool = Array.from({ length: Math.max(1, workers) }, () => ({
     worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
     running: [] as { id: number; m: JobMessage; lent: boolean }[],
     /** elements of the jobs in `running` */
@@ -171,6 +198,25 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
     received++; // not inside the optional call below: without a callback its arguments are never evaluated
     onProgress?.(received, todo.length);
   };
+  /** Stores every finished job; true if there was one. */
+  const collectFinished = () => {
+    let progressed = false;
+    for (const w of pool)
+      for (let i = 0; i < w.running.length; ) {
+        const r = w.running[i]!;
+        if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
+          i++;
+          continue;
+        }
+        w.running.splice(i, 1);
+        w.queued -= r.m.data.length;
+        inFlight -= r.m.data.length;
+        collect(r.id, r.m, r.lent);
+        progressed = true;
+      }
+    fill();
+    return progressed;
+  };
   const stop = () => {
     if (stopped) return;
     stopped = true;
@@ -180,7 +226,27 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
     addClusteringSeconds((performance.now() - t0 - loading) / 1000);
     loading = 0;
   };
-  try {
+  /** Runs `step` as clustering time; any error stops the workers. */
+  const timed = <T>(step: () => T, last = false): T => {
+    if (stopped) throw new Error("internal: a clustering pool was used after it stopped");
+    t0 = performance.now();
+    try {
+      return step();
+    } catch (e) {
+      stop();
+      throw e;
+    } finally {
+      if (last) stop();
+      counted();
+    }
+  };
+  const waitUntil = (done: () => boolean) => {
+    while (!done()) {
+      const seen = Atomics.load(signal, 0);
+      if (!collectFinished()) Atomics.wait(signal, 0, seen, 1000);
+    }
+  };
+  timed(() => {
     // every worker says it is ready (one bump each) before any work is sent: a worker that cannot
     // start would otherwise leave this thread waiting for results that never come
     const deadline = Date.now() + START_MS;
@@ -188,40 +254,20 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
       if (Date.now() > deadline) throw new Error("internal: the clustering worker threads did not start within 30 s");
       Atomics.wait(signal, 0, Atomics.load(signal, 0), 100);
     }
-    fill();
-  } catch (e) {
-    stop();
-    throw e;
-  } finally {
-    counted();
-  }
-  const finish = () => {
-    if (stopped) throw new Error("internal: a clustering run was finished after it stopped");
-    t0 = performance.now();
-    try {
-      while (received < todo.length) {
-        const seen = Atomics.load(signal, 0);
-        let progressed = false;
-        for (const w of pool)
-          for (let i = 0; i < w.running.length; ) {
-            const r = w.running[i]!;
-            if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
-              i++;
-              continue;
-            }
-            w.running.splice(i, 1);
-            w.queued -= r.m.data.length;
-            inFlight -= r.m.data.length;
-            collect(r.id, r.m, r.lent);
-            progressed = true;
-          }
+  });
+  return {
+    add: (jobs) =>
+      timed(() => {
+        todo.push(...jobs);
         fill();
-        if (!progressed) Atomics.wait(signal, 0, seen, 1000);
-      }
-    } finally {
-      stop();
-      counted();
-    }
+      }),
+    poll: () => timed(collectFinished),
+    waitFor: (source) =>
+      timed(() => {
+        if (!into.has(source) && !todo.some((j) => j.source === source)) throw new Error(`internal: no clustering job for ${source}`);
+        waitUntil(() => into.has(source));
+      }),
+    finish: () => timed(() => waitUntil(() => received === todo.length), true),
+    cancel: stop,
   };
-  return { finish, cancel: stop };
 }

@@ -6,14 +6,14 @@
 // alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
 // ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
 // average bit width reaches the target.
-import { producers, type ConstValue, type Graph, type Node } from "../ir/graph.js";
+import { producers, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import { asFloat, floatTensor, numel, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
 import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.js";
-import { calibrationSize, calibrationSlice, CALIBRATION_CHUNK, evenlySpaced, forEachChunk, type ChannelStats, type Feeds } from "./calibration.js";
+import { accumulate, calibrationSize, calibrationSlice, CALIBRATION_CHUNK, channelStats, emptySums, evenlySpaced, forEachChunk, statsSite, storedStats, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize, type Palettized } from "./kmeans.js";
-import { clusterAll, type ClusterJob } from "./cluster-pool.js";
+import { clusterAll, openClusterPool, type ClusterJob } from "./cluster-pool.js";
 import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
@@ -88,8 +88,7 @@ export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: Readonl
   const jobs = new Map<string, ClusterJob>();
   const biasSource = new Map<string, string>();
   for (const n of g.nodes) {
-    if (n.kind !== "linear" && n.kind !== "conv2d") continue;
-    const wp = prod.get(n.inputs[1]!);
+    const wp = n.kind === "linear" || n.kind === "conv2d" ? prod.get(n.inputs[1]!) : undefined;
     if (wp?.kind !== "const") continue;
     const c = wp.attrs.value, bits = bitsOf(c.source);
     if (!bits) continue;
@@ -100,19 +99,29 @@ export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: Readonl
       biasSource.delete(had.source);
       continue;
     }
-    const s = stats?.get(c.source);
-    const plan = clusterPlan(c.type.shape, convGroups(n), bits, t, s);
-    const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
-    const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
-    if (plan.biasCorrected && (!n.inputs[2] || bp?.kind === "const")) {
-      const old = bp?.kind === "const" ? bp.attrs.value : undefined;
-      const source = correctedBiasSource(c, old);
-      job.corrections = [{ source, mean: s!.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: biases }];
-      biasSource.set(c.source, source);
-    }
+    const { job, biasSource: source } = layerClusterJob(n, prod, bits, t, stats?.get(c.source), biases)!;
+    if (source) biasSource.set(c.source, source);
     jobs.set(c.source, job);
   }
   return { jobs: [...jobs.values()], biasSource };
+}
+
+/**
+ * The clustering job of the weight a linear/conv node reads (undefined unless it is a constant),
+ * with the correction of the node's bias when the plan corrects it and that bias is a constant or none.
+ */
+function layerClusterJob(n: Node, prod: ReturnType<typeof producers>, bits: 4 | 8, t: QuantizeTechniques, s: ChannelStats | undefined, biases: Map<string, Float32Array>): { job: ClusterJob; biasSource?: string } | undefined {
+  const wp = prod.get(n.inputs[1]!);
+  if (wp?.kind !== "const") return undefined;
+  const c = wp.attrs.value;
+  const plan = clusterPlan(c.type.shape, convGroups(n), bits, t, s);
+  const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
+  const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
+  if (!plan.biasCorrected || (n.inputs[2] && bp?.kind !== "const")) return { job };
+  const old = bp?.kind === "const" ? bp.attrs.value : undefined;
+  const source = correctedBiasSource(c, old);
+  job.corrections = [{ source, mean: s!.mean, ...(old ? { old: () => asFloat(old.load()).data } : {}), into: biases }];
+  return { job, biasSource: source };
 }
 
 /**
@@ -161,25 +170,114 @@ function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuanti
   const prod = producers(g);
   runGraph(g, feeds, {
     observe: (n, ins, outs) => {
-      if (n.kind !== "linear" && n.kind !== "conv2d") return;
-      const p = prod.get(n.inputs[1]!);
-      if (p?.kind !== "const") return;
-      const name = p.attrs.value.source;
-      const w = asFloat(ins[1]!);
-      const q = quantize(name, n, w, ins[2] ? asFloat(ins[2]) : undefined);
-      const bias = q.bias ?? ins[2];
-      const y = asFloat(outs[0]!).data;
-      const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(bias ? [bias] : [])], n.attrs as never)[0]!).data;
-      let num = 0, den = 0;
-      for (let i = 0; i < y.length; i++) (num += (yq[i]! - y[i]!) ** 2), (den += y[i]! ** 2);
-      const s = sums.get(name) ?? { shape: [...w.shape], num: 0, den: 0, count: 0 };
-      s.num += num;
-      s.den += den;
-      s.count += y.length;
-      sums.set(name, s);
+      const name = statsSite(n, prod);
+      if (!name) return;
+      addLayerError(sums, name, n, ins, asFloat(outs[0]!).data, quantize);
       onLayer?.(name);
     },
   });
+}
+
+/** Reruns one linear/conv on its operands `ins` with its weight quantized, and adds the error against its float output `y`. */
+function addLayerError(sums: Map<string, ErrorSums>, name: string, n: Node, ins: readonly Tensor[], y: Float32Array, quantize: LayerQuantizer): void {
+  const w = asFloat(ins[1]!);
+  const q = quantize(name, n, w, ins[2] ? asFloat(ins[2]) : undefined);
+  const bias = q.bias ?? ins[2];
+  const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(bias ? [bias] : [])], n.attrs as never)[0]!).data;
+  let num = 0, den = 0;
+  for (let i = 0; i < y.length; i++) (num += (yq[i]! - y[i]!) ** 2), (den += y[i]! ** 2);
+  const s = sums.get(name) ?? { shape: [...w.shape], num: 0, den: 0, count: 0 };
+  s.num += num;
+  s.den += den;
+  s.count += y.length;
+  sums.set(name, s);
+}
+
+/**
+ * Whether `probeLayersWithStatistics` applies: the calibration set is one forward's chunk and
+ * every weight has one reader, so a layer's statistics are complete when the forward reaches it.
+ */
+export function oneForwardProbe(g: Graph, cal: Feeds, chunk = CALIBRATION_CHUNK): boolean {
+  const prod = producers(g), seen = new Set<string>();
+  for (const n of g.nodes) {
+    const name = statsSite(n, prod);
+    if (name && seen.has(name)) return false;
+    if (name) seen.add(name);
+  }
+  return calibrationSize(cal) <= chunk;
+}
+
+/** Bytes of layer inputs and outputs kept while their clusterings are under way. */
+const PENDING_BYTES = 2 ** 29;
+
+/**
+ * The activation statistics and the layer probe in one forward, for a calibration set of one
+ * chunk (oneForwardProbe): at each layer its input's statistics are complete, so its weight goes
+ * to the worker pool for 4-bit clustering at once while the forward goes on, and the layer's
+ * rerun waits (with copies of its input and output) until that clustering is back. Statistics,
+ * clusterings, corrected biases and errors are the same as `activationStats`, `clusterLayersAhead`
+ * and `probeLayers` give: the same forward, the same sums in the same order, the same jobs.
+ * `g` is the width's graph the palettize pass will see (its jobs and bias names); `graphFor` the
+ * model at the set's batch.
+ */
+export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, threads: number, onLayer?: (done: number, total: number) => void, pendingLimit = PENDING_BYTES): { layers: LayerSensitivity[]; stats: Map<string, ChannelStats>; ahead: Map<string, AheadClustering> } {
+  const run = graphFor(calibrationSize(cal));
+  if (!oneForwardProbe(run, cal)) throw new Error("internal: probeLayersWithStatistics needs one chunk and one reader per weight");
+  const prod = producers(run), widthProd = producers(g);
+  const readers = new Map<string, Node>();
+  for (const n of g.nodes) {
+    const name = statsSite(n, widthProd);
+    if (name) readers.set(name, n);
+  }
+  const sites = run.nodes.filter((n) => statsSite(n, prod) !== undefined);
+  const stats = new Map<string, ChannelStats>(), clusterings = new Map<string, Palettized>(), biases = new Map<string, Float32Array>();
+  const biasSource = new Map<string, string>(), errors = new Map<string, ErrorSums>();
+  const ahead = new Map<string, AheadClustering>();
+  const quantize = techniqueQuantizer(t, stats, ahead);
+  const pending: { name: string; n: Node; ins: Tensor[]; y: Float32Array; bytes: number }[] = [];
+  let pendingBytes = 0, done = 0;
+  const pool = openClusterPool(clusterings, threads);
+  const rerun = () => {
+    const p = pending.shift()!;
+    pendingBytes -= p.bytes;
+    const clustering = clusterings.get(p.name)!, source = biasSource.get(p.name);
+    ahead.set(p.name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) });
+    addLayerError(errors, p.name, p.n, p.ins, p.y, quantize);
+    onLayer?.(++done, sites.length);
+  };
+  try {
+    runGraph(run, cal, {
+      observe: (n, ins, outs) => {
+        const name = statsSite(n, prod);
+        if (!name) return;
+        const sums = emptySums(n, ins[0]!);
+        accumulate(asFloat(ins[0]!), n.kind as "linear" | "conv2d", sums);
+        const s = storedStats(channelStats(sums));
+        stats.set(name, s);
+        const reader = readers.get(name);
+        const made = reader && layerClusterJob(reader, widthProd, 4, t, s, biases);
+        if (!made) throw new Error(`internal: ${name} is not a constant weight of the width's graph`);
+        if (made.biasSource) biasSource.set(name, made.biasSource);
+        pool.add([made.job]);
+        // the engine's memory is reused after this call: the rerun gets copies (constants are the run's own)
+        const copy = (t: Tensor, v: Value) => (prod.get(v)?.kind === "const" ? t : ({ ...asFloat(t), data: asFloat(t).data.slice() } as Tensor));
+        const kept = ins.map((t, i) => copy(t, n.inputs[i]!));
+        const x = asFloat(ins[0]!), y = asFloat(outs[0]!).data.slice();
+        errors.set(name, { shape: [...ins[1]!.shape], num: 0, den: 0, count: 0 }); // graph order, as probeLayers
+        pending.push({ name, n, ins: kept, y, bytes: 4 * (x.data.length + y.length) });
+        pendingBytes += 4 * (x.data.length + y.length);
+        pool.poll();
+        while (pending.length && (clusterings.has(pending[0]!.name) || pendingBytes > pendingLimit || n === sites[sites.length - 1])) {
+          pool.waitFor(pending[0]!.name);
+          rerun();
+        }
+      },
+    });
+    pool.finish();
+  } finally {
+    pool.cancel();
+  }
+  return { layers: sensitivities(errors), stats, ahead };
 }
 
 function sensitivities(sums: Map<string, ErrorSums>): LayerSensitivity[] {

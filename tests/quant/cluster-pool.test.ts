@@ -1,7 +1,7 @@
 // Clustering on worker threads (src/quant/cluster-pool.ts): the same bits as clustering on the
 // calling thread, for every kind of plan and any worker count; errors come back as errors.
 import { expect, test } from "vitest";
-import { clusterAll, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
+import { clusterAll, openClusterPool, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import { clusterGroups, clusteringClock, clusterPlan, correctedBias } from "../../src/quant/layer.js";
 import { packU4 } from "../../src/io/encode.js";
@@ -119,7 +119,33 @@ test("in the background, clustering runs while this thread works; finish stores 
   expect(() => broken.finish()).toThrow(/channel layout covers/);
   const dropped = startClustering(jobs(), new Map(), 2);
   dropped.cancel();
-  expect(() => dropped.finish()).toThrow(/finished after it stopped/);
+  expect(() => dropped.finish()).toThrow(/used after it stopped/);
+});
+
+test("a pool takes jobs as they come: poll stores what is done, waitFor blocks for one, finish for the rest", () => {
+  const all = jobs();
+  const want = new Map<string, Palettized>();
+  clusterAll(all, want, 2);
+  const into = new Map<string, Palettized>();
+  const pool = openClusterPool(into, 2);
+  pool.add(all.slice(0, 2));
+  pool.waitFor(all[1]!.source);
+  expect(into.has(all[1]!.source)).toBe(true);
+  pool.add(all.slice(2));
+  pool.poll(); // never blocks; stores only finished jobs
+  expect(() => pool.waitFor("never added")).toThrow(/no clustering job/);
+  const again = openClusterPool(into, 1);
+  again.add(all.slice(2, 3));
+  again.finish();
+  pool.cancel();
+  const rest = openClusterPool(into, 2);
+  rest.add(all.filter((j) => !into.has(j.source)));
+  rest.finish();
+  expect([...into.keys()].sort()).toEqual([...want.keys()].sort());
+  for (const [name, p] of want) {
+    expect(into.get(name)!.indices, name).toEqual(p.indices);
+    expect(into.get(name)!.lut, name).toEqual(p.lut);
+  }
 });
 
 test("the loader's arrays stay intact (a cache may hand out its own)", () => {

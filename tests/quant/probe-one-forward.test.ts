@@ -1,0 +1,70 @@
+// Statistics, 4-bit clustering and the layer probe in one forward (probeLayersWithStatistics) give
+// exactly what the three steps give one after another: the same statistics, clusterings, corrected
+// biases and layer errors, whether layers wait for their clusterings or run ahead of them.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, expect, test } from "vitest";
+import { SafetensorsFile, writeSafetensors } from "../../src/checkpoint/safetensors.js";
+import { syntheticInputs } from "../../src/driver/init.js";
+import { DEFAULT_TECHNIQUES, planWidth } from "../../src/driver/quantize-plan.js";
+import { buildModel } from "../../src/model/build.js";
+import { openCheckpoint } from "../../src/model/weights.js";
+import { activationStats, storedStats, type CalibrationSet } from "../../src/quant/calibration.js";
+import { clusterLayersAhead, oneForwardProbe, probeLayers, probeLayersWithStatistics, techniqueQuantizer } from "../../src/quant/probe.js";
+
+const TRAINED = new URL("../../fixtures/shapes-micro/model.safetensors", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "ditc-probe-one-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function f16Copy(): string {
+  const path = join(dir, "trained-f16.safetensors");
+  const f = SafetensorsFile.open(TRAINED);
+  writeSafetensors(path, f.names().map((n) => ({ name: n, dtype: "F16", shape: f.entry(n).shape, produce: (emit) => emit(f.readFloat(n)) })), f.metadata);
+  f.close();
+  return path;
+}
+
+test("one forward gives the statistics, clusterings, corrected biases and errors of the three passes, bit for bit", () => {
+  const t = { groupSize: 0, weighted: true, biasCorrection: true };
+  for (const [file, width, batch] of [[TRAINED, 1, 3], [f16Copy(), 0.5, 1]] as const) {
+    const source = openCheckpoint(file);
+    const latentSize = source.config.latentSize;
+    const graph = buildModel(source, { width }).graph;
+    const graphFor = (b: number) => buildModel(source, { width, batch: b, latentSize, contextTokens: source.config.contextTokens }).graph;
+    const cal = syntheticInputs(source.config, 7, { batch, latentSize, contextTokens: source.config.contextTokens }) as CalibrationSet;
+    const stats = new Map([...activationStats(graphFor, cal)].map(([k, s]) => [k, storedStats(s)]));
+    const ahead = clusterLayersAhead(graph, t, stats, 2);
+    const layers = probeLayers(graphFor, cal, techniqueQuantizer(t, stats, ahead));
+    // 0 bytes: every layer waits for its clustering at once; 2^29: layers run ahead of the workers
+    for (const limit of [0, 2 ** 29]) {
+      const one = probeLayersWithStatistics(graphFor, graph, cal, t, 2, undefined, limit);
+      expect([...one.stats.keys()], file).toEqual([...stats.keys()]);
+      for (const [k, s] of stats) expect(one.stats.get(k), k).toEqual(s);
+      expect([...one.ahead.keys()].sort()).toEqual([...ahead.keys()].sort());
+      for (const [k, a] of ahead) {
+        const b = one.ahead.get(k)!;
+        expect(b.clustering.indices, k).toEqual(a.clustering.indices);
+        expect(b.clustering.lut, k).toEqual(a.clustering.lut);
+        expect(b.bias, k).toEqual(a.bias);
+      }
+      expect(one.layers).toEqual(layers);
+    }
+    source.close();
+  }
+});
+
+test("compile plans take the one forward for a set of one chunk, the three passes for more", () => {
+  const source = openCheckpoint(TRAINED);
+  const latentSize = source.config.latentSize, width = 1;
+  const graph = buildModel(source, { width }).graph;
+  const inputs = (batch: number) => syntheticInputs(source.config, 2, { batch, latentSize, contextTokens: source.config.contextTokens }) as CalibrationSet;
+  expect(oneForwardProbe(graph, inputs(8))).toBe(true);
+  expect(oneForwardProbe(graph, inputs(9))).toBe(false);
+  const one = planWidth(source, graph, width, latentSize, { mode: "mixed", target: 4.5 }, DEFAULT_TECHNIQUES, inputs(2));
+  expect(one.seconds.statistics).toBe(0);
+  const two = planWidth(source, graph, width, latentSize, { mode: "mixed", target: 4.5 }, DEFAULT_TECHNIQUES, inputs(9));
+  expect(two.seconds.statistics).toBeGreaterThan(0);
+  expect(Object.values(two.bits)).toContain(8);
+  source.close();
+});
