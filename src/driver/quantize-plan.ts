@@ -13,7 +13,7 @@ import type { PipelineEntry } from "../pipeline/pass.js";
 import { writeTensorFile, readTensorFile } from "../checkpoint/tensors.js";
 import { activationStats, calibrationSize, storedStats, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import type { QuantizeTechniques } from "../quant/layer.js";
-import { allocateBits, clusterLayersAhead, oneForwardProbe, probeLayersWithStatistics, palettizableWeights, probeLayers, probeModel, rankingOverlap, techniqueQuantizer, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
+import { allocateBits, oneForwardProbe, probeLayersClustering, probeLayersWithStatistics, palettizableWeights, probeModel, rankingOverlap, uniformBits, type LayerSensitivity, type RankingOverlap } from "../quant/probe.js";
 import { floatTensor } from "../kernels/tensor.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import type { Palettized } from "../quant/kmeans.js";
@@ -99,8 +99,7 @@ export function planWidth(source: WeightSource, graph: Graph, width: Width, late
   let overlap: RankingOverlap | undefined;
   let clustered: WidthPlan["clustered"];
   if (q.mode === "mixed") {
-    const ahead = oneForward?.ahead ?? clusterLayersAhead(graph, techniques, stats, engineInfo().threads, (done, total) => onProgress?.(`w${width}: clustering at 4 bits`, done, total, "weights"));
-    const layerSens = oneForward?.layers ?? probeLayers(graphFor, cal, techniqueQuantizer(techniques, stats, ahead), undefined, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
+    const { ahead, layers: layerSens } = oneForward ?? probeLayersClustering(graphFor, graph, cal, techniques, stats, engineInfo().threads, (done, total) => onProgress?.(`w${width}: layer probe`, done, total, "samples"));
     let sens: LayerSensitivity[] = layerSens;
     if (t.probe === "model") {
       sens = probeModel(graphFor, cal, weights.map((w) => w.name), { ...techniques, ...(stats ? { stats } : {}) }, undefined, (done, total) => onProgress?.(`w${width}: model probe`, done, total, "layers"));

@@ -13,7 +13,7 @@ import { opDef } from "../ops/index.js";
 import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.js";
 import { accumulate, calibrationSize, calibrationSlice, CALIBRATION_CHUNK, channelStats, emptySums, evenlySpaced, forEachChunk, statsSite, storedStats, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize, type Palettized } from "./kmeans.js";
-import { clusterAll, openClusterPool, type ClusterJob } from "./cluster-pool.js";
+import { openClusterPool, type ClusterJob } from "./cluster-pool.js";
 import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
@@ -55,9 +55,9 @@ export const plainQuantizer: LayerQuantizer = (_name, _node, w) => {
 
 /**
  * The quantizer of a compile's techniques (weighted k-means, LUT groups, bias correction) at 4 bits.
- * `ahead`: layers already clustered so (clusterLayersAhead), used instead of clustering again.
+ * `ahead`: layers clustered so on the worker pool (probeLayersClustering, probeLayersWithStatistics), used instead of clustering again.
  */
-export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, ahead?: ReadonlyMap<string, AheadClustering>): LayerQuantizer {
+export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, ahead?: Pick<ReadonlyMap<string, AheadClustering>, "get">): LayerQuantizer {
   return (name, node, w, bias) => {
     const s = stats?.get(name);
     const plan = clusterPlan(w.shape, convGroups(node), 4, t, s);
@@ -125,20 +125,32 @@ function layerClusterJob(n: Node, prod: ReturnType<typeof producers>, bits: 4 | 
 }
 
 /**
- * Clusters every probed layer at 4 bits on the worker pool before the probe's forwards (which
- * would otherwise cluster them one by one on this thread), with the palettize pass' bias
- * corrections. These are the pass' clusterings for the layers that stay at 4 bits: same weight,
- * plan and statistics, so compile hands them on.
+ * The layer probe over a calibration set of any size, with its 4-bit clusterings (and the
+ * palettize pass' bias corrections) on the worker pool: every weight is handed to the pool before
+ * the first forward, in graph order, and the first chunk's rerun of a layer waits for that layer's
+ * clustering only, so the pool works beside the forward. These are the pass' clusterings for the
+ * layers that stay at 4 bits: same weight, plan and statistics, so compile hands them on.
  */
-export function clusterLayersAhead(g: Graph, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onProgress?: (done: number, total: number) => void): Map<string, AheadClustering> {
-  const biases = new Map<string, Float32Array>();
+export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onChunk?: (done: number, total: number) => void): { layers: LayerSensitivity[]; ahead: Map<string, AheadClustering> } {
+  const biases = new Map<string, Float32Array>(), clusterings = new Map<string, Palettized>();
   const { jobs, biasSource } = layerClusterJobs(g, t, stats, () => 4, biases);
-  const clusterings = new Map<string, Palettized>();
-  clusterAll(jobs, clusterings, threads, onProgress);
-  return new Map([...clusterings].map(([name, clustering]) => {
-    const source = biasSource.get(name);
-    return [name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) }];
-  }));
+  const ahead = new Map<string, AheadClustering>();
+  const pool = openClusterPool(clusterings, threads);
+  try {
+    pool.add(jobs);
+    const store = (name: string) => {
+      const source = biasSource.get(name), a: AheadClustering = { clustering: clusterings.get(name)!, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) };
+      ahead.set(name, a);
+      return a;
+    };
+    const arrived = { get: (name: string) => ahead.get(name) ?? (pool.waitFor(name), store(name)) };
+    const layers = probeLayers(graphFor, cal, techniqueQuantizer(t, stats, arrived), undefined, onChunk);
+    pool.finish();
+    for (const name of clusterings.keys()) if (!ahead.has(name)) store(name); // a weight no probed layer reads (none in these models)
+    return { layers, ahead };
+  } finally {
+    pool.cancel();
+  }
 }
 
 interface ErrorSums {
@@ -215,8 +227,8 @@ const PENDING_BYTES = 2 ** 29;
  * chunk (oneForwardProbe): at each layer its input's statistics are complete, so its weight goes
  * to the worker pool for 4-bit clustering at once while the forward goes on, and the layer's
  * rerun waits (with copies of its input and output) until that clustering is back. Statistics,
- * clusterings, corrected biases and errors are the same as `activationStats`, `clusterLayersAhead`
- * and `probeLayers` give: the same forward, the same sums in the same order, the same jobs.
+ * clusterings, corrected biases and errors are the same as `activationStats` and then
+ * `probeLayersClustering` give: the same forward, the same sums in the same order, the same jobs.
  * `g` is the width's graph the palettize pass will see (its jobs and bias names); `graphFor` the
  * model at the set's batch.
  */

@@ -1,7 +1,8 @@
-// The layer probe's 4-bit clusterings, computed ahead on the worker pool (clusterLayersAhead), are
-// exactly the ones the probe would compute itself and the ones the palettize pass would: the
-// probe's errors do not change, and compile may hand the 4-bit layers' clusterings and corrected
-// biases on instead of clustering those weights again.
+// The layer probe's 4-bit clusterings, computed on the worker pool (in the probe's one forward for
+// these sets of one chunk; ahead of it, clusterLayersAhead, for more), are exactly the ones the
+// probe would compute itself and the ones the palettize pass would: the probe's errors do not
+// change, and compile may hand the 4-bit layers' clusterings and corrected biases on instead of
+// clustering those weights again.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,6 +1,7 @@
-// Statistics, 4-bit clustering and the layer probe in one forward (probeLayersWithStatistics) give
-// exactly what the three steps give one after another: the same statistics, clusterings, corrected
-// biases and layer errors, whether layers wait for their clusterings or run ahead of them.
+// Statistics, 4-bit clustering and the layer probe in one forward (probeLayersWithStatistics), and
+// the probe of a larger set with its clusterings on the pool beside it (probeLayersClustering),
+// give exactly what the three steps give one after another: the same statistics, clusterings,
+// corrected biases and layer errors, whether layers wait for their clusterings or run ahead.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,11 +12,37 @@ import { DEFAULT_TECHNIQUES, planWidth } from "../../src/driver/quantize-plan.js
 import { buildModel } from "../../src/model/build.js";
 import { openCheckpoint } from "../../src/model/weights.js";
 import { activationStats, storedStats, type CalibrationSet } from "../../src/quant/calibration.js";
-import { clusterLayersAhead, oneForwardProbe, probeLayers, probeLayersWithStatistics, techniqueQuantizer } from "../../src/quant/probe.js";
+import { clusterAll } from "../../src/quant/cluster-pool.js";
+import type { Palettized } from "../../src/quant/kmeans.js";
+import type { QuantizeTechniques } from "../../src/quant/layer.js";
+import { layerClusterJobs, oneForwardProbe, probeLayers, probeLayersClustering, probeLayersWithStatistics, techniqueQuantizer, type AheadClustering } from "../../src/quant/probe.js";
+import type { Graph } from "../../src/ir/graph.js";
+import type { ChannelStats } from "../../src/quant/calibration.js";
 
 const TRAINED = new URL("../../fixtures/shapes-micro/model.safetensors", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ditc-probe-one-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The three steps one after another: every layer clustered on the pool before the probe's forwards. */
+function clusteredFirst(g: Graph, t: QuantizeTechniques, stats: Map<string, ChannelStats>): Map<string, AheadClustering> {
+  const biases = new Map<string, Float32Array>(), clusterings = new Map<string, Palettized>();
+  const { jobs, biasSource } = layerClusterJobs(g, t, stats, () => 4, biases);
+  clusterAll(jobs, clusterings, 2);
+  return new Map([...clusterings].map(([name, clustering]) => {
+    const source = biasSource.get(name);
+    return [name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) }];
+  }));
+}
+
+function expectSameClusterings(got: Map<string, AheadClustering>, want: Map<string, AheadClustering>): void {
+  expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+  for (const [k, a] of want) {
+    const b = got.get(k)!;
+    expect(b.clustering.indices, k).toEqual(a.clustering.indices);
+    expect(b.clustering.lut, k).toEqual(a.clustering.lut);
+    expect(b.bias, k).toEqual(a.bias);
+  }
+}
 
 function f16Copy(): string {
   const path = join(dir, "trained-f16.safetensors");
@@ -34,24 +61,33 @@ test("one forward gives the statistics, clusterings, corrected biases and errors
     const graphFor = (b: number) => buildModel(source, { width, batch: b, latentSize, contextTokens: source.config.contextTokens }).graph;
     const cal = syntheticInputs(source.config, 7, { batch, latentSize, contextTokens: source.config.contextTokens }) as CalibrationSet;
     const stats = new Map([...activationStats(graphFor, cal)].map(([k, s]) => [k, storedStats(s)]));
-    const ahead = clusterLayersAhead(graph, t, stats, 2);
+    const ahead = clusteredFirst(graph, t, stats);
     const layers = probeLayers(graphFor, cal, techniqueQuantizer(t, stats, ahead));
     // 0 bytes: every layer waits for its clustering at once; 2^29: layers run ahead of the workers
     for (const limit of [0, 2 ** 29]) {
       const one = probeLayersWithStatistics(graphFor, graph, cal, t, 2, undefined, limit);
       expect([...one.stats.keys()], file).toEqual([...stats.keys()]);
       for (const [k, s] of stats) expect(one.stats.get(k), k).toEqual(s);
-      expect([...one.ahead.keys()].sort()).toEqual([...ahead.keys()].sort());
-      for (const [k, a] of ahead) {
-        const b = one.ahead.get(k)!;
-        expect(b.clustering.indices, k).toEqual(a.clustering.indices);
-        expect(b.clustering.lut, k).toEqual(a.clustering.lut);
-        expect(b.bias, k).toEqual(a.bias);
-      }
+      expectSameClusterings(one.ahead, ahead);
       expect(one.layers).toEqual(layers);
     }
     source.close();
   }
+});
+
+test("a set of several chunks: the probe with its clusterings on the pool beside it gives the errors and clusterings of clustering first", () => {
+  const t = { groupSize: 0, weighted: true, biasCorrection: true };
+  const source = openCheckpoint(TRAINED);
+  const latentSize = source.config.latentSize, width = 0.5;
+  const graph = buildModel(source, { width }).graph;
+  const graphFor = (b: number) => buildModel(source, { width, batch: b, latentSize, contextTokens: source.config.contextTokens }).graph;
+  const cal = syntheticInputs(source.config, 4, { batch: 10, latentSize, contextTokens: source.config.contextTokens }) as CalibrationSet;
+  const stats = new Map([...activationStats(graphFor, cal)].map(([k, s]) => [k, storedStats(s)]));
+  const ahead = clusteredFirst(graph, t, stats);
+  const along = probeLayersClustering(graphFor, graph, cal, t, stats, 2);
+  expectSameClusterings(along.ahead, ahead);
+  expect(along.layers).toEqual(probeLayers(graphFor, cal, techniqueQuantizer(t, stats, ahead)));
+  source.close();
 });
 
 test("compile plans take the one forward for a set of one chunk, the three passes for more", () => {
