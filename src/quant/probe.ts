@@ -6,7 +6,7 @@
 // alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
 // ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
 // average bit width reaches the target.
-import { producers, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
+import { producers, type ConstValue, type Graph, type Node } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import { asFloat, floatTensor, numel, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
@@ -246,8 +246,9 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
   const biasSource = new Map<string, string>(), errors = new Map<string, ErrorSums>();
   const ahead = new Map<string, AheadClustering>();
   const quantize = techniqueQuantizer(t, stats, ahead);
-  const pending: { name: string; n: Node; ins: Tensor[]; y: Float32Array; bytes: number }[] = [];
+  const pending: { name: string; n: Node; ins: Tensor[]; y: Float32Array; copies: Float32Array[]; bytes: number }[] = [];
   let pendingBytes = 0, done = 0;
+  const buffers = reusedBuffers(pendingLimit);
   const pool = openClusterPool(clusterings, threads);
   const rerun = () => {
     const p = pending.shift()!;
@@ -255,6 +256,7 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
     const clustering = clusterings.get(p.name)!, source = biasSource.get(p.name);
     ahead.set(p.name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) });
     addLayerError(errors, p.name, p.n, p.ins, p.y, quantize);
+    p.copies.forEach(buffers.release);
     onLayer?.(++done, sites.length);
   };
   try {
@@ -272,12 +274,14 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
         if (made.biasSource) biasSource.set(name, made.biasSource);
         pool.add([made.job]);
         // the engine's memory is reused after this call: the rerun gets copies (constants are the run's own)
-        const copy = (t: Tensor, v: Value) => (prod.get(v)?.kind === "const" ? t : ({ ...asFloat(t), data: asFloat(t).data.slice() } as Tensor));
-        const kept = ins.map((t, i) => copy(t, n.inputs[i]!));
-        const x = asFloat(ins[0]!), y = asFloat(outs[0]!).data.slice();
+        const copies: Float32Array[] = [];
+        const copy = (t: Float32Array) => (copies.push(buffers.copy(t)), copies[copies.length - 1]!);
+        const kept = ins.map((t, i) => (prod.get(n.inputs[i]!)?.kind === "const" ? t : ({ ...asFloat(t), data: copy(asFloat(t).data) } as Tensor)));
+        const y = copy(asFloat(outs[0]!).data);
         errors.set(name, { shape: [...ins[1]!.shape], num: 0, den: 0, count: 0 }); // graph order, as probeLayers
-        pending.push({ name, n, ins: kept, y, bytes: 4 * (x.data.length + y.length) });
-        pendingBytes += 4 * (x.data.length + y.length);
+        const bytes = copies.reduce((b, c) => b + c.byteLength, 0);
+        pending.push({ name, n, ins: kept, y, copies, bytes });
+        pendingBytes += bytes;
         pool.poll();
         while (pending.length && (clusterings.has(pending[0]!.name) || pendingBytes > pendingLimit || n === sites[sites.length - 1])) {
           pool.waitFor(pending[0]!.name);
@@ -290,6 +294,36 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
     pool.cancel();
   }
   return { layers: sensitivities(errors), stats, ahead };
+}
+
+/**
+ * Buffers for the copies pending reruns keep, reused copy after copy: fresh memory per copy
+ * costs a page fault per 4 KiB (the copies of the full preset's width 1 come to 15 GB). At most
+ * `spareLimit` bytes are kept spare (the smallest go first).
+ */
+function reusedBuffers(spareLimit: number): { copy(src: Float32Array): Float32Array; release(copy: Float32Array): void } {
+  const spare: Float32Array[] = [];
+  let spareBytes = 0;
+  return {
+    copy(src) {
+      let at = -1;
+      spare.forEach((b, i) => {
+        if (b.length >= src.length && (at < 0 || b.length < spare[at]!.length)) at = i;
+      });
+      const buf = at >= 0 ? spare.splice(at, 1)[0]! : new Float32Array(src.length);
+      if (at >= 0) spareBytes -= buf.byteLength;
+      const out = buf.subarray(0, src.length);
+      out.set(src);
+      return out;
+    },
+    release(copy) {
+      const whole = new Float32Array(copy.buffer);
+      spare.push(whole);
+      spareBytes += whole.byteLength;
+      spare.sort((a, b) => b.length - a.length);
+      while (spareBytes > spareLimit && spare.length) spareBytes -= spare.pop()!.byteLength;
+    },
+  };
 }
 
 function sensitivities(sums: Map<string, ErrorSums>): LayerSensitivity[] {
