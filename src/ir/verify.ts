@@ -26,16 +26,20 @@ function alreadyInferred(n: Node): boolean {
   return true;
 }
 
+/** Largest value id the verifier accepts (passes number values upward from the graph's largest). */
+const MAX_ID = 2 ** 31 - 1;
+
 export function verifyGraph(g: Graph, after?: string): void {
   const where = after ? `after pass ${after}` : "graph";
   const bad = (problem: string) => fail("irInvalid", { where, problem });
-  // each value by its id (ids name tensors in dumps and emitted files, so two values may not share one)
-  const byId = new Map<number, Value>();
-  const defined = { has: (v: Value) => byId.get(v.id) === v };
+  // each value by its id (ids name tensors in dumps and emitted files, so two values may not share
+  // one); ids are small integers, so an array indexed by id (faster than a Map on 60k-node graphs)
+  const byId: (Value | undefined)[] = [];
+  const defined = { has: (v: Value) => byId[v.id] === v };
   const define = (v: Value, by: () => string) => {
-    if (!Number.isInteger(v.id) || v.id < 0) throw bad(`a value has id ${v.id}, not a non-negative integer (defined by ${by()})`);
-    if (byId.has(v.id)) throw bad(`%${v.id} is used by two values (again by ${by()})`);
-    byId.set(v.id, v);
+    if (!Number.isSafeInteger(v.id) || v.id < 0 || v.id > MAX_ID) throw bad(`a value has id ${v.id}, not a non-negative integer below 2^31 (defined by ${by()})`);
+    if (byId[v.id] !== undefined) throw bad(`%${v.id} is used by two values (again by ${by()})`);
+    byId[v.id] = v;
   };
   for (const v of g.inputs) {
     if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);
