@@ -135,7 +135,9 @@ export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Gra
   const biases = new Map<string, Float32Array>(), clusterings = new Map<string, Palettized>();
   const { jobs, biasSource } = layerClusterJobs(g, t, stats, () => 4, biases);
   const ahead = new Map<string, AheadClustering>();
-  const pool = openClusterPool(clusterings, threads);
+  // a few jobs per worker at a time (each layer's wait collects and refills): the weights are not
+  // all copied out at once, and the pool stays well ahead of forwards that take seconds a layer
+  const pool = openClusterPool(clusterings, threads, undefined, { background: false });
   try {
     pool.add(jobs);
     const store = (name: string) => {
@@ -249,7 +251,7 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
   const pending: { name: string; n: Node; ins: Tensor[]; y: Float32Array; copies: Float32Array[]; bytes: number }[] = [];
   let pendingBytes = 0, done = 0;
   const buffers = reusedBuffers(pendingLimit);
-  const pool = openClusterPool(clusterings, threads);
+  const pool = openClusterPool(clusterings, threads, undefined, { background: false });
   const rerun = () => {
     const p = pending.shift()!;
     pendingBytes -= p.bytes;
