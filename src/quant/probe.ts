@@ -99,7 +99,7 @@ export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: Readonl
       biasSource.delete(had.source);
       continue;
     }
-    const { job, biasSource: source } = layerClusterJob(n, prod, bits, t, stats?.get(c.source), biases)!;
+    const { job, biasSource: source } = layerClusterJob(n, c, prod, bits, t, stats?.get(c.source), biases);
     if (source) biasSource.set(c.source, source);
     jobs.set(c.source, job);
   }
@@ -107,13 +107,10 @@ export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: Readonl
 }
 
 /**
- * The clustering job of the weight a linear/conv node reads (undefined unless it is a constant),
- * with the correction of the node's bias when the plan corrects it and that bias is a constant or none.
+ * The clustering job of the constant weight `c` a linear/conv node reads, with the correction of
+ * the node's bias when the plan corrects it and that bias is a constant or none.
  */
-function layerClusterJob(n: Node, prod: ReturnType<typeof producers>, bits: 4 | 8, t: QuantizeTechniques, s: ChannelStats | undefined, biases: Map<string, Float32Array>): { job: ClusterJob; biasSource?: string } | undefined {
-  const wp = prod.get(n.inputs[1]!);
-  if (wp?.kind !== "const") return undefined;
-  const c = wp.attrs.value;
+function layerClusterJob(n: Node, c: ConstValue, prod: ReturnType<typeof producers>, bits: 4 | 8, t: QuantizeTechniques, s: ChannelStats | undefined, biases: Map<string, Float32Array>): { job: ClusterJob; biasSource?: string } {
   const plan = clusterPlan(c.type.shape, convGroups(n), bits, t, s);
   const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
   const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
@@ -141,7 +138,7 @@ export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Gra
   try {
     pool.add(jobs);
     const store = (name: string) => {
-      const source = biasSource.get(name), a: AheadClustering = { clustering: clusterings.get(name)!, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) };
+      const a = arrivedClustering(name, clusterings, biases, biasSource);
       ahead.set(name, a);
       return a;
     };
@@ -153,6 +150,12 @@ export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Gra
   } finally {
     pool.cancel();
   }
+}
+
+/** A weight's clustering from the pool's maps, with its corrected bias when the job had one. */
+function arrivedClustering(name: string, clusterings: Map<string, Palettized>, biases: Map<string, Float32Array>, biasSource: Map<string, string>): AheadClustering {
+  const source = biasSource.get(name);
+  return { clustering: clusterings.get(name)!, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) };
 }
 
 interface ErrorSums {
@@ -238,10 +241,10 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
   const run = graphFor(calibrationSize(cal));
   if (!oneForwardProbe(run, cal)) throw new Error("internal: probeLayersWithStatistics needs one chunk and one reader per weight");
   const prod = producers(run), widthProd = producers(g);
-  const readers = new Map<string, Node>();
+  const readers = new Map<string, { n: Node; c: ConstValue }>();
   for (const n of g.nodes) {
-    const name = statsSite(n, widthProd);
-    if (name) readers.set(name, n);
+    const wp = statsSite(n, widthProd) ? widthProd.get(n.inputs[1]!) : undefined;
+    if (wp?.kind === "const") readers.set(wp.attrs.value.source, { n, c: wp.attrs.value });
   }
   const sites = run.nodes.filter((n) => statsSite(n, prod) !== undefined);
   const stats = new Map<string, ChannelStats>(), clusterings = new Map<string, Palettized>(), biases = new Map<string, Float32Array>();
@@ -255,8 +258,7 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
   const rerun = () => {
     const p = pending.shift()!;
     pendingBytes -= p.bytes;
-    const clustering = clusterings.get(p.name)!, source = biasSource.get(p.name);
-    ahead.set(p.name, { clustering, ...(source ? { bias: { source, value: biases.get(source)! } } : {}) });
+    ahead.set(p.name, arrivedClustering(p.name, clusterings, biases, biasSource));
     addLayerError(errors, p.name, p.n, p.ins, p.y, quantize);
     p.copies.forEach(buffers.release);
     onLayer?.(++done, sites.length);
@@ -271,8 +273,8 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
         const s = storedStats(channelStats(sums));
         stats.set(name, s);
         const reader = readers.get(name);
-        const made = reader && layerClusterJob(reader, widthProd, 4, t, s, biases);
-        if (!made) throw new Error(`internal: ${name} is not a constant weight of the width's graph`);
+        if (!reader) throw new Error(`internal: ${name} is not a constant weight of the width's graph`);
+        const made = layerClusterJob(reader.n, reader.c, widthProd, 4, t, s, biases);
         if (made.biasSource) biasSource.set(name, made.biasSource);
         pool.add([made.job]);
         // the engine's memory is reused after this call: the rerun gets copies (constants are the run's own)
