@@ -7,10 +7,11 @@
 // Jobs are taken from one shared counter, so when the helper is slow to start (or never does),
 // this thread simply reads everything. The helper reports each job done, or failed (this thread
 // then reads it again and raises the usual error, naming the file and tensor).
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { fail } from "../diagnostics.js";
 import { compiledModule } from "../io/project.js";
+import { readFullyAt } from "../io/read.js";
 import type { TensorEntry } from "./safetensors.js";
 
 /** Job states in shared memory. */
@@ -39,12 +40,8 @@ const HELPER_TENSOR_MS = 10 * 60_000;
 export function readJob(job: ReadJob, fds: Map<string, number>): void {
   let fd = fds.get(job.file);
   if (fd === undefined) fds.set(job.file, (fd = openSync(job.file, "r")));
-  const buf = new Uint8Array(job.into);
-  for (let got = 0; got < job.length; ) {
-    const n = readSync(fd, buf, got, job.length - got, job.offset + got);
-    if (n === 0) throw new Error(`the file ends ${job.length - got} bytes short`);
-    got += n;
-  }
+  const got = readFullyAt(fd, new Uint8Array(job.into, 0, job.length), job.offset);
+  if (got < job.length) throw new Error(`the file ends ${job.length - got} bytes short`);
 }
 
 /** Takes jobs off the shared counter until none is left; each one's state says how it went. */

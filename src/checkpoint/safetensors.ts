@@ -5,10 +5,11 @@
 // Files are untrusted. The header is bounded and fully validated (offsets in range, sizes equal
 // to dtype x shape, no overlaps) before any tensor is read, and tensors are read one at a time
 // from disk on request, so a declared size never drives an allocation by itself.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { fail } from "../diagnostics.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import type { PrefetchItem } from "./prefetch.js";
+import { readFullyAt } from "../io/read.js";
 import { decodeBF16, decodeF16, encodeF16 } from "../kernels/fp16.js";
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -65,13 +66,13 @@ export class SafetensorsFile {
     const size = fstatSync(fd).size;
     if (size < 8) throw bad(`the file has ${size} bytes, fewer than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
+    readFullyAt(fd, lenBuf, 0);
     const n = lenBuf.readBigUInt64LE(0);
     if (n > BigInt(MAX_HEADER_BYTES)) throw bad(`the header declares ${n} bytes, more than the ${MAX_HEADER_BYTES}-byte limit`);
     const headerLen = Number(n);
     if (8 + headerLen > size) throw bad(`the header declares ${headerLen} bytes but the file has only ${size - 8} after the length field (truncated?)`);
     const hbuf = Buffer.alloc(headerLen);
-    readSync(fd, hbuf, 0, headerLen, 8);
+    readFullyAt(fd, hbuf, 8);
     let json: unknown;
     try {
       json = JSON.parse(hbuf.toString("utf8"));
@@ -160,12 +161,7 @@ export class SafetensorsFile {
     const len = e.end - e.begin;
     this.bytesRead += len;
     const buf = new Uint8Array(new ArrayBuffer(len)); // fresh, aligned for typed-array views
-    let off = 0;
-    while (off < len) {
-      const got = readSync(this.fd, buf, off, len - off, this.dataStart + e.begin + off);
-      if (got === 0) throw fail("safetensorsHeader", { file: this.path, problem: `tensor "${e.name}" ends past the end of the file` });
-      off += got;
-    }
+    if (readFullyAt(this.fd, buf, this.dataStart + e.begin) < len) throw fail("safetensorsHeader", { file: this.path, problem: `tensor "${e.name}" ends past the end of the file` });
     return buf;
   }
 

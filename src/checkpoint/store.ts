@@ -3,9 +3,10 @@
 // tensors, of what dtype and shape, and their bytes on request — so nothing above this layer
 // knows how a checkpoint is split. Shard headers are read when the index is opened (every name,
 // shape and offset is checked before any tensor is read); tensor data is read only on request.
-import { closeSync, fstatSync, readSync, realpathSync, statSync } from "node:fs";
+import { closeSync, fstatSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fail } from "../diagnostics.js";
+import { readFullyAt } from "../io/read.js";
 import type { PrefetchItem } from "./prefetch.js";
 import { openForReading, SafetensorsFile, type TensorEntry } from "./safetensors.js";
 
@@ -67,11 +68,7 @@ export function readJsonFile(path: string, what: string): unknown {
     const size = fstatSync(fd).size;
     if (size > MAX_INDEX_BYTES) throw fail("checkpointIndex", { file: path, problem: `${what} is ${size} bytes, more than the ${MAX_INDEX_BYTES}-byte limit` });
     const buf = Buffer.alloc(size);
-    for (let got = 0; got < size;) {
-      const r = readSync(fd, buf, got, size - got, got);
-      if (r === 0) break;
-      got += r;
-    }
+    readFullyAt(fd, buf, 0);
     try {
       return JSON.parse(buf.toString("utf8"));
     } catch (e) {
