@@ -93,13 +93,8 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
   const todo = jobs.filter((j) => !into.has(j.source));
   if (!todo.length) return { finish: () => {}, cancel: () => {} };
   const pool = openClusterPool(into, Math.min(workers, todo.length), onProgress, { background });
-  try {
-    pool.add(todo);
-  } catch (e) {
-    pool.cancel();
-    throw e;
-  }
-  return { finish: () => pool.finish(), cancel: () => pool.cancel() };
+  pool.add(todo); // an error here has stopped the workers
+  return pool;
 }
 
 /** Workers that take jobs as the caller finds them (a probe clustering each layer as its statistics are complete). */
