@@ -38,6 +38,12 @@ export interface PalettizeOptions extends QuantizeTechniques {
 export interface SharedQuantization {
   clusterings: Map<string, Palettized>;
   biases: Map<string, Float32Array>;
+  /**
+   * Blocks until the clustering of this weight (and the biases corrected with it) is stored, when
+   * something else is computing it (compile's worker pool, while the targets are lowered and
+   * written); returns at once otherwise.
+   */
+  ready?: (weightSource: string) => void;
 }
 
 /** `compute` once per key in `shared`, every time without it. */
@@ -50,9 +56,12 @@ function memo<T>(shared: Map<string, T> | undefined, key: string, compute: () =>
 }
 
 /** Indices and LUT of one weight, computed on the first load of either; large ones are released after both. */
-function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: Map<string, Palettized>): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
+function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: SharedQuantization): { indices: ConstValue; lut: ConstValue; clustering: () => Palettized } {
   let cached: Palettized | undefined;
-  const cluster = () => memo(shared, w.source, () => clusterGroups(weightForClustering(w), plan));
+  const cluster = () => {
+    shared?.ready?.(w.source);
+    return memo(shared?.clusterings, w.source, () => clusterGroups(weightForClustering(w), plan));
+  };
   // the loads that read the clustering: both constants, and a corrected bias
   const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];
   const pending = new Set(readers);
@@ -98,7 +107,7 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           let d = done.get(n.inputs[1]!);
           if (!d) {
             const plan = planFor(n, c);
-            const p = palettizedConstants(c, plan, o.shared?.clusterings);
+            const p = palettizedConstants(c, plan, o.shared);
             d = { w: ctx.b.op("lut_to_dense", [ctx.b.constant(p.indices), ctx.b.constant(p.lut)], {}), plan, clustering: p.clustering };
             done.set(n.inputs[1]!, d);
           }
@@ -113,7 +122,10 @@ export const palettizeWeights = definePass<PalettizeOptions>({
           const compute = () => correctedBias(weightForClustering(c), clustering(), plan, stats.mean, old ? asFloat(old.load()).data : undefined);
           const bias: ConstValue = {
             type: { dtype: "f32", shape: [rows] }, source, role: "weight", ownedByOneWeight: true,
-            load: () => floatTensor([rows], memo(o.shared?.biases, source, compute)),
+            load: () => {
+              o.shared?.ready?.(c.source);
+              return floatTensor([rows], memo(o.shared?.biases, source, compute));
+            },
           };
           return ctx.b.op(n.kind, [n.inputs[0]!, d.w, ctx.b.constant(bias)], n.attrs as never);
         },

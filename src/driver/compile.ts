@@ -195,7 +195,7 @@ export interface QuantizationTimings {
 /**
  * Where a compile's wall time went. The phases in sequence are statistics, probe, lowering (while
  * the worker pool clusters the layers the probe did not) and writing (which loads each constant
- * as it writes it); `read` and `kmeans` are the time spent reading checkpoint tensors (also a
+ * as it writes it, waiting for its clustering if the pool has not stored it yet); `read` and `kmeans` are the time spent reading checkpoint tensors (also a
  * width's up-front read into the cache, before its statistics and outside the phases) and
  * waiting for clusterings (disjoint: waiting on the worker pool counts as k-means less this
  * thread's reads meanwhile).
@@ -288,7 +288,14 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
         // the workers, with the pass' own options, and run while this thread lowers the targets
         const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
         const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
-        background = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        const run = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        // the emitters wait for each weight's clustering as they reach it, so the workers go on
+        // clustering while the first target is written (a single thread, the other core idle)
+        const onWorkers = new Set(jobs.map((j) => j.source));
+        shared.ready = (source) => {
+          if (onWorkers.has(source)) run.waitFor(source);
+        };
+        background = run;
         clock.writing += since(t0);
       }
     }
@@ -303,9 +310,7 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
         clock.lowering += since(t0);
         return { target, precision, g };
       });
-      let t0 = performance.now();
-      background?.finish();
-      clock.writing += since(t0);
+      let t0: number;
       for (const { target, precision, g } of lowered) {
         const backend = BACKENDS[target]!;
         const stats = graphStats(g);
@@ -328,6 +333,10 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
           constants: constantBytes(g, precision, r.bytes),
         });
       }
+      // every clustering was waited for by the emitters; this stops the workers
+      t0 = performance.now();
+      background?.finish();
+      clock.writing += since(t0);
     } finally {
       background?.cancel();
     }

@@ -5,7 +5,7 @@
 // removes dead nodes, and (greedy mode) walks again until no rule fires.
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "./builder.js";
-import { sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
+import { producers, sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
 import type { OpKind } from "../ops/index.js";
 
 export interface RewriteContext {
@@ -60,24 +60,60 @@ function rulesByKind(rules: readonly Rule[]): Map<string, Rule[]> {
   return m;
 }
 
-function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired: Record<string, number>): { graph: Graph; changed: boolean } {
-  const b = new GraphBuilder(maxValueId(g) + 1);
-  const map = new Map<Value, Value>();
-  const producer = new Map<Value, Node>();
+function useCounts(g: Graph): Map<Value, number> {
   const uses = new Map<Value, number>();
   for (const n of g.nodes) for (const v of n.inputs) uses.set(v, (uses.get(v) ?? 0) + 1);
   for (const o of g.outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
+  return uses;
+}
+
+/**
+ * The index of the first node some rule matches, or -1: a walk rewrites nothing before it (the
+ * graph it builds is this one until its first rewrite, so the answers are the walk's own), and
+ * greedy rewriting always ends with a walk that rewrites nothing. Refusal reasons up to there go
+ * to the log here.
+ */
+function firstMatch(g: Graph, byKind: Map<string, Rule[]>, uses: Map<Value, number>, producer: Map<Value, Node>, opts: RewriteOptions): number {
+  const ctx: RewriteContext = {
+    get b(): GraphBuilder {
+      throw new Error(`internal: pass ${opts.pass}: a rule's match used the builder`);
+    },
+    producer: (v) => producer.get(v),
+    useCount: (v) => uses.get(v) ?? 0,
+  };
+  for (let i = 0; i < g.nodes.length; i++) {
+    const node = g.nodes[i]!;
+    for (const r of byKind.get(node.kind) ?? []) {
+      const m = r.match(node as never, ctx);
+      if (m === true) return i;
+      if (typeof m === "string") opts.log?.(`${r.name}: skip ${node.kind}${node.scope ? ` in ${node.scope}` : ""}: ${m}`);
+    }
+  }
+  return -1;
+}
+
+function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired: Record<string, number>): { graph: Graph; changed: boolean } {
+  const uses = useCounts(g);
+  // the producers of the graph as it stands are those of the graph built, up to the first rewrite
+  const producer = producers(g);
+  const first = firstMatch(g, byKind, uses, producer, opts);
+  if (first < 0) return { graph: removeDeadNodes(g), changed: false };
+  const b = new GraphBuilder(maxValueId(g) + 1);
+  const map = new Map<Value, Value>();
   const ctx: RewriteContext = { b, producer: (v) => producer.get(v), useCount: (v) => uses.get(v) ?? 0 };
   const remap = (v: Value) => map.get(v) ?? v;
   for (const v of g.inputs) b.adoptInput(v);
+  // nothing before the first match changes: those nodes are kept as they are
+  for (let at = 0; at < first; at++) b.adoptNode(g.nodes[at]!, g.nodes[at]!.inputs);
   let changed = false;
-  let built = 0;
+  let built = first;
   const record = (n: Node) => n.outputs.forEach((o) => producer.set(o, n));
   const flushNew = () => {
     const nodes = b.addedNodes;
     for (; built < nodes.length; built++) record(nodes[built]!);
   };
-  for (const node of g.nodes) {
+  for (let at = first; at < g.nodes.length; at++) {
+    const node = g.nodes[at]!;
     const inputs = node.inputs.map(remap);
     const candidates = byKind.get(node.kind);
     if (!candidates) {

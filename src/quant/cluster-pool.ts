@@ -66,6 +66,8 @@ const START_MS = 30_000;
 
 /** Clustering under way on the workers. */
 export interface ClusterRun {
+  /** Blocks until the job for `source` is stored in `into` (collecting the others done meanwhile). */
+  waitFor(source: string): void;
   /** Blocks until every job is done and stored (a worker's error is rethrown here); the workers then stop. */
   finish(): void;
   /** Stops the workers without waiting for them (after an error elsewhere); nothing once finished. */
@@ -91,7 +93,14 @@ const elementsOf = (j: ClusterJob) => j.plan.layout.rowBase.length * j.plan.layo
  */
 export function startClustering(jobs: readonly ClusterJob[], into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true } = {}): ClusterRun {
   const todo = jobs.filter((j) => !into.has(j.source));
-  if (!todo.length) return { finish: () => {}, cancel: () => {} };
+  if (!todo.length)
+    return {
+      waitFor: (source) => {
+        if (!into.has(source)) throw new Error(`internal: no clustering job for ${source}`);
+      },
+      finish: () => {},
+      cancel: () => {},
+    };
   const pool = openClusterPool(into, Math.min(workers, todo.length), onProgress, { background });
   pool.add(todo); // an error here has stopped the workers
   return pool;
@@ -103,8 +112,6 @@ export interface ClusterPool extends ClusterRun {
   add(jobs: readonly ClusterJob[]): void;
   /** Stores the jobs finished so far in `into`, without waiting. */
   poll(): void;
-  /** Blocks until the job for `source` is stored in `into`. */
-  waitFor(source: string): void;
 }
 
 /**
