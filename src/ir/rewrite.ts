@@ -70,8 +70,8 @@ function useCounts(g: Graph): Map<Value, number> {
 /**
  * The index of the first node some rule matches, or -1: a walk rewrites nothing before it (the
  * graph it builds is this one until its first rewrite, so the answers are the walk's own), and
- * greedy rewriting always ends with a walk that rewrites nothing. Refusal reasons up to there go
- * to the log here.
+ * greedy rewriting always ends with a walk that rewrites nothing. The refusal reasons of the nodes
+ * before it go to the log here.
  */
 function firstMatch(g: Graph, byKind: Map<string, Rule[]>, uses: Map<Value, number>, producer: Map<Value, Node>, opts: RewriteOptions): number {
   const ctx: RewriteContext = {
@@ -82,12 +82,15 @@ function firstMatch(g: Graph, byKind: Map<string, Rule[]>, uses: Map<Value, numb
     useCount: (v) => uses.get(v) ?? 0,
   };
   for (let i = 0; i < g.nodes.length; i++) {
-    const node = g.nodes[i]!;
-    for (const r of byKind.get(node.kind) ?? []) {
+    const node = g.nodes[i]!, rules = byKind.get(node.kind);
+    if (!rules) continue;
+    const refusals: string[] = [];
+    for (const r of rules) {
       const m = r.match(node as never, ctx);
-      if (m === true) return i;
-      if (typeof m === "string") opts.log?.(`${r.name}: skip ${node.kind}${node.scope ? ` in ${node.scope}` : ""}: ${m}`);
+      if (m === true) return i; // the walk matches this node again, and logs its refusals then
+      if (typeof m === "string" && opts.log) refusals.push(`${r.name}: skip ${node.kind}${node.scope ? ` in ${node.scope}` : ""}: ${m}`);
     }
+    for (const line of refusals) opts.log?.(line);
   }
   return -1;
 }

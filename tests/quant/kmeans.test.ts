@@ -190,3 +190,36 @@ test("the programme's WebAssembly layers give the JavaScript oracle's clustering
     ),
     { numRuns: 200 },
   ));
+
+test("the bounded programme (many clusters over many distinct values) gives the unbounded clustering bit for bit, in both engines", () => {
+  /** Sorted distinct values drawn from a mixture of scales (like weights in fp16), with counts. */
+  const histogram = (n: number, seed: number, tied: boolean) => {
+    let s = seed;
+    const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    // n distinct fp16 values below 16 in magnitude: a seeded partial shuffle of their bit patterns
+    const patterns = Array.from({ length: 2 * 0x4bff }, (_, i) => (i < 0x4bff ? i + 1 : 0x8000 + i - 0x4bff + 1));
+    for (let i = 0; i < n; i++) {
+      const j = i + Math.floor(rnd() * (patterns.length - i));
+      [patterns[i], patterns[j]] = [patterns[j]!, patterns[i]!];
+    }
+    const values = Float64Array.from(patterns.slice(0, n).map(f16BitsToF32).sort((a, b) => a - b));
+    // tied: many equal counts (and so equal-cost alternatives); else heavy near zero, sparse in the tails
+    const counts = Float64Array.from(values, (v) => (tied ? 1 + (Math.round(rnd() * 3) % 2) : Math.max(1, Math.round(2000 * Math.exp(-Math.abs(v) * 40) * rnd()))));
+    return { values, counts };
+  };
+  const cases: [number, number, boolean, "wasm" | "js"][] = [
+    [4096, 64, false, "js"],
+    [6000, 256, true, "js"],
+    [9000, 256, false, "wasm"],
+    [12000, 256, true, "wasm"],
+    [20000, 256, false, "wasm"],
+    [20000, 100, false, "wasm"],
+  ];
+  cases.forEach(([n, k, tied, engine], i) => {
+    const { values, counts } = histogram(n, 17 + i, tied);
+    const plain = kmeans1d(values, counts, k, engine, false), bounded = kmeans1d(values, counts, k, engine);
+    expect(bounded.cost, `case ${i}`).toBe(plain.cost);
+    expect([...bounded.centroids], `case ${i}`).toEqual([...plain.centroids]);
+    expect([...bounded.assignment], `case ${i}`).toEqual([...plain.assignment]);
+  });
+});

@@ -13,16 +13,16 @@ export function reserve(bytes: usize): bool {
 }
 
 /**
- * Layer c: out[i] = min over j of prev[j-1] + SSE(j..i) for rows i in [from, n), with the best j
- * in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp, S1p, S2p the prefix sums at
- * i + 1; below the previous layer's best j (a lower bound); stack 4 × 32 i32 of scratch.
+ * Layer c: out[i] = min over j ≤ cap of prev[j-1] + SSE(j..i) for rows i in [from, n), with the
+ * best j in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp, S1p, S2p the prefix sums
+ * at i + 1; below the previous layer's best j (a lower bound); stack 4 × 32 i32 of scratch.
  */
-export function layer(c: i32, from: i32, n: i32, R: usize, Wp: usize, S1p: usize, S2p: usize, below: usize, out: usize, arg: usize, stack: usize): void {
+export function layer(c: i32, from: i32, n: i32, cap: i32, R: usize, Wp: usize, S1p: usize, S2p: usize, below: usize, out: usize, arg: usize, stack: usize): void {
   let sp = 0;
   store<i32>(stack, from);
   store<i32>(stack + 4, n - 1);
   store<i32>(stack + 8, c);
-  store<i32>(stack + 12, n - 1);
+  store<i32>(stack + 12, cap);
   sp = 4;
   while (sp > 0) {
     sp -= 4;

@@ -1,0 +1,59 @@
+// The rewrite driver (src/ir/rewrite.ts): greedy walks to a fixed point, nodes before the first
+// match kept as they are, each refusal logged once, and matches that stay pure.
+import { expect, test } from "vitest";
+import { GraphBuilder } from "../../src/ir/builder.js";
+import type { Graph } from "../../src/ir/graph.js";
+import { applyRules, rule } from "../../src/ir/rewrite.js";
+
+/** y = sqrt(neg(neg(neg(neg(exp(x)))))): two pairs of negations to cancel. */
+function negations(): Graph {
+  const b = new GraphBuilder();
+  let v = b.op("exp", [b.input("x", { dtype: "f32", shape: [2, 3] })], {});
+  for (let i = 0; i < 4; i++) v = b.op("neg", [v], {});
+  const y = b.op("sqrt", [v], {});
+  y.name = "y";
+  return b.finish([y]);
+}
+
+const cancelNeg = rule("cancel-neg", "neg", {
+  match: (n, ctx) => ctx.producer(n.inputs[0]!)?.kind === "neg" || "input is not a neg",
+  rewrite: (n, ctx) => ctx.producer(n.inputs[0]!)!.inputs[0]!,
+});
+
+test("greedy rewriting reaches the fixed point, keeps the nodes before the first match, and logs each refusal once", () => {
+  const g = negations();
+  const lines: string[] = [];
+  const { graph, fired } = applyRules(g, [cancelNeg], { pass: "test", log: (l) => lines.push(l) });
+  expect(graph.nodes.map((n) => n.kind)).toEqual(["exp", "sqrt"]);
+  expect(graph.nodes[0]).toBe(g.nodes[0]); // before the first match: the very same node
+  expect(graph.outputs[0]!.name).toBe("y");
+  expect(fired).toEqual({ "cancel-neg": 2 });
+  // walk 1: the first neg refuses (logged once, not again when the walk starts at the second),
+  // the second cancels with it, the third refuses, the fourth cancels; walk 2 finds no neg
+  expect(lines).toEqual([
+    "cancel-neg: skip neg: input is not a neg",
+    "cancel-neg: rewrote neg",
+    "cancel-neg: skip neg: input is not a neg",
+    "cancel-neg: rewrote neg",
+  ]);
+});
+
+test("a walk that matches nothing returns the graph it was given, logging each refusal once", () => {
+  const b = new GraphBuilder();
+  const y = b.op("neg", [b.op("exp", [b.input("x", { dtype: "f32", shape: [4] })], {})], {});
+  const g = b.finish([y]);
+  const lines: string[] = [];
+  const { graph, fired } = applyRules(g, [cancelNeg], { pass: "test", log: (l) => lines.push(l) });
+  expect(graph.nodes).toEqual(g.nodes);
+  graph.nodes.forEach((n, i) => expect(n).toBe(g.nodes[i]));
+  expect(fired).toEqual({});
+  expect(lines).toEqual(["cancel-neg: skip neg: input is not a neg"]);
+});
+
+test("a match may not build: the driver says which pass broke the rule", () => {
+  const impure = rule("impure", "neg", {
+    match: (n, ctx) => ctx.b.op("exp", [n.inputs[0]!], {}) !== undefined,
+    rewrite: (n) => n.inputs[0]!,
+  });
+  expect(() => applyRules(negations(), [impure], { pass: "impure-pass" })).toThrow(/pass impure-pass: a rule's match used the builder/);
+});
