@@ -195,10 +195,10 @@ export interface QuantizationTimings {
 /**
  * Where a compile's wall time went. The phases in sequence are statistics, probe, lowering (while
  * the worker pool clusters the layers the probe did not) and writing (which loads each constant
- * as it writes it, waiting for its clustering if the pool has not stored it yet); `read` and `kmeans` are the time spent reading checkpoint tensors (also a
- * width's up-front read into the cache, before its statistics and outside the phases) and
- * waiting for clusterings (disjoint: waiting on the worker pool counts as k-means less this
- * thread's reads meanwhile).
+ * as it writes it, waiting for its clustering if the pool has not stored it yet); `read` and
+ * `kmeans` are the time spent reading checkpoint tensors (also a width's up-front read into the
+ * cache, before its statistics and outside the phases) and waiting for clusterings (disjoint:
+ * waiting on the worker pool counts as k-means less this thread's reads meanwhile).
  */
 export interface CompilePhases {
   totalSeconds: number;
