@@ -350,6 +350,12 @@ describe("elementwise, normalizations and RoPE", () => {
     expect(relErr(qkNorm(x, w, b, 4, 1e-6).data, qkNormOracle(x, w, b, 4, 1e-6).data)).toBeLessThan(1e-5);
     const wide = randomTensor([1, 4096, 256], 8);
     expect(relErr(bothThreadCounts(() => layerNormSimd(wide, 2, 1e-6).data), lnOracle(wide, 2, 1e-6).data)).toBeLessThan(1e-5);
+    // a strided axis over wide rows, shared by two threads: several blocks of positions a row,
+    // a partial last block and the inner % 4 tail (long sums in float32: a looser bound)
+    for (const [shape, axis] of [[[2, 37, 1030], 1], [[1, 300, 1, 4100], 1], [[3, 5, 70, 63], 2]] as const) {
+      const s = randomTensor(shape, 9, 4);
+      expect(relErr(bothThreadCounts(() => softmaxSimd(s, axis).data), softmaxOracle(s, axis).data), `${shape} axis ${axis}`).toBeLessThan(1e-5);
+    }
   });
 
   test("2-D RoPE matches the scalar rotation", () => {

@@ -92,7 +92,8 @@ export function layerNormSimd(x: FloatTensor, axis: number, eps: number, weight?
 
 export function softmaxSimd(x: FloatTensor, axis: number): FloatTensor {
   const [outer, n, inner] = around(x.shape, axis);
-  const data = withOperands([x.data], x.data.length, ([p], out) => run("softmax", [p!, out, outer, n, inner], x.data.length));
+  const e = simdEngine();
+  const data = withOperands([x.data], x.data.length, ([p], out) => run("softmax", [p!, out, outer, n, inner, e.alloc(e.kernels.softmax_scratch_bytes() * e.info().threads)], x.data.length));
   return floatTensor(x.shape, data);
 }
 

@@ -37,7 +37,8 @@ export interface KernelExports {
   unary(tid: number, nt: number, kind: number, src: number, dst: number, n: number): void;
   binary(tid: number, nt: number, kind: number, a: number, b: number, out: number, shape: number, rank: number): void;
   layer_norm(tid: number, nt: number, x: number, out: number, outer: number, n: number, inner: number, eps: number, w: number, b: number): void;
-  softmax(tid: number, nt: number, x: number, out: number, outer: number, n: number, inner: number): void;
+  softmax(tid: number, nt: number, x: number, out: number, outer: number, n: number, inner: number, scratch: number): void;
+  softmax_scratch_bytes(): number;
   rope(tid: number, nt: number, x: number, out: number, rows: number, L: number, heads: number, dh: number, cosT: number, sinT: number): void;
   heap_base(): number;
 }

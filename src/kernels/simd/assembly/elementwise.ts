@@ -181,8 +181,19 @@ export function layer_norm(tid: i32, nt: i32, x: usize, out: usize, outer: i32, 
   }
 }
 
-/** Softmax of x seen as (outer, n, inner) over its middle axis (max subtracted). */
-export function softmax(tid: i32, nt: i32, x: usize, out: usize, outer: i32, n: i32, inner: i32): void {
+/**
+ * The most quads of positions one work item of a strided softmax covers (4 KB of each row), and
+ * the scratch a thread needs for them.
+ */
+const SOFTMAX_BLOCK = 256;
+const SOFTMAX_SCRATCH: usize = SOFTMAX_BLOCK * 32;
+
+export function softmax_scratch_bytes(): usize {
+  return SOFTMAX_SCRATCH;
+}
+
+/** Softmax of x seen as (outer, n, inner) over its middle axis (max subtracted); `scratch`: SOFTMAX_SCRATCH bytes a thread. */
+export function softmax(tid: i32, nt: i32, x: usize, out: usize, outer: i32, n: i32, inner: i32, scratch: usize): void {
   const stride = <usize>inner << 2;
   if (inner == 1) {
     const quads = n & ~3;
@@ -211,24 +222,41 @@ export function softmax(tid: i32, nt: i32, x: usize, out: usize, outer: i32, n: 
     }
     return;
   }
-  // a strided axis: four neighbouring inner positions side by side in the lanes, each lane doing
+  // a strided axis: neighbouring inner positions side by side in the lanes, each lane doing
   // exactly the one-position loop's arithmetic in the same order (so the bits do not depend on
-  // which positions share a vector); the inner % 4 positions left over take the loop below
+  // which positions share a vector). A work item takes a block of up to SOFTMAX_BLOCK quads of positions, so
+  // every row it visits gives it a run of contiguous bytes rather than one vector (a 1024-row axis
+  // 16 KB apart otherwise costs a cache line and a TLB entry per vector); its running maxima and
+  // sums wait in this thread's scratch. The inner % 4 positions left over take the loop below.
   const quadsPerRow = inner >> 2;
-  const quadItems = outer * quadsPerRow;
-  for (let it = shareLo(quadItems, tid, nt), end = shareLo(quadItems, tid + 1, nt); it < end; it++) {
-    const o = it / quadsPerRow, i = (it % quadsPerRow) << 2;
-    const p = ((<usize>o * <usize>n * <usize>inner + <usize>i) << 2);
-    let m = f32x4.splat(-Infinity);
-    for (let k = 0; k < n; k++) m = f32x4.max(m, v128.load(x + p + <usize>k * stride));
-    let s = f32x4.splat(0);
+  // narrower items when a row has few quads, so every thread gets some (the bits are the same)
+  const block = max(4, min(SOFTMAX_BLOCK, (quadsPerRow + 2 * nt - 1) / (2 * nt)));
+  const blocksPerRow = (quadsPerRow + block - 1) / block;
+  const maxima = scratch + <usize>tid * SOFTMAX_SCRATCH, sums = maxima + (SOFTMAX_SCRATCH >> 1);
+  const blockItems = outer * blocksPerRow;
+  for (let it = shareLo(blockItems, tid, nt), end = shareLo(blockItems, tid + 1, nt); it < end; it++) {
+    const o = it / blocksPerRow, q0 = (it % blocksPerRow) * block;
+    const bytes = <usize>(min(q0 + block, quadsPerRow) - q0) << 4;
+    const p = ((<usize>o * <usize>n * <usize>inner + (<usize>q0 << 2)) << 2);
+    for (let v: usize = 0; v < bytes; v += 16) v128.store(maxima + v, f32x4.splat(-Infinity));
     for (let k = 0; k < n; k++) {
-      const e = exp4(f32x4.sub(v128.load(x + p + <usize>k * stride), m));
-      v128.store(out + p + <usize>k * stride, e);
-      s = f32x4.add(s, e);
+      const row = x + p + <usize>k * stride;
+      for (let v: usize = 0; v < bytes; v += 16) v128.store(maxima + v, f32x4.max(v128.load(maxima + v), v128.load(row + v)));
     }
-    const inv = f32x4.div(f32x4.splat(1), s);
-    for (let k = 0; k < n; k++) v128.store(out + p + <usize>k * stride, f32x4.mul(v128.load(out + p + <usize>k * stride), inv));
+    for (let v: usize = 0; v < bytes; v += 16) v128.store(sums + v, f32x4.splat(0));
+    for (let k = 0; k < n; k++) {
+      const row = p + <usize>k * stride;
+      for (let v: usize = 0; v < bytes; v += 16) {
+        const e = exp4(f32x4.sub(v128.load(x + row + v), v128.load(maxima + v)));
+        v128.store(out + row + v, e);
+        v128.store(sums + v, f32x4.add(v128.load(sums + v), e));
+      }
+    }
+    for (let v: usize = 0; v < bytes; v += 16) v128.store(sums + v, f32x4.div(f32x4.splat(1), v128.load(sums + v)));
+    for (let k = 0; k < n; k++) {
+      const row = out + p + <usize>k * stride;
+      for (let v: usize = 0; v < bytes; v += 16) v128.store(row + v, f32x4.mul(v128.load(row + v), v128.load(sums + v)));
+    }
   }
   const tail = inner & 3;
   const items = outer * tail;
