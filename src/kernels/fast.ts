@@ -6,14 +6,15 @@ import { assaAttention as assaDense, bnaAttention as bnaDense, mapToTokens, mult
 import { conv2d as convScalar, convOutSize, type Conv2dAttrs } from "./conv.js";
 import { einsum as einsumScalar, einsumSizes, type EinsumSpec } from "./einsum.js";
 import { binary as binaryScalar, binaryFns, unary as unaryScalar, unaryFns, type BinaryKind, type UnaryKind } from "./elementwise.js";
-import { layerNorm as layerNormScalar, softmax as softmaxScalar } from "./reduce.js";
+import { layerNorm as layerNormScalar, reduce as reduceScalar, softmax as softmaxScalar, type ReduceKind } from "./reduce.js";
 import { gemmNT } from "./gemm.js";
-import { transpose } from "./layout.js";
+import { concat as concatScalar, slice as sliceScalar, transpose } from "./layout.js";
 import { bnaAttentionTiled, multiHeadAttentionTiled } from "./simd/attention.js";
 import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
 import { simdEngine } from "./simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "./simd/gemm.js";
-import { floatTensor, numel, stridesOf, type FloatTensor } from "./tensor.js";
+import { concatSimd, reduceSimd, sliceSimd, transposeSimd } from "./simd/layout.js";
+import { floatTensor, isCompact, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
 
 export type KernelMode = "simd" | "scalar";
 let mode: KernelMode = process.env.DITC_KERNELS === "scalar" ? "scalar" : "simd";
@@ -74,6 +75,27 @@ export function layerNorm(x: FloatTensor, axis: number, eps: number, weight?: Fl
 
 export function softmax(x: FloatTensor, axis: number): FloatTensor {
   return mode === "scalar" ? softmaxScalar(x, axis) : softmaxSimd(x, axis);
+}
+
+/** Float tensors the engine's layout kernels take: plain float32 values, not empty (palettes and fp16 patterns keep their compact form). */
+const engineFloats = (t: Tensor): t is FloatTensor => mode === "simd" && !isCompact(t) && t.data instanceof Float32Array && t.data.length > 0;
+
+/** Static slice (begin and size per axis). */
+export function slice(x: FloatTensor, begin: readonly number[], size: readonly number[]): FloatTensor {
+  return engineFloats(x) && numel(size) > 0 ? sliceSimd(x, begin, size) : sliceScalar(x, begin, size);
+}
+
+export function concat(xs: readonly FloatTensor[], axis: number): FloatTensor {
+  return xs.every(engineFloats) ? concatSimd(xs, axis) : concatScalar(xs, axis);
+}
+
+/** Any tensor; float ones move on the engine. */
+export function permute<T extends Tensor>(x: T, perm: readonly number[]): T {
+  return engineFloats(x) && perm.length > 0 ? (transposeSimd(x, perm) as unknown as T) : transpose(x, perm);
+}
+
+export function reduce(x: FloatTensor, axes: readonly number[], kind: ReduceKind, keepDims: boolean): FloatTensor {
+  return engineFloats(x) && axes.length > 0 ? reduceSimd(x, axes, kind, keepDims) : reduceScalar(x, axes, kind, keepDims);
 }
 
 export function rope2d(x: FloatTensor, heads: number, grid: readonly [number, number]): FloatTensor {

@@ -2,10 +2,10 @@
 import type { TensorType } from "../ir/graph.js";
 import { convOutSize } from "../kernels/conv.js";
 import { einsumSizes, parseEinsum } from "../kernels/einsum.js";
-import { binary as binaryKernel, layerNorm as layerNormFast, softmax as softmaxFast, conv2dNchw, conv2dNhwc, einsum as einsumKernel, linear as linearKernel, matmul as matmulKernel, unary as unaryKernel } from "../kernels/fast.js";
+import { binary as binaryKernel, layerNorm as layerNormFast, reduce, softmax as softmaxFast, conv2dNchw, conv2dNhwc, einsum as einsumKernel, linear as linearKernel, matmul as matmulKernel, unary as unaryKernel } from "../kernels/fast.js";
 import { broadcastShapes, type BinaryKind, type UnaryKind } from "../kernels/elementwise.js";
 import { transpose } from "../kernels/layout.js";
-import { reduce, type ReduceKind } from "../kernels/reduce.js";
+import type { ReduceKind } from "../kernels/reduce.js";
 import { asFloat, normAxis, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape, type OpDef } from "./define.js";
 

@@ -9,12 +9,13 @@ import { einsum as einsumOracle, parseEinsum, type EinsumSpec } from "../../src/
 import { assaAttention as assaFast, conv2dNchw, conv2dNhwc, einsum as einsumFast, linear, matmul, qkNorm, setKernelMode } from "../../src/kernels/fast.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
 import { gemmNT } from "../../src/kernels/gemm.js";
-import { transpose } from "../../src/kernels/layout.js";
-import { layerNorm as lnOracle, softmax as softmaxOracle } from "../../src/kernels/reduce.js";
+import { concat as concatOracle, slice as sliceOracle, transpose } from "../../src/kernels/layout.js";
+import { layerNorm as lnOracle, reduce as reduceOracle, softmax as softmaxOracle } from "../../src/kernels/reduce.js";
 import { bnaAttentionTiled, multiHeadAttentionTiled } from "../../src/kernels/simd/attention.js";
 import { binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, unarySimd, type SimdBinary, type SimdUnary } from "../../src/kernels/simd/elementwise.js";
 import { engineInfo, setThreads } from "../../src/kernels/simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "../../src/kernels/simd/gemm.js";
+import { concatSimd, reduceSimd, sliceSimd, transposeSimd } from "../../src/kernels/simd/layout.js";
 import { floatTensor, halfTensor, paletteTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 import { randomTensor, relErr } from "../helpers.js";
 import { opDef } from "../../src/ops/index.js";
@@ -366,6 +367,55 @@ describe("elementwise, normalizations and RoPE", () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe("slices, concats, transposes and reductions", () => {
+  const same = (got: Float32Array, want: Float32Array) => expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength))).toBe(true);
+  // shapes up to 4 axes; `big` scales one axis so that some jobs are shared by both threads
+  const shapes = fc.tuple(fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 4 }), fc.nat(3), fc.boolean()).map(([shape, at, big]) => shape.map((d, i) => (big && i === at % shape.length ? d * 3000 : d)));
+
+  test("slices and transposes are the scalar kernels' element moves, bit for bit, on 1 and 2 threads", () => {
+    fc.assert(
+      fc.property(shapes, fc.array(fc.nat(1000), { minLength: 8, maxLength: 8 }), fc.nat(1000), (shape, r, seed) => {
+        const x = randomTensor(shape, seed);
+        const begin = shape.map((d, i) => r[i]! % d), size = shape.map((d, i) => 1 + (r[i + 4]! % (d - begin[i]!)));
+        const sliced = bothThreadCounts(() => sliceSimd(x, begin, size).data);
+        same(sliced, sliceOracle(x, begin, size).data);
+        const perm = shape.map((_, i) => i).sort((a, b) => ((r[a]! * 7 + seed) % 5) - ((r[b]! * 7 + seed) % 5));
+        const t = transposeSimd(x, perm);
+        expect(t.shape).toEqual(perm.map((p) => shape[p]));
+        same(bothThreadCounts(() => transposeSimd(x, perm).data), transpose(x, perm).data);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test("concats along any axis are bit for bit the scalar kernel's", () => {
+    fc.assert(
+      fc.property(shapes, fc.nat(3), fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }), fc.nat(1000), (shape, ax, widths, seed) => {
+        const axis = ax % shape.length;
+        const xs = widths.map((w, i) => randomTensor(shape.map((d, j) => (j === axis ? w : d)), seed + i));
+        same(bothThreadCounts(() => concatSimd(xs, axis).data), concatOracle(xs, axis).data);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test("sum, mean and max over any axes accumulate as the scalar kernel does: the same bits", () => {
+    fc.assert(
+      fc.property(shapes, fc.array(fc.nat(3), { minLength: 1, maxLength: 3 }), fc.constantFrom("sum", "mean", "max") as fc.Arbitrary<"sum" | "mean" | "max">, fc.boolean(), fc.nat(1000), (shape, picks, kind, keepDims, seed) => {
+        const axes = [...new Set(picks.map((p) => p % shape.length))];
+        const x = randomTensor(shape, seed, 100);
+        const got = reduceSimd(x, axes, kind, keepDims), want = reduceOracle(x, axes, kind, keepDims);
+        expect(got.shape).toEqual(want.shape);
+        same(bothThreadCounts(() => reduceSimd(x, axes, kind, keepDims).data), want.data);
+      }),
+      { numRuns: 60 },
+    );
+    // rows of a last-axis mean four at a time, with rows left over, on both threads
+    const rows = randomTensor([1, 4099, 256], 3, 10);
+    same(bothThreadCounts(() => reduceSimd(rows, [2], "mean", true).data), reduceOracle(rows, [2], "mean", true).data);
   });
 });
 

@@ -15,7 +15,7 @@ export type SimdBinary = keyof typeof BINARY_SIMD;
 const PARALLEL_MIN_ELEMENTS = 1 << 16;
 
 /** Runs `kernel` with the engine's thread count when the job is big enough to share. */
-function run(kernel: ParallelKernel, args: number[], elements: number): void {
+export function run(kernel: ParallelKernel, args: number[], elements: number): void {
   const e = simdEngine();
   e.parallel(kernel, args, elements >= PARALLEL_MIN_ELEMENTS ? e.info().threads : 1);
 }
@@ -24,7 +24,7 @@ function run(kernel: ParallelKernel, args: number[], elements: number): void {
  * Lets `body` run kernels on the pointers of `inputs` (copied in unless they live in the engine's
  * memory) and of an `outElements`-float result, which it returns (see `Engine.output`).
  */
-function withOperands(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
+export function withOperands(inputs: readonly Float32Array[], outElements: number, body: (ptrs: number[], out: number) => void): Float32Array {
   const e = simdEngine();
   const mark = e.mark();
   try {

@@ -39,12 +39,14 @@ export interface KernelExports {
   layer_norm(tid: number, nt: number, x: number, out: number, outer: number, n: number, inner: number, eps: number, w: number, b: number): void;
   softmax(tid: number, nt: number, x: number, out: number, outer: number, n: number, inner: number, scratch: number): void;
   softmax_scratch_bytes(): number;
+  copy_strided(tid: number, nt: number, src: number, dst: number, desc: number, rank: number): void;
+  reduce(tid: number, nt: number, kind: number, x: number, out: number, outer: number, n: number, inner: number): void;
   rope(tid: number, nt: number, x: number, out: number, rows: number, L: number, heads: number, dh: number, cosT: number, sinT: number): void;
   heap_base(): number;
 }
 
 /** Kernels the pool can run, by index in the control block. Each takes (tid, nt, ...args). */
-export const PARALLEL_KERNELS = ["gemm", "pack_f32", "pack_f16", "pack_lut", "attention_pack", "attention", "unary", "binary", "layer_norm", "softmax", "rope"] as const;
+export const PARALLEL_KERNELS = ["gemm", "pack_f32", "pack_f16", "pack_lut", "attention_pack", "attention", "unary", "binary", "layer_norm", "softmax", "rope", "copy_strided", "reduce"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 // control block: [generation, pending workers, kernel index, argument count, failed], then arguments

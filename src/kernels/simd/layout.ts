@@ -1,0 +1,72 @@
+// Slices, concats, transposes and reductions on the fast engine (assembly/layout.ts): the element
+// moves and float64 sums of the scalar kernels (src/kernels/{layout,reduce}.ts), bit for bit, but
+// with operands and results in the engine's memory, so the lowered graphs' hundreds of slices and
+// transposes between matmuls cost a memory copy each instead of a JavaScript loop and two copies.
+import { numel, stridesOf, type FloatTensor } from "../tensor.js";
+import { simdEngine } from "./engine.js";
+import { run, withOperands } from "./elementwise.js";
+
+/**
+ * Copies `dims` elements from src (strides sStr) to dst (strides dStr), starting `sOff` and `dOff`
+ * elements in: unit axes dropped, and an axis merged into the next when both sides step through
+ * the two as one, so the innermost run is as long as it can be.
+ */
+function copyStrided(src: number, dst: number, dims: readonly number[], sStr: readonly number[], dStr: readonly number[], sOff = 0, dOff = 0): void {
+  let d: number[] = [], s: number[] = [], t: number[] = [];
+  dims.forEach((n, i) => {
+    if (n !== 1) d.push(n), s.push(sStr[i]!), t.push(dStr[i]!);
+  });
+  if (!d.length) (d = [1]), (s = [1]), (t = [1]);
+  for (let i = d.length - 2; i >= 0; i--)
+    if (s[i] === s[i + 1]! * d[i + 1]! && t[i] === t[i + 1]! * d[i + 1]!) {
+      d[i] = d[i]! * d[i + 1]!;
+      s[i] = s[i + 1]!;
+      t[i] = t[i + 1]!;
+      d.splice(i + 1, 1), s.splice(i + 1, 1), t.splice(i + 1, 1);
+    }
+  const e = simdEngine(), rank = d.length;
+  const desc = e.alloc(12 * rank);
+  e.i32(desc, 3 * rank).set([...d, ...s, ...t]);
+  run("copy_strided", [src + 4 * sOff, dst + 4 * dOff, desc, rank], numel(d));
+}
+
+export function sliceSimd(x: FloatTensor, begin: readonly number[], size: readonly number[]): FloatTensor {
+  const strides = stridesOf(x.shape);
+  const off = begin.reduce((a, b, i) => a + b * strides[i]!, 0);
+  const data = withOperands([x.data], numel(size), ([p], out) => copyStrided(p!, out, size, strides, stridesOf(size), off));
+  return { dtype: x.dtype, shape: [...size], data };
+}
+
+export function transposeSimd(x: FloatTensor, perm: readonly number[]): FloatTensor {
+  const inStrides = stridesOf(x.shape), shape = perm.map((p) => x.shape[p]!);
+  const data = withOperands([x.data], numel(shape), ([p], out) => copyStrided(p!, out, shape, perm.map((p) => inStrides[p]!), stridesOf(shape)));
+  return { dtype: x.dtype, shape, data };
+}
+
+export function concatSimd(xs: readonly FloatTensor[], axis: number): FloatTensor {
+  const shape = [...xs[0]!.shape];
+  shape[axis] = xs.reduce((s, x) => s + x.shape[axis]!, 0);
+  const outStrides = stridesOf(shape);
+  const data = withOperands(xs.map((x) => x.data), numel(shape), (ptrs, out) => {
+    let at = 0;
+    xs.forEach((x, i) => {
+      copyStrided(ptrs[i]!, out, x.shape, stridesOf(x.shape), outStrides, 0, at * outStrides[axis]!);
+      at += x.shape[axis]!;
+    });
+  });
+  return { dtype: xs[0]!.dtype, shape, data };
+}
+
+const REDUCE = { sum: 0, mean: 1, max: 2 } as const;
+
+/** Reduces the axes one at a time, highest first, each rounded to float32 (the scalar kernel's order). */
+export function reduceSimd(x: FloatTensor, axes: readonly number[], kind: keyof typeof REDUCE, keepDims: boolean): FloatTensor {
+  let shape = [...x.shape], data = x.data;
+  for (const axis of [...axes].sort((a, b) => b - a)) {
+    const outer = numel(shape.slice(0, axis)), n = shape[axis]!, inner = numel(shape.slice(axis + 1));
+    data = withOperands([data], outer * inner, ([p], out) => run("reduce", [REDUCE[kind], p!, out, outer, n, inner], outer * n * inner));
+    shape[axis] = 1;
+  }
+  if (!keepDims) shape = x.shape.filter((_, d) => !axes.includes(d));
+  return { dtype: x.dtype, shape, data };
+}
