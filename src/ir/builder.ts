@@ -58,13 +58,13 @@ export class GraphBuilder {
 
   /**
    * Appends an existing node unchanged but for its operands; its result values are kept. Nodes are
-   * immutable, so one already at this position reading the same operands is appended as it is.
+   * immutable, so one reading the same operands is appended as it is (wherever it now stands: a
+   * rewrite early in a 60k-node graph would otherwise copy every node after it).
    */
   adoptNode(node: Node, inputs: readonly Value[]): Node {
-    const id = this.nodes.length;
-    let same = node.id === id && inputs.length === node.inputs.length;
+    let same = inputs.length === node.inputs.length;
     for (let i = 0; same && i < inputs.length; i++) same = inputs[i] === node.inputs[i];
-    const kept = same ? node : ({ ...node, id, inputs: [...inputs] } as Node);
+    const kept = same ? node : ({ ...node, id: this.nodes.length, inputs: [...inputs] } as Node);
     this.nodes.push(kept);
     return kept;
   }

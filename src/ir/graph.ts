@@ -17,6 +17,7 @@ export interface Value {
 }
 
 export interface NodeOf<K extends OpKind> {
+  /** the node's position when it was built; passes keep unchanged nodes, so not always its index now */
   readonly id: number;
   readonly kind: K;
   readonly inputs: readonly Value[];

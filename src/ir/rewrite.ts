@@ -160,7 +160,7 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
   return { graph: removeDeadNodes(b.finish(outputs)), changed };
 }
 
-/** Drops nodes none of whose results is read (graph outputs count as reads). */
+/** Drops nodes none of whose results is read (graph outputs count as reads); the others are kept as they are. */
 export function removeDeadNodes(g: Graph): Graph {
   const live = new Set<Value>(g.outputs);
   const keep: Node[] = [];
@@ -172,7 +172,7 @@ export function removeDeadNodes(g: Graph): Graph {
     }
   }
   keep.reverse();
-  return { inputs: g.inputs, nodes: keep.map((n, i) => (n.id === i ? n : ({ ...n, id: i } as Node))), outputs: g.outputs };
+  return { inputs: g.inputs, nodes: keep, outputs: g.outputs };
 }
 
 export function applyRules(g: Graph, rules: readonly Rule[], opts: RewriteOptions): RewriteResult {

@@ -45,8 +45,9 @@ export function verifyGraph(g: Graph, after?: string): void {
     if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);
     define(v, () => "an input");
   }
-  for (const n of g.nodes) {
-    if (!isOpKind(n.kind)) throw bad(`node ${n.id} has unknown op kind "${n.kind}"`);
+  for (let at = 0; at < g.nodes.length; at++) {
+    const n = g.nodes[at]!;
+    if (!isOpKind(n.kind)) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
     const def = opDef(n.kind);
     const [lo, hi] = arityRange(def.operands);
     if (n.inputs.length < lo || n.inputs.length > hi) throw bad(`${nodeLabel(n)} has ${n.inputs.length} operands, its op takes ${def.operands.join(", ")}`);

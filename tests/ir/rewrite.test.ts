@@ -1,5 +1,6 @@
 // The rewrite driver (src/ir/rewrite.ts): greedy walks to a fixed point, nodes before the first
-// match kept as they are, each refusal logged once, and matches that stay pure.
+// match kept as they are (and later ones whose operands did not change), each refusal logged once,
+// and matches that stay pure.
 import { expect, test } from "vitest";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Graph } from "../../src/ir/graph.js";
@@ -56,4 +57,18 @@ test("a match may not build: the driver says which pass broke the rule", () => {
     rewrite: (n) => n.inputs[0]!,
   });
   expect(() => applyRules(negations(), [impure], { pass: "impure-pass" })).toThrow(/pass impure-pass: a rule's match used the builder/);
+});
+
+test("a node after a rewrite that reads none of the rewritten values is kept as it is, though its position moved", () => {
+  // x -> exp -> neg -> neg -> sqrt ; x -> tanh : the negations cancel, the tanh reads only x
+  const b = new GraphBuilder();
+  const x = b.input("x", { dtype: "f32", shape: [3] });
+  const y = b.op("sqrt", [b.op("neg", [b.op("neg", [b.op("exp", [x], {})], {})], {})], {});
+  const z = b.op("tanh", [x], {});
+  const g = b.finish([y, z]);
+  const { graph } = applyRules(g, [cancelNeg], { pass: "test" });
+  expect(graph.nodes.map((n) => n.kind)).toEqual(["exp", "sqrt", "tanh"]);
+  expect(graph.nodes[2]).toBe(g.nodes[4]); // the same object, now at index 2
+  expect(graph.nodes[1]).not.toBe(g.nodes[3]); // sqrt reads the exp now: a new node
+  expect(graph.nodes[1]!.inputs[0]).toBe(graph.nodes[0]!.outputs[0]);
 });
