@@ -9,9 +9,17 @@ import type { Graph, Node, Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { definePass } from "../src/pipeline/pass.js";
 
-function key(n: Node, remap: (v: Value) => Value): string {
-  const attrs = n.kind === "const" ? `const#${constId(n.attrs.value)}` : JSON.stringify(n.attrs);
-  return `${n.kind}(${n.inputs.map((v) => remap(v).id).join(",")})${attrs}`;
+function key(n: Node, inputs: readonly Value[]): string {
+  const attrs = n.kind === "const" ? `const#${constId(n.attrs.value)}` : attrsText(n.attrs);
+  return `${n.kind}(${inputs.map((v) => v.id).join(",")})${attrs}`;
+}
+
+/** Attributes as text, once per attributes object (passes that copy a node share its attrs). */
+const attrsTexts = new WeakMap<object, string>();
+function attrsText(attrs: object): string {
+  let t = attrsTexts.get(attrs);
+  if (t === undefined) attrsTexts.set(attrs, (t = JSON.stringify(attrs)));
+  return t;
 }
 
 const ids = new WeakMap<object, number>();
@@ -34,15 +42,17 @@ export const cse = definePass({
     const remap = (v: Value) => map.get(v) ?? v;
     const nodes: Node[] = [];
     for (const n of g.nodes) {
-      const k = key(n, remap);
+      const inputs = n.inputs.map(remap);
+      const k = key(n, inputs);
       const prev = seen.get(k);
       if (prev) {
         n.outputs.forEach((o, i) => map.set(o, prev.outputs[i]!));
         continue;
       }
-      const copy = { ...n, inputs: n.inputs.map(remap) } as Node;
-      seen.set(k, copy);
-      nodes.push(copy);
+      // a node none of whose operands merged is kept as it is
+      const kept = inputs.every((v, i) => v === n.inputs[i]) ? n : ({ ...n, inputs } as Node);
+      seen.set(k, kept);
+      nodes.push(kept);
     }
     const outputs = g.outputs.map((o) => {
       const v = remap(o);

@@ -16,5 +16,8 @@ test("cse merges identical nodes and keeps different ones", () => {
   expect(opCount(out, "transpose")).toBe(1);
   expect(opCount(out, "const")).toBe(2); // distinct constant objects are never merged
   expect(opCount(out, "add")).toBe(3);
+  // nodes none of whose operands merged are the same objects; the add reading t2 is a new one
+  for (const n of [g.nodes[0], g.nodes[2], g.nodes[3], g.nodes[4]]) expect(out.nodes).toContain(n);
+  expect(out.nodes).not.toContain(g.nodes[5]);
   expectSameOutputs(g, out, { x: randomTensor([2, 3], 1) }, 0);
 });
