@@ -120,8 +120,3 @@ export class GraphBuilder {
     return { inputs: [...this.inputs], nodes: [...this.nodes], outputs };
   }
 }
-
-/** Rebuilds a graph from parts, renumbering nodes; passes use it after editing node lists. */
-export function makeGraph(inputs: readonly Value[], nodes: readonly Node[], outputs: readonly Value[]): Graph {
-  return { inputs, nodes: nodes.map((n, i) => ({ ...n, id: i }) as Node), outputs };
-}
