@@ -224,10 +224,11 @@ export function softmax(tid: i32, nt: i32, x: usize, out: usize, outer: i32, n: 
   }
   // a strided axis: neighbouring inner positions side by side in the lanes, each lane doing
   // exactly the one-position loop's arithmetic in the same order (so the bits do not depend on
-  // which positions share a vector). A work item takes a block of up to SOFTMAX_BLOCK quads of positions, so
-  // every row it visits gives it a run of contiguous bytes rather than one vector (a 1024-row axis
-  // 16 KB apart otherwise costs a cache line and a TLB entry per vector); its running maxima and
-  // sums wait in this thread's scratch. The inner % 4 positions left over take the loop below.
+  // which positions share a vector). A work item takes a block of up to SOFTMAX_BLOCK quads of
+  // positions, so every row it visits gives it a run of contiguous bytes rather than one vector
+  // (a 1024-row axis 16 KB apart otherwise costs a cache line and a TLB entry per vector); its
+  // running maxima and sums (then their inverses) wait in this thread's scratch. The inner % 4
+  // positions left over take the loop below.
   const quadsPerRow = inner >> 2;
   // narrower items when a row has few quads, so every thread gets some (the bits are the same)
   const block = max(4, min(SOFTMAX_BLOCK, (quadsPerRow + 2 * nt - 1) / (2 * nt)));
