@@ -8,7 +8,7 @@ import { einsum as einsumScalar, einsumSizes, type EinsumSpec } from "./einsum.j
 import { binary as binaryScalar, binaryFns, unary as unaryScalar, unaryFns, type BinaryKind, type UnaryKind } from "./elementwise.js";
 import { layerNorm as layerNormScalar, reduce as reduceScalar, softmax as softmaxScalar, type ReduceKind } from "./reduce.js";
 import { gemmNT } from "./gemm.js";
-import { concat as concatScalar, slice as sliceScalar, transpose } from "./layout.js";
+import { concat as concatScalar, slice as sliceScalar, transpose as transposeScalar } from "./layout.js";
 import { bnaAttentionTiled, multiHeadAttentionTiled } from "./simd/attention.js";
 import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
 import { simdEngine } from "./simd/engine.js";
@@ -90,8 +90,8 @@ export function concat(xs: readonly FloatTensor[], axis: number): FloatTensor {
 }
 
 /** Any tensor; float ones move on the engine. */
-export function permute<T extends Tensor>(x: T, perm: readonly number[]): T {
-  return engineFloats(x) && perm.length > 0 ? (transposeSimd(x, perm) as unknown as T) : transpose(x, perm);
+export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
+  return engineFloats(x) && perm.length > 0 ? (transposeSimd(x, perm) as unknown as T) : transposeScalar(x, perm);
 }
 
 export function reduce(x: FloatTensor, axes: readonly number[], kind: ReduceKind, keepDims: boolean): FloatTensor {

@@ -88,6 +88,23 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
+/**
+ * The same walk over fewer axes: unit axes dropped, and an axis merged into the next inner one
+ * wherever every operand's strides step through the two as one (so the innermost run is as long
+ * as it can be). `strides` holds one list per operand, aligned with `dims`.
+ */
+export function mergeAxes(dims: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; strides: number[][] } {
+  const keep = dims.map((d) => d !== 1);
+  const d = dims.filter((_, i) => keep[i]);
+  const s = strides.map((st) => st.filter((_, i) => keep[i]));
+  for (let i = d.length - 2; i >= 0; i--)
+    if (s.every((st) => st[i] === st[i + 1]! * d[i + 1]!)) {
+      d.splice(i, 2, d[i]! * d[i + 1]!);
+      for (const st of s) st.splice(i, 1);
+    }
+  return { dims: d, strides: s };
+}
+
 export function floatTensor(shape: readonly number[], data?: Float32Array, dtype: "f32" | "f16" = "f32"): FloatTensor {
   const n = numel(shape);
   const d = data ?? new Float32Array(n);

@@ -2,7 +2,7 @@
 import type { ConstValue } from "../ir/graph.js";
 import { isFloat, isInteger, type DType } from "../ir/dtype.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
-import { concat as concatK, permute as transposeK, slice as sliceK } from "../kernels/fast.js";
+import { concat as concatK, slice as sliceK, transpose as transposeK } from "../kernels/fast.js";
 import { gather as gatherK, pixelShuffle, split as splitK } from "../kernels/layout.js";
 import { asFloat, floatTensor, halfTensor, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";

@@ -3,7 +3,7 @@
 // out when no resident scope is open). Copies run at memory speed, several times what a scalar
 // JavaScript loop over a Float32Array reaches.
 import { broadcastShapes, broadcastStrides } from "../elementwise.js";
-import { floatTensor, numel, type FloatTensor } from "../tensor.js";
+import { floatTensor, mergeAxes, numel, type FloatTensor } from "../tensor.js";
 import { simdEngine, type ParallelKernel } from "./engine.js";
 
 /** Kernel codes, as src/kernels/simd/assembly/elementwise.ts numbers them. */
@@ -53,20 +53,9 @@ export function binarySimd(kind: SimdBinary, a: FloatTensor, b: FloatTensor): Fl
   const shape = broadcastShapes(a.shape, b.shape);
   if (!shape) throw new Error(`internal: shapes (${a.shape}) and (${b.shape}) do not broadcast`);
   const n = numel(shape);
-  const keep = shape.map((d) => d !== 1);
-  let dims = shape.filter((_, i) => keep[i]);
-  let sa = broadcastStrides(a.shape, shape).filter((_, i) => keep[i]);
-  let sb = broadcastStrides(b.shape, shape).filter((_, i) => keep[i]);
+  const { dims, strides } = mergeAxes(shape, [broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)]);
   if (dims.length === 0) return undefined;
-  // merge an axis into the next inner one when both operands step through the two as one
-  for (let d = dims.length - 2; d >= 0; d--) {
-    const merges = (s: number[]) => s[d] === s[d + 1]! * dims[d + 1]!;
-    if (merges(sa) && merges(sb)) {
-      dims = [...dims.slice(0, d), dims[d]! * dims[d + 1]!, ...dims.slice(d + 2)];
-      sa = [...sa.slice(0, d), sa[d + 1]!, ...sa.slice(d + 2)];
-      sb = [...sb.slice(0, d), sb[d + 1]!, ...sb.slice(d + 2)];
-    }
-  }
+  const sa = strides[0]!, sb = strides[1]!;
   const rank = dims.length, ia = sa[rank - 1]!, ib = sb[rank - 1]!;
   if (ia > 1 || ib > 1 || (ia === 0 && ib === 0)) return undefined;
   const e = simdEngine();

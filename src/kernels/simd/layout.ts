@@ -2,28 +2,17 @@
 // moves and float64 sums of the scalar kernels (src/kernels/{layout,reduce}.ts), bit for bit, but
 // with operands and results in the engine's memory, so the lowered graphs' hundreds of slices and
 // transposes between matmuls cost a memory copy each instead of a JavaScript loop and two copies.
-import { numel, stridesOf, type FloatTensor } from "../tensor.js";
+import { mergeAxes, numel, stridesOf, type FloatTensor } from "../tensor.js";
 import { simdEngine } from "./engine.js";
 import { run, withOperands } from "./elementwise.js";
 
 /**
  * Copies `dims` elements from src (strides sStr) to dst (strides dStr), starting `sOff` and `dOff`
- * elements in: unit axes dropped, and an axis merged into the next when both sides step through
- * the two as one, so the innermost run is as long as it can be.
+ * elements in, over the fewest axes that walk both sides (a row is then one `memory.copy`).
  */
 function copyStrided(src: number, dst: number, dims: readonly number[], sStr: readonly number[], dStr: readonly number[], sOff = 0, dOff = 0): void {
-  let d: number[] = [], s: number[] = [], t: number[] = [];
-  dims.forEach((n, i) => {
-    if (n !== 1) d.push(n), s.push(sStr[i]!), t.push(dStr[i]!);
-  });
-  if (!d.length) (d = [1]), (s = [1]), (t = [1]);
-  for (let i = d.length - 2; i >= 0; i--)
-    if (s[i] === s[i + 1]! * d[i + 1]! && t[i] === t[i + 1]! * d[i + 1]!) {
-      d[i] = d[i]! * d[i + 1]!;
-      s[i] = s[i + 1]!;
-      t[i] = t[i + 1]!;
-      d.splice(i + 1, 1), s.splice(i + 1, 1), t.splice(i + 1, 1);
-    }
+  const m = mergeAxes(dims, [sStr, dStr]), one = !m.dims.length; // a single element: one axis of 1
+  const d = one ? [1] : m.dims, s = one ? [1] : m.strides[0]!, t = one ? [1] : m.strides[1]!;
   const e = simdEngine(), rank = d.length;
   const desc = e.alloc(12 * rank);
   e.i32(desc, 3 * rank).set([...d, ...s, ...t]);
