@@ -119,7 +119,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .usage("$0 <command> [options]\n\nCompiles the SnapGen++ diffusion transformer for CoreML, TFLite and ONNX.")
     .option("json", { type: "boolean", describe: "print one JSON document on stdout and nothing else" })
     .option("debug", { type: "boolean", describe: "print stack traces on errors" })
-    .option("threads", { type: "number", describe: "threads for ditc's own kernels (run, verify, the probe) and compile's k-means; default: the machine's cores" })
+    .option("threads", { type: "number", describe: "threads for ditc's own kernels (run, verify, the probe), compile's k-means and its writer thread (none with 1); default: the machine's cores" })
     .middleware((a) => {
       if (a.threads !== undefined) setThreads(intArg("threads", a.threads, 1));
     })

@@ -3,10 +3,12 @@
 // Files are not fsynced before the rename unless DITC_FSYNC=1: like compilers and converters,
 // ditc leaves flushing its (reproducible) outputs to the kernel; waiting for the disk would
 // bound every compile by the disk's write speed (README, "Atomic outputs").
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { fail } from "../diagnostics.js";
+import { currentWriteBehind } from "./write-behind.js";
+import { writeChunked } from "./write.js";
 
 export function tempPathFor(path: string): string {
   removeStaleTemps(path);
@@ -52,19 +54,29 @@ function openTemp(path: string): { tmp: string; fd: number } {
 /** With DITC_FSYNC=1, outputs reach the disk before they are renamed into place (power-loss safe). */
 export const durableWrites = (): boolean => process.env.DITC_FSYNC === "1";
 
-/** fsyncs `fd` when writes are durable (see durableWrites). */
-export function syncIfDurable(fd: number): void {
+/**
+ * Before a file is closed: waits for its writes still queued behind (src/io/write-behind.ts),
+ * throwing their failure, and fsyncs it when writes are durable (see durableWrites).
+ */
+export function settleFile(fd: number): void {
+  currentWriteBehind()?.settle();
   if (durableWrites()) fsyncSync(fd);
 }
 
+/** Waits for queued writes, forgetting their failure: for files being abandoned. */
+export function discardWrites(): void {
+  currentWriteBehind()?.discard();
+}
+
 function commit(path: string, tmp: string, fd: number): void {
-  syncIfDurable(fd);
+  settleFile(fd);
   closeSync(fd);
   renameSync(tmp, path);
 }
 
 /** Removes the temp file and turns file-system errors into a diagnostic naming the output. */
 function abandon(path: string, tmp: string, fd: number, e: unknown): never {
+  discardWrites();
   try {
     closeSync(fd);
   } catch {
@@ -121,10 +133,20 @@ export async function writeFileAtomicAsync(path: string, write: (fd: number) => 
   }
 }
 
-/** Writes all of `buf` at the fd's current position. */
+/**
+ * Writes all of `buf` at the fd's current position, or queues it there when a write-behind is
+ * running (the bytes are copied: `buf` may be reused at once).
+ */
 export function writeAll(fd: number, buf: Uint8Array): void {
-  let off = 0;
-  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+  const behind = currentWriteBehind();
+  if (behind) behind.write(fd, buf);
+  else writeChunked(fd, buf);
+}
+
+/** Writes `buf` at byte `position` (after every queued write: it may patch their bytes). */
+export function writeAt(fd: number, buf: Uint8Array, position: number): void {
+  currentWriteBehind()?.settle();
+  writeChunked(fd, buf, 0, buf.length, position);
 }
 
 /**

@@ -8,9 +8,9 @@
 // (SHA-256): that digest finds identical blobs and stands for the blob in the file's hash, which
 // covers the header, every metadata record and padding, and the blobs' digests.
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { syncIfDurable, writeAll } from "../../src/io/atomic.js";
+import { settleFile, writeAll, writeAt } from "../../src/io/atomic.js";
 
 export const BLOB_SENTINEL = 0xdeadbeef;
 /** BlobDataType codes (differ from MIL.proto's DataType). */
@@ -63,7 +63,7 @@ export class BlobFolderWriter {
     if (!this.current || this.fd === undefined) return;
     const digest = this.current.finish();
     this.total += this.current.bytes;
-    syncIfDurable(this.fd);
+    settleFile(this.fd);
     closeSync(this.fd);
     const name = `weight-${digest.slice(0, 16)}.bin`;
     renameSync(join(this.dir, `.writing-${this.count - 1}`), join(this.dir, name));
@@ -121,7 +121,7 @@ export class BlobWriter {
     const header = Buffer.alloc(64);
     header.writeUInt32LE(this.count, 0);
     header.writeUInt32LE(2, 4);
-    writeSync(this.fd, header, 0, 8, 0);
+    writeAt(this.fd, header.subarray(0, 8), 0);
     return this.hash.update(header).digest("hex");
   }
 }

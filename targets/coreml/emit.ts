@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { tempPathFor, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { discardWrites, tempPathFor, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { fail } from "../../src/diagnostics.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import type { DType } from "../../src/ir/dtype.js";
@@ -315,6 +315,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
     commitPackage(tmp, path);
     return { path, bytes: model.length + weightBytes, weightBytes, operations: w.ops.length };
   } catch (e) {
+    discardWrites(); // queued weight bytes would land in a removed file (their failure with them)
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }

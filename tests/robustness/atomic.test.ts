@@ -86,11 +86,12 @@ test("SIGKILL at random points: every artifact is the old one or the new one, ne
   expect(seen.new).toBeGreaterThan(0);
 });
 
-test("the same compile in two processes writes byte-identical artifacts and reports", () => {
+test("the same compile in two processes writes byte-identical artifacts and reports, with the writer thread or without", () => {
   const a = join(dir, "det-a"), b = join(dir, "det-b");
   const mixed = (out: string) => ["compile", "--preset", "micro", "--seed", "4", "--target", "coreml,tflite,onnx", "--quantize", "mixed", "--out", out];
   execFileSync(process.execPath, [BIN, ...mixed(a)], { stdio: "ignore" });
-  execFileSync(process.execPath, [BIN, ...mixed(b)], { stdio: "ignore" });
+  // one thread: no write-behind thread, every byte written directly (and k-means on this thread)
+  execFileSync(process.execPath, [BIN, ...mixed(b), "--threads", "1"], { stdio: "ignore" });
   const files = (readdirSync(a, { recursive: true }) as string[]).filter((f) => statSync(join(a, f)).isFile()).sort();
   expect(files.length).toBeGreaterThan(12);
   expect((readdirSync(b, { recursive: true }) as string[]).filter((f) => statSync(join(b, f)).isFile()).sort()).toEqual(files);

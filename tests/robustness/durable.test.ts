@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
-import { syncIfDurable, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { settleFile, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 
 const before = process.env.DITC_FSYNC;
 afterEach(() => {
@@ -18,9 +18,9 @@ test("an output is fsynced before its rename with DITC_FSYNC=1, and not otherwis
     const fd = openSync(join(dir, "probe"), "w");
     closeSync(fd);
     delete process.env.DITC_FSYNC;
-    expect(() => syncIfDurable(fd)).not.toThrow();
+    expect(() => settleFile(fd)).not.toThrow();
     process.env.DITC_FSYNC = "1";
-    expect(() => syncIfDurable(fd)).toThrow(/EBADF/);
+    expect(() => settleFile(fd)).toThrow(/EBADF/);
     for (const durable of ["1", "0"]) {
       process.env.DITC_FSYNC = durable;
       const path = join(dir, `out-${durable}`);
