@@ -229,7 +229,14 @@ function timedSource<S extends WeightSource>(src: S, clock: { seconds: number })
 const since = (t0: number) => (performance.now() - t0) / 1000;
 const round3 = (x: number) => +x.toFixed(3);
 
-export function compile(o: CompileOptions): { report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases } {
+type CompileResult = { report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases };
+
+/** Compiles; its files are written by a helper thread (src/io/write-behind.ts) unless --threads 1 asks for this thread alone. */
+export function compile(o: CompileOptions): CompileResult {
+  return engineInfo().threads > 1 ? withWriteBehind(() => runCompile(o)) : runCompile(o);
+}
+
+function runCompile(o: CompileOptions): CompileResult {
   const start = performance.now(), kmeansBefore = clusteringClock();
   const clock = { read: { seconds: 0 }, lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
@@ -256,97 +263,92 @@ export function compile(o: CompileOptions): { report: CompileReport; reportPath:
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
   const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
-  // artifacts are written by a helper thread while this one goes on (src/io/write-behind.ts),
-  // unless --threads 1 asks for this thread alone
-  const writing = engineInfo().threads > 1 ? withWriteBehind : <T>(f: () => T): T => f();
-  writing(() => {
-    for (const width of o.widths) {
-      const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
-      latentSize = model.latentSize;
-      // the width's tensors into the cache at once, on two threads: read between the forwards'
-      // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
-      if (cached) {
-        const t0 = performance.now();
-        cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
-        clock.read.seconds += since(t0);
-      }
-      const before = graphStats(model.graph).ops;
-      let palettize: PipelineEntry[] = [];
-      let background: ClusterRun | undefined;
-      if (quantize.mode !== "none") {
-        const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
-        const planReads = clock.read.seconds, planClustering = clusteringClock();
-        const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
-        qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
-        if (plan.stats) statsByWidth.set(width, plan.stats);
-        widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
-        timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
-        clock.statistics += plan.seconds.statistics;
-        clock.probe += plan.seconds.probe;
-        clock.forward += plan.seconds.statistics + plan.seconds.probe - (clock.read.seconds - planReads) - (clusteringClock() - planClustering);
-        // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
-        // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
-        const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
-        palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
-        if (plan.entry.pass === "palettize") {
-          // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
-          // the workers, with the pass' own options, and run while this thread lowers the targets
-          const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
-          const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
-          const run = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
-          // the emitters wait for each weight's clustering as they reach it, so the workers go on
-          // clustering while the first target is written (a single thread, the other core idle)
-          const onWorkers = new Set(jobs.map((j) => j.source));
-          shared.ready = (source) => {
-            if (onWorkers.has(source)) run.waitFor(source);
-          };
-          background = run;
-          clock.writing += since(t0);
-        }
-      }
-      try {
-        const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
-        const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
-        const lowered = o.targets.map((target) => {
-          o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
-          const precision = precisionOf(target);
-          const t0 = performance.now();
-          const g = lowering.lower(target);
-          clock.lowering += since(t0);
-          return { target, precision, g };
-        });
-        let t0: number;
-        for (const { target, precision, g } of lowered) {
-          const backend = BACKENDS[target]!;
-          const stats = graphStats(g);
-          const dir = outputDir(o.out, widthTag(width));
-          const path = join(dir, backend.artifact);
-          const step = `${target} w${width}: writing ${path}`;
-          t0 = performance.now();
-          const r = backend.emit(g, path, {
-            onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
-            ...(o.externalData ? { externalData: o.externalData } : {}),
-            ...(o.deployment ? { deployment: o.deployment } : {}),
-            metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
-          });
-          clock.writing += since(t0);
-          artifacts.push({
-            target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
-            params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
-            opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
-            ...(r.transposes ? { fileTransposes: r.transposes } : {}),
-            constants: constantBytes(g, precision, r.bytes),
-          });
-        }
-        // every clustering was waited for by the emitters; this stops the workers
-        t0 = performance.now();
-        background?.finish();
+  for (const width of o.widths) {
+    const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
+    latentSize = model.latentSize;
+    // the width's tensors into the cache at once, on two threads: read between the forwards'
+    // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
+    if (cached) {
+      const t0 = performance.now();
+      cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
+      clock.read.seconds += since(t0);
+    }
+    const before = graphStats(model.graph).ops;
+    let palettize: PipelineEntry[] = [];
+    let background: ClusterRun | undefined;
+    if (quantize.mode !== "none") {
+      const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
+      const planReads = clock.read.seconds, planClustering = clusteringClock();
+      const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
+      qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
+      if (plan.stats) statsByWidth.set(width, plan.stats);
+      widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
+      timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
+      clock.statistics += plan.seconds.statistics;
+      clock.probe += plan.seconds.probe;
+      clock.forward += plan.seconds.statistics + plan.seconds.probe - (clock.read.seconds - planReads) - (clusteringClock() - planClustering);
+      // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
+      // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
+      const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
+      palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
+      if (plan.entry.pass === "palettize") {
+        // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
+        // the workers, with the pass' own options, and run while this thread lowers the targets
+        const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
+        const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
+        const run = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        // the emitters wait for each weight's clustering as they reach it, so the workers go on
+        // clustering while the first target is written (a single thread, the other core idle)
+        const onWorkers = new Set(jobs.map((j) => j.source));
+        shared.ready = (source) => {
+          if (onWorkers.has(source)) run.waitFor(source);
+        };
+        background = run;
         clock.writing += since(t0);
-      } finally {
-        background?.cancel();
       }
     }
-  });
+    try {
+      const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
+      const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
+      const lowered = o.targets.map((target) => {
+        o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
+        const precision = precisionOf(target);
+        const t0 = performance.now();
+        const g = lowering.lower(target);
+        clock.lowering += since(t0);
+        return { target, precision, g };
+      });
+      let t0: number;
+      for (const { target, precision, g } of lowered) {
+        const backend = BACKENDS[target]!;
+        const stats = graphStats(g);
+        const dir = outputDir(o.out, widthTag(width));
+        const path = join(dir, backend.artifact);
+        const step = `${target} w${width}: writing ${path}`;
+        t0 = performance.now();
+        const r = backend.emit(g, path, {
+          onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
+          ...(o.externalData ? { externalData: o.externalData } : {}),
+          ...(o.deployment ? { deployment: o.deployment } : {}),
+          metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
+        });
+        clock.writing += since(t0);
+        artifacts.push({
+          target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
+          params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
+          opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
+          ...(r.transposes ? { fileTransposes: r.transposes } : {}),
+          constants: constantBytes(g, precision, r.bytes),
+        });
+      }
+      // every clustering was waited for by the emitters; this stops the workers
+      t0 = performance.now();
+      background?.finish();
+      clock.writing += since(t0);
+    } finally {
+      background?.cancel();
+    }
+  }
   const report: CompileReport = {
     ditc: "0.1.0",
     model: { ...o.ref, config: JSON.parse(configJson(o.source.config)) },

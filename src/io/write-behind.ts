@@ -169,17 +169,16 @@ export function writeSlot(m: WriteBehindMemory, s: number): void {
 
 let active: WriteBehind | undefined;
 
-/** The write-behind `withWriteBehind` started, if one is running. */
+/** The write-behind running, if one is: src/io/atomic.ts writeAll goes through it. */
 export const currentWriteBehind = (): WriteBehind | undefined => active;
 
-/** Runs `fn` with writes (src/io/atomic.ts writeAll) going through a helper thread. */
+/** Runs `fn` with every writeAll going through a write-behind (the running one, or one started for `fn`). */
 export function withWriteBehind<T>(fn: () => T): T {
   if (active) return fn();
-  active = new WriteBehind();
+  const w = (active = new WriteBehind());
   try {
     return fn();
   } finally {
-    const w = active;
     active = undefined;
     w.stop();
   }
