@@ -12,8 +12,8 @@ export type PassEngine = "wasm" | "js";
 export interface KmeansModule {
   memory: WebAssembly.Memory;
   reserve(bytes: number): boolean;
-  layer(c: number, from: number, n: number, cap: number, R: number, W: number, S1: number, S2: number, below: number, out: number, arg: number, stack: number): void;
-  refill(R: number, prev: number, S2: number, n: number): void;
+  layer(lowest: number, from: number, last: number, cap: number, R: number, W: number, S1: number, S2: number, below: number, out: number, arg: number, stack: number): void;
+  refill(R: number, prev: number, S2: number, from: number, to: number): void;
   weightedCounts(bits: number, w: number, rowBase: number, rows: number, inPerRow: number, spatial: number, sums: number): number;
   lookupIndices(bits: number, n: number, byPattern: number, indices: number, nibbles: number): void;
   biasSums(bits: number, i0: number, err: number, mean: number, rowBase: number, r0: number, r1: number, inPerRow: number, spatial: number, acc: number): number;

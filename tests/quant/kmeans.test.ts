@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/fp16.js";
 import { packU4, tensorBytes } from "../../src/io/encode.js";
-import { fp16Histogram, kmeans1d, palettize, palettizeBits } from "../../src/quant/kmeans.js";
+import { fp16Histogram, kmeans1d, palettize, palettizeBits, penalizedSuffix } from "../../src/quant/kmeans.js";
 
 /** Exhaustive optimum: every way to cut n sorted points into at most k contiguous groups. */
 function bruteForce(values: number[], counts: number[], k: number): number {
@@ -207,6 +207,22 @@ test("the bounded programme (many clusters over many distinct values) gives the 
     const counts = Float64Array.from(values, (v) => (tied ? 1 + (Math.round(rnd() * 3) % 2) : Math.max(1, Math.round(2000 * Math.exp(-Math.abs(v) * 40) * rnd()))));
     return { values, counts };
   };
+  /** The same from a dense core and a few hundred values spread far out (a run there spans what the optimum splits). */
+  const farTails = (n: number, seed: number) => {
+    const { values, counts } = histogram(n - 300, seed, false);
+    let s = seed;
+    const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const tails = Array.from({ length: 300 }, () => f16BitsToF32(f32ToF16Bits((rnd() < 0.5 ? -1 : 1) * (20 + rnd() * 2000))));
+    const all = [...new Set([...values, ...tails])].sort((a, b) => a - b);
+    const count = new Map([...values].map((v, i) => [v, counts[i]!]));
+    return { values: Float64Array.from(all), counts: Float64Array.from(all, (v) => count.get(v) ?? 1) };
+  };
+  const tails = farTails(16000, 5);
+  for (const engine of ["wasm", "js"] as const) {
+    const plain = kmeans1d(tails.values, tails.counts, 256, engine, false), bounded = kmeans1d(tails.values, tails.counts, 256, engine);
+    expect(bounded.cost, `far tails, ${engine}`).toBe(plain.cost);
+    expect([...bounded.assignment], `far tails, ${engine}`).toEqual([...plain.assignment]);
+  }
   const cases: [number, number, boolean, "wasm" | "js"][] = [
     [4096, 64, false, "js"],
     [6000, 256, true, "js"],
@@ -223,3 +239,34 @@ test("the bounded programme (many clusters over many distinct values) gives the 
     expect([...bounded.assignment], `case ${i}`).toEqual([...plain.assignment]);
   });
 });
+
+test("the penalized suffix programme (the bounded programme's bound from the right) is the exhaustive minimum", () =>
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: -2000, max: 2000 }), fc.integer({ min: 1, max: 50 })), { minLength: 1, maxLength: 40 }),
+      fc.double({ min: 1e-4, max: 1e3, noNaN: true }),
+      (points, lambda) => {
+        const byValue = new Map<number, number>();
+        for (const [v, c] of points) byValue.set(v / 100, (byValue.get(v / 100) ?? 0) + c);
+        const values = [...byValue.keys()].sort((a, b) => a - b), counts = values.map((v) => byValue.get(v)!);
+        const n = values.length;
+        const W = new Float64Array(n + 1), S1 = new Float64Array(n + 1), S2 = new Float64Array(n + 1);
+        values.forEach((v, i) => ((W[i + 1] = W[i]! + counts[i]!), (S1[i + 1] = S1[i]! + counts[i]! * v), (S2[i + 1] = S2[i]! + counts[i]! * v * v)));
+        const sse = (j: number, i: number) => {
+          const m = (S1[i + 1]! - S1[j]!) / (W[i + 1]! - W[j]!);
+          let e = 0;
+          for (let t = j; t <= i; t++) e += counts[t]! * (values[t]! - m) ** 2;
+          return e;
+        };
+        // exhaustive: G[j] = min over the first cluster j..t of its cost + λ + G[t + 1]
+        const want = new Float64Array(n + 1);
+        for (let j = n - 1; j >= 0; j--) {
+          want[j] = Infinity;
+          for (let t = j; t < n; t++) want[j] = Math.min(want[j]!, sse(j, t) + lambda + want[t + 1]!);
+        }
+        const got = penalizedSuffix(W, S1, S2, n, lambda);
+        for (let j = 0; j <= n; j++) expect(Math.abs(got[j]! - want[j]!)).toBeLessThanOrEqual(1e-9 * (want[0]! + 1));
+      },
+    ),
+    { numRuns: 300 },
+  ));

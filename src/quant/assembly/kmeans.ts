@@ -13,15 +13,15 @@ export function reserve(bytes: usize): bool {
 }
 
 /**
- * Layer c: out[i] = min over j ≤ cap of prev[j-1] + SSE(j..i) for rows i in [from, n), with the
- * best j in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp, S1p, S2p the prefix sums
- * at i + 1; below the previous layer's best j (a lower bound); stack 4 × 32 i32 of scratch.
+ * One layer: out[i] = min over lowest ≤ j ≤ cap of prev[j-1] + SSE(j..i) for rows i in
+ * [from, last], with the best j in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp, S1p, S2p the
+ * prefix sums at i + 1; below a lower bound on each row's best j (the previous layer's); stack 4 × 32 i32 of scratch.
  */
-export function layer(c: i32, from: i32, n: i32, cap: i32, R: usize, Wp: usize, S1p: usize, S2p: usize, below: usize, out: usize, arg: usize, stack: usize): void {
+export function layer(lowest: i32, from: i32, last: i32, cap: i32, R: usize, Wp: usize, S1p: usize, S2p: usize, below: usize, out: usize, arg: usize, stack: usize): void {
   let sp = 0;
   store<i32>(stack, from);
-  store<i32>(stack + 4, n - 1);
-  store<i32>(stack + 8, c);
+  store<i32>(stack + 4, last);
+  store<i32>(stack + 8, lowest);
   store<i32>(stack + 12, cap);
   sp = 4;
   while (sp > 0) {
@@ -38,7 +38,7 @@ export function layer(c: i32, from: i32, n: i32, cap: i32, R: usize, Wp: usize, 
       const to = jhi < mid ? jhi : mid;
       let f = load<i32>(below + (<usize>mid << 2));
       if (f < jlo) f = jlo;
-      if (f < c) f = c;
+      if (f < lowest) f = lowest;
       if (f > to) f = to;
       let r = R + <usize>f * 24;
       let s1 = S1i - load<f64>(r, 8);
@@ -68,9 +68,9 @@ export function layer(c: i32, from: i32, n: i32, cap: i32, R: usize, Wp: usize, 
   }
 }
 
-/** R[3j + 2] = prev[j - 1] - S2[j] for j in 1..n: the previous layer's row costs beside each candidate start. */
-export function refill(R: usize, prev: usize, S2p: usize, n: i32): void {
-  for (let j = 1; j <= n; j++) store<f64>(R + <usize>j * 24, load<f64>(prev + (<usize>(j - 1) << 3)) - load<f64>(S2p + (<usize>j << 3)), 16);
+/** R[3j + 2] = prev[j - 1] - S2[j] for j in max(1, from)..to: the previous layer's row costs beside each candidate start. */
+export function refill(R: usize, prev: usize, S2p: usize, from: i32, to: i32): void {
+  for (let j = from > 1 ? from : 1; j <= to; j++) store<f64>(R + <usize>j * 24, load<f64>(prev + (<usize>(j - 1) << 3)) - load<f64>(S2p + (<usize>j << 3)), 16);
 }
 
 /**
