@@ -14,8 +14,9 @@ export function reserve(bytes: usize): bool {
 
 /**
  * One layer: out[i] = min over lowest ≤ j ≤ cap of prev[j-1] + SSE(j..i) for rows i in
- * [from, last], with the best j in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp, S1p, S2p the
- * prefix sums at i + 1; below a lower bound on each row's best j (the previous layer's); stack 4 × 32 i32 of scratch.
+ * [from, last], with the best j in arg[i]. R holds (W[j], S1[j], prev[j-1] - S2[j]) per j; Wp,
+ * S1p, S2p the prefix sums at i + 1; below a lower bound on each row's best j (the previous
+ * layer's, or layer 0's zeros); stack 4 × 32 i32 of scratch.
  */
 export function layer(lowest: i32, from: i32, last: i32, cap: i32, R: usize, Wp: usize, S1p: usize, S2p: usize, below: usize, out: usize, arg: usize, stack: usize): void {
   let sp = 0;
