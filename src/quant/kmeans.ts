@@ -157,21 +157,26 @@ function runPartitionStarts(values: Float64Array, counts: Float64Array, m: numbe
   return starts;
 }
 
-/**
- * A partition into m clusters whose cost bounds the optimum: the runs' programme, with runs whose
- * spread is small against a first, rough bound (Lloyd steps from count quantiles). Runs of equal
- * length alone left bounds 7–40× the optimum on weights with sparse far tails (one run spanning
- * values the optimum gives several clusters); these are within 0.3–14 % on the full preset's.
- */
-function boundingPartition(values: Float64Array, counts: Float64Array, m: number, engine: "wasm" | "js"): number[] {
+/** Prefix sums of counts, count·x and count·x² (x shifted by the weighted mean, so SSE differences do not cancel), and the SSE of a run from them. */
+interface PrefixSums {
+  W: Float64Array;
+  S1: Float64Array;
+  S2: Float64Array;
+  mean: number;
+  /** SSE of points j..i (0-based, inclusive) */
+  sse: (j: number, i: number) => number;
+}
+
+/** Fills W, S1, S2 (n + 1 each; fresh arrays by default) for the sorted values and their counts. */
+function prefixSums(values: Float64Array, counts: Float64Array, W: Float64Array = new Float64Array(values.length + 1), S1: Float64Array = new Float64Array(values.length + 1), S2: Float64Array = new Float64Array(values.length + 1)): PrefixSums {
   const n = values.length;
-  const W = new Float64Array(n + 1), S1 = new Float64Array(n + 1), S2 = new Float64Array(n + 1);
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += counts[i]! * values[i]!;
-  for (let i = 0; i < n; i++) W[i + 1] = W[i]! + counts[i]!;
-  mean /= W[n]!;
+  let mean = 0, total = 0;
+  for (let i = 0; i < n; i++) (mean += counts[i]! * values[i]!), (total += counts[i]!);
+  mean /= total;
+  W[0] = S1[0] = S2[0] = 0;
   for (let i = 0; i < n; i++) {
     const x = values[i]! - mean, w = counts[i]!;
+    W[i + 1] = W[i]! + w;
     S1[i + 1] = S1[i]! + w * x;
     S2[i + 1] = S2[i]! + w * x * x;
   }
@@ -179,12 +184,23 @@ function boundingPartition(values: Float64Array, counts: Float64Array, m: number
     const w = W[i + 1]! - W[j]!, s = S1[i + 1]! - S1[j]!;
     return Math.max(0, S2[i + 1]! - S2[j]! - (s * s) / w);
   };
+  return { W, S1, S2, mean, sse };
+}
+
+/**
+ * A partition into m clusters whose cost bounds the optimum: the runs' programme, with runs whose
+ * spread is small against a first, rough bound (Lloyd steps from count quantiles). Runs of equal
+ * length alone left bounds 7–40× the optimum on weights with sparse far tails (one run spanning
+ * values the optimum gives several clusters); these are within 0.3–14 % on the full preset's.
+ */
+function boundingPartition(values: Float64Array, counts: Float64Array, m: number, engine: "wasm" | "js"): number[] {
+  const n = values.length, sums = prefixSums(values, counts), W = sums.W;
   const quantiles = [0];
   for (let c = 1, i = 0; c < m; c++) {
     while (i < n && W[i]! < (c * W[n]!) / m) i++;
     quantiles.push(Math.min(Math.max(i, quantiles[c - 1]! + 1), n - (m - c)));
   }
-  const rough = lloydRefine(quantiles, values, mean, W, S1, sse);
+  const rough = lloydRefine(quantiles, values, sums);
   return runPartitionStarts(values, counts, m, engine, rough / (64 * BOUND_RUNS)) ?? runPartitionStarts(values, counts, m, engine)!;
 }
 
@@ -233,22 +249,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
   // before the workspace: the bound's own programme uses the module's memory too
   const boundStarts = bounded && m >= BOUNDED_CLUSTERS && n >= 4 * BOUND_RUNS ? boundingPartition(values, counts, m, engine) : undefined;
   const { W, S1, S2, R, rows, split, refill, layer } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
-  // shift by the mean so the SSE differences do not cancel catastrophically
-  let mean = 0, total = 0;
-  for (let i = 0; i < n; i++) (mean += counts[i]! * values[i]!), (total += counts[i]!);
-  mean /= total;
-  W[0] = S1[0] = S2[0] = 0;
-  for (let i = 0; i < n; i++) {
-    const x = values[i]! - mean, w = counts[i]!;
-    W[i + 1] = W[i]! + w;
-    S1[i + 1] = S1[i]! + w * x;
-    S2[i + 1] = S2[i]! + w * x * x;
-  }
-  /** SSE of points j..i (0-based, inclusive) */
-  const sse = (j: number, i: number) => {
-    const w = W[i + 1]! - W[j]!, s = S1[i + 1]! - S1[j]!;
-    return Math.max(0, S2[i + 1]! - S2[j]! - (s * s) / w);
-  };
+  const sums = prefixSums(values, counts, W, S1, S2), { mean, sse } = sums;
   let prev: 0 | 1 = 0;
   for (let i = 0; i < n; i++) rows[0][i] = sse(0, i);
   split[0]!.fill(0); // one cluster: starts at 0
@@ -257,7 +258,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
   // by a few ulps of the total sum of squares per layer)
   let bound = Infinity;
   if (boundStarts) {
-    const cost = lloydRefine(boundStarts, values, mean, W, S1, sse);
+    const cost = lloydRefine(boundStarts, values, sums);
     bound = cost * (1 + 1e-6) + 1e-12 * S2[n]!;
   }
   /** The last start layer c + 1 may consider, from layer c's row costs (rows first..last). */
@@ -276,7 +277,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
     }
     return lo;
   };
-  const firstUseful = boundStarts ? suffixBound(boundStarts, m, { W, S1, S2 }, sse, bound) : undefined;
+  const firstUseful = boundStarts ? suffixBound(boundStarts, m, sums, bound) : undefined;
   let cap = capAfter(rows[0], 0, n - 1), low = firstUseful ? firstUseful(rows[0], 0, n - 1, 0) + 1 : 0;
   // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i); the last layer is read at one row only
   for (let c = 1; c < m; c++) {
@@ -305,7 +306,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
 }
 
 /** Lloyd steps on a partition given by its cluster starts (in place) while they lower its cost; returns the cost. */
-function lloydRefine(starts: number[], values: Float64Array, mean: number, W: Float64Array, S1: Float64Array, sse: (j: number, i: number) => number, steps = 30): number {
+function lloydRefine(starts: number[], values: Float64Array, { W, S1, mean, sse }: PrefixSums, steps = 30): number {
   const n = values.length, m = starts.length;
   const costOf = (st: readonly number[]) => st.reduce((a, s, c) => a + sse(s, (st[c + 1] ?? n) - 1), 0);
   let cost = costOf(starts);
@@ -342,8 +343,8 @@ function lloydRefine(starts: number[], values: Float64Array, mean: number, W: Fl
  * any λ is valid, a near one prunes most: ~3× fewer rows than B alone on the full preset's weights).
  * Returns layer c's first useful row among first..last (`first` itself should none pass: no pruning).
  */
-function suffixBound(starts: readonly number[], m: number, sums: { W: Float64Array; S1: Float64Array; S2: Float64Array }, sse: (j: number, i: number) => number, bound: number): (row: Float64Array, first: number, last: number, c: number) => number {
-  const n = sums.W.length - 1;
+function suffixBound(starts: readonly number[], m: number, sums: PrefixSums, bound: number): (row: Float64Array, first: number, last: number, c: number) => number {
+  const n = sums.W.length - 1, sse = sums.sse;
   let lambda = Infinity;
   for (let c = 0; c + 2 <= starts.length; c++) {
     const a = starts[c]!, b = starts[c + 1]!, e = (starts[c + 2] ?? n) - 1;
