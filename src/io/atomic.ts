@@ -55,17 +55,18 @@ function openTemp(path: string): { tmp: string; fd: number } {
 export const durableWrites = (): boolean => process.env.DITC_FSYNC === "1";
 
 /**
- * Before a file is closed: waits for its writes still queued behind (src/io/write-behind.ts),
- * throwing their failure, and fsyncs it when writes are durable (see durableWrites).
+ * Before a complete file is closed: waits for its writes still queued behind
+ * (src/io/write-behind.ts), throwing their failure, and fsyncs it when writes are durable (see
+ * durableWrites).
  */
 export function settleFile(fd: number): void {
-  currentWriteBehind()?.settle();
+  currentWriteBehind()?.settle(fd);
   if (durableWrites()) fsyncSync(fd);
 }
 
-/** Waits for queued writes, forgetting their failure: for files being abandoned. */
-export function discardWrites(): void {
-  currentWriteBehind()?.discard();
+/** Waits for queued writes, forgetting their failure: for a file being abandoned (without `fd`: every file being written). */
+export function discardWrites(fd?: number): void {
+  currentWriteBehind()?.discard(fd);
 }
 
 function commit(path: string, tmp: string, fd: number): void {
@@ -76,7 +77,7 @@ function commit(path: string, tmp: string, fd: number): void {
 
 /** Removes the temp file and turns file-system errors into a diagnostic naming the output. */
 function abandon(path: string, tmp: string, fd: number, e: unknown): never {
-  discardWrites();
+  discardWrites(fd);
   try {
     closeSync(fd);
   } catch {
@@ -143,7 +144,7 @@ export function writeAll(fd: number, buf: Uint8Array): void {
   else writeChunked(fd, buf);
 }
 
-/** Writes `buf` at byte `position` (after every queued write: it may patch their bytes). */
+/** Writes `buf` at byte `position`, through the page cache (after every queued write: it may patch their bytes). */
 export function writeAt(fd: number, buf: Uint8Array, position: number): void {
   currentWriteBehind()?.settle();
   writeChunked(fd, buf, 0, buf.length, position);
