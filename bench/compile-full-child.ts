@@ -3,7 +3,9 @@
 //   compile CK OUT    : compile --target coreml,tflite,onnx --width 0.375,0.5,1 --quantize mixed at 1024²
 //   floor CK OUT COPY : the I/O floor: read CK once, then copy every file under OUT into COPY
 //                       (without OUT and COPY: only the read, which warms the page cache)
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+//   direct CK OUT COPY: the same with the copies' whole 4 KiB blocks written with O_DIRECT, as
+//                       compile writes its artifacts on Linux (README, "Atomic outputs")
+import { closeSync, constants, copyFileSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from "node:fs";
 import { join, relative } from "node:path";
 import { compile, parseQuantize } from "../src/driver/compile.js";
 import { writeSyntheticCheckpoint } from "../src/driver/init.js";
@@ -27,7 +29,7 @@ else if (mode === "compile") {
   });
   source.close();
   done({ phases, timings, averageBits: report.quantization!.averageBits, artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, bytes: a.bytes })) });
-} else if (mode === "floor") {
+} else if (mode === "floor" || mode === "direct") {
   // plain reads of the checkpoint's bytes in 64 MiB chunks, then plain copies of what compile wrote
   const buf = Buffer.allocUnsafe(64 << 20);
   const fd = openSync(ck!, "r");
@@ -39,8 +41,29 @@ else if (mode === "compile") {
   for (const f of out ? filesUnder(out) : []) {
     const to = join(copy!, relative(out!, f));
     mkdirSync(join(to, ".."), { recursive: true });
-    copyFileSync(f, to);
+    if (mode === "direct") copyDirect(f, to);
+    else copyFileSync(f, to);
     written += statSync(f).size;
   }
   done({ readBytes: read, readSeconds, writtenBytes: written, writeSeconds: (performance.now() - t0) / 1000 - readSeconds });
+}
+
+/** Copies `from` to `to`, reading through the page cache and writing whole blocks with O_DIRECT (the tail buffered). */
+function copyDirect(from: string, to: string): void {
+  const chunk = 64 << 20;
+  const buf = new Uint8Array(new WebAssembly.Memory({ initial: chunk >> 16, maximum: chunk >> 16 }).buffer); // page-aligned
+  const src = openSync(from, "r"), dst = openSync(to, "w"), direct = openSync(to, constants.O_WRONLY | constants.O_DIRECT);
+  try {
+    for (let at = 0; ; ) {
+      let got = 0;
+      for (let n; got < chunk && (n = readSync(src, buf, got, chunk - got, at + got)) > 0; ) got += n;
+      if (!got) break;
+      const whole = got - (got % 4096);
+      for (let w = 0; w < whole; ) w += writeSync(direct, buf, w, whole - w, at + w);
+      for (let w = whole; w < got; ) w += writeSync(dst, buf, w, got - w, at + w);
+      at += got;
+    }
+  } finally {
+    [src, dst, direct].forEach((fd) => closeSync(fd));
+  }
 }

@@ -5,6 +5,8 @@
 // machine has idled, see `cold` below). Both read the checkpoint from a warm page
 // cache: the file is read once before the compile (just written, its pages are still being
 // flushed, which made the compile's first read several times slower than the floor's).
+// Compile writes its artifacts' whole blocks with O_DIRECT on Linux; the floor's plain copies go
+// through the page cache, so the same copies written direct are measured too (`directFloor`).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,22 +33,26 @@ export function benchCompileFullMixed() {
     // into the latter: the floor right after its exit is a warm-memory best case.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, IDLE_SECONDS * 1000);
     const cold = child("floor", ck, out, join(dir, "copy-cold"));
+    rmSync(join(dir, "copy-cold"), { recursive: true, force: true });
+    // and the copies as compile writes its artifacts on Linux: whole blocks with O_DIRECT
+    const direct = child("direct", ck, out, join(dir, "copy-direct"));
     const p = compiled.phases;
     // the goal's measure: everything but the interpreter's forwards (statistics and probe less the
     // reads and k-means inside them); the older measure left out those two phases whole
     const rest = p.totalSeconds - p.forwardSeconds;
     const restOfPhases = p.totalSeconds - p.statisticsSeconds - p.probeSeconds;
-    const floorSeconds = floor.readSeconds + floor.writeSeconds, coldSeconds = cold.readSeconds + cold.writeSeconds;
+    const floorSeconds = floor.readSeconds + floor.writeSeconds, coldSeconds = cold.readSeconds + cold.writeSeconds, directSeconds = direct.readSeconds + direct.writeSeconds;
     const row = {
       checkpointBytes: init.bytes, artifacts: compiled.artifacts, averageBits: compiled.averageBits,
       wallSeconds: +compiled.seconds.toFixed(1), maxRssBytes: compiled.maxRssBytes, phases: p, perWidth: compiled.timings,
       firstReadSeconds: +warm.readSeconds.toFixed(2),
       floor: { readBytes: floor.readBytes, readSeconds: +floor.readSeconds.toFixed(2), writtenBytes: floor.writtenBytes, writeSeconds: +floor.writeSeconds.toFixed(2), seconds: +floorSeconds.toFixed(2) },
       coldFloor: { idleSeconds: IDLE_SECONDS, readSeconds: +cold.readSeconds.toFixed(2), writeSeconds: +cold.writeSeconds.toFixed(2), seconds: +coldSeconds.toFixed(2) },
-      allButForwardsSeconds: +rest.toFixed(1), allButForwardsOverFloor: +(rest / floorSeconds).toFixed(2), allButForwardsOverColdFloor: +(rest / coldSeconds).toFixed(2),
+      directFloor: { readSeconds: +direct.readSeconds.toFixed(2), writeSeconds: +direct.writeSeconds.toFixed(2), seconds: +directSeconds.toFixed(2) },
+      allButForwardsSeconds: +rest.toFixed(1), allButForwardsOverFloor: +(rest / floorSeconds).toFixed(2), allButForwardsOverColdFloor: +(rest / coldSeconds).toFixed(2), allButForwardsOverDirectFloor: +(rest / directSeconds).toFixed(2),
       allButStatisticsAndProbeSeconds: +restOfPhases.toFixed(1), allButStatisticsAndProbeOverFloor: +(restOfPhases / floorSeconds).toFixed(2),
     };
-    console.log(`full -> coreml,tflite,onnx x w0.375,0.5,1, mixed:4.3 @1024: ${row.wallSeconds} s, peak RSS ${(row.maxRssBytes / 2 ** 30).toFixed(2)} GiB; statistics ${p.statisticsSeconds} s + probe ${p.probeSeconds} s, lowering ${p.loweringSeconds} s, writing ${p.writingSeconds} s (reads ${p.readSeconds} s, k-means ${p.kmeansSeconds} s inside; forwards ${p.forwardSeconds} s); everything but the forwards ${row.allButForwardsSeconds} s = ${row.allButForwardsOverFloor}x the I/O floor (${row.floor.seconds} s), ${row.allButForwardsOverColdFloor}x the floor in cold memory (${row.coldFloor.seconds} s); lowering and writing alone ${row.allButStatisticsAndProbeSeconds} s = ${row.allButStatisticsAndProbeOverFloor}x`);
+    console.log(`full -> coreml,tflite,onnx x w0.375,0.5,1, mixed:4.3 @1024: ${row.wallSeconds} s, peak RSS ${(row.maxRssBytes / 2 ** 30).toFixed(2)} GiB; statistics ${p.statisticsSeconds} s + probe ${p.probeSeconds} s, lowering ${p.loweringSeconds} s, writing ${p.writingSeconds} s (reads ${p.readSeconds} s, k-means ${p.kmeansSeconds} s inside; forwards ${p.forwardSeconds} s); everything but the forwards ${row.allButForwardsSeconds} s = ${row.allButForwardsOverFloor}x the I/O floor (${row.floor.seconds} s), ${row.allButForwardsOverColdFloor}x the floor in cold memory (${row.coldFloor.seconds} s), ${row.allButForwardsOverDirectFloor}x the floor with direct writes (${row.directFloor.seconds} s); lowering and writing alone ${row.allButStatisticsAndProbeSeconds} s = ${row.allButStatisticsAndProbeOverFloor}x`);
     return row;
   } finally {
     rmSync(dir, { recursive: true, force: true });

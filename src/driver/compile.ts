@@ -11,6 +11,7 @@ import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount, specsForWidth } from "../model/params.js";
 import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
+import { timedRead, weightReadClock } from "../model/read-clock.js";
 import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
 import { BACKENDS, pipelinePasses, sharedPrefixLowering } from "./pipelines.js";
@@ -197,9 +198,10 @@ export interface QuantizationTimings {
  * Where a compile's wall time went. The phases in sequence are statistics, probe, lowering (while
  * the worker pool clusters the layers the probe did not) and writing (which loads each constant
  * as it writes it, waiting for its clustering if the pool has not stored it yet); `read` and
- * `kmeans` are the time spent reading checkpoint tensors (also a width's up-front read into the
- * cache, before its statistics and outside the phases) and waiting for clusterings (disjoint:
- * waiting on the worker pool counts as k-means less this thread's reads meanwhile).
+ * `kmeans` are the time spent reading weights (checkpoint reads, also a width's up-front read
+ * into the cache, before its statistics and outside the phases; slicing them to the width; the
+ * cluster pool's copies of them) and waiting for clusterings (disjoint: waiting on the worker pool
+ * counts as k-means less this thread's reads meanwhile).
  */
 export interface CompilePhases {
   totalSeconds: number;
@@ -213,17 +215,9 @@ export interface CompilePhases {
   forwardSeconds: number;
 }
 
-/** The source with its reads timed into `clock`. */
-function timedSource<S extends WeightSource>(src: S, clock: { seconds: number }): S {
-  const timed = <T>(read: () => T): T => {
-    const t0 = performance.now();
-    try {
-      return read();
-    } finally {
-      clock.seconds += (performance.now() - t0) / 1000;
-    }
-  };
-  return { ...src, read: (spec) => timed(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timed(() => src.readF16!(spec)) } : {}) };
+/** The source with its reads on the weight-read clock (slicing to a width and the cluster pool's loads are on it too). */
+function timedSource<S extends WeightSource>(src: S): S {
+  return { ...src, read: (spec) => timedRead(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timedRead(() => src.readF16!(spec)) } : {}) };
 }
 
 const since = (t0: number) => (performance.now() - t0) / 1000;
@@ -238,7 +232,8 @@ export function compile(o: CompileOptions): CompileResult {
 
 function runCompile(o: CompileOptions): CompileResult {
   const start = performance.now(), kmeansBefore = clusteringClock();
-  const clock = { read: { seconds: 0 }, lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0 };
+  const readsBefore = weightReadClock(), reads = () => weightReadClock() - readsBefore;
+  const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -253,7 +248,7 @@ function runCompile(o: CompileOptions): CompileResult {
   const quantize = o.quantize ?? { mode: "none" };
   const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= readCacheBudget();
   const cached = cacheReads ? withReadCache(ck) : undefined;
-  const source = timedSource(cached ?? o.source, clock.read);
+  const source = timedSource(cached ?? o.source);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const qLayers: QuantizedLayer[] = [];
   const statsByWidth = new Map<number, Map<string, ChannelStats>>();
@@ -268,17 +263,13 @@ function runCompile(o: CompileOptions): CompileResult {
     latentSize = model.latentSize;
     // the width's tensors into the cache at once, on two threads: read between the forwards'
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
-    if (cached) {
-      const t0 = performance.now();
-      cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
-      clock.read.seconds += since(t0);
-    }
+    if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
-      const planReads = clock.read.seconds, planClustering = clusteringClock();
+      const planReads = reads(), planClustering = clusteringClock();
       const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
       qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
       if (plan.stats) statsByWidth.set(width, plan.stats);
@@ -286,17 +277,21 @@ function runCompile(o: CompileOptions): CompileResult {
       timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
-      clock.forward += plan.seconds.statistics + plan.seconds.probe - (clock.read.seconds - planReads) - (clusteringClock() - planClustering);
+      clock.forward += plan.seconds.statistics + plan.seconds.probe - (reads() - planReads) - (clusteringClock() - planClustering);
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
       // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
       const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
       if (plan.entry.pass === "palettize") {
         // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
-        // the workers, with the pass' own options, and run while this thread lowers the targets
+        // the workers, with the pass' own options, and run while this thread lowers the targets.
+        // When the probe clustered the 4-bit layers, what is left takes about as long as the
+        // lowering beside it: one worker fewer than threads then, as this thread keeps a core busy
+        // (on 2 cores, two workers made the full preset's lowering and writing 2-3 s slower)
         const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
         const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
-        const run = startClustering(jobs, shared.clusterings, engineInfo().threads, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        const workers = plan.clustered ? Math.max(1, engineInfo().threads - 1) : engineInfo().threads;
+        const run = startClustering(jobs, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
         // the emitters wait for each weight's clustering as they reach it, so the workers go on
         // clustering while the first target is written (a single thread, the other core idle)
         const onWorkers = new Set(jobs.map((j) => j.source));
@@ -367,7 +362,7 @@ function runCompile(o: CompileOptions): CompileResult {
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
   const phases: CompilePhases = {
     totalSeconds: round3(since(start)), statisticsSeconds: round3(clock.statistics), probeSeconds: round3(clock.probe), loweringSeconds: round3(clock.lowering),
-    writingSeconds: round3(clock.writing), readSeconds: round3(clock.read.seconds), kmeansSeconds: round3(clusteringClock() - kmeansBefore),
+    writingSeconds: round3(clock.writing), readSeconds: round3(reads()), kmeansSeconds: round3(clusteringClock() - kmeansBefore),
     forwardSeconds: round3(Math.max(0, clock.forward)),
   };
   return { report, reportPath, timings, phases };

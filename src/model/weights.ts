@@ -10,6 +10,7 @@ import { floatTensor, stridesOf } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, slicedShape, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
+import { timedRead } from "./read-clock.js";
 
 export interface WeightSource {
   readonly config: ModelConfig;
@@ -62,11 +63,12 @@ export function openCheckpoint(path: string, opts: CheckpointOptions = {}): Chec
 }
 
 /** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
-export function sliceRuns<T extends Float32Array | Uint16Array>(data: T, shape: readonly number[], runs: readonly [number, number][][]): T {
+export function sliceRuns<T extends Float32Array | Uint16Array>(data: T, shape: readonly number[], runs: readonly [number, number][][], into?: T): T {
   const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
   const size = idx.reduce((a, l) => a * l.length, 1);
   const st = stridesOf(shape);
-  const out = (data instanceof Float32Array ? new Float32Array(size) : new Uint16Array(size)) as T;
+  if (into && into.length !== size) throw new Error(`internal: sliceRuns into ${into.length} elements, the slice has ${size}`);
+  const out = into ?? ((data instanceof Float32Array ? new Float32Array(size) : new Uint16Array(size)) as T);
   // trailing axes kept whole make each run of the axis before them one contiguous block
   let last = shape.length - 1;
   const whole = (a: number) => runs[a]!.length === 1 && runs[a]![0]![0] === 0 && runs[a]![0]![1] === shape[a];
@@ -131,16 +133,17 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
 export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): ConstValue {
   const shape = slicedShape(spec, src.config, w);
   const whole = !spec.slice || shape.every((d, i) => d === spec.shape[i]);
-  const slice = <T extends Float32Array | Uint16Array>(full: T): T => (whole ? full : sliceRuns(full, spec.shape, spec.slice!.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w))));
+  const slice = <T extends Float32Array | Uint16Array>(full: T, into?: T): T => (whole ? full : sliceRuns(full, spec.shape, spec.slice!.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w)), into));
   return {
     type: { dtype: "f32", shape },
     source: spec.name,
     role: "weight",
     // a narrower width of an f16 tensor: slice the patterns, then widen only what is kept
-    load: () => {
-      const bits = whole ? undefined : src.readF16?.(spec);
-      return floatTensor(shape, bits ? decodeF16(slice(bits)) : slice(src.read(spec)));
-    },
-    ...(src.readF16 ? { loadF16: () => ((bits) => bits && slice(bits))(src.readF16!(spec)) } : {}),
+    load: () =>
+      timedRead(() => {
+        const bits = whole ? undefined : src.readF16?.(spec);
+        return floatTensor(shape, bits ? decodeF16(slice(bits)) : slice(src.read(spec)));
+      }),
+    ...(src.readF16 ? { loadF16: (into?: Uint16Array) => timedRead(() => ((bits) => bits && slice(bits, into))(src.readF16!(spec))) } : {}),
   };
 }

@@ -13,13 +13,14 @@ import { rememberPackedU4 } from "../io/encode.js";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, type ClusterPlan } from "./layer.js";
+import { timedRead } from "../model/read-clock.js";
 
 export interface ClusterJob {
   /** the weight's checkpoint name: the key its clustering is stored under */
   source: string;
   plan: ClusterPlan;
-  /** reads the weight (on the calling thread): float32, or fp16 bit patterns */
-  load: () => Float32Array | Uint16Array;
+  /** reads the weight (on the calling thread): float32, or fp16 bit patterns (which it may write into `into`, as many as the weight's elements) */
+  load: (into?: Uint16Array) => Float32Array | Uint16Array;
   /** the biases corrected for this weight's clustering (src/quant/layer.ts correctedBias), computed by the worker that has the weight */
   corrections?: BiasCorrection[];
 }
@@ -143,19 +144,33 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     spare.sort((a, b) => a.byteLength - b.byteLength).shift();
     return new SharedArrayBuffer(Math.max(bytes, 1 << 20));
   };
+  /**
+   * The job's weight in shared memory. fp16 patterns sliced to a width go straight into an input
+   * buffer; already in shared memory (the read cache's prefetched bytes): lent to the worker as
+   * they are; otherwise copied there, never transferred: the loader's array may be a cache's own.
+   */
+  const loadShared = (job: ClusterJob): { data: Float32Array | Uint16Array; lent: boolean } => {
+    const elements = elementsOf(job);
+    let buf: SharedArrayBuffer | undefined = inputBuffer(2 * elements);
+    const scratch = new Uint16Array(buf, 0, elements);
+    const loaded = job.load(scratch);
+    const lent = loaded !== scratch && loaded.buffer instanceof SharedArrayBuffer;
+    if (loaded !== scratch && (lent || loaded.byteLength > buf.byteLength)) {
+      spare.push(buf);
+      buf = lent ? undefined : inputBuffer(loaded.byteLength);
+    }
+    const data = !buf ? loaded : loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
+    if (buf && loaded !== scratch) data.set(loaded);
+    return { data, lent };
+  };
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;
     const { plan } = todo[id]!;
     const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
-    // already in shared memory (the read cache's prefetched bytes): lent to the worker as it is;
-    // otherwise copied there, never transferred: the loader's array may be a cache's own
+    // a weight read (on the weight-read clock), not clustering
     const r0 = performance.now();
-    const loaded = todo[id]!.load();
+    const { data, lent } = timedRead(() => loadShared(todo[id]!));
     loading += performance.now() - r0;
-    const lent = loaded.buffer instanceof SharedArrayBuffer;
-    const buf = lent ? undefined : inputBuffer(loaded.byteLength);
-    const data = !buf ? loaded : loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
-    if (buf) data.set(loaded);
     const m: JobMessage = {
       data, plan,
       status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
