@@ -215,9 +215,12 @@ export interface CompilePhases {
   forwardSeconds: number;
 }
 
-/** The source with its reads on the weight-read clock (slicing to a width and the cluster pool's loads are on it too). */
-function timedSource<S extends WeightSource>(src: S): S {
-  return { ...src, read: (spec) => timedRead(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timedRead(() => src.readF16!(spec)) } : {}) };
+/**
+ * The source with its reads on the weight-read clock (slicing to a width and the cluster pool's
+ * loads are on it too), keeping a width's fp16 slices when `slices` is given.
+ */
+function timedSource<S extends WeightSource>(src: S, slices?: Map<string, Uint16Array>): S {
+  return { ...src, read: (spec) => timedRead(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timedRead(() => src.readF16!(spec)) } : {}), ...(slices ? { slices } : {}) };
 }
 
 const since = (t0: number) => (performance.now() - t0) / 1000;
@@ -248,7 +251,10 @@ function runCompile(o: CompileOptions): CompileResult {
   const quantize = o.quantize ?? { mode: "none" };
   const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= readCacheBudget();
   const cached = cacheReads ? withReadCache(ck) : undefined;
-  const source = timedSource(cached ?? o.source);
+  // with the read cache, a narrower width's slices are kept while that width compiles (at most
+  // its share of the cache's bytes: ~0.8 GB at 0.5 for the full preset)
+  const slices = cached ? new Map<string, Uint16Array>() : undefined;
+  const source = timedSource(cached ?? o.source, slices);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const qLayers: QuantizedLayer[] = [];
   const statsByWidth = new Map<number, Map<string, ChannelStats>>();
@@ -342,6 +348,7 @@ function runCompile(o: CompileOptions): CompileResult {
       clock.writing += since(t0);
     } finally {
       background?.cancel();
+      slices?.clear();
     }
   }
   const report: CompileReport = {

@@ -3,7 +3,11 @@
 import { expect, test } from "vitest";
 import { clusterAll, openClusterPool, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
-import { clusterGroups, clusteringClock, clusterPlan, correctedBias } from "../../src/quant/layer.js";
+import { clusterGroups, clusteringClock, clusterPlan, correctedBias, weightForClustering } from "../../src/quant/layer.js";
+import { presetConfig } from "../../src/model/config.js";
+import { specsForWidth } from "../../src/model/params.js";
+import { weightReadClock } from "../../src/model/read-clock.js";
+import { widthConstant, type WeightSource } from "../../src/model/weights.js";
 import { packU4 } from "../../src/io/encode.js";
 import { decodeF16, encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
@@ -203,4 +207,48 @@ test("the pool's clustering time leaves out this thread's reads of the weights (
   const wall = (performance.now() - t0) / 1000, clustering = clusteringClock() - before;
   expect(clustering).toBeGreaterThan(0);
   expect(clustering).toBeLessThanOrEqual(wall - 3 * 0.15 + 0.01);
+});
+
+test("an fp16 weight sliced to a width is sliced straight into the pool's shared input buffer, on the weight-read clock, and clusters as its sliced copy does", () => {
+  const cfg = presetConfig("mini");
+  const spec = specsForWidth(cfg, 1).find((s) => s.shape.length === 2 && s.slice?.some((a) => a.kind !== "full"))!;
+  const full = encodeF16(randomTensor(spec.shape, 7).data);
+  const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => full };
+  const c = widthConstant(src, spec, 0.5);
+  const sliced = c.loadF16!()!;
+  expect(sliced.length).toBeLessThan(full.length);
+  const plan = clusterPlan(c.type.shape, 1, 8, { groupSize: 0, weighted: false }, undefined);
+  const handed: Uint16Array[] = [];
+  const job: ClusterJob = { source: "w", plan, load: (into) => {
+    const w = weightForClustering(c, into);
+    if (into) handed.push(into);
+    expect(w).toBe(into); // filled, not a new array
+    return w;
+  } };
+  const got = new Map<string, Palettized>(), reads = weightReadClock();
+  clusterAll([job], got, 1);
+  expect(handed.length).toBe(1);
+  expect(handed[0]!.buffer).toBeInstanceOf(SharedArrayBuffer);
+  expect(weightReadClock()).toBeGreaterThan(reads);
+  const want = clusterGroups(sliced, plan);
+  expect(got.get("w")!.indices).toEqual(want.indices);
+  expect(got.get("w")!.lut).toEqual(want.lut);
+});
+
+test("a source that keeps slices makes each width's fp16 slice once, in shared memory, for every constant of that weight and width", () => {
+  const cfg = presetConfig("mini");
+  const spec = specsForWidth(cfg, 1).find((s) => s.shape.length === 2 && s.slice?.some((a) => a.kind !== "full"))!;
+  const full = encodeF16(randomTensor(spec.shape, 8).data);
+  let reads = 0;
+  const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => (reads++, full), slices: new Map() };
+  const first = widthConstant(src, spec, 0.5).loadF16!()!;
+  expect(first.buffer).toBeInstanceOf(SharedArrayBuffer); // the cluster pool lends it, no copy
+  expect(first).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
+  // another graph's constant of the same weight and width (the probe's), with or without a buffer to fill
+  const again = widthConstant(src, spec, 0.5);
+  expect(again.loadF16!(new Uint16Array(first.length))).toBe(first);
+  expect(again.load().data).toEqual(decodeF16(first));
+  expect(widthConstant(src, spec, 0.75).loadF16!()).not.toBe(first);
+  expect(src.slices!.size).toBe(2);
+  expect(reads).toBeGreaterThan(0);
 });
