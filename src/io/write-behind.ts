@@ -256,17 +256,18 @@ export class WriteBehind {
  * caller takes it) and the slot still emptied: the caller throws it at its next write.
  */
 export function writeSlot(m: WriteBehindMemory, s: number): void {
-  const [fd, twin, position, start, length] = m.meta.subarray(META * s, META * s + META) as unknown as number[];
+  const at = META * s, fd = m.meta[at]!, twin = m.meta[at + 1]!, position = m.meta[at + 2]!, length = m.meta[at + 4]!;
+  const offset = s * SLOT_BYTES + m.meta[at + 3]!;
   try {
     let done = 0;
     const align = Atomics.load(m.state, DIRECT_ALIGN);
-    if (twin! >= 0 && align) {
+    if (twin >= 0 && align) {
       // the partial block before the first boundary through the page cache, whole blocks direct
-      done = Math.min(length!, (align - (position! % align)) % align);
-      writeChunked(fd!, m.data, s * SLOT_BYTES + start!, done, position);
-      done += writeDirect(m, twin!, s * SLOT_BYTES + start! + done, Math.floor((length! - done) / align) * align, position! + done);
+      done = Math.min(length, (align - (position % align)) % align);
+      writeChunked(fd, m.data, offset, done, position);
+      done += writeDirect(m, twin, offset + done, Math.floor((length - done) / align) * align, position + done);
     }
-    writeChunked(fd!, m.data, s * SLOT_BYTES + start! + done, length! - done, position! + done);
+    writeChunked(fd, m.data, offset + done, length - done, position + done);
   } catch (e) {
     if (!Atomics.load(m.state, FAILED)) {
       const err = e as NodeJS.ErrnoException;

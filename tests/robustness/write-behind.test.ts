@@ -171,7 +171,14 @@ test("a file patched after its queued bytes (writeAt), and an fd number reused w
     w.write(fdA, new Uint8Array(2 * ALIGN + 3).fill(1));
     w.settle(); // not settle(fdA): the write-behind still knows the number
     closeSync(fdA);
-    const fdB = openSync(b, "w");
+    // the lowest free number comes next: hold the lower ones until b gets fdA's
+    const held: number[] = [];
+    let fdB = openSync(b, "w");
+    while (fdB !== fdA && held.length < 256) {
+      held.push(fdB);
+      fdB = openSync(b, "w");
+    }
+    held.forEach((fd) => closeSync(fd));
     expect(fdB).toBe(fdA);
     w.write(fdB, new Uint8Array(ALIGN).fill(2));
     w.settle(fdB);
