@@ -59,10 +59,9 @@ export interface ConstValue {
    * The same elements as fp16 bit patterns, read-only, where that is how they are stored (a
    * weight of an f16 checkpoint, or its width slice): palettizing clusters fp16 patterns, so it
    * takes them without a round trip through float32. Undefined when they are stored otherwise.
-   * Constants derived from this one do not inherit it. With `into` (as many elements as the
-   * constant) it may fill and return that array instead of a new one, or return a stored one.
+   * Constants derived from this one do not inherit it.
    */
-  loadF16?(into?: Uint16Array): Uint16Array | undefined;
+  loadF16?(): Uint16Array | undefined;
   /**
    * Set on supernetwork constants that change with the width: the constant of the width-w
    * sub-network and, per axis, the full-width indices its entries stand for. Constants without

@@ -144,10 +144,10 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
   // copy cost more than the slicing (first-touch page faults: 2,300 slices, 8.4 s, for the full
   // preset's two narrower widths); in shared memory, so the cluster pool lends it to a worker
   const key = `${spec.name}@${w}`;
-  const sliceF16 = (bits: Uint16Array, into?: Uint16Array): Uint16Array => {
+  const sliceF16 = (bits: Uint16Array): Uint16Array => {
     const kept = src.slices?.get(key);
     if (kept || whole) return kept ?? bits;
-    if (!src.slices) return slice(bits, into);
+    if (!src.slices) return slice(bits);
     const made = slice(bits, new Uint16Array(new SharedArrayBuffer(2 * shape.reduce((a, b) => a * b, 1))));
     src.slices.set(key, made);
     return made;
@@ -162,6 +162,6 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
         const bits = whole ? undefined : src.readF16?.(spec);
         return floatTensor(shape, bits ? decodeF16(sliceF16(bits)) : slice(src.read(spec)));
       }),
-    ...(src.readF16 ? { loadF16: (into?: Uint16Array) => timedRead(() => ((bits) => bits && sliceF16(bits, into))(src.readF16!(spec))) } : {}),
+    ...(src.readF16 ? { loadF16: () => timedRead(() => ((bits) => bits && sliceF16(bits))(src.readF16!(spec))) } : {}),
   };
 }

@@ -19,8 +19,8 @@ export interface ClusterJob {
   /** the weight's checkpoint name: the key its clustering is stored under */
   source: string;
   plan: ClusterPlan;
-  /** reads the weight (on the calling thread): float32, or fp16 bit patterns (which it may write into `into`, as many as the weight's elements) */
-  load: (into?: Uint16Array) => Float32Array | Uint16Array;
+  /** reads the weight (on the calling thread): float32, or fp16 bit patterns */
+  load: () => Float32Array | Uint16Array;
   /** the biases corrected for this weight's clustering (src/quant/layer.ts correctedBias), computed by the worker that has the weight */
   corrections?: BiasCorrection[];
 }
@@ -145,23 +145,17 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     return new SharedArrayBuffer(Math.max(bytes, 1 << 20));
   };
   /**
-   * The job's weight in shared memory. fp16 patterns sliced to a width go straight into an input
-   * buffer; already in shared memory (the read cache's prefetched bytes): lent to the worker as
-   * they are; otherwise copied there, never transferred: the loader's array may be a cache's own.
+   * The job's weight in shared memory: already there (the read cache's prefetched bytes, a kept
+   * width slice), lent to the worker as it is; otherwise copied there, never transferred: the
+   * loader's array may be a cache's own.
    */
   const loadShared = (job: ClusterJob): { data: Float32Array | Uint16Array; lent: boolean } => {
-    const elements = elementsOf(job);
-    let buf: SharedArrayBuffer | undefined = inputBuffer(2 * elements);
-    const scratch = new Uint16Array(buf, 0, elements);
-    const loaded = job.load(scratch);
-    const lent = loaded !== scratch && loaded.buffer instanceof SharedArrayBuffer;
-    if (loaded !== scratch && (lent || loaded.byteLength > buf.byteLength)) {
-      spare.push(buf);
-      buf = lent ? undefined : inputBuffer(loaded.byteLength);
-    }
-    const data = !buf ? loaded : loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
-    if (buf && loaded !== scratch) data.set(loaded);
-    return { data, lent };
+    const loaded = job.load();
+    if (loaded.buffer instanceof SharedArrayBuffer) return { data: loaded, lent: true };
+    const buf = inputBuffer(loaded.byteLength);
+    const data = loaded instanceof Uint16Array ? new Uint16Array(buf, 0, loaded.length) : new Float32Array(buf, 0, loaded.length);
+    data.set(loaded);
+    return { data, lent: false };
   };
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;

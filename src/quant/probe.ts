@@ -112,7 +112,7 @@ export function layerClusterJobs(g: Graph, t: QuantizeTechniques, stats: Readonl
  */
 function layerClusterJob(n: Node, c: ConstValue, prod: ReturnType<typeof producers>, bits: 4 | 8, t: QuantizeTechniques, s: ChannelStats | undefined, biases: Map<string, Float32Array>): { job: ClusterJob; biasSource?: string } {
   const plan = clusterPlan(c.type.shape, convGroups(n), bits, t, s);
-  const job: ClusterJob = { source: c.source, plan, load: (into) => weightForClustering(c, into) };
+  const job: ClusterJob = { source: c.source, plan, load: () => weightForClustering(c) };
   const bp = n.inputs[2] ? prod.get(n.inputs[2]) : undefined;
   if (!plan.biasCorrected || (n.inputs[2] && bp?.kind !== "const")) return { job };
   const old = bp?.kind === "const" ? bp.attrs.value : undefined;
