@@ -18,6 +18,11 @@ export class GraphBuilder {
     this.nextId = firstId;
   }
 
+  /** The id the next new value gets: above every id this builder has given out. */
+  get nextValueId(): number {
+    return this.nextId;
+  }
+
   newValue(type: TensorType, name?: string): Value {
     const v: Value = { id: this.nextId++, type };
     if (name !== undefined) v.name = name;

@@ -35,44 +35,38 @@ export function verifyGraph(g: Graph, after?: string): void {
   // each value by its id (ids name tensors in dumps and emitted files, so two values may not share
   // one); ids are small integers, so an array indexed by id (faster than a Map on 60k-node graphs)
   const byId: (Value | undefined)[] = [];
-  const defined = { has: (v: Value) => byId[v.id] === v };
-  const define = (v: Value, by: () => string) => {
-    if (!Number.isSafeInteger(v.id) || v.id < 0 || v.id > MAX_ID) throw bad(`a value has id ${v.id}, not a non-negative integer below 2^31 (defined by ${by()})`);
-    if (byId[v.id] !== undefined) throw bad(`%${v.id} is used by two values (again by ${by()})`);
-    byId[v.id] = v;
+  const defined = (v: Value) => byId[v.id] === v;
+  const define = (v: Value, n: Node | undefined) => {
+    const id = v.id;
+    if (byId[id] === undefined && Number.isSafeInteger(id) && id >= 0 && id <= MAX_ID) return void (byId[id] = v);
+    const by = n ? nodeLabel(n) : "an input";
+    if (!Number.isSafeInteger(id) || id < 0 || id > MAX_ID) throw bad(`a value has id ${id}, not a non-negative integer below 2^31 (defined by ${by})`);
+    if (byId[id] === v) throw bad(n ? `%${id} is defined twice (again by ${by})` : `input %${id} is listed twice`);
+    throw bad(`%${id} is used by two values (again by ${by})`);
   };
-  for (const v of g.inputs) {
-    if (defined.has(v)) throw bad(`input %${v.id} is listed twice`);
-    define(v, () => "an input");
-  }
+  for (const v of g.inputs) define(v, undefined);
   for (let at = 0; at < g.nodes.length; at++) {
     const n = g.nodes[at]!;
     if (!isOpKind(n.kind)) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
     const def = opDef(n.kind);
     const [lo, hi] = arityRange(def.operands);
     if (n.inputs.length < lo || n.inputs.length > hi) throw bad(`${nodeLabel(n)} has ${n.inputs.length} operands, its op takes ${def.operands.join(", ")}`);
-    for (const v of n.inputs) if (!defined.has(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
-    if (alreadyInferred(n)) {
-      for (const o of n.outputs) {
-        if (defined.has(o)) throw bad(`%${o.id} is defined twice (again by ${nodeLabel(n)})`);
-        define(o, () => nodeLabel(n));
+    for (const v of n.inputs) if (!defined(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
+    if (!alreadyInferred(n)) {
+      let types;
+      try {
+        types = def.infer(n.inputs.map((v) => v.type), n.attrs as never);
+      } catch (e) {
+        if (e instanceof OpTypeError) throw bad(`${nodeLabel(n)}: ${e.message}`);
+        throw e;
       }
-      continue;
+      if (types.length !== n.outputs.length) throw bad(`${nodeLabel(n)} has ${n.outputs.length} results, its op gives ${types.length}`);
+      n.outputs.forEach((o, i) => {
+        if (!sameType(o.type, types[i]!)) throw bad(`${nodeLabel(n)} result ${i} is stored as ${typeStr(o.type)} but infers ${typeStr(types[i]!)}`);
+      });
+      inferredFrom.set(n.outputs, { kind: n.kind, attrs: n.attrs, inputs: n.inputs });
     }
-    let types;
-    try {
-      types = def.infer(n.inputs.map((v) => v.type), n.attrs as never);
-    } catch (e) {
-      if (e instanceof OpTypeError) throw bad(`${nodeLabel(n)}: ${e.message}`);
-      throw e;
-    }
-    if (types.length !== n.outputs.length) throw bad(`${nodeLabel(n)} has ${n.outputs.length} results, its op gives ${types.length}`);
-    n.outputs.forEach((o, i) => {
-      if (defined.has(o)) throw bad(`%${o.id} is defined twice (again by ${nodeLabel(n)})`);
-      if (!sameType(o.type, types[i]!)) throw bad(`${nodeLabel(n)} result ${i} is stored as ${typeStr(o.type)} but infers ${typeStr(types[i]!)}`);
-      define(o, () => nodeLabel(n));
-    });
-    inferredFrom.set(n.outputs, { kind: n.kind, attrs: n.attrs, inputs: n.inputs });
+    for (const o of n.outputs) define(o, n);
   }
-  for (const o of g.outputs) if (!defined.has(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
+  for (const o of g.outputs) if (!defined(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
 }

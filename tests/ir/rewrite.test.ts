@@ -1,10 +1,11 @@
 // The rewrite driver (src/ir/rewrite.ts): greedy walks to a fixed point, nodes before the first
 // match kept as they are (and later ones whose operands did not change), each refusal logged once,
 // and matches that stay pure.
+import fc from "fast-check";
 import { expect, test } from "vitest";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Graph } from "../../src/ir/graph.js";
-import { applyRules, rule } from "../../src/ir/rewrite.js";
+import { applyRules, removeDeadNodes, rule } from "../../src/ir/rewrite.js";
 
 /** y = sqrt(neg(neg(neg(neg(exp(x)))))): two pairs of negations to cancel. */
 function negations(): Graph {
@@ -71,4 +72,54 @@ test("a node after a rewrite that reads none of the rewritten values is kept as 
   expect(graph.nodes[2]).toBe(g.nodes[4]); // the same object, now at index 2
   expect(graph.nodes[1]).not.toBe(g.nodes[3]); // sqrt reads the exp now: a new node
   expect(graph.nodes[1]!.inputs[0]).toBe(graph.nodes[0]!.outputs[0]);
+});
+
+/** A random chain-and-branch graph of unary and binary ops over one input; some results unread. */
+function randomGraph(picks: readonly number[]): Graph {
+  const b = new GraphBuilder();
+  const vals = [b.input("x", { dtype: "f32", shape: [2] })];
+  for (const p of picks) {
+    const a = vals[p % vals.length]!, c = vals[(p >> 3) % vals.length]!;
+    vals.push(p % 3 === 0 ? b.op("add", [a, c], {}) : b.op(p % 3 === 1 ? "neg" : "exp", [a], {}));
+  }
+  return b.finish([vals[vals.length - 1]!, vals[Math.floor(vals.length / 2)]!]);
+}
+
+/** The nodes some output depends on, by a plain search from the outputs. */
+function liveNodes(g: Graph): Set<unknown> {
+  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const live = new Set<unknown>();
+  const visit = (v: (typeof g.outputs)[number]) => {
+    const n = producer.get(v);
+    if (n && !live.has(n)) (live.add(n), n.inputs.forEach(visit));
+  };
+  g.outputs.forEach(visit);
+  return live;
+}
+
+test("dead nodes go, whether the rules fire or not, and use counts are those of the graph walked", () => {
+  const counted = new Map<number, number>();
+  const countUses = rule("count-uses", ["exp", "neg", "add"], {
+    match: (n, ctx) => (counted.set(n.outputs[0]!.id, ctx.useCount(n.outputs[0]!)), "only counts"),
+    rewrite: () => {
+      throw new Error("never");
+    },
+  });
+  fc.assert(
+    fc.property(fc.array(fc.nat(255), { minLength: 1, maxLength: 40 }), fc.boolean(), (picks, cancel) => {
+      const g = randomGraph(picks);
+      counted.clear();
+      const { graph } = applyRules(g, cancel ? [cancelNeg] : [countUses], { pass: "test" });
+      if (!cancel) {
+        // no rewrite: the live nodes of the input, in order; each count as a plain tally says
+        expect(graph.nodes).toEqual(g.nodes.filter((n) => liveNodes(g).has(n)));
+        for (const n of g.nodes) {
+          const o = n.outputs[0]!;
+          expect(counted.get(o.id)).toBe(g.nodes.filter((m) => m.inputs.includes(o)).reduce((a, m) => a + m.inputs.filter((v) => v === o).length, 0) + g.outputs.filter((v) => v === o).length);
+        }
+      }
+      expect(graph.nodes.length).toBe(liveNodes(graph).size);
+      expect(removeDeadNodes(graph).nodes).toEqual(graph.nodes);
+    }),
+  );
 });
