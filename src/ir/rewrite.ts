@@ -175,7 +175,7 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
   return { graph: removeDeadNodes(b.finish(outputs), b.nextValueId), changed };
 }
 
-/** Drops nodes none of whose results is read (graph outputs count as reads); the others are kept as they are. */
+/** Drops nodes none of whose results is read (graph outputs count as reads); the others are kept as they are. Returns `g` itself when none is dead. */
 export function removeDeadNodes(g: Graph, size = maxValueId(g) + 1): Graph {
   // by id (see useCounts); a value read but defined nowhere may have any id: the verifier names it
   const live = new Uint8Array(size);
@@ -192,6 +192,7 @@ export function removeDeadNodes(g: Graph, size = maxValueId(g) + 1): Graph {
       n.inputs.forEach(markLive);
     }
   }
+  if (keep.length === g.nodes.length) return g; // nothing dead: the same graph (the pipeline need not verify it again)
   keep.reverse();
   return { inputs: g.inputs, nodes: keep, outputs: g.outputs };
 }

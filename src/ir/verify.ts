@@ -26,6 +26,12 @@ function alreadyInferred(n: Node): boolean {
   return true;
 }
 
+/**
+ * Nodes whose op, operand count and result types were checked: nodes are immutable, so a node
+ * object a pass keeps as it is needs only its place checked again (its operands defined before it).
+ */
+const checkedNodes = new WeakSet<Node>();
+
 /** Largest value id the verifier accepts (passes number values upward from the graph's largest). */
 const MAX_ID = 2 ** 31 - 1;
 
@@ -34,19 +40,31 @@ export function verifyGraph(g: Graph, after?: string): void {
   const bad = (problem: string) => fail("irInvalid", { where, problem });
   // each value by its id (ids name tensors in dumps and emitted files, so two values may not share
   // one); ids are small integers, so an array indexed by id (faster than a Map on 60k-node graphs)
-  const byId: (Value | undefined)[] = [];
-  const defined = (v: Value) => byId[v.id] === v;
+  // allocated at its full length (an array grown by scattered indices is several times slower),
+  // unless a malformed graph's ids are far more than its values: those are checked in a Map
+  let values = g.inputs.length, maxId = -1;
+  for (const v of g.inputs) maxId = Math.max(maxId, v.id);
+  for (const n of g.nodes) for (const o of n.outputs) (values++, (maxId = Math.max(maxId, o.id)));
+  const dense = maxId < 4 * values + 1024 ? maxId + 1 : 0;
+  const byId = new Array<Value | undefined>(dense), sparse = new Map<number, Value>();
+  const holder = (id: number) => (id < dense ? byId[id] : sparse.get(id));
+  const defined = (v: Value) => holder(v.id) === v;
   const define = (v: Value, n: Node | undefined) => {
     const id = v.id;
-    if (byId[id] === undefined && Number.isSafeInteger(id) && id >= 0 && id <= MAX_ID) return void (byId[id] = v);
+    if (Number.isSafeInteger(id) && id >= 0 && id <= MAX_ID && holder(id) === undefined) return void (id < dense ? (byId[id] = v) : sparse.set(id, v));
     const by = n ? nodeLabel(n) : "an input";
     if (!Number.isSafeInteger(id) || id < 0 || id > MAX_ID) throw bad(`a value has id ${id}, not a non-negative integer below 2^31 (defined by ${by})`);
-    if (byId[id] === v) throw bad(n ? `%${id} is defined twice (again by ${by})` : `input %${id} is listed twice`);
+    if (holder(id) === v) throw bad(n ? `%${id} is defined twice (again by ${by})` : `input %${id} is listed twice`);
     throw bad(`%${id} is used by two values (again by ${by})`);
   };
   for (const v of g.inputs) define(v, undefined);
   for (let at = 0; at < g.nodes.length; at++) {
     const n = g.nodes[at]!;
+    if (checkedNodes.has(n)) {
+      for (const v of n.inputs) if (!defined(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
+      for (const o of n.outputs) define(o, n);
+      continue;
+    }
     if (!isOpKind(n.kind)) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
     const def = opDef(n.kind);
     const [lo, hi] = arityRange(def.operands);
@@ -67,6 +85,7 @@ export function verifyGraph(g: Graph, after?: string): void {
       inferredFrom.set(n.outputs, { kind: n.kind, attrs: n.attrs, inputs: n.inputs });
     }
     for (const o of n.outputs) define(o, n);
+    checkedNodes.add(n);
   }
   for (const o of g.outputs) if (!defined(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
 }

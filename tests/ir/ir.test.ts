@@ -40,6 +40,14 @@ describe("verifier", () => {
     expect(() => verifyGraph({ ...g, nodes }, "reorder-for-test")).toThrow(/after pass reorder-for-test: .* reads %\d+, which is not defined before it/);
   });
 
+  test("checks the place of nodes it has verified before: order and single definition", () => {
+    const g = tiny();
+    verifyGraph(g); // every node now known as checked
+    expect(() => verifyGraph({ ...g, nodes: [...g.nodes].reverse() }, "reorder-for-test")).toThrow(/after pass reorder-for-test: .* reads %\d+, which is not defined before it/);
+    expect(() => verifyGraph({ ...g, nodes: [...g.nodes, g.nodes[g.nodes.length - 1]!] })).toThrow(/%\d+ is defined twice/);
+    expect(() => verifyGraph(g)).not.toThrow();
+  });
+
   test("rejects a stored type that inference disagrees with", () => {
     const g = tiny();
     const gelu = g.nodes.find((n) => n.kind === "gelu_tanh")!;
