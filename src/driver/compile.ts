@@ -12,6 +12,7 @@ import { widthTag, type Width } from "../model/config.js";
 import { paramCount, specsForWidth } from "../model/params.js";
 import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
+import { SliceStore } from "../model/slice-store.js";
 import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
 import { BACKENDS, pipelinePasses, sharedPrefixLowering } from "./pipelines.js";
@@ -219,7 +220,7 @@ export interface CompilePhases {
  * The source with its reads on the weight-read clock (slicing to a width and the cluster pool's
  * loads are on it too), keeping a width's fp16 slices when `slices` is given.
  */
-function timedSource<S extends WeightSource>(src: S, slices?: Map<string, Uint16Array>): S {
+function timedSource<S extends WeightSource>(src: S, slices?: SliceStore): S {
   return { ...src, read: (spec) => timedRead(() => src.read(spec)), ...(src.readF16 ? { readF16: (spec) => timedRead(() => src.readF16!(spec)) } : {}), ...(slices ? { slices } : {}) };
 }
 
@@ -252,8 +253,9 @@ function runCompile(o: CompileOptions): CompileResult {
   const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= readCacheBudget();
   const cached = cacheReads ? withReadCache(ck) : undefined;
   // with the read cache, a narrower width's slices are kept while that width compiles (at most
-  // its share of the cache's bytes: ~0.8 GB at 0.5 for the full preset)
-  const slices = cached ? new Map<string, Uint16Array>() : undefined;
+  // its share of the cache's bytes: ~0.8 GB at 0.5 for the full preset), in memory the next
+  // narrower width reuses
+  const slices = cached ? new SliceStore() : undefined;
   const source = timedSource(cached ?? o.source, slices);
   let latentSize: [number, number] = o.latentSize ?? o.source.config.latentSize;
   const qLayers: QuantizedLayer[] = [];
@@ -264,7 +266,7 @@ function runCompile(o: CompileOptions): CompileResult {
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
   const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
-  for (const width of o.widths) {
+  for (const [at, width] of o.widths.entries()) {
     const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
     latentSize = model.latentSize;
     // the width's tensors into the cache at once, on two threads: read between the forwards'
@@ -348,7 +350,10 @@ function runCompile(o: CompileOptions): CompileResult {
       clock.writing += since(t0);
     } finally {
       background?.cancel();
-      slices?.clear();
+      // the width's graphs and cluster jobs are done with its slices: a narrower width to come
+      // reuses their memory, otherwise it goes
+      if (o.widths.slice(at + 1).some((w) => w < 1)) slices?.reset();
+      else slices?.release();
     }
   }
   const report: CompileReport = {

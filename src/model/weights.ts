@@ -11,6 +11,7 @@ import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, slicedShape, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
 import { timedRead } from "./read-clock.js";
+import type { SliceStore } from "./slice-store.js";
 
 export interface WeightSource {
   readonly config: ModelConfig;
@@ -24,7 +25,7 @@ export interface WeightSource {
    * Where narrower widths' fp16 slices are kept once made (key: name@width), in shared memory,
    * for as long as the owner wants them: compile keeps a width's while it compiles that width.
    */
-  readonly slices?: Map<string, Uint16Array>;
+  readonly slices?: SliceStore;
 }
 
 export function syntheticSource(config: ModelConfig, seed: number, origin = `synthetic, seed ${seed}`): WeightSource {
@@ -147,10 +148,7 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
   const sliceF16 = (bits: Uint16Array): Uint16Array => {
     const kept = src.slices?.get(key);
     if (kept || whole) return kept ?? bits;
-    if (!src.slices) return slice(bits);
-    const made = slice(bits, new Uint16Array(new SharedArrayBuffer(2 * shape.reduce((a, b) => a * b, 1))));
-    src.slices.set(key, made);
-    return made;
+    return src.slices ? slice(bits, src.slices.make(key, shape.reduce((a, b) => a * b, 1))) : slice(bits);
   };
   return {
     type: { dtype: "f32", shape },

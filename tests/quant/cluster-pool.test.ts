@@ -8,6 +8,7 @@ import { presetConfig } from "../../src/model/config.js";
 import { specsForWidth } from "../../src/model/params.js";
 import { weightReadClock } from "../../src/model/read-clock.js";
 import { widthConstant, type WeightSource } from "../../src/model/weights.js";
+import { SliceStore } from "../../src/model/slice-store.js";
 import { packU4 } from "../../src/io/encode.js";
 import { decodeF16, encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
@@ -231,7 +232,7 @@ test("a source that keeps slices makes each width's fp16 slice once, in shared m
   const spec = specsForWidth(cfg, 1).find((s) => s.shape.length === 2 && s.slice?.some((a) => a.kind !== "full"))!;
   const full = encodeF16(randomTensor(spec.shape, 8).data);
   let reads = 0;
-  const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => (reads++, full), slices: new Map() };
+  const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => (reads++, full), slices: new SliceStore() };
   const first = widthConstant(src, spec, 0.5).loadF16!()!;
   expect(first.buffer).toBeInstanceOf(SharedArrayBuffer); // the cluster pool lends it, no copy
   expect(first).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
@@ -242,4 +243,9 @@ test("a source that keeps slices makes each width's fp16 slice once, in shared m
   expect(widthConstant(src, spec, 0.75).loadF16!()).not.toBe(first);
   expect(src.slices!.size).toBe(2);
   expect(reads).toBeGreaterThan(0);
+  // the next width's slices reuse the memory: made again after a reset, with the same values
+  src.slices!.reset();
+  const made = widthConstant(src, spec, 0.5).loadF16!()!;
+  expect(made.buffer).toBe(first.buffer);
+  expect(made).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
 });
