@@ -10,7 +10,7 @@ import { buildSupernetwork, checkWidth } from "../model/build.js";
 import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount, specsForWidth } from "../model/params.js";
-import { withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
+import { makeWidthSlices, withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
 import { SliceStore } from "../model/slice-store.js";
 import { configJson } from "./init.js";
@@ -272,6 +272,8 @@ function runCompile(o: CompileOptions): CompileResult {
     // the width's tensors into the cache at once, on two threads: read between the forwards'
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
     if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
+    // and its slices, before the probe's forward starts the cluster pool beside it
+    timedRead(() => makeWidthSlices(source, width));
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;
