@@ -147,10 +147,14 @@ let results: Record<string, unknown>;
 if (only) {
   // the other sections keep the numbers of the run that measured them
   results = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  // `machine` stays the full run's: the VM moves between hosts, so each section re-measured
+  // records its own
   const remeasured = { ...(results.remeasured as Record<string, string> | undefined) };
-  for (const n of only) (results[n] = await sections[n]!()), (remeasured[n] = date);
+  const remeasuredOn = { ...(results.remeasuredOn as Record<string, unknown> | undefined) };
+  for (const n of only) (results[n] = await sections[n]!()), (remeasured[n] = date), (remeasuredOn[n] = m);
   results.remeasured = remeasured;
-  results.machine = m;
+  results.remeasuredOn = remeasuredOn;
+  results.machine ??= m;
 } else {
   results = { date, machine: m };
   for (const [n, run] of Object.entries(sections)) results[n] = await run();
