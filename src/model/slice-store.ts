@@ -1,8 +1,9 @@
 // Where compile keeps a width's fp16 weight slices (src/model/weights.ts widthConstant): carved
-// out of a few large shared buffers that the next width's slices reuse. Fresh memory per width
-// costs more than the slicing on a VM whose host has reclaimed the guest's free memory (the full
-// preset's 0.44 GB of slices at width 0.375 took 2-5 s to first-touch against 0.4 s to slice);
-// memory this process already touched costs only the copy.
+// out of a few large shared buffers that the next width's slices reuse. Fresh memory costs a page
+// fault per 4 KiB on first touch, more than the copy itself (the full preset's 0.75 GB of width-0.5
+// slices: 185k faults and 0.52 s into fresh memory, 0.31 s into reused; several times that when
+// the host has reclaimed the VM's free memory); memory this process already touched costs only
+// the copy.
 //
 // A slice is valid until the store is reset: compile resets it when a width is done, once nothing
 // of that width (its graphs, the cluster pool's lent buffers) is used any more.
