@@ -10,7 +10,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { settleFile, writeAll, writeAt } from "../../src/io/atomic.js";
+import { discardWrites, settleFile, writeAll, writeAt } from "../../src/io/atomic.js";
 
 export const BLOB_SENTINEL = 0xdeadbeef;
 /** BlobDataType codes (differ from MIL.proto's DataType). */
@@ -72,6 +72,15 @@ export class BlobFolderWriter {
     this.files.push(name);
     this.current = undefined;
     this.fd = undefined;
+  }
+
+  /** Closes the file being written, its queued bytes dropped, when the emit fails (the caller removes the folder). */
+  abandon(): void {
+    if (this.fd === undefined) return;
+    discardWrites(this.fd);
+    closeSync(this.fd);
+    this.fd = undefined;
+    this.current = undefined;
   }
 
   /** Total bytes written across files. */

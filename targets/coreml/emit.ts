@@ -258,11 +258,12 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
   rmSync(tmp, { recursive: true, force: true });
   const dataDir = join(tmp, "Data", "com.apple.CoreML");
   mkdirSync(join(dataDir, "weights"), { recursive: true });
+  let blobs: BlobFolderWriter | undefined;
   try {
     const prod = producers(g);
     let weightBytes = 0;
     const w = (() => {
-      const blobs = new BlobFolderWriter(join(dataDir, "weights"), weightFile, opts.maxWeightFileBytes);
+      blobs = new BlobFolderWriter(join(dataDir, "weights"), weightFile, opts.maxWeightFileBytes);
       const writer = new MilWriter(prod, blobs);
       for (const v of g.inputs) writer.nameOf(v, v.name);
       for (const v of g.outputs) writer.nameOf(v, v.name);
@@ -316,6 +317,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
     return { path, bytes: model.length + weightBytes, weightBytes, operations: w.ops.length };
   } catch (e) {
     discardWrites(); // queued weight bytes would land in a removed file (their failure with them)
+    blobs?.abandon(); // its open weight file, not left to the process
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }

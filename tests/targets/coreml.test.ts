@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validOptionCombos } from "../helpers.js";
@@ -10,6 +10,7 @@ import { runFloatModel } from "../../src/driver/run.js";
 import { compareOutputs } from "../../src/driver/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import type { FloatTensor } from "../../src/kernels/tensor.js";
+import type { Graph } from "../../src/ir/graph.js";
 import { presetConfig, WIDTHS, type ModelConfig } from "../../src/model/config.js";
 import { syntheticSource } from "../../src/model/weights.js";
 import { checkManyWithCoremltools, coremltoolsUnavailable } from "../../targets/coreml/coremltools.js";
@@ -89,6 +90,17 @@ test("weights past the per-file limit are split across content-named files (Core
   const read = readCoreml(path);
   expect(runGraph(read.graph, inputs).velocity!.data).toEqual(runGraph(g, inputs).velocity!.data);
   read.close();
+});
+
+test("an emit that fails after writing weights leaves no folder and no open weight file behind", () => {
+  const g = applyPipeline(buildModel(syntheticSource(presetConfig("micro"), 5), { width: 1 }).graph, "coreml");
+  // an op the CoreML emitter has no mapping for, after every weight was written
+  const unmapped = { id: g.nodes.length, kind: "bna_attention", inputs: [], attrs: {}, outputs: [{ id: 1e6, type: { dtype: "f32", shape: [1] } }] } as unknown as Graph["nodes"][number];
+  const path = join(dir, "failing.mlpackage");
+  const openUnder = (p: string) => (process.platform === "linux" ? readdirSync("/proc/self/fd").filter((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`).includes(p); } catch { return false; } }) : []);
+  expect(() => emitCoreml({ ...g, nodes: [...g.nodes, unmapped] }, path, { deployment: "iOS17" })).toThrow(/without a mapping/);
+  expect(readdirSync(dir).filter((f) => f.includes("failing"))).toEqual([]);
+  expect(openUnder("failing")).toEqual([]);
 });
 
 test("iOS18 deployment: spec 9 / CoreML8 with the input-form LUT; the reader runs it exactly", () => {
