@@ -26,12 +26,6 @@ function alreadyInferred(n: Node): boolean {
   return true;
 }
 
-/**
- * Nodes whose op, operand count and result types were checked: nodes are immutable, so a node
- * object a pass keeps as it is needs only its place checked again (its operands defined before it).
- */
-const checkedNodes = new WeakSet<Node>();
-
 /** Largest value id the verifier accepts (passes number values upward from the graph's largest). */
 const MAX_ID = 2 ** 31 - 1;
 
@@ -60,11 +54,6 @@ export function verifyGraph(g: Graph, after?: string): void {
   for (const v of g.inputs) define(v, undefined);
   for (let at = 0; at < g.nodes.length; at++) {
     const n = g.nodes[at]!;
-    if (checkedNodes.has(n)) {
-      for (const v of n.inputs) if (!defined(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
-      for (const o of n.outputs) define(o, n);
-      continue;
-    }
     if (!isOpKind(n.kind)) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
     const def = opDef(n.kind);
     const [lo, hi] = arityRange(def.operands);
@@ -85,7 +74,6 @@ export function verifyGraph(g: Graph, after?: string): void {
       inferredFrom.set(n.outputs, { kind: n.kind, attrs: n.attrs, inputs: n.inputs });
     }
     for (const o of n.outputs) define(o, n);
-    checkedNodes.add(n);
   }
   for (const o of g.outputs) if (!defined(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
 }

@@ -1,5 +1,6 @@
-// Runs a resolved pipeline: verify after every pass that changed the graph (always), compare interpreter outputs before
-// and after every pass (when given inputs), dump IR after named passes, check legality at the end.
+// Runs a resolved pipeline: verify after every pass that changed the graph (always), compare
+// interpreter outputs before and after every pass (when given inputs), dump IR after named
+// passes, check legality at the end.
 import { fail } from "../diagnostics.js";
 import type { Graph } from "../ir/graph.js";
 import { printGraph } from "../ir/print.js";
