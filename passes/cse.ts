@@ -9,9 +9,15 @@ import type { Graph, Node, Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { definePass } from "../src/pipeline/pass.js";
 
+/** Kind and operands; nodes that share them are told apart by their attributes (`sameAttrs`). */
 function key(n: Node, inputs: readonly Value[]): string {
-  const attrs = n.kind === "const" ? `const#${constId(n.attrs.value)}` : attrsText(n.attrs);
-  return `${n.kind}(${inputs.map((v) => v.id).join(",")})${attrs}`;
+  const operands = inputs.length === 1 ? `${inputs[0]!.id}` : inputs.map((v) => v.id).join(",");
+  return n.kind === "const" ? `const#${constId(n.attrs.value)}` : `${n.kind}(${operands})`;
+}
+
+/** Constants are keyed by their value object alone; other attributes compare as text, made only for nodes whose kind and operands another shares. */
+function sameAttrs(a: Node, b: Node): boolean {
+  return a.kind === "const" || a.attrs === b.attrs || attrsText(a.attrs) === attrsText(b.attrs);
 }
 
 /** Attributes as text, once per attributes object (passes that copy a node share its attrs). */
@@ -38,20 +44,23 @@ export const cse = definePass({
   defaults: {},
   run: (g: Graph) => {
     const map = new Map<Value, Value>();
-    const seen = new Map<string, Node>();
+    // by kind and operands the first node seen; by those and attribute text the later ones that differ from it
+    const first = new Map<string, Node>(), byAttrs = new Map<string, Node>();
     const remap = (v: Value) => map.get(v) ?? v;
     const nodes: Node[] = [];
     for (const n of g.nodes) {
       const inputs = n.inputs.map(remap);
       const k = key(n, inputs);
-      const prev = seen.get(k);
+      const head = first.get(k);
+      const prev = !head ? undefined : sameAttrs(head, n) ? head : byAttrs.get(`${k}${attrsText(n.attrs)}`);
       if (prev) {
         n.outputs.forEach((o, i) => map.set(o, prev.outputs[i]!));
         continue;
       }
       // a node none of whose operands merged is kept as it is
       const kept = inputs.every((v, i) => v === n.inputs[i]) ? n : ({ ...n, inputs } as Node);
-      seen.set(k, kept);
+      if (head) byAttrs.set(`${k}${attrsText(n.attrs)}`, kept);
+      else first.set(k, kept);
       nodes.push(kept);
     }
     const outputs = g.outputs.map((o) => {

@@ -38,6 +38,16 @@ export function queryChunks(B: number, Lq: number, Lk: number, o: SplitAttention
   return Array.from({ length: n }, (_, i) => base + (i < extra ? 1 : 0));
 }
 
+/** `make(i)`, made once per index. */
+function memoByIndex<T>(make: (i: number) => T): (i: number) => T {
+  const made = new Map<number, T>();
+  return (i) => {
+    let t = made.get(i);
+    if (t === undefined) made.set(i, (t = make(i)));
+    return t;
+  };
+}
+
 function lowerAttention(b: GraphBuilder, q: Value, k: Value, v: Value, heads: number, kvHeads: number, scale: number, o: SplitAttentionOptions): Value {
   const [B, Lq, Cq] = q.type.shape as [number, number, number];
   const Lk = k.type.shape[1]!;
@@ -48,9 +58,10 @@ function lowerAttention(b: GraphBuilder, q: Value, k: Value, v: Value, heads: nu
   const headOut: Value[] = [];
   if (o.layout === "tokens") {
     const slice3 = (x: Value, c0: number, n: number, t0 = 0, tn = x.type.shape[1]!) => b.op("slice", [x], { begin: [0, t0, c0], size: [B, tn, n] });
+    // a kv head's slices are made once and read by every query head of its group
+    const kvOf = memoByIndex((g) => [slice3(k, g * dh, dh), slice3(v, g * dv, dv)] as const);
     for (let h = 0; h < heads; h++) {
-      const g = Math.floor(h / group);
-      const kg = slice3(k, g * dh, dh), vg = slice3(v, g * dv, dv);
+      const [kg, vg] = kvOf(Math.floor(h / group));
       const parts: Value[] = [];
       let start = 0;
       for (const len of chunks) {
@@ -64,10 +75,9 @@ function lowerAttention(b: GraphBuilder, q: Value, k: Value, v: Value, heads: nu
   }
   const qc = toChannelsFirst(b, qs), kc = toChannelsFirst(b, k), vc = toChannelsFirst(b, v);
   const slice4 = (x: Value, c0: number, n: number, t0: number, tn: number) => b.op("slice", [x], { begin: [0, c0, 0, t0], size: [B, n, 1, tn] });
+  const kvOf = memoByIndex((g) => [b.op("reshape", [slice4(kc, g * dh, dh, 0, Lk)], { shape: [B, 1, dh, Lk] }), slice4(vc, g * dv, dv, 0, Lk)] as const);
   for (let h = 0; h < heads; h++) {
-    const g = Math.floor(h / group);
-    const kg = b.op("reshape", [slice4(kc, g * dh, dh, 0, Lk)], { shape: [B, 1, dh, Lk] });
-    const vg = slice4(vc, g * dv, dv, 0, Lk);
+    const [kg, vg] = kvOf(Math.floor(h / group));
     const parts: Value[] = [];
     let start = 0;
     for (const len of chunks) {

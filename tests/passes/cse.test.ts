@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { expect, test } from "vitest";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import { floatTensor } from "../../src/kernels/tensor.js";
@@ -20,4 +21,25 @@ test("cse merges identical nodes and keeps different ones", () => {
   for (const n of [g.nodes[0], g.nodes[2], g.nodes[3], g.nodes[4]]) expect(out.nodes).toContain(n);
   expect(out.nodes).not.toContain(g.nodes[5]);
   expectSameOutputs(g, out, { x: randomTensor([2, 3], 1) }, 0);
+});
+
+test("cse merges nodes of one kind and operand by their attributes, however many share the operand", () => {
+  // slices of one input at begins drawn from a few: the first of each begin is kept, the order of
+  // first appearance decides which, and equal ones merge even when others came between them
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 12 }), (begins) => {
+      const b = new GraphBuilder();
+      const x = b.input("x", { dtype: "f32", shape: [2, 8] });
+      const slices = begins.map((at) => b.op("slice", [x], { begin: [0, at], size: [2, 4] }));
+      const y = slices.slice(1).reduce((acc, s) => b.op("add", [acc, s], {}), slices[0]!);
+      y.name = "y";
+      const g = b.finish([y]);
+      const out = runPasses(g, [{ pass: "cse" }]);
+      expect(opCount(out, "slice")).toBe(new Set(begins).size);
+      const kept = out.nodes.filter((n) => n.kind === "slice").map((n) => (n.attrs as { begin: number[] }).begin[1]);
+      expect(kept).toEqual([...new Set(begins)]);
+      expectSameOutputs(g, out, { x: randomTensor([2, 8], begins.length) }, 0);
+    }),
+    { numRuns: 60 },
+  );
 });

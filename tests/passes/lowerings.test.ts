@@ -2,6 +2,8 @@ import fc from "fast-check";
 import { expect, test } from "vitest";
 import { queryChunks } from "../../passes/split-einsum-attention.js";
 import { presetConfig } from "../../src/model/config.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
+import { randomTensor } from "../helpers.js";
 import { caseArb, modelGraph, opCount, runPasses } from "./helpers.js";
 
 for (const layout of ["tokens", "nchw"] as const) {
@@ -46,6 +48,21 @@ test("split-einsum-attention keeps each head's score tensor within the budget", 
   const { graph, inputs } = modelGraph({ config: c, width: 1, seed: 3 });
   const after = runPasses(graph, [{ pass: "lower-assa" }, { pass: "unroll-bna" }, { pass: "split-einsum-attention", options: { layout: "tokens", maxScoreBytes: 512 } }], inputs);
   for (const n of after.nodes.filter((x) => x.kind === "softmax")) expect(n.outputs[0]!.type.shape.reduce((a, b) => a * b, 1) * 2).toBeLessThanOrEqual(512);
+});
+
+test("split-einsum-attention slices each kv head once for its group of query heads", () => {
+  for (const [layout, form] of [["tokens", "matmul"], ["nchw", "einsum"], ["nchw", "matmul"]] as const) {
+    const b = new GraphBuilder();
+    const [B, L, heads, kvHeads, dh] = [1, 6, 8, 2, 4];
+    const q = b.input("q", { dtype: "f32", shape: [B, L, heads * dh] });
+    const k = b.input("k", { dtype: "f32", shape: [B, L, kvHeads * dh] }), v = b.input("v", { dtype: "f32", shape: [B, L, kvHeads * dh] });
+    const y = b.op("gqa_attention", [q, k, v], { heads, kvHeads, scale: 0.5 });
+    y.name = "y";
+    const g = b.finish([y]);
+    const after = runPasses(g, [{ pass: "lower-assa" }, { pass: "unroll-bna", options: { layout } }, { pass: "split-einsum-attention", options: { layout, form } }], { q: randomTensor(q.type.shape, 1), k: randomTensor(k.type.shape, 2), v: randomTensor(v.type.shape, 3) });
+    // one slice of q per head, one of k and one of v per kv head
+    expect(opCount(after, "slice")).toBe(heads + 2 * kvHeads);
+  }
 });
 
 test("mask-bna (the benchmark baseline) computes BNA exactly as the reference does", () => {
