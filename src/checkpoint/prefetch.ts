@@ -4,18 +4,13 @@
 // more than the copy, and two threads take those faults side by side (~1.8x here). The bytes go
 // into shared buffers that the cache then holds: nothing is copied after the read.
 //
-// Jobs are taken from one shared counter, so when the helper is slow to start (or never does),
-// this thread simply reads everything. The helper reports each job done, or failed (this thread
-// then reads it again and raises the usual error, naming the file and tensor).
+// The jobs are shared with the helper through src/io/helper-jobs.ts: a tensor the helper could
+// not read is read again on this thread, which raises the usual error (naming file and tensor).
 import { closeSync, openSync } from "node:fs";
-import { Worker } from "node:worker_threads";
 import { fail } from "../diagnostics.js";
-import { compiledModule } from "../io/project.js";
+import { jobBoard, runWithHelper, takeJobs, type JobBoard } from "../io/helper-jobs.js";
 import { readFullyAt } from "../io/read.js";
 import type { TensorEntry } from "./safetensors.js";
-
-/** Job states in shared memory. */
-export const READ = { FREE: 0, CLAIMED: 1, DONE: 2, FAILED: 3 } as const;
 
 /** One tensor's bytes: where they are and the shared buffer they go to. */
 export interface ReadJob {
@@ -26,36 +21,30 @@ export interface ReadJob {
   into: SharedArrayBuffer;
 }
 
-/** What the helper thread gets: the jobs, the counter [next job] and one state word per job. */
+/** What the helper thread gets: the jobs and their board. */
 export interface ReadWork {
   jobs: ReadJob[];
-  next: Int32Array;
-  states: Int32Array;
+  board: JobBoard;
 }
 
 /** How long this thread waits for the helper to finish one tensor it took before giving up. */
 const HELPER_TENSOR_MS = 10 * 60_000;
 
 /** Reads one job's bytes with the file's descriptor from `fds` (opened on first use). */
-export function readJob(job: ReadJob, fds: Map<string, number>): void {
+function readJob(job: ReadJob, fds: Map<string, number>): void {
   let fd = fds.get(job.file);
   if (fd === undefined) fds.set(job.file, (fd = openSync(job.file, "r")));
   const got = readFullyAt(fd, new Uint8Array(job.into, 0, job.length), job.offset);
   if (got < job.length) throw new Error(`the file ends ${job.length - got} bytes short`);
 }
 
-/** Takes jobs off the shared counter until none is left; each one's state says how it went. */
-export function takeJobs(w: ReadWork, fds: Map<string, number>): void {
-  for (let i = Atomics.add(w.next, 0, 1); i < w.jobs.length; i = Atomics.add(w.next, 0, 1)) {
-    Atomics.store(w.states, i, READ.CLAIMED);
-    let state: number = READ.DONE;
-    try {
-      readJob(w.jobs[i]!, fds);
-    } catch {
-      state = READ.FAILED;
-    }
-    Atomics.store(w.states, i, state);
-    Atomics.notify(w.states, i);
+/** The helper's part: reads jobs off the board until none is left, then closes its files. */
+export function readJobs(w: ReadWork): void {
+  const fds = new Map<string, number>();
+  try {
+    takeJobs(w.board, w.jobs.length, (i) => readJob(w.jobs[i]!, fds));
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
   }
 }
 
@@ -83,33 +72,26 @@ export function prefetchInto(items: readonly PrefetchItem[], cache: Map<string, 
   if (!todo.length) return 0;
   const work: ReadWork = {
     jobs: todo.map((it) => ({ file: it.file, offset: it.offset, length: it.entry.end - it.entry.begin, into: new SharedArrayBuffer(it.entry.end - it.entry.begin) })),
-    next: new Int32Array(new SharedArrayBuffer(4)),
-    states: new Int32Array(new SharedArrayBuffer(4 * todo.length)),
+    board: jobBoard(todo.length),
   };
-  const helper = threads > 1 && todo.length > 1 ? new Worker(compiledModule("src/checkpoint/prefetch-worker.js"), { workerData: work, execArgv: [] }) : undefined;
-  helper?.unref();
-  helper?.on("error", () => {}); // a helper that fails to start leaves its jobs FREE: this thread takes them
   const fds = new Map<string, number>();
-  try {
-    takeJobs(work, fds);
-  } finally {
-    for (const fd of fds.values()) closeSync(fd);
-  }
   let bytes = 0;
   try {
-    todo.forEach((it, i) => {
-      // every job is taken now; one the helper took may not say so yet (FREE) or be under way
-      const deadline = performance.now() + HELPER_TENSOR_MS;
-      for (let s = Atomics.load(work.states, i); s === READ.FREE || s === READ.CLAIMED; s = Atomics.load(work.states, i))
-        if (Atomics.wait(work.states, i, s, Math.max(0, deadline - performance.now())) === "timed-out")
-          throw fail("fileUnreadable", { file: it.file, problem: `reading tensor "${it.entry.name}" took over ${HELPER_TENSOR_MS / 60_000} minutes` });
-      const data = Atomics.load(work.states, i) === READ.DONE ? new Uint8Array(work.jobs[i]!.into) : it.readAgain();
-      if (data.buffer === work.jobs[i]!.into) it.counted(data.byteLength);
-      cache.set(it.key, data);
-      bytes += data.byteLength;
-    });
+    runWithHelper(
+      todo.length, threads, { module: "src/checkpoint/prefetch-worker.js", data: work },
+      (i) => readJob(work.jobs[i]!, fds),
+      (i, ok) => {
+        const it = todo[i]!;
+        const data = ok ? new Uint8Array(work.jobs[i]!.into) : it.readAgain();
+        if (ok) it.counted(data.byteLength);
+        cache.set(it.key, data);
+        bytes += data.byteLength;
+      },
+      HELPER_TENSOR_MS,
+      (i) => fail("fileUnreadable", { file: todo[i]!.file, problem: `reading tensor "${todo[i]!.entry.name}" took over ${HELPER_TENSOR_MS / 60_000} minutes` }),
+    );
   } finally {
-    void helper?.terminate();
+    for (const fd of fds.values()) closeSync(fd);
   }
   return bytes;
 }

@@ -272,8 +272,8 @@ function runCompile(o: CompileOptions): CompileResult {
     // the width's tensors into the cache at once, on two threads: read between the forwards'
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
     if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
-    // and its slices, before the probe's forward starts the cluster pool beside it
-    timedRead(() => makeWidthSlices(source, width));
+    // and its slices, before the probe's forward starts the cluster pool beside it, on two threads
+    timedRead(() => makeWidthSlices(source, width, engineInfo().threads));
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;

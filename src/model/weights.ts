@@ -6,11 +6,12 @@ import { prefetchInto } from "../checkpoint/prefetch.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
 import { decodeF16 } from "../kernels/fp16.js";
-import { floatTensor, stridesOf } from "../kernels/tensor.js";
+import { floatTensor } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, slicedShape, specsForWidth, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
 import { timedRead } from "./read-clock.js";
+import { makeSlices, sliceRuns, type SliceJob } from "./slice-jobs.js";
 import type { SliceStore } from "./slice-store.js";
 
 export interface WeightSource {
@@ -68,36 +69,6 @@ export function openCheckpoint(path: string, opts: CheckpointOptions = {}): Chec
   return { config, origin: path, file: store, read: (spec) => store.readFloat(spec.name), readF16: (spec) => store.readF16(spec.name), close: () => store.close() };
 }
 
-/** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
-export function sliceRuns<T extends Float32Array | Uint16Array>(data: T, shape: readonly number[], runs: readonly [number, number][][], into?: T): T {
-  const idx = runs.map((rs) => rs.flatMap(([s, n]) => Array.from({ length: n }, (_, i) => s + i)));
-  const size = idx.reduce((a, l) => a * l.length, 1);
-  const st = stridesOf(shape);
-  if (into && into.length !== size) throw new Error(`internal: sliceRuns into ${into.length} elements, the slice has ${size}`);
-  const out = into ?? ((data instanceof Float32Array ? new Float32Array(size) : new Uint16Array(size)) as T);
-  // trailing axes kept whole make each run of the axis before them one contiguous block
-  let last = shape.length - 1;
-  const whole = (a: number) => runs[a]!.length === 1 && runs[a]![0]![0] === 0 && runs[a]![0]![1] === shape[a];
-  while (last > 0 && whole(last)) last--;
-  const inner = last >= 0 ? st[last]! : 1;
-  let o = 0;
-  const walk = (axis: number, base: number): void => {
-    if (axis === last) {
-      for (const [s, n] of runs[axis]!) {
-        const from = base + s * inner, len = n * inner;
-        if (len >= 64) out.set(data.subarray(from, from + len), o);
-        else for (let i = 0; i < len; i++) out[o + i] = data[from + i]!;
-        o += len;
-      }
-      return;
-    }
-    for (const i of idx[axis]!) walk(axis + 1, base + i * st[axis]!);
-  };
-  if (size && shape.length) walk(0, 0);
-  else if (size) out[0] = data[0]!; // a scalar
-  return out;
-}
-
 /**
  * A parameter as the supernetwork holds it: shared tensors whole, isolated ones as width 1's set
  * (`atWidth` then gives the width-w slice, or the width-w isolated tensor, and the entries it
@@ -136,31 +107,47 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
 }
 
 /**
- * Makes every fp16 slice of width `w` where the source keeps slices, at once: made as the probe's
- * forward first loads each weight, the slicing ran beside the cluster pool's workers, and on two
- * cores took 2-5 s a width instead of ~0.4 s. Returns how many it made.
+ * Makes every fp16 slice of width `w` where the source keeps slices, at once, on this thread and
+ * a helper when `threads` > 1 (src/model/slice-jobs.ts): made as the probe's forward first loads
+ * each weight, the slicing ran beside the cluster pool's workers, and on two cores took 2-5 s a
+ * width instead of ~0.4 s. Returns how many it made.
  */
-export function makeWidthSlices(src: WeightSource, w: Width): number {
+export function makeWidthSlices(src: WeightSource, w: Width, threads = 1): number {
   if (!src.slices || !src.readF16) return 0;
-  const before = src.slices.size;
-  for (const spec of specsForWidth(src.config, w)) if (spec.width === undefined && spec.slice) widthConstant(src, spec, w).loadF16!();
-  return src.slices.size - before;
+  const jobs: SliceJob[] = [];
+  for (const spec of specsForWidth(src.config, w)) {
+    if (spec.width !== undefined) continue;
+    const { shape, runs } = widthSlicing(spec, src.config, w), key = sliceKey(spec, w);
+    const from = runs && !src.slices.get(key) ? src.readF16(spec) : undefined;
+    if (from) jobs.push({ from, shape: spec.shape, runs: runs!, into: src.slices.make(key, numel(shape)) });
+  }
+  makeSlices(jobs, threads);
+  return jobs.length;
 }
+
+/** The width-w shape of a parameter, and the runs each axis keeps (none when it is kept whole). */
+function widthSlicing(spec: ParamSpec, c: ModelConfig, w: Width): { shape: number[]; runs?: [number, number][][] } {
+  const shape = slicedShape(spec, c, w);
+  const whole = !spec.slice || shape.every((d, i) => d === spec.shape[i]);
+  return whole ? { shape } : { shape, runs: spec.slice!.map((s, a) => axisRanges(s, spec.shape[a]!, c, w)) };
+}
+
+const sliceKey = (spec: ParamSpec, w: Width) => `${spec.name}@${w}`;
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** The width-w constant for one parameter: read lazily, sliced by the spec's axis rules. */
 export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): ConstValue {
-  const shape = slicedShape(spec, src.config, w);
-  const whole = !spec.slice || shape.every((d, i) => d === spec.shape[i]);
-  const slice = <T extends Float32Array | Uint16Array>(full: T, into?: T): T => (whole ? full : sliceRuns(full, spec.shape, spec.slice!.map((s, a) => axisRanges(s, spec.shape[a]!, src.config, w)), into));
+  const { shape, runs } = widthSlicing(spec, src.config, w), whole = !runs;
+  const slice = <T extends Float32Array | Uint16Array>(full: T, into?: T): T => (runs ? sliceRuns(full, spec.shape, runs, into) : full);
   // a narrower width's fp16 slice is made once where the source keeps slices: compile's probe
   // graphs, cluster jobs, passes and emitters load each weight's several times, and each fresh
   // copy cost more than the slicing (first-touch page faults: 2,300 slices, 8.4 s, for the full
   // preset's two narrower widths); in shared memory, so the cluster pool lends it to a worker
-  const key = `${spec.name}@${w}`;
+  const key = sliceKey(spec, w);
   const sliceF16 = (bits: Uint16Array): Uint16Array => {
     const kept = src.slices?.get(key);
     if (kept || whole) return kept ?? bits;
-    return src.slices ? slice(bits, src.slices.make(key, shape.reduce((a, b) => a * b, 1))) : slice(bits);
+    return src.slices ? slice(bits, src.slices.make(key, numel(shape))) : slice(bits);
   };
   return {
     type: { dtype: "f32", shape },

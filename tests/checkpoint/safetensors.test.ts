@@ -10,7 +10,8 @@ import { syntheticInputs, writeSyntheticCheckpoint } from "../../src/driver/init
 import { floatTensor } from "../../src/kernels/tensor.js";
 import { presetConfig } from "../../src/model/config.js";
 import { paramCount, paramSpecs } from "../../src/model/params.js";
-import { openCheckpoint, sliceRuns, syntheticSource } from "../../src/model/weights.js";
+import { sliceRuns } from "../../src/model/slice-jobs.js";
+import { openCheckpoint, syntheticSource } from "../../src/model/weights.js";
 import { relErr } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-st-"));
