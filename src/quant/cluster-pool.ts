@@ -14,6 +14,7 @@ import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, type ClusterPlan } from "./layer.js";
 import { timedRead } from "../model/read-clock.js";
+import { threadsBesideEngine } from "../kernels/simd/engine.js";
 
 export interface ClusterJob {
   /** the weight's checkpoint name: the key its clustering is stored under */
@@ -124,12 +125,15 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
   let t0 = performance.now();
   const todo: ClusterJob[] = [];
   const signal = new Int32Array(new SharedArrayBuffer(4));
-  const pool = Array.from({ length: Math.max(1, workers) }, () => ({
+  const size = Math.max(1, workers);
+  const pool = Array.from({ length: size }, () => ({
     worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
     running: [] as { id: number; m: JobMessage; lent: boolean }[],
     /** elements of the jobs in `running` */
     queued: 0,
   }));
+  // the probe's forward runs beside the workers: its engine then polls only briefly before sleeping
+  threadsBesideEngine(size);
   let next = 0, received = 0, inFlight = 0, stopped = false;
   // this thread's reads of the weights: the caller times them as reads, so they are not clustering time
   let loading = 0;
@@ -231,6 +235,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
   const stop = () => {
     if (stopped) return;
     stopped = true;
+    threadsBesideEngine(-size);
     for (const w of pool) void w.worker.terminate();
   };
   const counted = () => {

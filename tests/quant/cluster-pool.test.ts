@@ -12,6 +12,7 @@ import { SliceStore } from "../../src/model/slice-store.js";
 import { packU4 } from "../../src/io/encode.js";
 import { decodeF16, encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
+import { engineSpinMicros, SHARED_SPIN_MS, SPIN_MS } from "../../src/kernels/simd/engine.js";
 
 function jobs(): ClusterJob[] {
   const stats = (channels: number, seed: number) => {
@@ -248,4 +249,23 @@ test("a source that keeps slices makes each width's fp16 slice once, in shared m
   const made = widthConstant(src, spec, 0.5).loadF16!()!;
   expect(made.buffer).toBe(first.buffer);
   expect(made).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
+});
+
+test("while a pool runs, the engine's threads poll only briefly before sleeping; after it, as before", () => {
+  const alone = engineSpinMicros();
+  expect(alone).toBe(SPIN_MS * 1000);
+  const run = startClustering(jobs(), new Map(), 2);
+  expect(engineSpinMicros()).toBe(SHARED_SPIN_MS * 1000);
+  run.finish();
+  expect(engineSpinMicros()).toBe(alone);
+  const a = openClusterPool(new Map(), 1), b = openClusterPool(new Map(), 1);
+  a.cancel();
+  expect(engineSpinMicros()).toBe(SHARED_SPIN_MS * 1000); // b still runs
+  b.cancel();
+  b.cancel(); // a second stop changes nothing
+  expect(engineSpinMicros()).toBe(alone);
+  // a failed pool stops as well
+  const bad = jobs().map((j, i) => (i === 1 ? { ...j, load: () => { throw new Error("unreadable weight"); } } : j));
+  expect(() => startClustering(bad, new Map(), 2).finish()).toThrow(/unreadable weight/);
+  expect(engineSpinMicros()).toBe(alone);
 });

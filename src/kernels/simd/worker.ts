@@ -1,7 +1,7 @@
 // A kernel thread of the fast engine (engine.ts): instantiates the kernel module on the shared
 // memory, then waits for jobs in the control block and runs its share of each.
 import { workerData } from "node:worker_threads";
-import { CTL, PARALLEL_KERNELS, SPIN_MS } from "./engine.js";
+import { CTL, PARALLEL_KERNELS } from "./engine.js";
 
 interface Setup {
   tid: number;
@@ -22,7 +22,7 @@ const kernels = PARALLEL_KERNELS.map((k) => exports[k]!);
  * before sleeping on the generation word.
  */
 function waitForJob(): void {
-  const until = performance.now() + SPIN_MS;
+  const until = performance.now() + Atomics.load(ctl, CTL.SPIN_US) / 1000;
   while (Atomics.load(ctl, CTL.GEN) === seen) {
     if (performance.now() > until) {
       Atomics.wait(ctl, CTL.GEN, seen);
