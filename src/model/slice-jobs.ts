@@ -50,7 +50,7 @@ export interface SliceWork {
   board: JobBoard;
 }
 
-/** A slice of fast memory takes well under a second; a helper holding one for a minute is stuck. */
+/** A slice takes well under a second; a helper holding one for a minute is stuck. */
 const HELPER_SLICE_MS = 60_000;
 
 const sliceJob = (j: SliceJob) => void sliceRuns(j.from, j.shape, j.runs, j.into);
@@ -65,9 +65,9 @@ export function sliceJobs(w: SliceWork): void {
  * `threads` > 1 (the others, e.g. tensors read outside a prefetch, are made on this thread).
  */
 export function makeSlices(jobs: readonly SliceJob[], threads: number): void {
-  const shared = (a: Uint16Array) => a.buffer instanceof SharedArrayBuffer;
-  const own = jobs.filter((j) => !(threads > 1 && shared(j.from) && shared(j.into)));
-  const work: SliceWork = { jobs: jobs.filter((j) => !own.includes(j)), board: jobBoard(jobs.length - own.length) };
+  const inShared = (j: SliceJob) => threads > 1 && j.from.buffer instanceof SharedArrayBuffer && j.into.buffer instanceof SharedArrayBuffer;
+  const own = jobs.filter((j) => !inShared(j)), shared = jobs.filter(inShared);
+  const work: SliceWork = { jobs: shared, board: jobBoard(shared.length) };
   runWithHelper(
     work.jobs.length, threads, { module: "src/model/slice-worker.js", data: work },
     (i) => sliceJob(work.jobs[i]!),
