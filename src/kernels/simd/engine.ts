@@ -64,9 +64,6 @@ export const SPIN_MS = 20;
  * 32² latents, the probe's forwards took 8 % less with 0.5 ms.
  */
 export const SHARED_SPIN_MS = 0.5;
-
-/** Threads of other pools running now (module-wide: the engine may be created after they start). */
-let threadsBeside = 0;
 export const MAX_ARGS = 24;
 
 const wasmFile = (relaxed: boolean) => (relaxed ? "simd-relaxed.wasm" : "simd.wasm");
@@ -416,6 +413,9 @@ export function simdEngine(): Engine {
   engine ??= new Engine();
   return engine;
 }
+
+/** Threads of other pools running now (module-wide: the engine may be created after they start). */
+let threadsBeside = 0;
 
 /**
  * Other threads start (`delta` > 0) or stop running beside the engine: while any run, the
