@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { discardWrites, tempPathFor, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
+import { tempPathFor, writeAll, writeFileAtomic } from "../../src/io/atomic.js";
 import { fail } from "../../src/diagnostics.js";
 import { tensorBytes } from "../../src/io/encode.js";
 import type { DType } from "../../src/ir/dtype.js";
@@ -316,8 +316,8 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
     commitPackage(tmp, path);
     return { path, bytes: model.length + weightBytes, weightBytes, operations: w.ops.length };
   } catch (e) {
-    discardWrites(); // queued weight bytes would land in a removed file (their failure with them)
-    blobs?.abandon(); // its open weight file, not left to the process
+    // the weight file being written: its queued bytes (and their failure) dropped, its descriptor closed
+    blobs?.abandon();
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
