@@ -294,16 +294,16 @@ function runCompile(o: CompileOptions): CompileResult {
       palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
       if (plan.entry.pass === "palettize") {
         // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
-        // the workers, with the pass' own options, and run while this thread lowers the targets.
-        // When the probe clustered the 4-bit layers, what is left takes about as long as the
-        // lowering beside it: one worker fewer than threads then, as this thread keeps a core busy
-        // (on 2 cores, two workers made the full preset's lowering and writing 2-3 s slower)
+        // the workers, with the pass' own options, and run while this thread lowers and writes
+        // the targets. When the probe clustered the 4-bit layers, one worker fewer than threads:
+        // this thread keeps a core busy (on 2 cores, two workers made the full preset's lowering
+        // and writing 2-3 s slower), and clusters queued weights itself whenever it waits
         const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
         const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
         const workers = plan.clustered ? Math.max(1, engineInfo().threads - 1) : engineInfo().threads;
         const run = startClustering(jobs, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
         // the emitters wait for each weight's clustering as they reach it, so the workers go on
-        // clustering while the first target is written (a single thread, the other core idle)
+        // clustering while the first target is written
         const onWorkers = new Set(jobs.map((j) => j.source));
         shared.ready = (source) => {
           if (onWorkers.has(source)) run.waitFor(source);
@@ -315,16 +315,15 @@ function runCompile(o: CompileOptions): CompileResult {
     try {
       const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
       const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
-      const lowered = o.targets.map((target) => {
+      // each target is written as soon as it is lowered: its graph is dropped before the next
+      // one is built (three lowered full-preset graphs at once kept the collector busier)
+      let t0: number;
+      for (const target of o.targets) {
         o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
         const precision = precisionOf(target);
-        const t0 = performance.now();
+        t0 = performance.now();
         const g = lowering.lower(target);
         clock.lowering += since(t0);
-        return { target, precision, g };
-      });
-      let t0: number;
-      for (const { target, precision, g } of lowered) {
         const backend = BACKENDS[target]!;
         const stats = graphStats(g);
         const dir = outputDir(o.out, widthTag(width));

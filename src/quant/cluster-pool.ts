@@ -6,13 +6,15 @@
 // and bumps a shared counter, and the caller, blocked on that counter (Atomics.wait), collects
 // finished jobs — no message has to reach a thread that is not running its event loop. A
 // weight's clustering is the same function on any thread (src/quant/layer.ts clusterGroups), so
-// results do not depend on the worker count.
+// results do not depend on the worker count, nor on which thread took a job: a caller that would
+// otherwise sleep takes a job still queued for a worker (the one it waits for, if no worker has
+// started it) and clusters it itself, so its core does not idle while the workers have work.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { rememberPackedU4 } from "../io/encode.js";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
-import { addClusteringSeconds, type ClusterPlan } from "./layer.js";
+import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, type ClusterPlan } from "./layer.js";
 import { timedRead } from "../model/read-clock.js";
 import { threadsBesideEngine } from "../kernels/simd/engine.js";
 
@@ -36,8 +38,11 @@ export interface BiasCorrection {
   into: Map<string, Float32Array>;
 }
 
-/** Status word of a job: set by the worker before it bumps the counter. */
-export const JOB = { PENDING: 0, DONE: 1, FAILED: 2 } as const;
+/**
+ * Status word of a job: claimed (compare-and-exchange from PENDING) by the worker it was sent to,
+ * or by the caller when it takes the job over, then DONE or FAILED.
+ */
+export const JOB = { PENDING: 0, CLAIMED: 1, DONE: 2, FAILED: 3 } as const;
 /** Bytes of an error's text a worker can hand back. */
 export const ERROR_BYTES = 1024;
 
@@ -59,6 +64,32 @@ export interface JobMessage {
   error: Uint8Array;
 }
 
+/** Claims a job for this thread; false when another thread has it. */
+export const claimJob = (m: JobMessage): boolean => Atomics.compareExchange(m.status, 0, JOB.PENDING, JOB.CLAIMED) === JOB.PENDING;
+
+/** Clusters a claimed job into its shared buffers and sets its status (an error goes into them too). */
+export function runClusterJob(m: JobMessage): void {
+  try {
+    // indices (and 4-bit nibbles) go straight into the job's shared buffers
+    const r = clusterGroups(m.data, m.plan, { indices: m.indices, ...(m.nibbles.length ? { nibbles: m.nibbles } : {}) });
+    if (r.indices !== m.indices || r.lut.length !== m.lut.length) throw new Error(`internal: clustering sizes ${r.indices.length}/${r.lut.length}, expected ${m.indices.length}/${m.lut.length} in place`);
+    m.lut.set(r.lut);
+    const fix = m.corrections;
+    if (fix) {
+      const rows = m.plan.layout.rowBase.length;
+      fix.old.forEach((old, k) => fix.out.set(correctedBias(m.data, r, m.plan, fix.mean, old), k * rows));
+    }
+    m.sse[0] = r.sse;
+    Atomics.store(m.status, 0, JOB.DONE);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const text = new TextEncoder().encode(`${err.name}\n${err.message}`).subarray(0, ERROR_BYTES);
+    m.error.set(text);
+    m.status[1] = text.length;
+    Atomics.store(m.status, 0, JOB.FAILED);
+  }
+}
+
 /** Jobs in flight per worker in the foreground (clusterAll): one being clustered, one read and waiting. */
 const DEPTH = 2;
 /** Weight elements a background run hands its workers at once; the rest follow as jobs finish. */
@@ -74,6 +105,8 @@ export interface ClusterRun {
   finish(): void;
   /** Stops the workers without waiting for them (after an error elsewhere); nothing once finished. */
   cancel(): void;
+  /** How many jobs this thread took over from the workers' queues while it waited. */
+  readonly takenOver: number;
 }
 
 /**
@@ -102,6 +135,7 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
       },
       finish: () => {},
       cancel: () => {},
+      takenOver: 0,
     };
   const pool = openClusterPool(into, Math.min(workers, todo.length), onProgress, { background });
   pool.add(todo); // an error here has stopped the workers
@@ -219,7 +253,8 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     for (const w of pool)
       for (let i = 0; i < w.running.length; ) {
         const r = w.running[i]!;
-        if (Atomics.load(r.m.status, 0) === JOB.PENDING) {
+        const status = Atomics.load(r.m.status, 0);
+        if (status === JOB.PENDING || status === JOB.CLAIMED) {
           i++;
           continue;
         }
@@ -238,9 +273,11 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     threadsBesideEngine(-size);
     for (const w of pool) void w.worker.terminate();
   };
+  // clustering done on this thread counts itself (src/quant/layer.ts clusterGroups)
+  let clusteredHere = 0, takenOver = 0;
   const counted = () => {
-    addClusteringSeconds((performance.now() - t0 - loading) / 1000);
-    loading = 0;
+    addClusteringSeconds((performance.now() - t0 - loading) / 1000 - clusteredHere);
+    loading = clusteredHere = 0;
   };
   /** Runs `step` as clustering time; any error stops the workers. */
   const timed = <T>(step: () => T, last = false): T => {
@@ -256,10 +293,34 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       counted();
     }
   };
-  const waitUntil = (done: () => boolean) => {
+  /**
+   * A job sent to a worker that none has started, claimed for this thread: `source`'s when it is
+   * one, else the one sent last (the workers take theirs first to last).
+   */
+  const claimQueued = (source?: string): JobMessage | undefined => {
+    let last: { id: number; m: JobMessage } | undefined;
+    for (const w of pool)
+      for (const r of w.running) {
+        if (Atomics.load(r.m.status, 0) !== JOB.PENDING) continue;
+        if (todo[r.id]!.source === source) return claimJob(r.m) ? r.m : undefined;
+        if (!last || r.id > last.id) last = r;
+      }
+    return last && claimJob(last.m) ? last.m : undefined;
+  };
+  /** Blocks until `done`, clustering queued jobs on this thread rather than sleeping while there are any. */
+  const waitUntil = (done: () => boolean, source?: string) => {
     while (!done()) {
       const seen = Atomics.load(signal, 0);
-      if (!collectFinished()) Atomics.wait(signal, 0, seen, 1000);
+      if (collectFinished()) continue;
+      const job = claimQueued(source);
+      if (!job) {
+        Atomics.wait(signal, 0, seen, 1000);
+        continue;
+      }
+      const before = clusteringClock();
+      takenOver++;
+      runClusterJob(job);
+      clusteredHere += clusteringClock() - before;
     }
   };
   timed(() => {
@@ -281,9 +342,12 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     waitFor: (source) =>
       timed(() => {
         if (!into.has(source) && !todo.some((j) => j.source === source)) throw new Error(`internal: no clustering job for ${source}`);
-        waitUntil(() => into.has(source));
+        waitUntil(() => into.has(source), source);
       }),
     finish: () => timed(() => waitUntil(() => received === todo.length), true),
     cancel: stop,
+    get takenOver() {
+      return takenOver;
+    },
   };
 }

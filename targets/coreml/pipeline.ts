@@ -12,6 +12,5 @@ export const coremlPipeline: Pipeline = {
     { pass: "split-einsum-attention", options: { layout: "nchw", form: "einsum" } },
     { pass: "relayout-nchw" },
     { pass: "transpose-elimination" },
-    { pass: "cse" },
   ],
 };

@@ -13,7 +13,6 @@ export const onnxPipeline: Pipeline = {
     { pass: "lower-qk-norm", options: { layout: "tokens" } },
     { pass: "split-einsum-attention", options: { layout: "tokens", form: "matmul", scoreBytes: 4 } },
     { pass: "transpose-elimination" },
-    { pass: "cse" },
   ],
 };
 

@@ -19,7 +19,6 @@ export const tflitePipeline: Pipeline = {
     { pass: "transpose-elimination" },
     { pass: "depth-to-space-dcr" },
     { pass: "lut-to-gather" },
-    { pass: "cse" },
   ],
 };
 

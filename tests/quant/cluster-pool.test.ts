@@ -128,6 +128,45 @@ test("in the background, clustering runs while this thread works; finish stores 
   expect(() => dropped.finish()).toThrow(/used after it stopped/);
 });
 
+test("a caller that waits clusters queued jobs itself (the one it waits for first), with the same results", () => {
+  // 8-bit clusterings over many distinct values: each takes the one worker a while
+  const big = Array.from({ length: 8 }, (_, i): ClusterJob => {
+    const w = randomTensor([128, 512], 700 + i);
+    return { source: `big ${i}`, plan: clusterPlan([128, 512], 1, 8, { groupSize: 0 }, undefined), load: () => w.data.slice() };
+  });
+  const want = new Map(big.map((j) => [j.source, clusterGroups(j.load(), j.plan)]));
+  const check = (got: Map<string, Palettized>) => {
+    for (const [name, p] of want) {
+      expect(got.get(name)!.indices, name).toEqual(p.indices);
+      expect(got.get(name)!.lut, name).toEqual(p.lut);
+      expect(got.get(name)!.sse, name).toBe(p.sse);
+    }
+  };
+  // a job waited for while the worker is still on the first: this thread takes that one, and only it
+  const into = new Map<string, Palettized>();
+  const pool = openClusterPool(into, 1);
+  pool.add(big);
+  pool.waitFor("big 3");
+  expect(into.has("big 3")).toBe(true);
+  expect(pool.takenOver).toBe(1);
+  pool.finish();
+  check(into);
+  // finish takes the queue's tail while the worker works from its head
+  const all = new Map<string, Palettized>(), before = clusteringClock();
+  const run = startClustering(big, all, 1);
+  run.finish();
+  expect(run.takenOver).toBeGreaterThan(0);
+  expect(run.takenOver).toBeLessThan(big.length);
+  check(all);
+  expect(clusteringClock() - before).toBeGreaterThan(0);
+  // an error in a job run here surfaces as the worker's would
+  const m = randomTensor([512], 800).data;
+  const weighted = clusterPlan([128, 512], 1, 8, { groupSize: 0, weighted: true }, { mean: Float64Array.from(m), meanSq: Float64Array.from(m, (x) => x * x + 0.1) });
+  const bad = startClustering([...big.slice(0, 3), { ...big[3]!, source: "bad", plan: { ...weighted, layout: { ...weighted.layout, inPerRow: 511 } } }], new Map(), 1);
+  expect(() => bad.finish()).toThrow(/channel layout covers/);
+  expect(bad.takenOver).toBeGreaterThanOrEqual(1);
+});
+
 test("a pool takes jobs as they come: poll stores what is done, waitFor blocks for one, finish for the rest", () => {
   const all = jobs();
   const want = new Map<string, Palettized>();
