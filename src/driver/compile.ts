@@ -315,8 +315,7 @@ function runCompile(o: CompileOptions): CompileResult {
     try {
       const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
       const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
-      // each target is written as soon as it is lowered: its graph is dropped before the next
-      // one is built (three lowered full-preset graphs at once kept the collector busier)
+      // each target is written as soon as it is lowered, so at most one lowered graph is alive
       let t0: number;
       for (const target of o.targets) {
         o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
