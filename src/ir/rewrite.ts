@@ -120,6 +120,9 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
   const map = new Map<Value, Value>();
   const ctx: RewriteContext = { b, ...lookups };
   const remap = (v: Value) => map.get(v) ?? v;
+  // a node none of whose operands was replaced keeps its own operand array, and a rule's
+  // candidate it did not rewrite is kept itself, not a copy (nodes are immutable)
+  const remapAll = (vs: readonly Value[]) => (vs.some((v) => map.has(v)) ? vs.map(remap) : vs);
   for (const v of g.inputs) b.adoptInput(v);
   // nothing before the first match changes: those nodes are kept as they are
   for (let at = 0; at < first; at++) b.adoptNode(g.nodes[at]!, g.nodes[at]!.inputs);
@@ -132,14 +135,14 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
   };
   for (let at = first; at < g.nodes.length; at++) {
     const node = g.nodes[at]!;
-    const inputs = node.inputs.map(remap);
+    const inputs = remapAll(node.inputs);
     const candidates = byKind.get(node.kind);
     if (!candidates) {
       b.adoptNode(node, inputs);
       flushNew();
       continue;
     }
-    const cand = { ...node, inputs } as Node;
+    const cand = inputs === node.inputs ? node : ({ ...node, inputs } as Node);
     let replaced = false;
     for (const r of candidates) {
       const m = r.match(cand as never, ctx);
@@ -163,7 +166,7 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
       break;
     }
     if (!replaced) {
-      b.adoptNode(cand, cand.inputs);
+      b.adoptNode(node, inputs);
       flushNew();
     }
   }
