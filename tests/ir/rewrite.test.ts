@@ -60,16 +60,18 @@ test("a match may not build: the driver says which pass broke the rule", () => {
   expect(() => applyRules(negations(), [impure], { pass: "impure-pass" })).toThrow(/pass impure-pass: a rule's match used the builder/);
 });
 
-test("a node after a rewrite that reads none of the rewritten values is kept as it is, though its position moved", () => {
+test("a node after a rewrite that reads none of the rewritten values is kept as it is (a rule's refusing candidate too), though its position moved", () => {
   // x -> exp -> neg -> neg -> sqrt ; x -> tanh : the negations cancel, the tanh reads only x
   const b = new GraphBuilder();
   const x = b.input("x", { dtype: "f32", shape: [3] });
   const y = b.op("sqrt", [b.op("neg", [b.op("neg", [b.op("exp", [x], {})], {})], {})], {});
   const z = b.op("tanh", [x], {});
-  const g = b.finish([y, z]);
+  const w = b.op("neg", [z], {}); // a candidate of the rule that refuses: kept as it is too
+  const g = b.finish([y, w]);
   const { graph } = applyRules(g, [cancelNeg], { pass: "test" });
-  expect(graph.nodes.map((n) => n.kind)).toEqual(["exp", "sqrt", "tanh"]);
+  expect(graph.nodes.map((n) => n.kind)).toEqual(["exp", "sqrt", "tanh", "neg"]);
   expect(graph.nodes[2]).toBe(g.nodes[4]); // the same object, now at index 2
+  expect(graph.nodes[3]).toBe(g.nodes[5]);
   expect(graph.nodes[1]).not.toBe(g.nodes[3]); // sqrt reads the exp now: a new node
   expect(graph.nodes[1]!.inputs[0]).toBe(graph.nodes[0]!.outputs[0]);
 });
