@@ -6,7 +6,7 @@
 import { Worker } from "node:worker_threads";
 import { compiledModule } from "./project.js";
 
-/** Job states in shared memory. */
+/** Job states in shared memory (the cluster pool's job status words take them too, src/quant/cluster-pool.ts). */
 export const JOB = { FREE: 0, CLAIMED: 1, DONE: 2, FAILED: 3 } as const;
 
 /** The counter [next job] and one state word per job, as the helper receives them. */

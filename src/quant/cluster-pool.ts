@@ -12,6 +12,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { rememberPackedU4 } from "../io/encode.js";
+import { JOB } from "../io/helper-jobs.js";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, type ClusterPlan } from "./layer.js";
@@ -38,11 +39,6 @@ export interface BiasCorrection {
   into: Map<string, Float32Array>;
 }
 
-/**
- * Status word of a job: claimed (compare-and-exchange from PENDING) by the worker it was sent to,
- * or by the caller when it takes the job over, then DONE or FAILED.
- */
-export const JOB = { PENDING: 0, CLAIMED: 1, DONE: 2, FAILED: 3 } as const;
 /** Bytes of an error's text a worker can hand back. */
 export const ERROR_BYTES = 1024;
 
@@ -64,8 +60,12 @@ export interface JobMessage {
   error: Uint8Array;
 }
 
-/** Claims a job for this thread; false when another thread has it. */
-export const claimJob = (m: JobMessage): boolean => Atomics.compareExchange(m.status, 0, JOB.PENDING, JOB.CLAIMED) === JOB.PENDING;
+/**
+ * Claims a job for this thread; false when another thread has it. A job's status word takes the
+ * states of src/io/helper-jobs.ts: FREE until the worker it was sent to, or the caller taking it
+ * over, claims it (compare-and-exchange), then DONE or FAILED.
+ */
+export const claimJob = (m: JobMessage): boolean => Atomics.compareExchange(m.status, 0, JOB.FREE, JOB.CLAIMED) === JOB.FREE;
 
 /** Clusters a claimed job into its shared buffers and sets its status (an error goes into them too). */
 export function runClusterJob(m: JobMessage): void {
@@ -254,7 +254,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       for (let i = 0; i < w.running.length; ) {
         const r = w.running[i]!;
         const status = Atomics.load(r.m.status, 0);
-        if (status === JOB.PENDING || status === JOB.CLAIMED) {
+        if (status === JOB.FREE || status === JOB.CLAIMED) {
           i++;
           continue;
         }
@@ -301,7 +301,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     let last: { id: number; m: JobMessage } | undefined;
     for (const w of pool)
       for (const r of w.running) {
-        if (Atomics.load(r.m.status, 0) !== JOB.PENDING) continue;
+        if (Atomics.load(r.m.status, 0) !== JOB.FREE) continue;
         if (todo[r.id]!.source === source) return claimJob(r.m) ? r.m : undefined;
         if (!last || r.id > last.id) last = r;
       }
