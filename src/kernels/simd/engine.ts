@@ -165,7 +165,7 @@ class Engine {
 
   /** Stores how long its threads poll before they sleep (read by each wait, here and in the workers). */
   setSpin(): void {
-    Atomics.store(this.ctl, CTL.SPIN_US, spinMicros());
+    Atomics.store(this.ctl, CTL.SPIN_US, engineSpinMicros());
   }
 
   setThreads(n: number): void {
@@ -428,10 +428,8 @@ export function threadsBesideEngine(delta: number): void {
 
 /** How long the engine's threads poll before they sleep now, in microseconds. */
 export function engineSpinMicros(): number {
-  return spinMicros();
+  return Math.round((threadsBeside > 0 ? SHARED_SPIN_MS : SPIN_MS) * 1000);
 }
-
-const spinMicros = () => Math.round((threadsBeside > 0 ? SHARED_SPIN_MS : SPIN_MS) * 1000);
 
 /** Threads the fast kernels use from now on (default: the machine's cores). */
 export function setThreads(n: number): void {
