@@ -8,7 +8,7 @@
 // not read is read again on this thread, which raises the usual error (naming file and tensor).
 import { closeSync, openSync } from "node:fs";
 import { fail } from "../diagnostics.js";
-import { jobBoard, startHelper, takeJobs, type JobBoard } from "../io/helper-jobs.js";
+import { jobBoard, runWithHelper, takeJobs, type JobBoard } from "../io/helper-jobs.js";
 import { readFullyAt } from "../io/read.js";
 import type { TensorEntry } from "./safetensors.js";
 
@@ -61,69 +61,37 @@ export interface PrefetchItem {
   counted: (bytes: number) => void;
 }
 
-/** Reads under way on a helper thread: `join` finishes them into the cache, `cancel` drops them. */
-export interface PendingPrefetch {
-  /** Reads what the helper has not, waits for the rest, puts every tensor in the cache; returns the bytes read. */
-  join(): number;
-  /** Stops the helper after the tensor it is reading; nothing goes into the cache. */
-  cancel(): void;
-}
-
-/**
- * Starts reading every item `cache` lacks on one helper thread, when `threads` allows one and
- * there is more than one tensor to read, while this thread goes on with other work; this
- * thread's share is done at `join`. Compile reads the next width's tensors this way while it
- * writes the current width's artifacts.
- */
-export function startPrefetch(items: readonly PrefetchItem[], cache: Map<string, Uint8Array>, threads = 2): PendingPrefetch {
-  const todo: PrefetchItem[] = [];
-  const keys = new Set<string>();
-  for (const it of items) if (!cache.has(it.key) && !keys.has(it.key)) (keys.add(it.key), todo.push(it));
-  if (!todo.length) return { join: () => 0, cancel: () => {} };
-  const work: ReadWork = {
-    jobs: todo.map((it) => ({ file: it.file, offset: it.offset, length: it.entry.end - it.entry.begin, into: new SharedArrayBuffer(it.entry.end - it.entry.begin) })),
-    board: jobBoard(todo.length),
-  };
-  const helper = startHelper(todo.length, threads, { module: "src/checkpoint/prefetch-worker.js", data: work });
-  let settled = false;
-  const settle = () => {
-    if (settled) throw new Error("internal: a prefetch is joined or cancelled once");
-    settled = true;
-  };
-  return {
-    join() {
-      settle();
-      const fds = new Map<string, number>();
-      let bytes = 0;
-      try {
-        helper.join(
-          (i) => readJob(work.jobs[i]!, fds),
-          (i, ok) => {
-            const it = todo[i]!;
-            const data = ok ? new Uint8Array(work.jobs[i]!.into) : it.readAgain();
-            if (ok) it.counted(data.byteLength);
-            cache.set(it.key, data);
-            bytes += data.byteLength;
-          },
-          HELPER_TENSOR_MS,
-          (i) => fail("fileUnreadable", { file: todo[i]!.file, problem: `reading tensor "${todo[i]!.entry.name}" took over ${HELPER_TENSOR_MS / 60_000} minutes` }),
-        );
-      } finally {
-        for (const fd of fds.values()) closeSync(fd);
-      }
-      return bytes;
-    },
-    cancel() {
-      settle();
-      helper.stop();
-    },
-  };
-}
-
 /**
  * Reads every item `cache` lacks into it, with one helper thread when `threads` allows one and
  * there is more than one tensor to read. Returns the bytes read.
  */
 export function prefetchInto(items: readonly PrefetchItem[], cache: Map<string, Uint8Array>, threads = 2): number {
-  return startPrefetch(items, cache, threads).join();
+  const todo: PrefetchItem[] = [];
+  const keys = new Set<string>();
+  for (const it of items) if (!cache.has(it.key) && !keys.has(it.key)) (keys.add(it.key), todo.push(it));
+  if (!todo.length) return 0;
+  const work: ReadWork = {
+    jobs: todo.map((it) => ({ file: it.file, offset: it.offset, length: it.entry.end - it.entry.begin, into: new SharedArrayBuffer(it.entry.end - it.entry.begin) })),
+    board: jobBoard(todo.length),
+  };
+  const fds = new Map<string, number>();
+  let bytes = 0;
+  try {
+    runWithHelper(
+      todo.length, threads, { module: "src/checkpoint/prefetch-worker.js", data: work },
+      (i) => readJob(work.jobs[i]!, fds),
+      (i, ok) => {
+        const it = todo[i]!;
+        const data = ok ? new Uint8Array(work.jobs[i]!.into) : it.readAgain();
+        if (ok) it.counted(data.byteLength);
+        cache.set(it.key, data);
+        bytes += data.byteLength;
+      },
+      HELPER_TENSOR_MS,
+      (i) => fail("fileUnreadable", { file: todo[i]!.file, problem: `reading tensor "${todo[i]!.entry.name}" took over ${HELPER_TENSOR_MS / 60_000} minutes` }),
+    );
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
+  return bytes;
 }

@@ -12,7 +12,6 @@ import { widthTag, type Width } from "../model/config.js";
 import { paramCount, specsForWidth } from "../model/params.js";
 import { makeWidthSlices, withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
-import type { PendingPrefetch } from "../checkpoint/prefetch.js";
 import { SliceStore } from "../model/slice-store.js";
 import { configJson } from "./init.js";
 import { graphStats } from "./inspect.js";
@@ -267,119 +266,101 @@ function runCompile(o: CompileOptions): CompileResult {
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
   const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
-  // reads started for the next width; it joins them, so after a failure only they are left
-  let nextReads: PendingPrefetch | undefined;
-  try {
-    for (const [at, width] of o.widths.entries()) {
-      const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
-      latentSize = model.latentSize;
-      // the width's tensors into the cache at once, on two threads: read between the forwards'
-      // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
-      // (most of them read already on a helper while the previous width was written)
-      if (cached)
-        timedRead(() => {
-          const started = nextReads;
-          nextReads = undefined;
-          started?.join();
-          cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads);
-        });
-      // and its slices, before the probe's forward starts the cluster pool beside it, on two threads
-      timedRead(() => makeWidthSlices(source, width, engineInfo().threads));
-      const before = graphStats(model.graph).ops;
-      let palettize: PipelineEntry[] = [];
-      let background: ClusterRun | undefined;
-      if (quantize.mode !== "none") {
-        const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
-        const planReads = reads(), planClustering = clusteringClock();
-        const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
-        qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
-        if (plan.stats) statsByWidth.set(width, plan.stats);
-        widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
-        timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
-        clock.statistics += plan.seconds.statistics;
-        clock.probe += plan.seconds.probe;
-        clock.forward += plan.seconds.statistics + plan.seconds.probe - (reads() - planReads) - (clusteringClock() - planClustering);
-        // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
-        // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
-        const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
-        palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
-        if (plan.entry.pass === "palettize") {
-          // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
-          // the workers, with the pass' own options, and run while this thread lowers and writes
-          // the targets. When the probe clustered the 4-bit layers, one worker fewer than threads:
-          // this thread keeps a core busy (on 2 cores, two workers made the full preset's lowering
-          // and writing 2-3 s slower), and clusters queued weights itself whenever it waits
-          const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
-          const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
-          const workers = plan.clustered ? Math.max(1, engineInfo().threads - 1) : engineInfo().threads;
-          const run = startClustering(jobs, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
-          // the emitters wait for each weight's clustering as they reach it, so the workers go on
-          // clustering while the first target is written
-          const onWorkers = new Set(jobs.map((j) => j.source));
-          shared.ready = (source) => {
-            if (onWorkers.has(source)) run.waitFor(source);
-          };
-          background = run;
-          clock.writing += since(t0);
-        }
-      }
-      try {
-        const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
-        const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
-        // every target is lowered before the first is written: lowering needs no clustering, so
-        // the cluster workers get that long a start on the weights the first target's writing
-        // waits for (~0.5 s less for the full preset than writing each target as it is lowered).
-        // Lowered graphs hold their weights lazily; each is dropped once written.
-        let t0 = performance.now();
-        const lowered = new Map<string, Graph>();
-        for (const target of o.targets) {
-          o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
-          lowered.set(target, lowering.lower(target));
-        }
-        clock.lowering += since(t0);
-        for (const target of o.targets) {
-          const precision = precisionOf(target);
-          const g = lowered.get(target)!;
-          lowered.delete(target);
-          const backend = BACKENDS[target]!;
-          const stats = graphStats(g);
-          const dir = outputDir(o.out, widthTag(width));
-          const path = join(dir, backend.artifact);
-          const step = `${target} w${width}: writing ${path}`;
-          t0 = performance.now();
-          const r = backend.emit(g, path, {
-            onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
-            ...(o.externalData ? { externalData: o.externalData } : {}),
-            ...(o.deployment ? { deployment: o.deployment } : {}),
-            metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
-          });
-          clock.writing += since(t0);
-          // the next width's tensors are read on a helper while this thread lowers and writes the
-          // other targets: the first target waited for every clustering, so no worker needs the core
-          const next = o.widths[at + 1];
-          if (cached && next !== undefined && !nextReads) nextReads = cached.prefetchLater(specsForWidth(o.source.config, next).map((s) => s.name), engineInfo().threads);
-          artifacts.push({
-            target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
-            params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
-            opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
-            ...(r.transposes ? { fileTransposes: r.transposes } : {}),
-            constants: constantBytes(g, precision, r.bytes),
-          });
-        }
-        // every clustering was waited for by the emitters; this stops the workers
-        t0 = performance.now();
-        background?.finish();
+  for (const [at, width] of o.widths.entries()) {
+    const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
+    latentSize = model.latentSize;
+    // the width's tensors into the cache at once, on two threads: read between the forwards'
+    // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
+    if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
+    // and its slices, before the probe's forward starts the cluster pool beside it, on two threads
+    timedRead(() => makeWidthSlices(source, width, engineInfo().threads));
+    const before = graphStats(model.graph).ops;
+    let palettize: PipelineEntry[] = [];
+    let background: ClusterRun | undefined;
+    if (quantize.mode !== "none") {
+      const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
+      const planReads = reads(), planClustering = clusteringClock();
+      const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
+      qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
+      if (plan.stats) statsByWidth.set(width, plan.stats);
+      widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
+      timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
+      clock.statistics += plan.seconds.statistics;
+      clock.probe += plan.seconds.probe;
+      clock.forward += plan.seconds.statistics + plan.seconds.probe - (reads() - planReads) - (clusteringClock() - planClustering);
+      // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
+      // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
+      const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
+      palettize = [plan.entry.pass === "palettize" ? { ...plan.entry, options: { ...plan.entry.options, shared } } : plan.entry];
+      if (plan.entry.pass === "palettize") {
+        // the width's other clusterings (its 8-bit layers; every layer for k4 and k8) start now on
+        // the workers, with the pass' own options, and run while this thread lowers and writes
+        // the targets. When the probe clustered the 4-bit layers, one worker fewer than threads:
+        // this thread keeps a core busy (on 2 cores, two workers made the full preset's lowering
+        // and writing 2-3 s slower), and clusters queued weights itself whenever it waits
+        const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
+        const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
+        const workers = plan.clustered ? Math.max(1, engineInfo().threads - 1) : engineInfo().threads;
+        const run = startClustering(jobs, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        // the emitters wait for each weight's clustering as they reach it, so the workers go on
+        // clustering while the first target is written
+        const onWorkers = new Set(jobs.map((j) => j.source));
+        shared.ready = (source) => {
+          if (onWorkers.has(source)) run.waitFor(source);
+        };
+        background = run;
         clock.writing += since(t0);
-      } finally {
-        background?.cancel();
-        // the width's graphs and cluster jobs are done with its slices: a narrower width to come
-        // reuses their memory, otherwise it goes
-        if (o.widths.slice(at + 1).some((w) => w < 1)) slices?.reset();
-        else slices?.release();
       }
     }
-  } finally {
-    nextReads?.cancel();
+    try {
+      const precisionOf = (target: string): Precision => (o.precision === "auto" ? (BACKENDS[target]!.defaultPrecision ?? "fp32") : o.precision);
+      const lowering = sharedPrefixLowering(model.graph, Object.fromEntries(o.targets.map((t) => [t, { fp16: precisionOf(t) === "fp16", before: palettize }])));
+      // every target is lowered before the first is written: lowering needs no clustering, so
+      // the cluster workers get that long a start on the weights the first target's writing
+      // waits for. Lowered graphs hold their weights lazily; each is dropped once written.
+      let t0 = performance.now();
+      const lowered = new Map<string, Graph>();
+      for (const target of o.targets) {
+        o.onProgress?.({ step: `${target} w${width}: lowering`, done: 0, total: 1, unit: "pipeline" });
+        lowered.set(target, lowering.lower(target));
+      }
+      clock.lowering += since(t0);
+      for (const target of o.targets) {
+        const precision = precisionOf(target);
+        const g = lowered.get(target)!;
+        lowered.delete(target);
+        const backend = BACKENDS[target]!;
+        const stats = graphStats(g);
+        const dir = outputDir(o.out, widthTag(width));
+        const path = join(dir, backend.artifact);
+        const step = `${target} w${width}: writing ${path}`;
+        t0 = performance.now();
+        const r = backend.emit(g, path, {
+          onProgress: (done, total) => o.onProgress?.({ step, done, total, unit: target === "coreml" ? "ops" : "weights" }),
+          ...(o.externalData ? { externalData: o.externalData } : {}),
+          ...(o.deployment ? { deployment: o.deployment } : {}),
+          metadata: { "ditc.width": String(width), "ditc.precision": o.precision, "ditc.config": configJson(o.source.config) },
+        });
+        clock.writing += since(t0);
+        artifacts.push({
+          target, width, path: relative(o.out, path), files: r.files.map((f) => relative(o.out, f)), bytes: r.bytes, precision,
+          params: paramCount(o.source.config, width), pipeline: ["slice-width", ...palettize.map((e) => e.pass), ...pipelinePasses(target, precision === "fp16")],
+          opsBefore: before, opsAfter: stats.ops, transposes: stats.transposes, maxRank: stats.maxRank,
+          ...(r.transposes ? { fileTransposes: r.transposes } : {}),
+          constants: constantBytes(g, precision, r.bytes),
+        });
+      }
+      // every clustering was waited for by the emitters; this stops the workers
+      t0 = performance.now();
+      background?.finish();
+      clock.writing += since(t0);
+    } finally {
+      background?.cancel();
+      // the width's graphs and cluster jobs are done with its slices: a narrower width to come
+      // reuses their memory, otherwise it goes
+      if (o.widths.slice(at + 1).some((w) => w < 1)) slices?.reset();
+      else slices?.release();
+    }
   }
   const report: CompileReport = {
     ditc: "0.1.0",

@@ -35,55 +35,13 @@ export function takeJobs(board: JobBoard, count: number, run: (i: number) => voi
 }
 
 /**
- * A helper thread started on a board's jobs, which this thread joins later (or never: `stop`).
- * Started well before the join, the helper does the jobs while this thread works on something
- * else; joined at once, it is runWithHelper.
+ * Runs `count` jobs on this thread and, when `threads` > 1 and there is more than one, a helper
+ * started from `helper.module` (a compiled module's path, "src/... .js") with `helper.data`,
+ * which takes jobs off the same board. `ownWork`, if given, is work only this thread can do: it
+ * runs while the helper starts, before this thread takes jobs. Returns once every job is
+ * finished: `finish(i, ok)` is called for each in order, `ok` false for one the helper failed. A
+ * job the helper holds for more than `jobMs` raises `timedOut(i)`.
  */
-export interface StartedHelper {
-  /**
-   * Runs `ownWork` (work only this thread can do), takes every job still left, then waits for
-   * the helper's: `finish(i, ok)` is called for each job in order, `ok` false for one the helper
-   * failed. A job the helper holds for more than `jobMs` raises `timedOut(i)`.
-   */
-  join(run: (i: number) => void, finish: (i: number, ok: boolean) => void, jobMs: number, timedOut: (i: number) => Error, ownWork?: () => void): void;
-  /** Leaves the jobs unfinished: the helper takes no more and ends after the one it holds. */
-  stop(): void;
-}
-
-/**
- * Starts a helper from `helper.module` (a compiled module's path, "src/... .js") with
- * `helper.data` on `count` jobs, when `threads` > 1 and there is more than one; otherwise every
- * job is left to this thread's join.
- */
-export function startHelper(count: number, threads: number, helper: { module: string; data: { board: JobBoard } }): StartedHelper {
-  const { board } = helper.data;
-  const worker = threads > 1 && count > 1 ? new Worker(compiledModule(helper.module), { workerData: helper.data, execArgv: [] }) : undefined;
-  worker?.unref();
-  worker?.on("error", () => {}); // a helper that fails to start leaves its jobs FREE: this thread takes them
-  // past the last job, the helper's next take ends its loop (it closes its files on the way out)
-  const stop = () => void Atomics.add(board.next, 0, count);
-  return {
-    join(run, finish, jobMs, timedOut, ownWork) {
-      try {
-        ownWork?.();
-        takeJobs(board, count, run);
-        for (let i = 0; i < count; i++) {
-          // every job is taken now; one the helper took may not say so yet (FREE) or be under way
-          const deadline = performance.now() + jobMs;
-          for (let s = Atomics.load(board.states, i); s === JOB.FREE || s === JOB.CLAIMED; s = Atomics.load(board.states, i))
-            if (Atomics.wait(board.states, i, s, Math.max(0, deadline - performance.now())) === "timed-out") throw timedOut(i);
-          finish(i, Atomics.load(board.states, i) === JOB.DONE);
-        }
-      } finally {
-        stop();
-        void worker?.terminate();
-      }
-    },
-    stop,
-  };
-}
-
-/** Runs `count` jobs on this thread and a helper that starts now (startHelper, then its join at once). */
 export function runWithHelper(
   count: number,
   threads: number,
@@ -94,5 +52,21 @@ export function runWithHelper(
   timedOut: (i: number) => Error,
   ownWork?: () => void,
 ): void {
-  startHelper(count, threads, helper).join(run, finish, jobMs, timedOut, ownWork);
+  const { board } = helper.data;
+  const worker = threads > 1 && count > 1 ? new Worker(compiledModule(helper.module), { workerData: helper.data, execArgv: [] }) : undefined;
+  worker?.unref();
+  worker?.on("error", () => {}); // a helper that fails to start leaves its jobs FREE: this thread takes them
+  try {
+    ownWork?.();
+    takeJobs(board, count, run);
+    for (let i = 0; i < count; i++) {
+      // every job is taken now; one the helper took may not say so yet (FREE) or be under way
+      const deadline = performance.now() + jobMs;
+      for (let s = Atomics.load(board.states, i); s === JOB.FREE || s === JOB.CLAIMED; s = Atomics.load(board.states, i))
+        if (Atomics.wait(board.states, i, s, Math.max(0, deadline - performance.now())) === "timed-out") throw timedOut(i);
+      finish(i, Atomics.load(board.states, i) === JOB.DONE);
+    }
+  } finally {
+    void worker?.terminate();
+  }
 }

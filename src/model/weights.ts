@@ -2,7 +2,7 @@
 // stored tensor becomes the constant of a width-w sub-network (docs/model.md, elastic widths slicing).
 import { fail } from "../diagnostics.js";
 import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js";
-import { startPrefetch, type PendingPrefetch } from "../checkpoint/prefetch.js";
+import { prefetchInto } from "../checkpoint/prefetch.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
 import { decodeF16 } from "../kernels/fp16.js";
@@ -42,8 +42,6 @@ export interface Checkpoint extends WeightSource {
 export interface CachedCheckpoint extends Checkpoint {
   /** reads these tensors into the cache at once, on two threads when `threads` > 1 (src/checkpoint/prefetch.ts); returns the bytes read */
   prefetch(names: readonly string[], threads?: number): number;
-  /** starts reading these tensors on a helper thread while this one goes on; `join` puts them in the cache */
-  prefetchLater(names: readonly string[], threads?: number): PendingPrefetch;
 }
 
 /**
@@ -57,8 +55,7 @@ export function withReadCache(ck: Checkpoint): CachedCheckpoint {
     ...ck,
     read: (spec) => ck.file.readFloat(spec.name, cache),
     readF16: (spec) => ck.file.readF16(spec.name, cache),
-    prefetch: (names, threads) => startPrefetch(ck.file.prefetchItems(names), cache, threads).join(),
-    prefetchLater: (names, threads) => startPrefetch(ck.file.prefetchItems(names), cache, threads),
+    prefetch: (names, threads) => prefetchInto(ck.file.prefetchItems(names), cache, threads),
     close: () => (cache.clear(), ck.close()),
   };
 }

@@ -1,14 +1,11 @@
 // Prefetching a width's tensors on two threads (src/checkpoint/prefetch.ts): the cache then holds
 // exactly the bytes the ordinary reads give, each tensor is read once and counted once, and a
-// tensor the helper cannot read is read again the ordinary way, with its usual error. Reads
-// started on the helper alone (compile's next width) are the same bytes once joined, and none
-// once cancelled.
+// tensor the helper cannot read is read again the ordinary way, with its usual error.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { prefetchInto, startPrefetch, type PrefetchItem, type ReadWork } from "../../src/checkpoint/prefetch.js";
-import { JOB, jobBoard, startHelper, takeJobs } from "../../src/io/helper-jobs.js";
+import { prefetchInto, type PrefetchItem } from "../../src/checkpoint/prefetch.js";
 import { writeSafetensors } from "../../src/checkpoint/safetensors.js";
 import { specsForWidth } from "../../src/model/params.js";
 import { openCheckpoint, withReadCache } from "../../src/model/weights.js";
@@ -72,56 +69,5 @@ describe("a tensor the prefetch cannot read", () => {
 
   test("the ordinary read's error is the one raised", () => {
     expect(() => prefetchInto([item("x", join(dir, "no-such-file"), 8, () => { throw new Error("tensor x: the usual diagnostic"); }), item("y", file, 8, () => new Uint8Array(8))], new Map())).toThrow(/the usual diagnostic/);
-  });
-});
-
-describe("reads started on the helper alone", () => {
-  const file = join(dir, "later.safetensors");
-  beforeAll(() => expect(ditcSync("init", "--preset", "micro", "--seed", "4", "--dtype", "f16", "--out", file).code).toBe(0));
-
-  test("the helper reads every tensor while this thread waits, before any join", () => {
-    const ck = openCheckpoint(file);
-    const items = ck.file.prefetchItems(specsForWidth(ck.config, 1).map((s) => s.name));
-    const work: ReadWork = { jobs: items.map((it) => ({ file: it.file, offset: it.offset, length: it.entry.end - it.entry.begin, into: new SharedArrayBuffer(it.entry.end - it.entry.begin) })), board: jobBoard(items.length) };
-    const helper = startHelper(items.length, 2, { module: "src/checkpoint/prefetch-worker.js", data: work });
-    for (let i = 0; i < items.length; i++)
-      for (let s = Atomics.load(work.board.states, i); s !== JOB.DONE; s = Atomics.load(work.board.states, i)) {
-        expect(s).not.toBe(JOB.FAILED);
-        expect(Atomics.wait(work.board.states, i, s, 30_000)).not.toBe("timed-out");
-      }
-    const finished: boolean[] = [];
-    helper.join(() => { throw new Error("no job should be left for this thread"); }, (i, ok) => finished.push(ok), 30_000, () => new Error("timed out"));
-    expect(finished).toEqual(items.map(() => true));
-    for (const [i, it] of items.entries()) expect(Buffer.from(work.jobs[i]!.into).equals(Buffer.from(it.readAgain()))).toBe(true);
-    ck.close();
-  });
-
-  test("joined, the cache holds what a prefetch reads; cancelled, nothing, and the tensors are read later", () => {
-    const ck = openCheckpoint(file), names = specsForWidth(ck.config, 1).map((s) => s.name);
-    const reference = new Map<string, Uint8Array>();
-    prefetchInto(ck.file.prefetchItems(names), reference, 1);
-    const stored = ck.file.bytesRead;
-    const cache = new Map<string, Uint8Array>();
-    const cancelled = startPrefetch(ck.file.prefetchItems(names), cache, 2);
-    cancelled.cancel();
-    expect(cache.size).toBe(0);
-    expect(ck.file.bytesRead).toBe(stored); // a cancelled read is not counted
-    expect(() => cancelled.join()).toThrow(/once/);
-    const pending = startPrefetch(ck.file.prefetchItems(names), cache, 2);
-    expect(pending.join()).toBe(stored);
-    expect(ck.file.bytesRead).toBe(2 * stored);
-    expect([...cache.keys()].sort()).toEqual([...reference.keys()].sort());
-    for (const [k, v] of reference) expect(Buffer.from(cache.get(k)!).equals(Buffer.from(v)), k).toBe(true);
-    ck.close();
-  });
-
-  test("a stopped board gives no job to whoever takes next", () => {
-    const board = jobBoard(5);
-    const helper = startHelper(5, 1, { module: "src/checkpoint/prefetch-worker.js", data: { board, jobs: [] } });
-    helper.stop();
-    let taken = 0;
-    takeJobs(board, 5, () => taken++);
-    expect(taken).toBe(0);
-    expect([...board.states]).toEqual([JOB.FREE, JOB.FREE, JOB.FREE, JOB.FREE, JOB.FREE]);
   });
 });
