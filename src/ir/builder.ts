@@ -6,6 +6,7 @@ import { opDef, type AttrsOf, type OpKind } from "../ops/index.js";
 import type { ConstRole, ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
 import { typeStr } from "./graph.js";
 import type { Tensor } from "../kernels/tensor.js";
+import { markInferred } from "./verify.js";
 
 export class GraphBuilder {
   private nextId: number;
@@ -80,22 +81,24 @@ export class GraphBuilder {
 
   /** Adds one node; returns all its results. */
   add<K extends OpKind>(kind: K, inputs: readonly Value[], attrs: AttrsOf<K>): Value[] {
-    const def = opDef(kind);
-    const where = `${kind}${this.scope ? ` in ${this.scope}` : ""}`;
+    const def = opDef(kind), scope = this.scope;
+    const where = () => `${kind}${scope ? ` in ${scope}` : ""}`;
     const [lo, hi] = arityRange(def.operands);
     if (inputs.length < lo || inputs.length > hi)
-      throw fail("opType", { node: where, problem: `takes ${lo === hi ? lo : `${lo}..${hi}`} operands (${def.operands.join(", ")}), got ${inputs.length}` });
+      throw fail("opType", { node: where(), problem: `takes ${lo === hi ? lo : `${lo}..${hi}`} operands (${def.operands.join(", ")}), got ${inputs.length}` });
     let types: TensorType[];
     try {
       types = def.infer(inputs.map((v) => v.type), attrs);
     } catch (e) {
       if (e instanceof OpTypeError)
-        throw fail("opType", { node: where, problem: `${e.message} (operands ${inputs.map((v) => typeStr(v.type)).join(", ")})` });
+        throw fail("opType", { node: where(), problem: `${e.message} (operands ${inputs.map((v) => typeStr(v.type)).join(", ")})` });
       throw e;
     }
     const outputs = types.map((t) => this.newValue(t));
     const node = { id: this.nodes.length, kind, inputs: [...inputs], attrs, outputs } as unknown as Node;
-    if (this.scope) node.scope = this.scope;
+    if (scope) node.scope = scope;
+    // the verifier after the pass need not infer these types again
+    markInferred(node);
     this.nodes.push(node);
     return outputs;
   }

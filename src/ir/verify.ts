@@ -14,13 +14,19 @@ export function nodeLabel(n: Node): string {
  * What each node's results were inferred from, kept on its results array: passes that keep a
  * node copy it (a new id, remapped operands) but share its results and attrs, and values are
  * immutable, so the same results from the same operands and attrs infer the same types again.
- * After a pass only nodes it built or rewired are re-inferred; the SSA order is still checked for
- * every node. A symbol-keyed property, not a WeakMap: on 30-60k-node graphs the WeakMap's
- * inserts and lookups were a third of the verifier's time.
+ * After a pass only nodes it rewired, or built without the builder, are inferred again (the
+ * builder infers each node's types as it adds it and records that here); the SSA order is still
+ * checked for every node. A symbol-keyed property, not a WeakMap: on 30-60k-node graphs the
+ * WeakMap's inserts and lookups were a third of the verifier's time.
  */
 const INFERRED_FROM = Symbol("inferredFrom");
 type InferredFrom = { kind: string; attrs: unknown; inputs: readonly Value[] };
 type Results = readonly Value[] & { [INFERRED_FROM]?: InferredFrom };
+
+/** Records that `n`'s result types are its op's inference from its operands and attrs. */
+export function markInferred(n: Node): void {
+  (n.outputs as Results)[INFERRED_FROM] = { kind: n.kind, attrs: n.attrs, inputs: n.inputs };
+}
 
 function alreadyInferred(n: Node): boolean {
   const was = (n.outputs as Results)[INFERRED_FROM];
@@ -74,7 +80,7 @@ export function verifyGraph(g: Graph, after?: string): void {
       n.outputs.forEach((o, i) => {
         if (!sameType(o.type, types[i]!)) throw bad(`${nodeLabel(n)} result ${i} is stored as ${typeStr(o.type)} but infers ${typeStr(types[i]!)}`);
       });
-      (n.outputs as Results)[INFERRED_FROM] = { kind: n.kind, attrs: n.attrs, inputs: n.inputs };
+      markInferred(n);
     }
     for (const o of n.outputs) define(o, n);
   }
