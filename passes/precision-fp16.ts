@@ -11,7 +11,7 @@ import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
 import { derivedConst, inScopes, readers, type Graph, type Value } from "../src/ir/graph.js";
-import { removeDeadNodes } from "../src/ir/rewrite.js";
+import { maxValueId, removeDeadNodes } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
@@ -26,7 +26,8 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   run: (g: Graph, o) => {
     const island = inScopes(o.fp32Scopes);
     const readersOf = readers(g);
-    const b: GraphBuilder = new Builder(Math.max(...g.nodes.flatMap((n) => n.outputs.map((x) => x.id)), ...g.inputs.map((x) => x.id)) + 1);
+    // (a loop, not Math.max over a spread: a graph's ids outnumber the arguments a call may take)
+    const b: GraphBuilder = new Builder(maxValueId(g) + 1);
     /** each value as computed, plus its cast to the other float type once needed */
     const variants = new Map<Value, Map<DType, Value>>();
     const as = (v: Value, dtype: DType, scope?: string): Value => {

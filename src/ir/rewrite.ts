@@ -46,7 +46,8 @@ export interface RewriteResult {
   fired: Record<string, number>;
 }
 
-function maxValueId(g: Graph): number {
+/** The largest value id in `g` (-1 when it has none); a pass numbers its new values above it. */
+export function maxValueId(g: Graph): number {
   let m = -1;
   for (const v of g.inputs) m = Math.max(m, v.id);
   for (const n of g.nodes) for (const o of n.outputs) m = Math.max(m, o.id);
