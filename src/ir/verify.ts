@@ -20,16 +20,17 @@ export function nodeLabel(n: Node): string {
  * WeakMap's inserts and lookups were a third of the verifier's time.
  */
 const INFERRED_FROM = Symbol("inferredFrom");
-type InferredFrom = { kind: string; attrs: unknown; inputs: readonly Value[] };
-type Results = readonly Value[] & { [INFERRED_FROM]?: InferredFrom };
+/** the node whose kind, attrs and operands the results were inferred from (nodes are immutable) */
+type Results = readonly Value[] & { [INFERRED_FROM]?: Node };
 
 /** Records that `n`'s result types are its op's inference from its operands and attrs. */
 export function markInferred(n: Node): void {
-  (n.outputs as Results)[INFERRED_FROM] = { kind: n.kind, attrs: n.attrs, inputs: n.inputs };
+  (n.outputs as Results)[INFERRED_FROM] = n;
 }
 
 function alreadyInferred(n: Node): boolean {
   const was = (n.outputs as Results)[INFERRED_FROM];
+  if (was === n) return true;
   if (!was || was.kind !== n.kind || was.attrs !== n.attrs || was.inputs.length !== n.inputs.length) return false;
   for (let i = 0; i < n.inputs.length; i++) if (was.inputs[i] !== n.inputs[i]) return false;
   return true;
