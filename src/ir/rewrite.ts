@@ -191,10 +191,11 @@ export function removeDeadNodes(g: Graph, size = maxValueId(g) + 1): Graph {
   const keep: Node[] = [];
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i]!;
-    if (n.outputs.some(isLive)) {
-      keep.push(n);
-      n.inputs.forEach(markLive);
-    }
+    let read = false;
+    for (const o of n.outputs) if ((read = isLive(o))) break;
+    if (!read) continue;
+    keep.push(n);
+    for (const v of n.inputs) markLive(v);
   }
   if (keep.length === g.nodes.length) return g; // nothing dead: the same graph (the pipeline need not verify it again)
   keep.reverse();
