@@ -83,9 +83,11 @@ export class GraphBuilder {
   add<K extends OpKind>(kind: K, inputs: readonly Value[], attrs: AttrsOf<K>): Value[] {
     const def = opDef(kind), scope = this.scope;
     const where = () => `${kind}${scope ? ` in ${scope}` : ""}`;
-    const [lo, hi] = arityRange(def.operands);
-    if (inputs.length < lo || inputs.length > hi)
+    const arity = arityRange(def.operands); // indexed, as in the verifier: no iterator per node
+    if (inputs.length < arity[0] || inputs.length > arity[1]) {
+      const [lo, hi] = arity;
       throw fail("opType", { node: where(), problem: `takes ${lo === hi ? lo : `${lo}..${hi}`} operands (${def.operands.join(", ")}), got ${inputs.length}` });
+    }
     let types: TensorType[];
     try {
       types = def.infer(inputs.map((v) => v.type), attrs);
