@@ -15,9 +15,10 @@ import { Arena, lookupIndices, weightedCounts } from "./element-passes.js";
  * Changes whenever the programme may pick another of several equally good clusterings (ties in
  * rounding). `verify` rebuilds the quantized reference with this code, so a report records the
  * revision its artifacts were clustered with. 2: the division-free candidate test. 3: the
- * candidate's value summed as S2[i+1] + (prev[j-1] − S2[j]).
+ * candidate's value summed as S2[i+1] + (prev[j-1] − S2[j]). 4: the best so far kept as a
+ * fraction, candidates compared with it by cross-multiplying.
  */
-export const KMEANS_REVISION = 3;
+export const KMEANS_REVISION = 4;
 
 export interface Histogram {
   /** distinct fp16 values, ascending (−0 merged into +0) */
@@ -422,20 +423,19 @@ function jsWorkspace(n: number, m: number): Workspace {
   /** Row i's best start in from..to into out and arg; returns it. */
   const scan = (i: number, from: number, to: number, out: Float64Array, arg: Int32Array) => {
     const Wi = W[i + 1]!, S1i = S1[i + 1]!, S2i = S2[i + 1]!;
+    // the best value so far as num / den (den, its cluster's weight, > 0); a candidate's value
+    // v / w is compared by cross-multiplying: no division in the loop
     let r = 3 * from;
     let s1 = S1i - R[r + 1]!;
-    let best = S2i + R[r + 2]! - (s1 * s1) / (Wi - R[r]!), bestJ = from;
+    let den = Wi - R[r]!;
+    let num = (S2i + R[r + 2]!) * den - s1 * s1, bestJ = from;
     for (let j = from + 1; j <= to; j++) {
       r += 3;
-      // v = a - s1²/w < best, multiplied through by w > 0: no division unless j wins
       s1 = S1i - R[r + 1]!;
-      const w = Wi - R[r]!, a = S2i + R[r + 2]!;
-      if ((a - best) * w < s1 * s1) {
-        best = a - (s1 * s1) / w;
-        bestJ = j;
-      }
+      const w = Wi - R[r]!, v = (S2i + R[r + 2]!) * w - s1 * s1;
+      if (v * den < num * w) (num = v), (den = w), (bestJ = j);
     }
-    out[i] = best;
+    out[i] = num / den;
     arg[i] = bestJ;
     return bestJ;
   };

@@ -41,19 +41,23 @@ export function layer(lowest: i32, from: i32, last: i32, cap: i32, R: usize, Wp:
       if (f < jlo) f = jlo;
       if (f < lowest) f = lowest;
       if (f > to) f = to;
+      // the best value so far as a fraction num / den (den = its cluster's weight > 0): a
+      // candidate is compared by cross-multiplying, so no division waits on the one before
       let r = R + <usize>f * 24;
       let s1 = S1i - load<f64>(r, 8);
-      let best = S2i + load<f64>(r, 16) - (s1 * s1) / (Wi - load<f64>(r)), bestJ = f;
+      let den = Wi - load<f64>(r);
+      let num = (S2i + load<f64>(r, 16)) * den - s1 * s1, bestJ = f;
       for (let j = f + 1; j <= to; j++) {
         r += 24;
         s1 = S1i - load<f64>(r, 8);
-        const w = Wi - load<f64>(r), a = S2i + load<f64>(r, 16);
-        if ((a - best) * w < s1 * s1) {
-          best = a - (s1 * s1) / w;
+        const w = Wi - load<f64>(r), v = (S2i + load<f64>(r, 16)) * w - s1 * s1;
+        if (v * den < num * w) {
+          num = v;
+          den = w;
           bestJ = j;
         }
       }
-      store<f64>(out + (<usize>mid << 3), best);
+      store<f64>(out + (<usize>mid << 3), num / den);
       store<i32>(arg + (<usize>mid << 2), bestJ);
       if (lo < mid) {
         const at = stack + (<usize>sp << 2);
