@@ -10,7 +10,7 @@
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
-import { derivedConst, inScopes, readers, type Graph, type Value } from "../src/ir/graph.js";
+import { derivedConst, inScopes, type Graph, type Value } from "../src/ir/graph.js";
 import { maxValueId, removeDeadNodes } from "../src/ir/rewrite.js";
 import { roundToF16InPlace } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
@@ -25,43 +25,39 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
   defaults: { fp32Scopes: ["t_embed", POSITION_TABLES_SCOPE] },
   run: (g: Graph, o) => {
     const island = inScopes(o.fp32Scopes);
-    const readersOf = readers(g);
-    // (a loop, not Math.max over a spread: a graph's ids outnumber the arguments a call may take)
-    const b: GraphBuilder = new Builder(maxValueId(g) + 1);
-    /** each value as computed, plus its cast to the other float type once needed */
-    const variants = new Map<Value, Map<DType, Value>>();
+    const size = maxValueId(g) + 1;
+    // by value id: read by a node outside the islands (such a value is needed in f16)
+    const readOutsideIslands = new Uint8Array(size);
+    for (const n of g.nodes) if (!island(n)) for (const v of n.inputs) readOutsideIslands[v.id] = 1;
+    const b: GraphBuilder = new Builder(size);
+    // by the old value's id (as the rewrite driver's tables): each value as computed, and its
+    // cast to the other float type once one is needed (a value has one, f16 or f32)
+    const computed = new Array<Value>(size), cast = new Array<Value | undefined>(size);
     const as = (v: Value, dtype: DType, scope?: string): Value => {
-      const m = variants.get(v)!;
-      let out = m.get(dtype);
-      if (!out) {
-        const src = m.values().next().value!;
-        out = b.inScope(scope, () => b.op("cast", [src], { to: dtype }));
-        m.set(dtype, out);
-      }
-      return out;
+      const src = computed[v.id]!;
+      if (src.type.dtype === dtype) return src;
+      return (cast[v.id] ??= b.inScope(scope, () => b.op("cast", [src], { to: dtype })));
     };
     for (const v of g.inputs) {
-      const onlyIslands = (readersOf.get(v) ?? []).every(island);
-      const nv = isFloat(v.type.dtype) && !onlyIslands ? b.input(v.name!, { dtype: "f16", shape: v.type.shape }) : (b.adoptInput(v), v);
-      variants.set(v, new Map([[nv.type.dtype, nv]]));
+      const nv = isFloat(v.type.dtype) && readOutsideIslands[v.id] ? b.input(v.name!, { dtype: "f16", shape: v.type.shape }) : (b.adoptInput(v), v);
+      computed[v.id] = nv;
     }
     for (const n of g.nodes) {
       const want: DType = island(n) ? "f32" : "f16";
       if (n.kind === "const") {
         const c = n.attrs.value;
-        const users = readersOf.get(n.outputs[0]!) ?? [];
-        const dtype = isFloat(c.type.dtype) && !users.every(island) ? "f16" : c.type.dtype;
+        const dtype = isFloat(c.type.dtype) && readOutsideIslands[n.outputs[0]!.id] ? "f16" : c.type.dtype;
         const out = dtype === c.type.dtype ? b.inScope(n.scope, () => b.constant(c)) : b.inScope(n.scope, () =>
           b.constant(derivedConst(c, { type: { dtype, shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") })));
-        variants.set(n.outputs[0]!, new Map([[out.type.dtype, out]]));
+        computed[n.outputs[0]!.id] = out;
         continue;
       }
-      const ins = n.inputs.map((v) => (isFloat(v.type.dtype) ? as(v, want, n.scope) : variants.get(v)!.values().next().value!));
+      const ins = n.inputs.map((v) => (isFloat(v.type.dtype) ? as(v, want, n.scope) : computed[v.id]!));
       const outs = b.inScope(n.scope, () => b.add(n.kind, ins, n.attrs as never));
-      n.outputs.forEach((v, i) => variants.set(v, new Map([[outs[i]!.type.dtype, outs[i]!]])));
+      for (let i = 0; i < outs.length; i++) computed[n.outputs[i]!.id] = outs[i]!;
     }
     const outputs = g.outputs.map((v) => {
-      const nv = isFloat(v.type.dtype) ? as(v, "f16") : variants.get(v)!.values().next().value!;
+      const nv = isFloat(v.type.dtype) ? as(v, "f16") : computed[v.id]!;
       nv.name = v.name!;
       return nv;
     });

@@ -13,6 +13,8 @@ export class GraphBuilder {
   private readonly inputs: Value[] = [];
   private readonly nodes: Node[] = [];
   private scopeStack: string[] = [];
+  /** scopeStack joined with ".", kept as it changes: every added node records it */
+  private scopeName = "";
 
   /** `firstId` lets a pass append to a copy of an existing graph without reusing value ids. */
   constructor(firstId = 0) {
@@ -38,22 +40,27 @@ export class GraphBuilder {
 
   /** Runs `fn` with `name` appended to the scope recorded on every node it adds. */
   scoped<T>(name: string, fn: () => T): T {
+    const saved = this.scopeName;
     this.scopeStack.push(name);
+    this.scopeName = this.scopeStack.join(".");
     try {
       return fn();
     } finally {
       this.scopeStack.pop();
+      this.scopeName = saved;
     }
   }
 
   /** Runs `fn` with the scope set to exactly `scope` (a rewritten node's scope, say). */
   inScope<T>(scope: string | undefined, fn: () => T): T {
-    const saved = this.scopeStack;
+    const saved = this.scopeStack, savedName = this.scopeName;
     this.scopeStack = scope ? [scope] : [];
+    this.scopeName = scope ?? "";
     try {
       return fn();
     } finally {
       this.scopeStack = saved;
+      this.scopeName = savedName;
     }
   }
 
@@ -76,7 +83,7 @@ export class GraphBuilder {
   }
 
   get scope(): string {
-    return this.scopeStack.join(".");
+    return this.scopeName;
   }
 
   /** Adds one node; returns all its results. */

@@ -99,7 +99,12 @@ export function producers(g: Graph): Map<Value, Node> {
 /** Map from each value to the nodes reading it, in graph order. */
 export function readers(g: Graph): Map<Value, Node[]> {
   const m = new Map<Value, Node[]>();
-  for (const n of g.nodes) for (const v of n.inputs) m.set(v, [...(m.get(v) ?? []), n]);
+  for (const n of g.nodes)
+    for (const v of n.inputs) {
+      const list = m.get(v);
+      if (list) list.push(n);
+      else m.set(v, [n]);
+    }
   return m;
 }
 
