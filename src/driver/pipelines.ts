@@ -76,9 +76,16 @@ export function sharedPrefixLowering(g: Graph, requests: Record<string, Lowering
       if (!ids.has(v)) ids.set(v, ids.size);
       return `#object ${ids.get(v)}`;
     })}`;
+  // a prefix's key: its steps' numbers (a step's own key can be long: the palettize pass'
+  // options name every layer's bits, and each later prefix would repeat them)
+  const stepNumbers = new Map<string, number>();
   const prefixKeys = new Map([...steps].map(([name, list]) => {
     let key = "";
-    return [name, list.map((s) => (key += `\n${stepKey(s)}`))];
+    return [name, list.map((s) => {
+      const k = stepKey(s);
+      if (!stepNumbers.has(k)) stepNumbers.set(k, stepNumbers.size);
+      return (key += ` ${stepNumbers.get(k)}`);
+    })];
   }));
   const pending = new Set(steps.keys());
   const kept = new Map<string, Graph>();
