@@ -116,8 +116,9 @@ export interface OnnxModel {
   metadataProps?: { key?: string; value?: string }[];
 }
 
+/** Encoded as they are, without `fromObject`'s copy, as in targets/coreml/proto.ts (same bytes). */
 export function encodeModel(m: OnnxModel): Uint8Array {
-  return ModelProto.encode(ModelProto.fromObject(m)).finish();
+  return ModelProto.encode(m).finish();
 }
 
 const GraphProto = root.lookupType("onnx.GraphProto");
@@ -154,16 +155,16 @@ function delimited(field: number, length: number): Uint8Array {
 export function writeModel(write: (chunk: Uint8Array) => void, m: OnnxModel, streamed: readonly StreamedTensor[]): number {
   const { graph = {}, ...rest } = m;
   const { initializer = [], ...graphRest } = graph;
-  const head = ModelProto.encode(ModelProto.fromObject(rest)).finish();
-  const graphHead = GraphProto.encode(GraphProto.fromObject(graphRest)).finish();
+  const head = ModelProto.encode(rest).finish();
+  const graphHead = GraphProto.encode(graphRest).finish();
   const INITIALIZER = 5, RAW_DATA = 9, GRAPH = 7;
   const parts = streamed.map((t) => {
-    const fields = TensorProto.encode(TensorProto.fromObject(t.tensor)).finish();
+    const fields = TensorProto.encode(t.tensor).finish();
     const rawKey = delimited(RAW_DATA, t.rawBytes);
     return { key: delimited(INITIALIZER, fields.length + rawKey.length + t.rawBytes), fields, rawKey, t };
   });
   const plain = initializer.map((t) => {
-    const bytes = TensorProto.encode(TensorProto.fromObject(t)).finish();
+    const bytes = TensorProto.encode(t).finish();
     return [delimited(INITIALIZER, bytes.length), bytes];
   });
   let graphBytes = graphHead.length;
