@@ -19,6 +19,7 @@ import { openStore } from "../checkpoint/open.js";
 import { latentForResolution } from "../model/build.js";
 import { WIDTHS, type Width } from "../model/config.js";
 import { BACKENDS } from "../driver/pipelines.js";
+import { buildFingerprint } from "../io/project.js";
 
 export interface DitcPluginOptions {
   /** where compiled artifacts are kept between builds (default node_modules/.cache/ditc) */
@@ -106,12 +107,16 @@ export function checkpointFiles(m: { checkpoint: string; rename?: string; config
   }
 }
 
-async function cacheKey(r: Request, cacheDir: string): Promise<string> {
+/** This process's ditc build (src/io/project.ts): artifacts cached by another build are not served. */
+let fingerprint: string | undefined;
+
+/** The cache entry of a request: its options, its model's content and the ditc build (exported for tests). */
+export async function cacheKey(r: Request, cacheDir: string, build: string = (fingerprint ??= buildFingerprint())): Promise<string> {
   const model = "checkpoint" in r.model
     ? { checkpointSha256: await Promise.all(checkpointFiles(r.model).map((f) => fileHash(f, cacheDir))), allowUnused: r.model.allowUnused ?? false }
     : r.model;
   const { description: _, ...options } = r;
-  return createHash("sha256").update(JSON.stringify({ ditc: VERSION, ...options, model })).digest("hex").slice(0, 24);
+  return createHash("sha256").update(JSON.stringify({ ditc: VERSION, build, ...options, model })).digest("hex").slice(0, 24);
 }
 
 /** Compiles into the cache (a temp folder renamed into place when whole) unless it is there. */
