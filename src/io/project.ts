@@ -1,6 +1,7 @@
 // Where ditc's own files are: the project root (scripts/, the tool virtualenvs) and the compiled
 // JavaScript of a module (worker threads and child processes start from it). The same answer
-// whether ditc runs compiled from dist/ or from its TypeScript sources (the test runner).
+// whether ditc runs compiled from dist/ or from its TypeScript sources (the test runner). And a
+// digest of that compiled code, for caches of what it makes.
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
