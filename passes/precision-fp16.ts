@@ -28,7 +28,10 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
     const size = maxValueId(g) + 1;
     // by value id: read by a node outside the islands (such a value is needed in f16)
     const readOutsideIslands = new Uint8Array(size);
-    for (const n of g.nodes) if (!island(n)) for (const v of n.inputs) readOutsideIslands[v.id] = 1;
+    const inIsland = g.nodes.map(island); // by node index: each node's scope is tested once
+    g.nodes.forEach((n, i) => {
+      if (!inIsland[i]) for (const v of n.inputs) readOutsideIslands[v.id] = 1;
+    });
     const b: GraphBuilder = new Builder(size);
     // by the old value's id (as the rewrite driver's tables): each value as computed, and its
     // cast to the other float type once one is needed (a value has one, f16 or f32)
@@ -42,8 +45,8 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
       const nv = isFloat(v.type.dtype) && readOutsideIslands[v.id] ? b.input(v.name!, { dtype: "f16", shape: v.type.shape }) : (b.adoptInput(v), v);
       computed[v.id] = nv;
     }
-    for (const n of g.nodes) {
-      const want: DType = island(n) ? "f32" : "f16";
+    for (const [i, n] of g.nodes.entries()) {
+      const want: DType = inIsland[i] ? "f32" : "f16";
       if (n.kind === "const") {
         const c = n.attrs.value;
         const dtype = isFloat(c.type.dtype) && readOutsideIslands[n.outputs[0]!.id] ? "f16" : c.type.dtype;

@@ -12,8 +12,7 @@ export class GraphBuilder {
   private nextId: number;
   private readonly inputs: Value[] = [];
   private readonly nodes: Node[] = [];
-  private scopeStack: string[] = [];
-  /** scopeStack joined with ".", kept as it changes: every added node records it */
+  /** the scope recorded on every added node: the names `scoped` nests, joined with "." */
   private scopeName = "";
 
   /** `firstId` lets a pass append to a copy of an existing graph without reusing value ids. */
@@ -41,26 +40,22 @@ export class GraphBuilder {
   /** Runs `fn` with `name` appended to the scope recorded on every node it adds. */
   scoped<T>(name: string, fn: () => T): T {
     const saved = this.scopeName;
-    this.scopeStack.push(name);
-    this.scopeName = this.scopeStack.join(".");
+    this.scopeName = saved ? `${saved}.${name}` : name;
     try {
       return fn();
     } finally {
-      this.scopeStack.pop();
       this.scopeName = saved;
     }
   }
 
   /** Runs `fn` with the scope set to exactly `scope` (a rewritten node's scope, say). */
   inScope<T>(scope: string | undefined, fn: () => T): T {
-    const saved = this.scopeStack, savedName = this.scopeName;
-    this.scopeStack = scope ? [scope] : [];
+    const saved = this.scopeName;
     this.scopeName = scope ?? "";
     try {
       return fn();
     } finally {
-      this.scopeStack = saved;
-      this.scopeName = savedName;
+      this.scopeName = saved;
     }
   }
 
