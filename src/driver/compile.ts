@@ -4,7 +4,7 @@ import { lstatSync, mkdirSync, readlinkSync, rmSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { fail, oneOf } from "../diagnostics.js";
-import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 import { withWriteBehind } from "../io/write-behind.js";
 import { buildSupernetwork, checkWidth } from "../model/build.js";
 import { sliceWidth } from "../../passes/slice-width.js";
@@ -245,7 +245,7 @@ function runCompile(o: CompileOptions): CompileResult {
     throw fail("usage", { detail: "--quantize int8 is for --target tflite and onnx; CoreML takes palettized weights (--quantize k4, k8 or mixed)." });
   for (const t of o.targets) if (!BACKENDS[t]) throw fail("badOption", { option: "target", value: t, expected: oneOf(t, Object.keys(BACKENDS)) });
   if (!o.widths.length) throw fail("badOption", { option: "width", value: "(none)", expected: "at least one width" });
-  mkdirSync(o.out, { recursive: true });
+  makeOutputFolder(o.out);
   const artifacts: ArtifactRecord[] = [];
   const ck = "file" in o.source ? (o.source as Checkpoint) : undefined;
   const readBefore = ck?.file.bytesRead ?? 0;

@@ -1,8 +1,7 @@
 // `ditc init` and `ditc inputs`: seeded synthetic checkpoints and model inputs, streamed to disk.
-import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeSafetensors } from "../checkpoint/safetensors.js";
-import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 import { writeTensorFile } from "../checkpoint/tensors.js";
 import { floatTensor, type FloatTensor } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
@@ -61,7 +60,7 @@ export interface ShardedInitResult extends InitResult {
 export function writeShardedSyntheticCheckpoint(config: ModelConfig, seed: number, out: string, dtype: "f32" | "f16", shardBytes: number): ShardedInitResult {
   const index = out.endsWith(".index.json") ? out : join(out, "model.safetensors.index.json");
   const dir = dirname(index);
-  mkdirSync(dir, { recursive: true });
+  makeOutputFolder(dir);
   const specs = [...paramSpecs(config)].sort((a, b) => (a.name < b.name ? -1 : 1));
   const per = dtype === "f32" ? 4 : 2;
   const groups: ParamSpec[][] = [];

@@ -2,9 +2,8 @@
 // every artifact's samples with ditc's reader-interpreter and the format's real runtime, the
 // grids written to DIR/samples/ and the image PSNR of each against the float model's in
 // report.json (and report.html). `verify` re-samples and holds each artifact to a PSNR threshold.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor } from "../kernels/tensor.js";
@@ -66,7 +65,7 @@ export function graphEngine(g: Graph, what: string): SampleEngine {
 
 /** Samples the float model and every artifact of `report`, writes the grids, adds `sampling` to the report. */
 export async function addSamplesToReport(out: string, report: CompileReport, source: WeightSource, spec: SampleSpec, onProgress?: ProgressFn): Promise<CompileReport> {
-  mkdirSync(join(out, "samples"), { recursive: true });
+  makeOutputFolder(join(out, "samples"));
   const writePng = (name: string, im: Images) => {
     const png = gridPng(im);
     writeFileAtomic(join(out, "samples", name), (fd) => writeAll(fd, png));

@@ -1,11 +1,10 @@
 // `ditc sample`: images from a model or an artifact. Context from prompts and a vocabulary or from
 // a context file, seeded (or given) noise, the Euler sampler of docs/sampling.md with the chosen
 // engine, decoding, and DIR/samples.png, DIR/latents.safetensors, DIR/sample.json.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { readTensorFile, writeTensorFile } from "../checkpoint/tensors.js";
 import { fail } from "../diagnostics.js";
-import { writeAll, writeFileAtomic } from "../io/atomic.js";
+import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 import { floatTensor, type FloatTensor } from "../kernels/tensor.js";
 import type { ProgressFn } from "./progress.js";
 import type { SampleEngine } from "../sample/engines.js";
@@ -134,6 +133,8 @@ export async function runSample(engine: SampleEngine, spec: SampleSpec, out: str
   if (!(spec.shift > 0)) throw fail("badOption", { option: "shift", value: String(spec.shift), expected: "a number > 0 (1: no shift)" });
   const { context, prompts } = sampleContext(spec, engine);
   const { noise, seeds } = sampleNoise(spec, engine, context.shape[0]!);
+  // a path that cannot be a folder fails now, not after minutes of sampling
+  if (out !== undefined) makeOutputFolder(out);
   const t0 = performance.now();
   const { latents, calls } = await sampleLatents(engine, noise, context, spec, onProgress, signal);
   const seconds = (performance.now() - t0) / 1000;
@@ -145,7 +146,6 @@ export async function runSample(engine: SampleEngine, spec: SampleSpec, out: str
     timings: { seconds: +seconds.toFixed(3), secondsPerStep: +(seconds / Math.max(calls, 1)).toFixed(4), calls },
   };
   if (out !== undefined) {
-    mkdirSync(out, { recursive: true });
     const png = gridPng(images);
     writeFileAtomic(join(out, "samples.png"), (fd) => writeAll(fd, png));
     writeTensorFile(join(out, "latents.safetensors"), { latent: latents });

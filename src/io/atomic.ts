@@ -40,10 +40,24 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Creates the folder `dir` (and its parents) for outputs, or fails with an error naming it: a file
+ * where the folder, or one of its parents, should be is the user's path, not ditc's bug.
+ */
+export function makeOutputFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const problem = code === "EEXIST" ? "it exists and is not a folder" : code === "ENOTDIR" ? "a part of the path before it is a file, not a folder" : (e as Error).message;
+    throw fail("outputPath", { path: dir, problem });
+  }
+}
+
 /** Creates the destination folder and an exclusive temp file beside `path`. */
 function openTemp(path: string): { tmp: string; fd: number } {
+  makeOutputFolder(dirname(path));
   try {
-    mkdirSync(dirname(path), { recursive: true });
     const tmp = tempPathFor(path);
     return { tmp, fd: openSync(tmp, "wx") };
   } catch (e) {

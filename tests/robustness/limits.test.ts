@@ -138,3 +138,26 @@ test("an output folder that is a symbolic link elsewhere is refused", async () =
   expect(err).toMatch(/cannot write .*w500: it is a symbolic link \(to .*elsewhere\); ditc writes only inside/);
   expect(readdirSync(elsewhere)).toEqual([]);
 });
+
+test("an output folder that is a file, or lies under one, is a clear error before any work", async () => {
+  const file = join(dir, "a-file");
+  writeFileSync(file, "mine\n");
+  const run = async (...args: string[]) => {
+    let err = "";
+    const code = await main(args, { out: () => {}, err: (s) => (err += s) });
+    return { code, err };
+  };
+  for (const [out, problem] of [[file, "it exists and is not a folder"], [join(file, "sub"), "a part of the path before it is a file, not a folder"]] as const) {
+    for (const args of [
+      ["compile", "--preset", "micro", "--target", "onnx", "--width", "1", "--out", out],
+      ["init", "--preset", "micro", "--shard-size", "1MB", "--out", out],
+      ["init", "--preset", "micro", "--out", join(out, "x.safetensors")], // a single file's folder
+    ]) {
+      const r = await run(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.err).toContain(`E3009 cannot write ${out}: ${problem}.`);
+      expect(r.err).not.toMatch(/internal error|\n\s+at /);
+    }
+  }
+  expect(readFileSync(file, "utf8")).toBe("mine\n");
+});
