@@ -13,7 +13,7 @@ import { syntheticInputs } from "../driver/init.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
 import { fail, oneOf } from "../diagnostics.js";
 import { nodeProgress, type ProgressEvent, type ProgressFn } from "../driver/progress.js";
-import { setThreads as setEngineThreads } from "../kernels/simd/engine.js";
+import { MAX_THREADS, setThreads as setEngineThreads } from "../kernels/simd/engine.js";
 import { checkSampleSpec, parseDecode, runSample, type SampleOutcome, type SampleSpec } from "../driver/sample.js";
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type EngineName, type SampleEngine } from "../sample/engines.js";
@@ -189,7 +189,7 @@ export function setThreads(n: number): void {
 
 function useThreads(n: number | undefined): void {
   if (n === undefined) return;
-  if (!Number.isSafeInteger(n) || n < 1) throw fail("badOption", { option: "threads", value: String(n), expected: "an integer >= 1" });
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_THREADS) throw fail("badOption", { option: "threads", value: String(n), expected: `an integer from 1 to ${MAX_THREADS}` });
   setEngineThreads(n);
 }
 

@@ -24,7 +24,7 @@ import { progressView } from "./progress.js";
 import { checkSampleSpec, parseDecode, runSample } from "../driver/sample.js";
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
-import { setThreads } from "../kernels/simd/engine.js";
+import { MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 import { paramCounts } from "../model/params.js";
 import { mapCheckpoint, mappingError } from "../checkpoint/open.js";
@@ -43,9 +43,9 @@ function widthArg(v: unknown): Width {
   return w;
 }
 
-function intArg(name: string, v: unknown, min: number): number {
+function intArg(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw fail("badOption", { option: name, value: String(v), expected: `an integer >= ${min}` });
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw fail("badOption", { option: name, value: String(v), expected: max < Number.MAX_SAFE_INTEGER ? `an integer from ${min} to ${max}` : `an integer >= ${min}` });
   return n;
 }
 
@@ -121,7 +121,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option("debug", { type: "boolean", describe: "print stack traces on errors" })
     .option("threads", { type: "number", describe: "threads for ditc's own kernels (run, verify, the probe), compile's k-means and its writer thread (none with 1); default: the machine's cores" })
     .middleware((a) => {
-      if (a.threads !== undefined) setThreads(intArg("threads", a.threads, 1));
+      if (a.threads !== undefined) setThreads(intArg("threads", a.threads, 1, MAX_THREADS));
     })
     .command(
       "init",

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { buildModel, buildSupernetwork, compile, emit, presetWeights, run, runPipeline, sliceWidth, verify } from "../../src/api/index.js";
+import { buildModel, buildSupernetwork, compile, emit, presetWeights, run, runPipeline, setThreads, sliceWidth, verify } from "../../src/api/index.js";
 import { printGraph } from "../../src/ir/print.js";
 import { syntheticInputs } from "../../src/driver/init.js";
 import { presetConfig } from "../../src/model/config.js";
@@ -64,4 +64,8 @@ test("aborting in the middle of writing an artifact leaves the finished ones who
     const artifact = join(out, "w500", target === "coreml" ? "model.mlpackage" : `model.${target}`);
     expect(run(artifact, inputs).velocity!.data.every(Number.isFinite), target).toBe(true);
   }
+});
+
+test("setThreads refuses counts it could not start, with the option named", () => {
+  for (const n of [0, 1.5, 257, 1e9]) expect(() => setThreads(n), String(n)).toThrow(/--threads .* is not valid: expected an integer from 1 to 256/);
 });

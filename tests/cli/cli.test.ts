@@ -114,6 +114,9 @@ describe("commands end to end on micro", () => {
       [["run", "--preset", "micro", "--width", "2"], /--width 2 is not valid/],
       [["inspect", "--preset", "micro", "--pipeline", "tpu"], /--pipeline tpu is not valid/],
       [["run"], /say which model/],
+      // each thread is a worker with its own heap: a runaway count is refused, not started
+      [["run", "--preset", "micro", "--threads", "100000"], /--threads 100000 is not valid: expected an integer from 1 to 256/],
+      [["run", "--preset", "micro", "--threads", "0"], /--threads 0 is not valid: expected an integer from 1 to 256/],
       [["inspect", "--preset", "micro", "--resolution", "100"], /--resolution 100 is not valid/],
       [["inspect", "--preset", "micro", "--resolution", "72"], /E2004 --resolution 72 \(latent 9x9\) does not fit the model: the latent is not divisible by patch 2/],
       [["inspect", "--preset", "micro", "--resolution", "96"], /its 36 tokens \(6x6\) are not divisible by bnaBlocks 16/],

@@ -131,6 +131,12 @@ class FreeList {
   }
 }
 
+/**
+ * The most threads ditc starts for its kernels (and its k-means): each is a Node worker with its
+ * own heap, so a mistyped --threads 100000 would exhaust memory rather than run anything faster.
+ */
+export const MAX_THREADS = 256;
+
 class Engine {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly kernels: KernelExports;
@@ -139,7 +145,7 @@ class Engine {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_INTS * 4));
   private readonly args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
   private readonly workers: Worker[] = [];
-  private threads = Math.max(1, availableParallelism());
+  private threads = Math.min(MAX_THREADS, Math.max(1, availableParallelism()));
   /** end of the memory handed out so far; everything above is free */
   private top: number;
   private readonly free = new FreeList();
@@ -169,7 +175,7 @@ class Engine {
   }
 
   setThreads(n: number): void {
-    if (!Number.isInteger(n) || n < 1) throw new Error(`internal: thread count must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new Error(`internal: thread count must be an integer from 1 to ${MAX_THREADS}, got ${n}`);
     this.threads = n;
   }
 
