@@ -9,6 +9,7 @@ import type { FloatTensor } from "../kernels/tensor.js";
 import { presetConfig } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type WeightSource } from "../model/weights.js";
 import type { CompileReport } from "./compile.js";
+import { checkReport } from "./report-check.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
 import { nodeProgress, type ProgressFn } from "./progress.js";
@@ -64,11 +65,13 @@ export function readReport(dir: string): CompileReport {
   } catch {
     throw fail("fileUnreadable", { file: join(dir, "report.json"), problem: "no compile report there; run ditc compile --out DIR first" });
   }
+  let json: unknown;
   try {
-    return JSON.parse(text) as CompileReport;
+    json = JSON.parse(text);
   } catch (e) {
     throw fail("fileUnreadable", { file: join(dir, "report.json"), problem: `not valid JSON (${(e as Error).message})` });
   }
+  return checkReport(json, join(dir, "report.json"));
 }
 
 function sourceOf(r: CompileReport): { source: WeightSource; close(): void } {
