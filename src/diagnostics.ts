@@ -39,6 +39,7 @@ export const DIAGNOSTICS = {
   // 4xxx IR
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),
   opType: d<{ node: string; problem: string }>("E4002", "internal", (a) => `${a.node}: ${a.problem}`),
+  graphTooLarge: d<{ nodes: number; node: string }>("E4003", "usage", (a) => `the graph being built passed ${a.nodes.toLocaleString("en-US")} ops (adding ${a.node}): the model at this size lowers to more ops than ditc holds in memory, or a device would load; choose a smaller --resolution (or batch).`),
   // 5xxx checks
   // 6xxx sampling
   promptWord: d<{ prompt: string; word: string; vocab: string; words: string[] }>("E6001", "input", (a) => `prompt "${a.prompt}": the word "${a.word}" is not in the vocabulary of ${a.vocab}${closest(a.word, a.words) ? ` (did you mean "${closest(a.word, a.words)}"?)` : ""}; it has: ${a.words.join(", ")}.`),

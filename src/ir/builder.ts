@@ -8,6 +8,13 @@ import { typeStr } from "./graph.js";
 import type { Tensor } from "../kernels/tensor.js";
 import { markInferred } from "./verify.js";
 
+/**
+ * The most nodes a graph may have. Lowering splits attention into query chunks whose count grows
+ * with the square of the token count: the full preset lowers to ~60k ops at 1024² and ~600k at
+ * 4096², and at 8192² it would fill the JavaScript heap and abort the process.
+ */
+export const MAX_GRAPH_NODES = 1_000_000;
+
 export class GraphBuilder {
   private nextId: number;
   private readonly inputs: Value[] = [];
@@ -85,6 +92,7 @@ export class GraphBuilder {
   add<K extends OpKind>(kind: K, inputs: readonly Value[], attrs: AttrsOf<K>): Value[] {
     const def = opDef(kind), scope = this.scope;
     const where = () => `${kind}${scope ? ` in ${scope}` : ""}`;
+    if (this.nodes.length >= MAX_GRAPH_NODES) throw fail("graphTooLarge", { nodes: MAX_GRAPH_NODES, node: where() });
     const arity = arityRange(def.operands); // indexed, as in the verifier: no iterator per node
     if (inputs.length < arity[0] || inputs.length > arity[1]) {
       const [lo, hi] = arity;

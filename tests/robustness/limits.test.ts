@@ -161,3 +161,14 @@ test("an output folder that is a file, or lies under one, is a clear error befor
   }
   expect(readFileSync(file, "utf8")).toBe("mine\n");
 });
+
+test("a resolution whose lowering would fill the heap is refused with E4003, not a V8 abort", async () => {
+  // micro at 65536² px: attention split into query chunks per head grows with the tokens squared;
+  // without the builder's cap this ran into V8's heap limit and aborted the process
+  let err = "";
+  const out = join(dir, "huge");
+  const code = await main(["compile", "--preset", "micro", "--target", "onnx", "--width", "1", "--resolution", "65536", "--out", out], { out: () => {}, err: (s) => (err += s) });
+  expect(code).toBe(2);
+  expect(err).toMatch(/E4003 the graph being built passed 1,000,000 ops \(adding \w+ in [\w.]+\): .*choose a smaller --resolution/);
+  expect(readdirSync(out)).toEqual([]);
+});
