@@ -46,6 +46,8 @@ export const DIAGNOSTICS = {
   samplingInput: d<{ file: string; what: string; problem: string }>("E6002", "input", (a) => `${a.file}: ${a.what} ${a.problem}.`),
   decoderMismatch: d<{ file: string; problem: string }>("E6003", "input", (a) => `${a.file}: the decoder ${a.problem}.`),
   goldenMismatch: d<{ what: string; err: number; tol: number }>("E5001", "check", (a) => `${a.what}: relative error ${a.err.toExponential(2)} exceeds ${a.tol}.`),
+  // 7xxx resources
+  outOfMemory: d<{ problem: string }>("E7001", "usage", (a) => `out of memory (${a.problem}): the model at this size needs more memory than ditc can allocate here; choose a smaller --resolution or batch, or fewer --threads.`),
 } as const;
 
 export type DiagnosticKey = keyof typeof DIAGNOSTICS;
@@ -71,6 +73,16 @@ export class DitcError extends Error {
 export function fail<K extends DiagnosticKey>(key: K, args: ArgsOf<K>): DitcError {
   const spec = DIAGNOSTICS[key] as DiagnosticSpec<ArgsOf<K>>;
   return new DitcError(key, spec.code, spec.category, `${spec.code} ${spec.message(args)}`);
+}
+
+/**
+ * A failed allocation as a diagnostic: JavaScript and WebAssembly report a request larger than
+ * they can hold (an array past its maximum length, a buffer or memory the system refused, the
+ * engine's 4 GiB) as a RangeError, which is the size of the user's model, not a bug in ditc.
+ */
+export function allocationFailure(e: unknown): DitcError | undefined {
+  if (!(e instanceof RangeError)) return undefined;
+  return /invalid (typed )?array length|array buffer allocation failed|could not allocate memory|out of memory|GiB of working memory/i.test(e.message) ? fail("outOfMemory", { problem: e.message }) : undefined;
 }
 
 /** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean" hints. */

@@ -2,7 +2,7 @@
 // either a short human summary or, with --json, exactly one JSON document on stdout.
 // Exit codes: 0 ok, 1 a check failed, 2 bad input or usage; stack traces only with --debug.
 import yargs, { type Argv } from "yargs";
-import { closest, DitcError, fail, oneOf } from "../diagnostics.js";
+import { allocationFailure, closest, DitcError, fail, oneOf } from "../diagnostics.js";
 import { readTensorFile, writeTensorFile } from "../checkpoint/tensors.js";
 import { openSource } from "../driver/source.js";
 import { parseSize, syntheticInputs, writeInputs, writeShardedSyntheticCheckpoint, writeSyntheticCheckpoint } from "../driver/init.js";
@@ -101,7 +101,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   const json = argv.includes("--json");
   const debug = argv.includes("--debug");
   let code = 0;
-  const report = (e: unknown) => {
+  const report = (thrown: unknown) => {
+    const e = allocationFailure(thrown) ?? thrown;
     if (e instanceof DitcError) {
       code = e.exitCode;
       io.err(`ditc: ${e.message}`);
@@ -110,7 +111,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       code = 70;
       io.err(`ditc: internal error: ${(e as Error)?.message ?? String(e)}${debug ? "" : " (run with --debug for a stack trace, and please report it)"}`);
     }
-    if (debug && e instanceof Error && e.stack) io.err(e.stack);
+    if (debug && thrown instanceof Error && thrown.stack) io.err(thrown.stack);
   };
   const emit = (human: string, doc: unknown) => io.out(json ? JSON.stringify(doc, null, 2) : human);
 

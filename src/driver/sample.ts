@@ -113,7 +113,11 @@ export async function sampleLatents(engine: SampleEngine, noise: FloatTensor, co
   for (let first = 0; first < N; first += per) {
     // a static batch larger than what is left is filled with copies of the last sample
     const idx = Array.from({ length: per }, (_, j) => Math.min(first + j, N - 1));
-    const chunk = (t: FloatTensor, size: number, shape: number[]) => floatTensor([per, ...shape], Float32Array.from(idx.flatMap((i) => Array.from(t.data.subarray(i * size, (i + 1) * size)))));
+    const chunk = (t: FloatTensor, size: number, shape: number[]) => {
+      const data = new Float32Array(per * size);
+      idx.forEach((i, j) => data.set(t.data.subarray(i * size, (i + 1) * size), j * size));
+      return floatTensor([per, ...shape], data);
+    };
     const step = N > per ? `sampling ${first + 1}-${Math.min(N, first + per)} of ${N}` : "sampling";
     const x = await eulerSample(engine.velocity, chunk(noise, C * H * W, [C, H, W]), chunk(context, S * D, [S, D]), {
       steps: spec.steps, shift: spec.shift, ...(signal ? { signal } : {}),

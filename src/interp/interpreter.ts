@@ -6,7 +6,7 @@
 // In fp16 mode every value (inputs, constants, each op's results) is rounded to half precision,
 // as a device computing in fp16 would store it; overflow becomes ±Infinity and is reported, not
 // hidden.
-import { fail } from "../diagnostics.js";
+import { allocationFailure, fail } from "../diagnostics.js";
 import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
 import { openResidentScope, type ResidentScope } from "../kernels/fast.js";
@@ -112,7 +112,8 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
     try {
       outs = opDef(n.kind).kernel(ins, n.attrs as never);
     } catch (e) {
-      if (e instanceof RangeError) throw fail("opType", { node: nodeLabel(n), problem: e.message });
+      // a RangeError is a size: the machine's (out of memory) or the operands' (a shape no kernel takes)
+      if (e instanceof RangeError) throw allocationFailure(new RangeError(`${nodeLabel(n)}: ${e.message}`)) ?? fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
     n.outputs.forEach((o, k) => setLive(o, finish(outs[k]!, o.type.dtype)));

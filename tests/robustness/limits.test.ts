@@ -9,11 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { DitcError } from "../../src/diagnostics.js";
+import { allocationFailure, DitcError } from "../../src/diagnostics.js";
 import { writeSyntheticCheckpoint } from "../../src/driver/init.js";
 import { writeFileAtomic } from "../../src/io/atomic.js";
 import { presetConfig } from "../../src/model/config.js";
 import { openCheckpoint } from "../../src/model/weights.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
+import { runGraph } from "../../src/interp/interpreter.js";
+import { floatTensor } from "../../src/kernels/tensor.js";
 
 const BIN = new URL("../../bin/ditc.js", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ditc-limits-"));
@@ -171,4 +174,26 @@ test("a resolution whose lowering would fill the heap is refused with E4003, not
   expect(code).toBe(2);
   expect(err).toMatch(/E4003 the graph being built passed 1,000,000 ops \(adding \w+ in [\w.]+\): .*choose a smaller --resolution/);
   expect(readdirSync(out)).toEqual([]);
+});
+
+test("an allocation the machine cannot make is E7001 (exit 2) naming it, not an internal error", async () => {
+  expect(allocationFailure(new RangeError("Invalid array length"))?.message).toMatch(/^E7001 out of memory \(Invalid array length\): .*smaller --resolution/);
+  expect(allocationFailure(new RangeError("WebAssembly.Memory.grow(): Maximum memory size exceeded"))).toBeUndefined();
+  expect(allocationFailure(new RangeError("Array buffer allocation failed"))?.code).toBe("E7001");
+  expect(allocationFailure(new TypeError("Invalid array length"))).toBeUndefined(); // only RangeErrors are sizes
+  expect(allocationFailure(new RangeError("offset is out of bounds"))).toBeUndefined(); // a bug, reported as one
+  // a kernel result past the engine's 4 GiB, named by its node (two 128 KiB operands, a 4 GiB product)
+  const b = new GraphBuilder();
+  const x = b.input("x", { dtype: "f32", shape: [1, 32768, 1] }), y = b.input("y", { dtype: "f32", shape: [1, 1, 32768] });
+  const g = b.finish([b.op("matmul", [x, y], { transposeA: false, transposeB: false })]);
+  const feed = (shape: number[]) => floatTensor(shape, new Float32Array(32768));
+  expect(() => runGraph(g, { x: feed([1, 32768, 1]), y: feed([1, 1, 32768]) })).toThrow(/^E7001 out of memory \(%\d+ matmul: a kernel needs 4\.00 GiB/);
+  // and a whole command: sampling micro at 32768² px
+  const inputs = join(dir, "micro-inputs.safetensors");
+  let err = "";
+  const io = { out: () => {}, err: (s: string) => (err += s) };
+  expect(await main(["inputs", "--preset", "micro", "--out", inputs], io)).toBe(0);
+  expect(await main(["sample", "--preset", "micro", "--resolution", "32768", "--context", inputs, "--steps", "1", "--out", join(dir, "s")], io)).toBe(2);
+  expect(err).toMatch(/E7001 out of memory \(%\d+ \w+ in patch_embed: .+\): the model at this size needs more memory/);
+  expect(err).not.toMatch(/internal error/);
 });
