@@ -51,6 +51,7 @@ function parseRequest(file: string, query: string): Request {
   } catch (e) {
     throw fail("configJson", { where: file, problem: (e as Error).message });
   }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw fail("configJson", { where: file, problem: "it is not a JSON object" });
   const q = new URLSearchParams(query);
   const get = (k: string) => q.get(k) ?? (doc[k] === undefined ? undefined : String(doc[k]));
   const known = new Set(["target", "width", "quantize", "precision", "resolution"]);
@@ -73,7 +74,11 @@ function parseRequest(file: string, query: string): Request {
       ...(typeof doc.config === "string" ? { config: near(doc.config) } : {}),
       ...(doc.allowUnused === true ? { allowUnused: true } : {}),
     };
-  else if (typeof doc.preset === "string") model = { preset: doc.preset, seed: Number(doc.seed ?? 0) };
+  else if (typeof doc.preset === "string") {
+    const seed = doc.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw fail("configInvalid", { where: file, field: "seed", problem: `is ${JSON.stringify(seed)}, not an integer >= 0` });
+    model = { preset: doc.preset, seed: seed as number };
+  }
   else throw fail("configInvalid", { where: file, field: "preset", problem: 'is missing: a model description names "preset" (and "seed") or "checkpoint"' });
   return { description: file, model, target, width, quantize, precision, ...(resolution !== undefined ? { resolution } : {}) };
 }

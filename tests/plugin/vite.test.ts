@@ -70,4 +70,10 @@ test("a bad query or description fails the build with a message naming it", asyn
   await expect(viteBuild(root, join(dir, "cache2"), [])).rejects.toThrow(/--width 0\.7 is not valid/);
   const root2 = app("bad2", ["target=tflite&colour=blue"]);
   await expect(viteBuild(root2, join(dir, "cache2"), [])).rejects.toThrow(/--colour blue is not valid: expected a query key/);
+  // descriptions that are valid JSON of another shape
+  const root3 = app("bad3", ["target=onnx"]);
+  for (const [doc, message] of [["null", /E2002 .*dit\.ditc\.json: the config is not valid JSON \(it is not a JSON object\)/], [`{"preset": "micro", "seed": "three"}`, /E2001 .*dit\.ditc\.json: config field "seed" is "three", not an integer >= 0/]] as const) {
+    writeFileSync(join(root3, "dit.ditc.json"), doc);
+    await expect(viteBuild(root3, join(dir, "cache2"), []), doc).rejects.toThrow(message);
+  }
 });
