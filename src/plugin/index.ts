@@ -9,7 +9,7 @@
 // {"checkpoint": "./ck.safetensors"} (relative to the file), and optional defaults for the query
 // keys target, width, quantize, precision, resolution.
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { createUnplugin } from "unplugin";
 import { fail, oneOf } from "../diagnostics.js";
@@ -20,6 +20,7 @@ import { latentForResolution } from "../model/build.js";
 import { WIDTHS, type Width } from "../model/config.js";
 import { BACKENDS } from "../driver/pipelines.js";
 import { buildFingerprint } from "../io/project.js";
+import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 
 export interface DitcPluginOptions {
   /** where compiled artifacts are kept between builds (default node_modules/.cache/ditc) */
@@ -78,8 +79,7 @@ function parseRequest(file: string, query: string): Request {
     const seed = doc.seed ?? 0;
     if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw fail("configInvalid", { where: file, field: "seed", problem: `is ${JSON.stringify(seed)}, not an integer >= 0` });
     model = { preset: doc.preset, seed: seed as number };
-  }
-  else throw fail("configInvalid", { where: file, field: "preset", problem: 'is missing: a model description names "preset" (and "seed") or "checkpoint"' });
+  } else throw fail("configInvalid", { where: file, field: "preset", problem: 'is missing: a model description names "preset" (and "seed") or "checkpoint"' });
   return { description: file, model, target, width, quantize, precision, ...(resolution !== undefined ? { resolution } : {}) };
 }
 
@@ -91,8 +91,8 @@ async function fileHash(path: string, cacheDir: string): Promise<string> {
   const h = createHash("sha256");
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   const digest = h.digest("hex");
-  mkdirSync(dirname(memo), { recursive: true });
-  writeFileSync(memo, digest);
+  makeOutputFolder(dirname(memo));
+  writeFileAtomic(memo, (fd) => writeAll(fd, Buffer.from(digest)));
   return digest;
 }
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { build } from "vite";
 import { afterAll, expect, test } from "vitest";
 import { ditc, type DitcPluginEvent } from "../../src/plugin/index.js";
-import { syntheticInputs } from "../../src/driver/init.js";
+import { syntheticInputs, writeSyntheticCheckpoint } from "../../src/driver/init.js";
 import { presetConfig } from "../../src/model/config.js";
 import { openOrtSession } from "../../targets/onnx/ort.js";
 import { compile } from "../../src/driver/compile.js";
@@ -76,4 +76,22 @@ test("a bad query or description fails the build with a message naming it", asyn
     writeFileSync(join(root3, "dit.ditc.json"), doc);
     await expect(viteBuild(root3, join(dir, "cache2"), []), doc).rejects.toThrow(message);
   }
+});
+
+test("a checkpoint description: keyed on the checkpoint's content (hashed once per file version), so new weights are a new entry", async () => {
+  const root = app("ck", ["target=onnx&width=1"]);
+  const ck = join(root, "weights.safetensors");
+  writeSyntheticCheckpoint(presetConfig("micro"), 1, ck);
+  writeFileSync(join(root, "dit.ditc.json"), JSON.stringify({ checkpoint: "weights.safetensors" }));
+  const cacheDir = join(dir, "cache-ck");
+  const runs: DitcPluginEvent[][] = [[], [], []];
+  await viteBuild(root, cacheDir, runs[0]!);
+  // the digest is remembered by (path, size, mtime): one memo per file version
+  expect(readdirSync(join(cacheDir, "hashes"))).toHaveLength(1);
+  await viteBuild(root, cacheDir, runs[1]!);
+  writeSyntheticCheckpoint(presetConfig("micro"), 2, ck); // other weights, same names and shapes
+  await viteBuild(root, cacheDir, runs[2]!);
+  expect(runs.map((r) => r.map((e) => e.kind))).toEqual([["compiled"], ["cached"], ["compiled"]]);
+  expect(runs[2]![0]!.key).not.toBe(runs[0]![0]!.key);
+  expect(readdirSync(join(cacheDir, "hashes"))).toHaveLength(2);
 });
