@@ -142,6 +142,31 @@ export function startClustering(jobs: readonly ClusterJob[], into: Map<string, P
   return pool;
 }
 
+/** Bytes of one chunk of a pool's shared arena (see sharedArena). */
+const ARENA_CHUNK = 64 << 20;
+
+type SharedArray = Int32Array | Float64Array | Float32Array | Uint8Array;
+
+/**
+ * Typed arrays in shared memory for the jobs' results and words, carved from chunks of
+ * ARENA_CHUNK bytes. A SharedArrayBuffer under glibc's mmap threshold (32 MiB at most) comes from
+ * the heap and is zeroed on this thread: the full preset's ~8,000 job buffers cost 0.5 s of it. A
+ * chunk is mapped fresh, zero without a memset, its pages first touched by the worker writing
+ * them. An array of half a chunk or more gets a mapping of its own. Each array starts on a
+ * 64-byte line, so two jobs' status words never share one.
+ */
+function sharedArena(): <T extends SharedArray>(Type: { new (b: SharedArrayBuffer, offset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number) => T {
+  let chunk: SharedArrayBuffer | undefined, used = ARENA_CHUNK;
+  return (Type, length) => {
+    const bytes = length * Type.BYTES_PER_ELEMENT;
+    if (bytes >= ARENA_CHUNK / 2) return new Type(new SharedArrayBuffer(bytes), 0, length);
+    let at = Math.ceil(used / 64) * 64;
+    if (!chunk || at + bytes > ARENA_CHUNK) [chunk, at] = [new SharedArrayBuffer(ARENA_CHUNK), 0];
+    used = at + bytes;
+    return new Type(chunk, at, length);
+  };
+}
+
 /** Workers that take jobs as the caller finds them (a probe clustering each layer as its statistics are complete). */
 export interface ClusterPool extends ClusterRun {
   /** Hands jobs to the workers (as many as fit; the rest follow as jobs finish). */
@@ -195,26 +220,26 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     data.set(loaded);
     return { data, lent: false };
   };
+  const shared = sharedArena();
   const submit = (w: (typeof pool)[number]) => {
     const id = next++;
     const { plan } = todo[id]!;
-    const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
     // a weight read (on the weight-read clock), not clustering
     const r0 = performance.now();
     const { data, lent } = timedRead(() => loadShared(todo[id]!));
     loading += performance.now() - r0;
     const m: JobMessage = {
       data, plan,
-      status: shared((b) => new Int32Array(b), 8), sse: shared((b) => new Float64Array(b), 8),
-      indices: shared((b) => new Uint8Array(b), data.length), nibbles: shared((b) => new Uint8Array(b), plan.bits === 4 ? Math.ceil(data.length / 2) : 0), lut: shared((b) => new Float32Array(b), 4 * plan.groups * (1 << plan.bits)),
-      error: shared((b) => new Uint8Array(b), ERROR_BYTES),
+      status: shared(Int32Array, 2), sse: shared(Float64Array, 1),
+      indices: shared(Uint8Array, data.length), nibbles: shared(Uint8Array, plan.bits === 4 ? Math.ceil(data.length / 2) : 0), lut: shared(Float32Array, plan.groups * (1 << plan.bits)),
+      error: shared(Uint8Array, ERROR_BYTES),
       corrections: undefined,
     };
     const fixes = todo[id]!.corrections ?? [];
     if (fixes.length) {
       const rows = plan.layout.rowBase.length;
       const r1 = performance.now();
-      m.corrections = { mean: fixes[0]!.mean, old: fixes.map((f) => f.old?.()), out: shared((b) => new Float32Array(b), 4 * rows * fixes.length) };
+      m.corrections = { mean: fixes[0]!.mean, old: fixes.map((f) => f.old?.()), out: shared(Float32Array, rows * fixes.length) };
       loading += performance.now() - r1;
     }
     w.worker.postMessage(m);
