@@ -3,8 +3,9 @@
 // next to the I/O floor measured in the same run: reading the checkpoint once and copying the
 // artifacts' bytes once with plain file operations (right after the compile, and again after the
 // machine has idled, see `cold` below). Both read the checkpoint from a warm page
-// cache: the file is read once before the compile (just written, its pages are still being
-// flushed, which made the compile's first read several times slower than the floor's).
+// cache: the file is written to the disk (fsync) and read once before the compile (just
+// written, its pages were still being flushed during the compile's first read, which made it
+// several times slower than the floor's).
 // Compile writes its artifacts' whole blocks with O_DIRECT on Linux; the floor's plain copies go
 // through the page cache, so the same copies written direct are measured too (`directFloor`).
 import { execFileSync } from "node:child_process";
