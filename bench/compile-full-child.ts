@@ -34,8 +34,7 @@ if (mode === "init") {
   fsyncSync(fd);
   closeSync(fd);
   done({ bytes });
-}
-else if (mode === "compile") {
+} else if (mode === "compile") {
   const source = openCheckpoint(ck!);
   const { report, phases, timings } = compile({
     source, ref: { checkpoint: ck! }, targets: ["coreml", "tflite", "onnx"], widths: [0.375, 0.5, 1], latentSize: [128, 128],
