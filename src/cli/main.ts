@@ -21,7 +21,7 @@ import { runArtifact } from "../driver/run.js";
 import { writeAll, writeFileAtomic } from "../io/atomic.js";
 import { join, resolve } from "node:path";
 import { progressView } from "./progress.js";
-import { checkSampleSpec, parseDecode, runSample } from "../driver/sample.js";
+import { checkSampleSpec, MAX_STEPS, parseDecode, runSample } from "../driver/sample.js";
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
 import { MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
@@ -305,7 +305,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         if (a.noise !== undefined && argv.includes("--seed")) throw fail("usage", { detail: "give either --seed (ditc draws the noise) or --noise FILE, not both." });
         const spec = {
           ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
-          steps: intArg("steps", a.steps, 1), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), ...(a.noise !== undefined ? { noise: a.noise } : {}),
+          steps: intArg("steps", a.steps, 1, MAX_STEPS), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), ...(a.noise !== undefined ? { noise: a.noise } : {}),
           ...(a.decoder !== undefined ? { decode: { kind: "onnx" as const, path: a.decoder } } : a.decode !== undefined ? { decode: parseDecode(a.decode) } : {}),
         };
         const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
@@ -348,7 +348,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const latentSize = a.resolution !== undefined ? latentForResolution(a.resolution) : opened.source.config.latentSize;
           const { set, record } = await recordTrajectories(opened.source, {
             ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
-            steps: intArg("steps", a.steps, 1), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), samples: intArg("samples", a.samples, 1), width: widthArg(a.width), latentSize,
+            steps: intArg("steps", a.steps, 1, MAX_STEPS), shift: Number(a.shift), seed: intArg("seed", a.seed, 0), samples: intArg("samples", a.samples, 1), width: widthArg(a.width), latentSize,
           }, progress.onProgress);
           writeCalibration(a.out, set, record);
           progress.stop();
@@ -400,7 +400,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const sampleSpec = a.sample ?? (a.vocab !== undefined || a.context !== undefined)
           ? {
             ...(a.prompt ? { prompts: a.prompt.map(String) } : {}), ...(a.vocab !== undefined ? { vocab: a.vocab } : {}), ...(a.context !== undefined ? { context: a.context } : {}),
-            steps: intArg("sample-steps", a.sampleSteps, 1), shift: 1, seed: intArg("sample-seed", a.sampleSeed, 0), ...(a.decoder !== undefined ? { decode: { kind: "onnx" as const, path: a.decoder } } : {}),
+            steps: intArg("sample-steps", a.sampleSteps, 1, MAX_STEPS), shift: 1, seed: intArg("sample-seed", a.sampleSeed, 0), ...(a.decoder !== undefined ? { decode: { kind: "onnx" as const, path: a.decoder } } : {}),
           }
           : undefined;
         const { source, close } = openSource(a);

@@ -10,7 +10,7 @@ import type { WeightSource } from "../model/weights.js";
 import type { CalibrationSet } from "../quant/calibration.js";
 import { irEngine } from "../sample/engines.js";
 import type { ProgressFn } from "./progress.js";
-import { sampleContext, sampleLatents, sampleNoise, type SampleSpec } from "./sample.js";
+import { checkSteps, sampleContext, sampleLatents, sampleNoise, type SampleSpec } from "./sample.js";
 
 export interface CalibrateSpec extends Pick<SampleSpec, "prompts" | "vocab" | "context" | "steps" | "shift" | "seed"> {
   /** trajectories per prompt (or context row), each from its own noise seed */
@@ -29,14 +29,21 @@ export interface CalibrationRecord {
   records: number;
 }
 
+/** The most memory a recording may hold (its calls' inputs, and their joined copy). */
+const MAX_RECORDING_BYTES = 8 * 2 ** 30;
+
 /** Runs the float sampler and returns every velocity call's inputs, in call order. */
 export async function recordTrajectories(source: WeightSource, spec: CalibrateSpec, onProgress?: ProgressFn): Promise<{ set: CalibrationSet; record: CalibrationRecord }> {
   if (!Number.isSafeInteger(spec.samples) || spec.samples < 1) throw fail("badOption", { option: "samples", value: String(spec.samples), expected: "an integer >= 1" });
-  if (!Number.isSafeInteger(spec.steps) || spec.steps < 1) throw fail("badOption", { option: "steps", value: String(spec.steps), expected: "an integer >= 1" });
+  checkSteps(spec.steps);
   const base = irEngine(source, spec.width, spec.latentSize);
   const { context: one, prompts } = sampleContext(spec as SampleSpec, base);
   // K trajectories per prompt: the contexts repeated, each row with its own seed
   const P = one.shape[0]!, per = one.data.length / P, K = spec.samples;
+  // every call's inputs are kept, then joined: refused up front when that cannot fit
+  const [C, H, W] = base.latent, records = P * K * spec.steps, bytes = 2 * 4 * records * (C * H * W + 1 + per);
+  if (bytes > MAX_RECORDING_BYTES)
+    throw fail("usage", { detail: `calibrate would record ${records.toLocaleString("en-US")} velocity calls (${P} context(s) × ${K} sample(s) × ${spec.steps} steps), ${(bytes / 2 ** 30).toFixed(1)} GiB held while it joins them, more than the ${MAX_RECORDING_BYTES / 2 ** 30} GiB it allows; use fewer --steps or --samples.` });
   const context = floatTensor([P * K, ...one.shape.slice(1)], new Float32Array(P * K * per));
   for (let k = 0; k < K; k++) context.data.set(one.data, k * P * per);
   const { noise, seeds } = sampleNoise(spec as SampleSpec, base, P * K);

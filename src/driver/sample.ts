@@ -102,8 +102,16 @@ export async function decodeLatents(latents: FloatTensor, decode: DecodeChoice |
   return { images: pixelShuffleDecode(latents, r), how: `pixel-shuffle:${r}` };
 }
 
+/** The most Euler steps a sampler takes: a training schedule's 1,000 timesteps (more only repeats them). */
+export const MAX_STEPS = 1000;
+
+export function checkSteps(steps: number): void {
+  if (!Number.isSafeInteger(steps) || steps < 1 || steps > MAX_STEPS) throw fail("badOption", { option: "steps", value: String(steps), expected: `an integer from 1 to ${MAX_STEPS}` });
+}
+
 /** Runs the sampler for every sample, in batches the engine takes. */
 export async function sampleLatents(engine: SampleEngine, noise: FloatTensor, context: FloatTensor, spec: Pick<SampleSpec, "steps" | "shift">, onProgress?: ProgressFn, signal?: AbortSignal): Promise<{ latents: FloatTensor; calls: number }> {
+  checkSteps(spec.steps);
   const N = noise.shape[0]!;
   if (context.shape[0] !== N) throw fail("usage", { detail: `${context.shape[0]} contexts for ${N} noise samples.` });
   const per = engine.batch === 0 ? N : engine.batch;
@@ -133,7 +141,7 @@ export async function sampleLatents(engine: SampleEngine, noise: FloatTensor, co
 
 /** The whole command: context, noise, sampling, decoding, and the three files in `out` (if given). */
 export async function runSample(engine: SampleEngine, spec: SampleSpec, out: string | undefined, onProgress?: ProgressFn, signal?: AbortSignal): Promise<SampleOutcome> {
-  if (!Number.isSafeInteger(spec.steps) || spec.steps < 1) throw fail("badOption", { option: "steps", value: String(spec.steps), expected: "an integer >= 1" });
+  checkSteps(spec.steps);
   if (!(spec.shift > 0)) throw fail("badOption", { option: "shift", value: String(spec.shift), expected: "a number > 0 (1: no shift)" });
   const { context, prompts } = sampleContext(spec, engine);
   const { noise, seeds } = sampleNoise(spec, engine, context.shape[0]!);

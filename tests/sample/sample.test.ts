@@ -114,7 +114,10 @@ describe("bad input exits 2 naming what is wrong", () => {
   const base = ["sample", "--checkpoint", CK, "--out", join(dir, "bad")];
   test.each([
     ["a word not in the vocabulary", [...base, "--vocab", VOCAB, "--prompt", "circle huge left", "--steps", "2"], /E6001 prompt "circle huge left": the word "huge" is not in the vocabulary of .*vocab\.safetensors.*; it has: pad, circle, square, triangle, cross, small, large, left, right, top, bottom, center\./],
-    ["a step count below 1", [...base, "--vocab", VOCAB, "--prompt", "circle", "--steps", "0"], /--steps 0 is not valid: expected an integer >= 1/],
+    ["a step count below 1", [...base, "--vocab", VOCAB, "--prompt", "circle", "--steps", "0"], /--steps 0 is not valid: expected an integer from 1 to 1000/],
+    ["a step count past a training schedule's", [...base, "--vocab", VOCAB, "--prompt", "circle", "--steps", "1000000000"], /--steps 1000000000 is not valid: expected an integer from 1 to 1000/],
+    // calibrate keeps every call's inputs: what cannot fit is refused before it samples
+    ["a calibration recording past its memory bound", ["calibrate", "--checkpoint", CK, "--vocab", VOCAB, "--prompt", "circle", "--steps", "1000", "--samples", "100000", "--out", join(dir, "cal.safetensors")], /E1003 calibrate would record 100,000,000 velocity calls \(1 context\(s\) × 100000 sample\(s\) × 1000 steps\), [\d.]+ GiB .* more than the 8 GiB it allows; use fewer --steps or --samples\./],
     ["no prompt and no context", [...base, "--steps", "2"], /--prompt .* --vocab .* or --context/],
   ])("%s", async (_what, args, message) => {
     const r = await ditc(...(args as string[]));
