@@ -63,7 +63,7 @@ const samplerOptions = (y: Argv) =>
           .option("prompt", { type: "string", array: true, describe: "a prompt (repeat for several); its words index --vocab" })
           .option("vocab", { type: "string", describe: "the prompts' embedding table (.safetensors: embedding (V, Dctx), words in __metadata__.vocab)" })
           .option("context", { type: "string", describe: "instead of prompts: context (N, S, Dctx) from your text encoder" })
-          .option("steps", { type: "number", default: 20, describe: "Euler steps from t = 1 to 0" })
+          .option("steps", { type: "number", default: 20, describe: "Euler steps from t = 1 to 0 (1 to 1,000)" })
           .option("shift", { type: "number", default: 1, describe: "time shift s: t' = s·t / (1 + (s − 1)·t)" });
 
 /** Opens --preset (with --weights-seed) or --checkpoint (with its mapping options). */
@@ -380,7 +380,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("prompt", { type: "string", array: true, describe: "--sample: a prompt (repeat for several)" })
           .option("vocab", { type: "string", describe: "--sample: the prompts' embedding table" })
           .option("context", { type: "string", describe: "--sample: context (N, S, Dctx) instead of prompts" })
-          .option("sample-steps", { type: "number", default: 20, describe: "--sample: Euler steps" })
+          .option("sample-steps", { type: "number", default: 20, describe: "--sample: Euler steps (1 to 1,000)" })
           .option("sample-seed", { type: "number", default: 0, describe: "--sample: noise seed of the first sample" })
           .option("decoder", { type: "string", describe: "--sample: a VAE decoder in ONNX (default: pixel shuffle)" })
           .example("$0 compile --preset mini --target onnx --width 0.5,1 --out out/", "two widths of the mini model as ONNX")

@@ -105,6 +105,7 @@ export async function decodeLatents(latents: FloatTensor, decode: DecodeChoice |
 /** The most Euler steps a sampler takes: a training schedule's 1,000 timesteps (more only repeats them). */
 export const MAX_STEPS = 1000;
 
+/** Refuses a step count outside 1..MAX_STEPS, naming --steps. */
 export function checkSteps(steps: number): void {
   if (!Number.isSafeInteger(steps) || steps < 1 || steps > MAX_STEPS) throw fail("badOption", { option: "steps", value: String(steps), expected: `an integer from 1 to ${MAX_STEPS}` });
 }
