@@ -10,8 +10,8 @@ import { markInferred } from "./verify.js";
 
 /**
  * The most nodes a graph may have. Lowering splits attention into query chunks whose count grows
- * with the square of the token count: the full preset lowers to ~60k ops at 1024² and ~600k at
- * 4096², and at 8192² it would fill the JavaScript heap and abort the process.
+ * with the square of the token count: the full preset lowers to ~60k ops at 1024² and 460–590k at
+ * 4096² (CoreML, ONNX), and at 8192² it would fill the JavaScript heap and abort the process.
  */
 export const MAX_GRAPH_NODES = 1_000_000;
 
