@@ -80,9 +80,9 @@ export function fail<K extends DiagnosticKey>(key: K, args: ArgsOf<K>): DitcErro
  * they can hold (an array past its maximum length, a buffer or memory the system refused, the
  * engine's 4 GiB) as a RangeError, which is the size of the user's model, not a bug in ditc.
  */
-export function allocationFailure(e: unknown): DitcError | undefined {
-  if (!(e instanceof RangeError)) return undefined;
-  return /invalid (typed )?array length|array buffer allocation failed|could not allocate memory|out of memory|GiB of working memory/i.test(e.message) ? fail("outOfMemory", { problem: e.message }) : undefined;
+export function allocationFailure(e: unknown, where?: string): DitcError | undefined {
+  if (!(e instanceof RangeError) || !/invalid (typed )?array length|array buffer allocation failed|could not allocate memory|out of memory|GiB of working memory/i.test(e.message)) return undefined;
+  return fail("outOfMemory", { problem: where ? `${where}: ${e.message}` : e.message });
 }
 
 /** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean" hints. */

@@ -43,9 +43,10 @@ function widthArg(v: unknown): Width {
   return w;
 }
 
-function intArg(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function intArg(name: string, v: unknown, min: number, max?: number): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw fail("badOption", { option: name, value: String(v), expected: max < Number.MAX_SAFE_INTEGER ? `an integer from ${min} to ${max}` : `an integer >= ${min}` });
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+    throw fail("badOption", { option: name, value: String(v), expected: max !== undefined ? `an integer from ${min} to ${max}` : `an integer >= ${min}` });
   return n;
 }
 

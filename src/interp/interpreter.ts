@@ -113,7 +113,7 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       outs = opDef(n.kind).kernel(ins, n.attrs as never);
     } catch (e) {
       // a RangeError is a size: the machine's (out of memory) or the operands' (a shape no kernel takes)
-      if (e instanceof RangeError) throw allocationFailure(new RangeError(`${nodeLabel(n)}: ${e.message}`)) ?? fail("opType", { node: nodeLabel(n), problem: e.message });
+      if (e instanceof RangeError) throw allocationFailure(e, nodeLabel(n)) ?? fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
     n.outputs.forEach((o, k) => setLive(o, finish(outs[k]!, o.type.dtype)));
