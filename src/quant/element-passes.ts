@@ -14,6 +14,7 @@ export interface KmeansModule {
   reserve(bytes: number): boolean;
   layer(lowest: number, from: number, last: number, cap: number, R: number, W: number, S1: number, S2: number, below: number, out: number, arg: number, stack: number): void;
   refill(R: number, prev: number, S2: number, from: number, to: number): void;
+  penalizedSuffix(W: number, S1: number, S2: number, n: number, lambda: number, E: number, cand: number, from: number): void;
   weightedCounts(bits: number, w: number, rowBase: number, rows: number, inPerRow: number, spatial: number, sums: number): number;
   lookupIndices(bits: number, n: number, byPattern: number, indices: number, nibbles: number): void;
   biasSums(bits: number, i0: number, err: number, mean: number, rowBase: number, r0: number, r1: number, inPerRow: number, spatial: number, acc: number): number;

@@ -222,6 +222,8 @@ interface Workspace {
    * starts lowest ≤ j ≤ cap; with `knuth` also j ≥ layer c − 1's start at the same row
    */
   layer: (c: number, lowest: number, from: number, last: number, out: 0 | 1, cap: number, knuth: boolean) => void;
+  /** penalizedSuffix over W, S1, S2 with this λ */
+  penalized: (lambda: number) => Float64Array;
 }
 
 /**
@@ -249,7 +251,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
   const m = Math.min(k, n);
   // before the workspace: the bound's own programme uses the module's memory too
   const boundStarts = bounded && m >= BOUNDED_CLUSTERS && n >= 4 * BOUND_RUNS ? boundingPartition(values, counts, m, engine) : undefined;
-  const { W, S1, S2, R, rows, split, refill, layer } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
+  const { W, S1, S2, R, rows, split, refill, layer, penalized } = engine === "wasm" ? wasmWorkspace(n, m) : jsWorkspace(n, m);
   const sums = prefixSums(values, counts, W, S1, S2), { mean, sse } = sums;
   let prev: 0 | 1 = 0;
   for (let i = 0; i < n; i++) rows[0][i] = sse(0, i);
@@ -278,7 +280,7 @@ export function kmeans1d(values: Float64Array, counts: Float64Array, k: number, 
     }
     return lo;
   };
-  const firstUseful = boundStarts ? suffixBound(boundStarts, m, sums, bound) : undefined;
+  const firstUseful = boundStarts ? suffixBound(boundStarts, m, sums, bound, penalized) : undefined;
   let cap = capAfter(rows[0], 0, n - 1), low = firstUseful ? firstUseful(rows[0], 0, n - 1, 0) + 1 : 0;
   // Layer c: cur[i] = min over j of prev[j-1] + SSE(j..i); the last layer is read at one row only
   for (let c = 1; c < m; c++) {
@@ -321,7 +323,12 @@ function lloydRefine(starts: number[], values: Float64Array, { W, S1, mean, sse 
     let i = 0;
     for (let c = 1; c < m; c++) {
       const mid = (centre(c - 1, starts) + centre(c, starts)) / 2;
-      while (i < n && values[i]! <= mid) i++;
+      // the first value from i on past the midpoint (values ascend: a binary search)
+      for (let hi = n; i < hi; ) {
+        const h = (i + hi) >> 1;
+        if (values[h]! <= mid) i = h + 1;
+        else hi = h;
+      }
       // no cluster empties: each keeps at least one value
       next.push(Math.min(Math.max(i, next[c - 1]! + 1), n - (m - c)));
     }
@@ -344,7 +351,7 @@ function lloydRefine(starts: number[], values: Float64Array, { W, S1, mean, sse 
  * any λ is valid, a near one prunes most: ~3× fewer rows than B alone on the full preset's weights).
  * Returns layer c's first useful row among first..last (`first` itself should none pass: no pruning).
  */
-function suffixBound(starts: readonly number[], m: number, sums: PrefixSums, bound: number): (row: Float64Array, first: number, last: number, c: number) => number {
+function suffixBound(starts: readonly number[], m: number, sums: PrefixSums, bound: number, penalized: (lambda: number) => Float64Array): (row: Float64Array, first: number, last: number, c: number) => number {
   const n = sums.W.length - 1, sse = sums.sse;
   let lambda = Infinity;
   for (let c = 0; c + 2 <= starts.length; c++) {
@@ -352,7 +359,7 @@ function suffixBound(starts: readonly number[], m: number, sums: PrefixSums, bou
     lambda = Math.min(lambda, sse(a, e) - sse(a, b - 1) - sse(b, e));
   }
   if (!(lambda > 0) || !Number.isFinite(lambda)) return (_row, first) => first;
-  const G = penalizedSuffix(sums.W, sums.S1, sums.S2, n, lambda);
+  const G = penalized(lambda);
   // room for rounding: G sums up to n costs, each a few ulps of the total sum of squares off
   const margin = 1e-10 * sums.S2[n]!;
   return (row, first, last, c) => {
@@ -369,7 +376,15 @@ function suffixBound(starts: readonly number[], m: number, sums: PrefixSums, bou
  * candidates kept in a queue, each the best over a range of rows found by binary search, so
  * O(n log n).
  */
-export function penalizedSuffix(W: Float64Array, S1: Float64Array, S2: Float64Array, n: number, lambda: number): Float64Array {
+export function penalizedSuffix(W: Float64Array, S1: Float64Array, S2: Float64Array, n: number, lambda: number, engine: "wasm" | "js" = "js"): Float64Array {
+  if (engine === "wasm") {
+    const a = new Arena();
+    const pW = a.take(8 * (n + 1)), pS1 = a.take(8 * (n + 1)), pS2 = a.take(8 * (n + 1)), pE = a.take(8 * (n + 1)), pCand = a.take(4 * n), pFrom = a.take(4 * n);
+    const buf = a.reserve(`the penalized programme over ${n} distinct values`);
+    for (const [p, x] of [[pW, W], [pS1, S1], [pS2, S2]] as const) new Float64Array(buf, p, n + 1).set(x.subarray(0, n + 1));
+    a.wasm.penalizedSuffix(pW, pS1, pS2, n, lambda, pE, pCand, pFrom);
+    return new Float64Array(buf, pE, n + 1).slice().reverse(); // G[j] = E[n − j]
+  }
   // E[q + 1]: the reversed prefix 0..q, i.e. values n − 1 − q..n − 1; a last cluster s..q of the
   // reversed order is values n − 1 − q..n − 1 − s, whose sums are the prefix sums at n − s less n − 1 − q
   const E = new Float64Array(n + 1);
@@ -474,14 +489,14 @@ function jsWorkspace(n: number, m: number): Workspace {
   };
   // layer 0's starts are all 0: no lower bound
   const layer = (c: number, lowest: number, first: number, last: number, o: 0 | 1, cap: number, knuth: boolean) => divideAndConquer(lowest, first, last, rows[o], split[c]!, split[knuth ? c - 1 : 0]!, cap);
-  return { W, S1, S2, R, rows, split, refill, layer };
+  return { W, S1, S2, R, rows, split, refill, layer, penalized: (lambda) => penalizedSuffix(W, S1, S2, n, lambda) };
 }
 
 function wasmWorkspace(n: number, m: number): Workspace {
   const a = new Arena(), wasm = a.wasm;
   // float64 arrays, then int32 ones
   const W = a.take(8 * (n + 1)), S1 = a.take(8 * (n + 1)), S2 = a.take(8 * (n + 1)), R = a.take(24 * (n + 1)), row0 = a.take(8 * n), row1 = a.take(8 * n);
-  const stack = a.take(4 * 128), split = a.take(4 * n * m);
+  const E = a.take(8 * (n + 1)), stack = a.take(4 * 128), cand = a.take(4 * n), from = a.take(4 * n), split = a.take(4 * n * m);
   const buf = a.reserve(`k-means over ${n} distinct values into ${m} clusters`);
   const f64 = (p: number, len: number) => new Float64Array(buf, p, len);
   const splitOf = (c: number) => 4 * n * c + split;
@@ -489,7 +504,11 @@ function wasmWorkspace(n: number, m: number): Workspace {
     W: f64(W, n + 1), S1: f64(S1, n + 1), S2: f64(S2, n + 1), R: f64(R, 3 * (n + 1)), rows: [f64(row0, n), f64(row1, n)],
     split: Array.from({ length: m }, (_, c) => new Int32Array(buf, splitOf(c), n)),
     refill: (prev, from, to) => wasm.refill(R, prev ? row1 : row0, S2, from, to),
-    layer: (c, lowest, from, last, o, cap, knuth) => wasm.layer(lowest, from, last, cap, R, W, S1, S2, splitOf(knuth ? c - 1 : 0), o ? row1 : row0, splitOf(c), stack),
+    layer: (c, lowest, first, last, o, cap, knuth) => wasm.layer(lowest, first, last, cap, R, W, S1, S2, splitOf(knuth ? c - 1 : 0), o ? row1 : row0, splitOf(c), stack),
+    penalized: (lambda) => {
+      wasm.penalizedSuffix(W, S1, S2, n, lambda, E, cand, from);
+      return f64(E, n + 1).slice().reverse(); // G[j] = E[n − j]
+    },
   };
 }
 

@@ -266,6 +266,8 @@ test("the penalized suffix programme (the bounded programme's bound from the rig
         }
         const got = penalizedSuffix(W, S1, S2, n, lambda);
         for (let j = 0; j <= n; j++) expect(Math.abs(got[j]! - want[j]!)).toBeLessThanOrEqual(1e-9 * (want[0]! + 1));
+        // the WebAssembly form (the one kmeans1d runs) does the oracle's operations: the same bits
+        expect([...penalizedSuffix(W, S1, S2, n, lambda, "wasm")]).toEqual([...got]);
       },
     ),
     { numRuns: 300 },

@@ -1,6 +1,7 @@
 // The loops of a weight's clustering in WebAssembly: one layer of the exact 1-D k-means programme
-// (src/quant/kmeans.ts kmeans1d) and the passes over a weight's elements around it (the
-// activation-weighted count, the index lookup, the bias correction's sums; src/quant/passes.ts).
+// (src/quant/kmeans.ts kmeans1d), the penalized programme its bound from the right comes from,
+// and the passes over a weight's elements around it (the activation-weighted count, the index
+// lookup, the bias correction's sums; src/quant/element-passes.ts).
 // Each does the same float64 operations in the same order as the JavaScript kept as its oracle
 // (WebAssembly neither fuses nor reorders them), so results are identical bit for bit.
 // JavaScript lays the arrays out in this module's own memory; pointers are byte offsets.
@@ -75,6 +76,56 @@ export function layer(lowest: i32, from: i32, last: i32, cap: i32, R: usize, Wp:
       lo = mid + 1;
       jlo = bestJ;
     }
+  }
+}
+
+/** The penalized programme's value of a last cluster s..q of the reversed order after E[s] (penalizedSuffix). */
+// @ts-ignore: decorator
+@inline function penalizedValue(E: usize, W: usize, S1: usize, S2: usize, n: i32, lambda: f64, s: i32, q: i32): f64 {
+  const hi = <usize>(n - s) << 3, lo = <usize>(n - 1 - q) << 3;
+  const w = load<f64>(W + hi) - load<f64>(W + lo), t = load<f64>(S1 + hi) - load<f64>(S1 + lo);
+  return load<f64>(E + (<usize>s << 3)) + max<f64>(0, load<f64>(S2 + hi) - load<f64>(S2 + lo) - (t * t) / w) + lambda;
+}
+
+/**
+ * The penalized suffix programme of src/quant/kmeans.ts penalizedSuffix, its operations in its
+ * order: E[0..n] over the reversed values from the prefix sums W, S1, S2 (n + 1 each), with the
+ * queue of candidates in cand and from (n i32 each).
+ */
+export function penalizedSuffix(W: usize, S1: usize, S2: usize, n: i32, lambda: f64, E: usize, cand: usize, from: usize): void {
+  store<f64>(E, 0);
+  let head = 0, tail = 0;
+  for (let q = 0; q < n; q++) {
+    while (tail > head) {
+      const b = load<i32>(cand + (<usize>(tail - 1) << 2));
+      let f = load<i32>(from + (<usize>(tail - 1) << 2));
+      if (f < q) f = q;
+      if (penalizedValue(E, W, S1, S2, n, lambda, q, f) <= penalizedValue(E, W, S1, S2, n, lambda, b, f)) tail--;
+      else break;
+    }
+    if (tail == head) {
+      store<i32>(cand + (<usize>tail << 2), q);
+      store<i32>(from + (<usize>tail << 2), q);
+      tail++;
+    } else {
+      const b = load<i32>(cand + (<usize>(tail - 1) << 2));
+      let lo = load<i32>(from + (<usize>(tail - 1) << 2));
+      if (lo < q) lo = q;
+      lo++;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (penalizedValue(E, W, S1, S2, n, lambda, q, mid) <= penalizedValue(E, W, S1, S2, n, lambda, b, mid)) hi = mid;
+        else lo = mid + 1;
+      }
+      if (lo < n) {
+        store<i32>(cand + (<usize>tail << 2), q);
+        store<i32>(from + (<usize>tail << 2), lo);
+        tail++;
+      }
+    }
+    while (tail - head > 1 && load<i32>(from + (<usize>(head + 1) << 2)) <= q) head++;
+    store<f64>(E + (<usize>(q + 1) << 3), penalizedValue(E, W, S1, S2, n, lambda, load<i32>(cand + (<usize>head << 2)), q));
   }
 }
 
