@@ -211,6 +211,12 @@ export interface CompilePhases {
   loweringSeconds: number;
   writingSeconds: number;
   readSeconds: number;
+  /**
+   * readSeconds by where they fell: reading widths' tensors into the cache, slicing them to each
+   * width, inside statistics and probe (its weight reads and the cluster pool's loads), and after
+   * the probes (the 8-bit clustering's loads, the emitters' reads of float weights)
+   */
+  reads: { cacheSeconds: number; slicesSeconds: number; inProbeSeconds: number; afterProbeSeconds: number };
   kmeansSeconds: number;
   /** the interpreter's forwards in statistics and probe: those phases less the reads and k-means inside them */
   forwardSeconds: number;
@@ -237,7 +243,7 @@ export function compile(o: CompileOptions): CompileResult {
 function runCompile(o: CompileOptions): CompileResult {
   const start = performance.now(), kmeansBefore = clusteringClock();
   const readsBefore = weightReadClock(), reads = () => weightReadClock() - readsBefore;
-  const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0 };
+  const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0, cache: 0, slices: 0, inProbe: 0, afterProbe: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -271,9 +277,15 @@ function runCompile(o: CompileOptions): CompileResult {
     latentSize = model.latentSize;
     // the width's tensors into the cache at once, on two threads: read between the forwards'
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
+    let t = reads();
     if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
+    clock.cache += reads() - t;
     // and its slices, before the probe's forward starts the cluster pool beside it, on two threads
+    t = reads();
     timedRead(() => makeWidthSlices(source, width, engineInfo().threads));
+    clock.slices += reads() - t;
+    // the width's reads from the end of its statistics and probe (or from here, without them) to its end
+    let afterProbeFrom = reads();
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;
@@ -288,6 +300,8 @@ function runCompile(o: CompileOptions): CompileResult {
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
       clock.forward += plan.seconds.statistics + plan.seconds.probe - (reads() - planReads) - (clusteringClock() - planClustering);
+      clock.inProbe += reads() - planReads;
+      afterProbeFrom = reads();
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
       // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
       const shared: SharedQuantization = { clusterings: plan.clustered?.clusterings ?? new Map(), biases: plan.clustered?.biases ?? new Map() };
@@ -355,6 +369,7 @@ function runCompile(o: CompileOptions): CompileResult {
       background?.finish();
       clock.writing += since(t0);
     } finally {
+      clock.afterProbe += reads() - afterProbeFrom;
       background?.cancel();
       // the width's graphs and cluster jobs are done with its slices: a narrower width to come
       // reuses their memory, otherwise it goes
@@ -380,7 +395,9 @@ function runCompile(o: CompileOptions): CompileResult {
   writeFileAtomic(join(o.out, "report.html"), (fd) => writeAll(fd, Buffer.from(renderReportHtml(report))));
   const phases: CompilePhases = {
     totalSeconds: round3(since(start)), statisticsSeconds: round3(clock.statistics), probeSeconds: round3(clock.probe), loweringSeconds: round3(clock.lowering),
-    writingSeconds: round3(clock.writing), readSeconds: round3(reads()), kmeansSeconds: round3(clusteringClock() - kmeansBefore),
+    writingSeconds: round3(clock.writing), readSeconds: round3(reads()),
+    reads: { cacheSeconds: round3(clock.cache), slicesSeconds: round3(clock.slices), inProbeSeconds: round3(clock.inProbe), afterProbeSeconds: round3(clock.afterProbe) },
+    kmeansSeconds: round3(clusteringClock() - kmeansBefore),
     forwardSeconds: round3(Math.max(0, clock.forward)),
   };
   return { report, reportPath, timings, phases };

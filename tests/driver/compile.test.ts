@@ -37,3 +37,30 @@ test("compiling all three widths from one checkpoint, or quantizing one, reads e
     expect(a.equals(b), f).toBe(true);
   }
 });
+
+test("the phases split the weight reads by where they fell, each read counted once", () => {
+  const ckPath = join(dir, "micro-reads.safetensors");
+  writeSyntheticCheckpoint(presetConfig("micro"), 3, ckPath, "f16");
+  const ck = openCheckpoint(ckPath);
+  // every read of the file takes a while longer (a prefetch 20 ms, a tensor 1 ms), so each window's share is measurable
+  const wait = (ms: number) => {
+    for (const until = performance.now() + ms; performance.now() < until; );
+  };
+  const slowed = new Map<PropertyKey, number>([["prefetchItems", 20], ["readFloat", 1], ["readF16", 1]]);
+  const file = new Proxy(ck.file, {
+    get(t, key) {
+      const v: unknown = Reflect.get(t, key, t);
+      if (typeof v !== "function") return v;
+      const ms = slowed.get(key) ?? 0;
+      return (...args: unknown[]) => (wait(ms), (v as (...a: unknown[]) => unknown).apply(t, args));
+    },
+  });
+  const { phases } = compile({ source: { ...ck, file }, ref: { checkpoint: ckPath }, targets: ["onnx"], widths: [0.5, 1], precision: "fp32", out: join(dir, "reads"), quantize: { mode: "k4" } });
+  ck.close();
+  const r = phases.reads;
+  // the cache's reads, width 0.5's slices, the statistics' reads, and the clustering's and emitters' after them
+  for (const [k, v] of Object.entries(r)) expect(v, k).toBeGreaterThan(0.005);
+  // the four windows are timed apart and cover every read (four parts, each rounded to the ms)
+  expect(Math.abs(r.cacheSeconds + r.slicesSeconds + r.inProbeSeconds + r.afterProbeSeconds - phases.readSeconds)).toBeLessThanOrEqual(0.0025);
+  expect(r.inProbeSeconds).toBeLessThanOrEqual(phases.statisticsSeconds + phases.probeSeconds);
+});
