@@ -299,8 +299,9 @@ function runCompile(o: CompileOptions): CompileResult {
       timings.push({ width, statisticsSeconds: plan.seconds.statistics, probeSeconds: plan.seconds.probe });
       clock.statistics += plan.seconds.statistics;
       clock.probe += plan.seconds.probe;
-      clock.forward += plan.seconds.statistics + plan.seconds.probe - (reads() - planReads) - (clusteringClock() - planClustering);
-      clock.inProbe += reads() - planReads;
+      const probeReads = reads() - planReads;
+      clock.forward += plan.seconds.statistics + plan.seconds.probe - probeReads - (clusteringClock() - planClustering);
+      clock.inProbe += probeReads;
       afterProbeFrom = reads();
       // the targets of one width share each weight's clustering and corrected bias (dropped with the width)
       // (the probe clustered the 4-bit layers already: only the 8-bit ones are left)
