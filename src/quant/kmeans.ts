@@ -9,7 +9,7 @@
 // optimal split point is monotone in i): O(k · n log n) for n distinct values.
 // Index assignment is a lookup from bit pattern to cluster.
 import { encodeF16, f16BitsToF32, f32ToF16Bits } from "../kernels/fp16.js";
-import { Arena, lookupIndices, weightedCounts } from "./element-passes.js";
+import { Arena, lookupIndices, weightedCounts, type KmeansModule } from "./element-passes.js";
 
 /**
  * Changes whenever the programme may pick another of several equally good clusterings (ties in
@@ -382,8 +382,7 @@ export function penalizedSuffix(W: Float64Array, S1: Float64Array, S2: Float64Ar
     const pW = a.take(8 * (n + 1)), pS1 = a.take(8 * (n + 1)), pS2 = a.take(8 * (n + 1)), pE = a.take(8 * (n + 1)), pCand = a.take(4 * n), pFrom = a.take(4 * n);
     const buf = a.reserve(`the penalized programme over ${n} distinct values`);
     for (const [p, x] of [[pW, W], [pS1, S1], [pS2, S2]] as const) new Float64Array(buf, p, n + 1).set(x.subarray(0, n + 1));
-    a.wasm.penalizedSuffix(pW, pS1, pS2, n, lambda, pE, pCand, pFrom);
-    return new Float64Array(buf, pE, n + 1).slice().reverse(); // G[j] = E[n − j]
+    return penalizedInModule(a.wasm, buf, { W: pW, S1: pS1, S2: pS2, E: pE, cand: pCand, from: pFrom }, n, lambda);
   }
   // E[q + 1]: the reversed prefix 0..q, i.e. values n − 1 − q..n − 1; a last cluster s..q of the
   // reversed order is values n − 1 − q..n − 1 − s, whose sums are the prefix sums at n − s less n − 1 − q
@@ -424,6 +423,12 @@ export function penalizedSuffix(W: Float64Array, S1: Float64Array, S2: Float64Ar
   const G = new Float64Array(n + 1);
   for (let j = 0; j <= n; j++) G[j] = E[n - j]!;
   return G;
+}
+
+/** penalizedSuffix in the module, its arrays at these offsets of `buf` (the module's memory): G, copied out. */
+function penalizedInModule(wasm: KmeansModule, buf: ArrayBuffer, p: { W: number; S1: number; S2: number; E: number; cand: number; from: number }, n: number, lambda: number): Float64Array {
+  wasm.penalizedSuffix(p.W, p.S1, p.S2, n, lambda, p.E, p.cand, p.from);
+  return new Float64Array(buf, p.E, n + 1).slice().reverse(); // G[j] = E[n − j]
 }
 
 function jsWorkspace(n: number, m: number): Workspace {
@@ -505,10 +510,7 @@ function wasmWorkspace(n: number, m: number): Workspace {
     split: Array.from({ length: m }, (_, c) => new Int32Array(buf, splitOf(c), n)),
     refill: (prev, from, to) => wasm.refill(R, prev ? row1 : row0, S2, from, to),
     layer: (c, lowest, first, last, o, cap, knuth) => wasm.layer(lowest, first, last, cap, R, W, S1, S2, splitOf(knuth ? c - 1 : 0), o ? row1 : row0, splitOf(c), stack),
-    penalized: (lambda) => {
-      wasm.penalizedSuffix(W, S1, S2, n, lambda, E, cand, from);
-      return f64(E, n + 1).slice().reverse(); // G[j] = E[n − j]
-    },
+    penalized: (lambda) => penalizedInModule(wasm, buf, { W, S1, S2, E, cand, from }, n, lambda),
   };
 }
 
