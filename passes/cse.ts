@@ -49,7 +49,7 @@ export const cse = definePass({
     const remap = (v: Value) => map.get(v) ?? v;
     const nodes: Node[] = [];
     for (const n of g.nodes) {
-      const inputs = n.inputs.map(remap);
+      const inputs = n.inputs.some((v) => map.has(v)) ? n.inputs.map(remap) : n.inputs;
       const k = key(n, inputs);
       const head = first.get(k);
       const prev = !head ? undefined : sameAttrs(head, n) ? head : byAttrs.get(`${k}${attrsText(n.attrs)}`);
@@ -58,7 +58,7 @@ export const cse = definePass({
         continue;
       }
       // a node none of whose operands merged is kept as it is
-      const kept = inputs.every((v, i) => v === n.inputs[i]) ? n : ({ ...n, inputs } as Node);
+      const kept = inputs === n.inputs ? n : ({ ...n, inputs } as Node);
       if (head) byAttrs.set(`${k}${attrsText(n.attrs)}`, kept);
       else first.set(k, kept);
       nodes.push(kept);

@@ -1,7 +1,7 @@
 // Builds graphs op by op, running each op's inference as it is added, so an ill-typed graph
 // fails where it is built (as MIL's builder does), with the op and its scope in the message.
 import { fail } from "../diagnostics.js";
-import { OpTypeError, arityRange } from "../ops/define.js";
+import { OpTypeError } from "../ops/define.js";
 import { opDef, type AttrsOf, type OpKind } from "../ops/index.js";
 import type { ConstRole, ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
 import { typeStr } from "./graph.js";
@@ -93,7 +93,7 @@ export class GraphBuilder {
     const def = opDef(kind), scope = this.scope;
     const where = () => `${kind}${scope ? ` in ${scope}` : ""}`;
     if (this.nodes.length >= MAX_GRAPH_NODES) throw fail("graphTooLarge", { nodes: MAX_GRAPH_NODES, node: where() });
-    const arity = arityRange(def.operands); // indexed, as in the verifier: no iterator per node
+    const arity = def.arity; // indexed, as in the verifier: no iterator per node
     if (inputs.length < arity[0] || inputs.length > arity[1]) {
       const [lo, hi] = arity;
       throw fail("opType", { node: where(), problem: `takes ${lo === hi ? lo : `${lo}..${hi}`} operands (${def.operands.join(", ")}), got ${inputs.length}` });

@@ -86,7 +86,9 @@ export function typeStr(t: TensorType): string {
 }
 
 export function sameType(a: TensorType, b: TensorType): boolean {
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length) return false;
+  for (let i = 0; i < a.shape.length; i++) if (a.shape[i] !== b.shape[i]) return false;
+  return true;
 }
 
 /** Map from each value to the node producing it (graph inputs have none). */

@@ -50,7 +50,11 @@ export interface RewriteResult {
 export function maxValueId(g: Graph): number {
   let m = -1;
   for (const v of g.inputs) m = Math.max(m, v.id);
-  for (const n of g.nodes) for (const o of n.outputs) m = Math.max(m, o.id);
+  const nodes = g.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const outs = nodes[i]!.outputs;
+    for (let j = 0; j < outs.length; j++) m = Math.max(m, outs[j]!.id);
+  }
   return m;
 }
 
@@ -65,19 +69,28 @@ function rulesByKind(rules: readonly Rule[]): Map<string, Rule[]> {
   return m;
 }
 
-/** How many nodes (and graph outputs) read each value, by id; `size` exceeds every id. */
-function useCounts(g: Graph, size: number): Int32Array {
-  const uses = new Int32Array(size);
-  for (const n of g.nodes) for (const v of n.inputs) uses[v.id]++;
-  for (const o of g.outputs) uses[o.id]++;
-  return uses;
-}
+/**
+ * A bound on the value ids of graphs a walk built (its builder's next id): the next walk over one
+ * need not scan it for its largest id. Graphs are immutable, so the bound stays true.
+ */
+const idBounds = new WeakMap<Graph, number>();
+const idBound = (g: Graph) => idBounds.get(g) ?? maxValueId(g) + 1;
 
-/** The node producing each value, by id (a sparse array: graph inputs and unused ids have none). */
-function producersById(g: Graph, size: number): (Node | undefined)[] {
-  const producer = new Array<Node | undefined>(size);
-  for (const n of g.nodes) for (const o of n.outputs) producer[o.id] = n;
-  return producer;
+/**
+ * In one scan (each a chain of loads per node on a 60k-node graph): how many nodes (and graph
+ * outputs) read each value, and the node producing it (a sparse array: graph inputs and unused ids
+ * have none), by id; `size` exceeds every id.
+ */
+function useTables(g: Graph, size: number): { uses: Int32Array; producer: (Node | undefined)[] } {
+  const uses = new Int32Array(size), producer = new Array<Node | undefined>(size);
+  const nodes = g.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!, ins = n.inputs, outs = n.outputs;
+    for (let j = 0; j < ins.length; j++) uses[ins[j]!.id]++;
+    for (let j = 0; j < outs.length; j++) producer[outs[j]!.id] = n;
+  }
+  for (const o of g.outputs) uses[o.id]++;
+  return { uses, producer };
 }
 
 /**
@@ -97,42 +110,46 @@ function firstMatch(g: Graph, byKind: Map<string, Rule[]>, ctx: Omit<RewriteCont
   for (let i = 0; i < g.nodes.length; i++) {
     const node = g.nodes[i]!, rules = byKind.get(node.kind);
     if (!rules) continue;
-    const refusals: string[] = [];
+    const refusals: string[] | undefined = opts.log ? [] : undefined;
     for (const r of rules) {
       const m = r.match(node as never, matchCtx);
       if (m === true) return i; // the walk matches this node again, and logs its refusals then
-      if (typeof m === "string" && opts.log) refusals.push(`${r.name}: skip ${node.kind}${node.scope ? ` in ${node.scope}` : ""}: ${m}`);
+      if (typeof m === "string") refusals?.push(`${r.name}: skip ${node.kind}${node.scope ? ` in ${node.scope}` : ""}: ${m}`);
     }
-    for (const line of refusals) opts.log?.(line);
+    if (refusals) for (const line of refusals) opts.log?.(line);
   }
   return -1;
 }
 
 /** One walk; `deadFree`: the graph has no dead nodes (it came out of a walk). */
 function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired: Record<string, number>, deadFree: boolean): { graph: Graph; changed: boolean } {
-  const size = maxValueId(g) + 1;
-  const uses = useCounts(g, size);
+  const size = idBound(g);
   // the producers of the graph as it stands are those of the graph built, up to the first rewrite
-  const producer = producersById(g, size);
+  const { uses, producer } = useTables(g, size);
   const lookups = { producer: (v: Value) => producer[v.id], useCount: (v: Value) => (v.id < size ? uses[v.id]! : 0) };
   const first = firstMatch(g, byKind, lookups, opts);
-  if (first < 0) return { graph: deadFree ? g : removeDeadNodes(g), changed: false };
+  if (first < 0) return { graph: deadFree ? g : removeDeadNodes(g, size), changed: false };
   const b = new GraphBuilder(size);
   const map = new Map<Value, Value>();
   const ctx: RewriteContext = { b, ...lookups };
   const remap = (v: Value) => map.get(v) ?? v;
   // a node none of whose operands was replaced keeps its own operand array, and a rule's
   // candidate it did not rewrite is kept itself, not a copy (nodes are immutable)
-  const remapAll = (vs: readonly Value[]) => (vs.some((v) => map.has(v)) ? vs.map(remap) : vs);
+  const remapAll = (vs: readonly Value[]) => {
+    for (let i = 0; i < vs.length; i++) if (map.has(vs[i]!)) return vs.map(remap);
+    return vs;
+  };
   for (const v of g.inputs) b.adoptInput(v);
   // nothing before the first match changes: those nodes are kept as they are
   for (let at = 0; at < first; at++) b.adoptNode(g.nodes[at]!, g.nodes[at]!.inputs);
   let changed = false;
   let built = first;
-  const record = (n: Node) => n.outputs.forEach((o) => (producer[o.id] = n));
   const flushNew = () => {
     const nodes = b.addedNodes;
-    for (; built < nodes.length; built++) record(nodes[built]!);
+    for (; built < nodes.length; built++) {
+      const n = nodes[built]!;
+      for (let j = 0; j < n.outputs.length; j++) producer[n.outputs[j]!.id] = n;
+    }
   };
   for (let at = first; at < g.nodes.length; at++) {
     const node = g.nodes[at]!;
@@ -176,29 +193,36 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
     if (v !== o && o.name !== undefined) v.name = o.name;
     return v;
   });
-  return { graph: removeDeadNodes(b.finish(outputs), b.nextValueId), changed };
+  const graph = removeDeadNodes(b.finish(outputs), b.nextValueId);
+  idBounds.set(graph, b.nextValueId);
+  return { graph, changed };
 }
 
 /** Drops nodes none of whose results is read (graph outputs count as reads); the others are kept as they are. Returns `g` itself when none is dead. */
-export function removeDeadNodes(g: Graph, size = maxValueId(g) + 1): Graph {
-  // by id (see useCounts); a value read but defined nowhere may have any id: the verifier names it
+export function removeDeadNodes(g: Graph, size = idBound(g)): Graph {
+  // by id (see useTables); a value read but defined nowhere may have any id: the verifier names it
   const live = new Uint8Array(size);
   const isLive = (v: Value) => v.id < size && live[v.id] === 1;
   const markLive = (v: Value) => {
     if (v.id < size) live[v.id] = 1;
   };
   g.outputs.forEach(markLive);
-  const keep: Node[] = [];
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i]!;
+  const nodes = g.nodes, kept = new Uint8Array(nodes.length);
+  let dead = 0;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!, outs = n.outputs, ins = n.inputs;
     let read = false;
-    for (const o of n.outputs) if ((read = isLive(o))) break;
-    if (!read) continue;
-    keep.push(n);
-    for (const v of n.inputs) markLive(v);
+    for (let j = 0; j < outs.length && !read; j++) read = isLive(outs[j]!);
+    if (!read) {
+      dead++;
+      continue;
+    }
+    kept[i] = 1;
+    for (let j = 0; j < ins.length; j++) markLive(ins[j]!);
   }
-  if (keep.length === g.nodes.length) return g; // nothing dead: the same graph (the pipeline need not verify it again)
-  keep.reverse();
+  if (!dead) return g; // the same graph (the pipeline need not verify it again)
+  const keep: Node[] = [];
+  for (let i = 0; i < nodes.length; i++) if (kept[i]) keep.push(nodes[i]!);
   return { inputs: g.inputs, nodes: keep, outputs: g.outputs };
 }
 

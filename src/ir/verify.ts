@@ -2,8 +2,8 @@
 // before use), every node's operand count and inferred types equal to its stored result types,
 // and outputs defined. A failure names the node, its scope and, when given, the pass.
 import { fail } from "../diagnostics.js";
-import { OpTypeError, arityRange } from "../ops/define.js";
-import { isOpKind, opDef } from "../ops/index.js";
+import { OpTypeError } from "../ops/define.js";
+import { findOpDef } from "../ops/index.js";
 import { sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
 
 export function nodeLabel(n: Node): string {
@@ -48,7 +48,11 @@ export function verifyGraph(g: Graph, after?: string): void {
   // unless a malformed graph's ids are far more than its values: those are checked in a Map
   let values = g.inputs.length, maxId = -1;
   for (const v of g.inputs) maxId = Math.max(maxId, v.id);
-  for (const n of g.nodes) for (const o of n.outputs) (values++, (maxId = Math.max(maxId, o.id)));
+  for (let at = 0; at < g.nodes.length; at++) {
+    const outs = g.nodes[at]!.outputs;
+    values += outs.length;
+    for (let j = 0; j < outs.length; j++) maxId = Math.max(maxId, outs[j]!.id);
+  }
   const dense = maxId < 4 * values + 1024 ? maxId + 1 : 0;
   const byId = new Array<Value | undefined>(dense), sparse = new Map<number, Value>();
   const holder = (id: number) => (id < dense ? byId[id] : sparse.get(id));
@@ -64,11 +68,12 @@ export function verifyGraph(g: Graph, after?: string): void {
   for (const v of g.inputs) define(v, undefined);
   for (let at = 0; at < g.nodes.length; at++) {
     const n = g.nodes[at]!;
-    if (!isOpKind(n.kind)) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
-    const def = opDef(n.kind);
-    const arity = arityRange(def.operands); // (indexed: destructuring an array costs an iterator per node)
+    const def = findOpDef(n.kind);
+    if (!def) throw bad(`node ${at} has unknown op kind "${n.kind}"`);
+    const arity = def.arity; // (indexed: destructuring an array costs an iterator per node)
     if (n.inputs.length < arity[0] || n.inputs.length > arity[1]) throw bad(`${nodeLabel(n)} has ${n.inputs.length} operands, its op takes ${def.operands.join(", ")}`);
-    for (const v of n.inputs) if (!defined(v)) throw bad(`${nodeLabel(n)} reads %${v.id}, which is not defined before it`);
+    const ins = n.inputs;
+    for (let j = 0; j < ins.length; j++) if (!defined(ins[j]!)) throw bad(`${nodeLabel(n)} reads %${ins[j]!.id}, which is not defined before it`);
     if (!alreadyInferred(n)) {
       let types;
       try {
@@ -83,7 +88,7 @@ export function verifyGraph(g: Graph, after?: string): void {
       });
       markInferred(n);
     }
-    for (const o of n.outputs) define(o, n);
+    for (let j = 0; j < n.outputs.length; j++) define(n.outputs[j]!, n);
   }
   for (const o of g.outputs) if (!defined(o)) throw bad(`output %${o.id}${o.name ? ` (${o.name})` : ""} is not defined`);
 }

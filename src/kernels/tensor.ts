@@ -74,7 +74,7 @@ export const isCompact = (t: Tensor): boolean => !!((t as FloatTensor).palette |
 
 export function numel(shape: readonly number[]): number {
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]!; // indexed: called per inferred node, an iterator each was garbage
   return n;
 }
 

@@ -17,25 +17,25 @@ function inferHeads(q: TensorType, k: TensorType, v: TensorType, a: HeadAttrs): 
   }
   const [B, Lq, Cq] = q.shape as [number, number, number];
   const [Bk, Lk, Ck] = k.shape as [number, number, number];
-  check(isPositiveInt(a.heads) && isPositiveInt(a.kvHeads) && a.heads % a.kvHeads === 0, `heads ${a.heads} must be a multiple of kvHeads ${a.kvHeads}`);
-  check(Cq % a.heads === 0, `q width ${Cq} is not divisible by ${a.heads} heads`);
+  check(isPositiveInt(a.heads) && isPositiveInt(a.kvHeads) && a.heads % a.kvHeads === 0, () => `heads ${a.heads} must be a multiple of kvHeads ${a.kvHeads}`);
+  check(Cq % a.heads === 0, () => `q width ${Cq} is not divisible by ${a.heads} heads`);
   const dh = Cq / a.heads;
   check(Bk === B && v.shape[0] === B, "q, k and v batch sizes differ");
-  check(Ck === a.kvHeads * dh, `k width ${Ck} must be kvHeads x head dim = ${a.kvHeads} x ${dh}`);
-  check(sameShape(v.shape, k.shape), `v (${v.shape.join(", ")}) must match k (${k.shape.join(", ")})`);
-  check(a.scale > 0, `scale must be positive, got ${a.scale}`);
+  check(Ck === a.kvHeads * dh, () => `k width ${Ck} must be kvHeads x head dim = ${a.kvHeads} x ${dh}`);
+  check(sameShape(v.shape, k.shape), () => `v (${v.shape.join(", ")}) must match k (${k.shape.join(", ")})`);
+  check(a.scale > 0, () => `scale must be positive, got ${a.scale}`);
   return [B, Lq, Lk, dh];
 }
 
 function checkBna(a: BnaAttrs, L: number): void {
   const [Hg, Wg] = a.grid;
-  check(Hg * Wg === L, `grid ${Hg}x${Wg} has ${Hg * Wg} tokens, the sequence has ${L}`);
+  check(Hg * Wg === L, () => `grid ${Hg}x${Wg} has ${Hg * Wg} tokens, the sequence has ${L}`);
   check(isPositiveInt(a.blocks) && Number.isInteger(a.radius) && a.radius >= 0, "blocks must be positive and radius non-negative");
-  if (a.partition === "raster") check(L % a.blocks === 0, `${a.blocks} blocks do not divide ${L} tokens`);
+  if (a.partition === "raster") check(L % a.blocks === 0, () => `${a.blocks} blocks do not divide ${L} tokens`);
   else {
     const s = Math.round(Math.sqrt(a.blocks));
-    check(s * s === a.blocks, `tiles need a square block count, got ${a.blocks}`);
-    check(Hg % s === 0 && Wg % s === 0, `a ${Hg}x${Wg} grid does not split into ${s}x${s} equal tiles`);
+    check(s * s === a.blocks, () => `tiles need a square block count, got ${a.blocks}`);
+    check(Hg % s === 0 && Wg % s === 0, () => `a ${Hg}x${Wg} grid does not split into ${s}x${s} equal tiles`);
   }
 }
 
@@ -79,14 +79,14 @@ const assa_attention = defineOp<HeadAttrs & BnaAttrs>({
     const [B, L] = inferHeads(q!, k!, v!, a);
     checkBna(a, L);
     const C = k!.shape[2]!;
-    check(a.grid[0] % 2 === 0 && a.grid[1] % 2 === 0, `KV compression needs an even grid, got ${a.grid[0]}x${a.grid[1]}`);
+    check(a.grid[0] % 2 === 0 && a.grid[1] % 2 === 0, () => `KV compression needs an even grid, got ${a.grid[0]}x${a.grid[1]}`);
     for (const [w, b, n] of [[kw, kb, "k"], [vw, vb, "v"]] as const) {
       requireRank(w!, 4, `${n}_compress weight`);
       const [O, I, KH, KW] = w!.shape;
-      check(O === C && KH === 2 && KW === 2 && (I === 1 || I === C), `${n}_compress weight must be (${C}, 1 or ${C}, 2, 2), got (${w!.shape.join(", ")})`);
-      check(sameShape(b!.shape, [C]), `${n}_compress bias must be (${C})`);
+      check(O === C && KH === 2 && KW === 2 && (I === 1 || I === C), () => `${n}_compress weight must be (${C}, 1 or ${C}, 2, 2), got (${w!.shape.join(", ")})`);
+      check(sameShape(b!.shape, [C]), () => `${n}_compress bias must be (${C})`);
     }
-    check(sameShape(gate!.shape, [B, L, a.heads]), `gate must be (${B}, ${L}, ${a.heads}), got (${gate!.shape.join(", ")})`);
+    check(sameShape(gate!.shape, [B, L, a.heads]), () => `gate must be (${B}, ${L}, ${a.heads}), got (${gate!.shape.join(", ")})`);
     return [q!];
   },
   kernel: ([q, k, v, kw, kb, vw, vb, gate], a) => [
@@ -100,8 +100,8 @@ const rope_2d = defineOp<{ heads: number; grid: [number, number] }>({
     requireFloat(x!, "x");
     requireRank(x!, 3, "x");
     const C = x!.shape[2]!;
-    check(C % a.heads === 0 && (C / a.heads) % 4 === 0, `2-D RoPE needs a head dim divisible by 4, got ${C}/${a.heads}`);
-    check(a.grid[0] * a.grid[1] === x!.shape[1], `grid ${a.grid[0]}x${a.grid[1]} does not match ${x!.shape[1]} tokens`);
+    check(C % a.heads === 0 && (C / a.heads) % 4 === 0, () => `2-D RoPE needs a head dim divisible by 4, got ${C}/${a.heads}`);
+    check(a.grid[0] * a.grid[1] === x!.shape[1], () => `grid ${a.grid[0]}x${a.grid[1]} does not match ${x!.shape[1]} tokens`);
     return [x!];
   },
   kernel: ([x], a) => [rope2d(f(x!), a.heads, a.grid)],
@@ -112,9 +112,9 @@ const qk_norm = defineOp<{ heads: number; eps: number }>({
   infer: ([x, w, b], a) => {
     requireFloat(x!, "x");
     const C = x!.shape[x!.shape.length - 1]!;
-    check(C % a.heads === 0, `width ${C} is not divisible by ${a.heads} heads`);
+    check(C % a.heads === 0, () => `width ${C} is not divisible by ${a.heads} heads`);
     const dh = C / a.heads;
-    check(sameShape(w!.shape, [dh]) && sameShape(b!.shape, [dh]), `weight and bias must be (${dh}), got (${w!.shape}) and (${b!.shape})`);
+    check(sameShape(w!.shape, [dh]) && sameShape(b!.shape, [dh]), () => `weight and bias must be (${dh}), got (${w!.shape}) and (${b!.shape})`);
     return [x!];
   },
   kernel: ([x, w, b], a) => [qkNorm(f(x!), f(w!), f(b!), a.heads, a.eps)],

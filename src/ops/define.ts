@@ -5,14 +5,20 @@ import type { Tensor } from "../kernels/tensor.js";
 
 export class OpTypeError extends Error {}
 
-/** Throws an OpTypeError with `reason` unless `cond` holds. */
-export function check(cond: unknown, reason: string): asserts cond {
-  if (!cond) throw new OpTypeError(reason);
+/**
+ * Throws an OpTypeError with `reason` unless `cond` holds. A reason built from the operands is
+ * given as a function: type inference runs for every node a pass builds, and building each
+ * message eagerly was a fifth of lowering's allocations.
+ */
+export function check(cond: unknown, reason: string | (() => string)): asserts cond {
+  if (!cond) throw new OpTypeError(typeof reason === "string" ? reason : reason());
 }
 
 export interface OpDef<A> {
   /** Operand names in order; "name?" is optional (may be absent at the end), "...name" variadic. */
   readonly operands: readonly string[];
+  /** How many operands the op takes, from `operands` (kept with the op: builders and the verifier ask per node). */
+  readonly arity: readonly [min: number, max: number];
   /** Shape and dtype inference, and every check types cannot express. */
   infer(inputs: readonly TensorType[], attrs: A): TensorType[];
   /** Float32 reference implementation. */
@@ -21,32 +27,27 @@ export interface OpDef<A> {
   printAttrs?(attrs: A): string;
 }
 
-export function defineOp<A>(def: OpDef<A>): OpDef<A> {
-  return def;
+export function defineOp<A>(def: Omit<OpDef<A>, "arity">): OpDef<A> {
+  return { ...def, arity: arityRange(def.operands) };
 }
 
-const arities = new WeakMap<readonly string[], readonly [number, number]>();
-
-/** How many operands an op with these declared operands takes (remembered: builders and the verifier ask per node). */
+/** How many operands an op with these declared operands takes. */
 export function arityRange(operands: readonly string[]): readonly [number, number] {
-  let r = arities.get(operands);
-  if (!r) {
-    r = operands.some((o) => o.startsWith("...")) ? [operands.filter((o) => !o.startsWith("...")).length + 1, Infinity] : [operands.filter((o) => !o.endsWith("?")).length, operands.length];
-    arities.set(operands, r);
-  }
-  return r;
+  return operands.some((o) => o.startsWith("...")) ? [operands.filter((o) => !o.startsWith("...")).length + 1, Infinity] : [operands.filter((o) => !o.endsWith("?")).length, operands.length];
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function requireFloat(t: TensorType, what: string): void {
-  check(t.dtype === "f32" || t.dtype === "f16", `${what} must be f32 or f16, got ${t.dtype}`);
+  check(t.dtype === "f32" || t.dtype === "f16", () => `${what} must be f32 or f16, got ${t.dtype}`);
 }
 
 export function requireRank(t: TensorType, rank: number, what: string): void {
-  check(t.shape.length === rank, `${what} must have rank ${rank}, got shape (${t.shape.join(", ")})`);
+  check(t.shape.length === rank, () => `${what} must have rank ${rank}, got shape (${t.shape.join(", ")})`);
 }
 
 export function isPositiveInt(n: number): boolean {

@@ -9,12 +9,21 @@ export const OPS = { ...layoutOps, ...mathOps, ...attentionOps };
 export type OpKind = keyof typeof OPS;
 export type AttrsOf<K extends OpKind> = (typeof OPS)[K] extends OpDef<infer A> ? A : never;
 
+// looked up per node by builders and the verifier: a Map is several times faster than keyed
+// reads of a 60-key object
+const TABLE = new Map<string, OpDef<unknown>>(Object.entries(OPS) as [string, OpDef<unknown>][]);
+
 export function isOpKind(s: string): s is OpKind {
-  return Object.hasOwn(OPS, s);
+  return TABLE.has(s);
 }
 
 export function opDef<K extends OpKind>(kind: K): OpDef<AttrsOf<K>> {
-  return OPS[kind] as unknown as OpDef<AttrsOf<K>>;
+  return TABLE.get(kind) as unknown as OpDef<AttrsOf<K>>;
+}
+
+/** The op's definition, or undefined for a kind that is none (a malformed graph's). */
+export function findOpDef(s: string): OpDef<unknown> | undefined {
+  return TABLE.get(s);
 }
 
 /** Ops a model builder emits that passes must lower before a target can take the graph. */

@@ -9,6 +9,18 @@ import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } 
 
 const f = (t: Tensor) => asFloat(t);
 
+/** `perm` holds each of 0..r-1 once. */
+function isPermutation(perm: readonly number[], r: number): boolean {
+  if (perm.length !== r) return false;
+  if (r > 30) return [...perm].sort((p, q) => p - q).every((p, i) => p === i);
+  let seen = 0;
+  for (const p of perm) {
+    if (!Number.isInteger(p) || p < 0 || p >= r || seen & (1 << p)) return false;
+    seen |= 1 << p;
+  }
+  return true;
+}
+
 const constant = defineOp<{ value: ConstValue }>({
   operands: [],
   infer: (_, a) => [a.value.type],
@@ -16,9 +28,9 @@ const constant = defineOp<{ value: ConstValue }>({
     // an f16 checkpoint's weight stays fp16 until a kernel packs it
     const bits = a.value.loadF16?.();
     const { shape, dtype } = a.value.type;
-    if (bits) check(bits.length === numel(shape) && (dtype === "f32" || dtype === "f16"), `constant ${a.value.source} loaded as ${bits.length} fp16 values, declared ${dtype}(${shape})`);
+    if (bits) check(bits.length === numel(shape) && (dtype === "f32" || dtype === "f16"), () => `constant ${a.value.source} loaded as ${bits.length} fp16 values, declared ${dtype}(${shape})`);
     const t = bits ? halfTensor(shape, bits, dtype as "f32" | "f16") : a.value.load();
-    check(sameShape(t.shape, shape), `constant ${a.value.source} loaded as (${t.shape}), declared (${shape})`);
+    check(sameShape(t.shape, shape), () => `constant ${a.value.source} loaded as (${t.shape}), declared (${shape})`);
     return [t];
   },
   printAttrs: (a) => `"${a.value.source}"`,
@@ -27,8 +39,8 @@ const constant = defineOp<{ value: ConstValue }>({
 const reshape = defineOp<{ shape: number[] }>({
   operands: ["x"],
   infer: ([x], a) => {
-    check(a.shape.every((d) => Number.isInteger(d) && d >= 0), `target shape [${a.shape}] must be explicit non-negative sizes`);
-    check(numel(a.shape) === numel(x!.shape), `cannot reshape (${x!.shape.join(", ")}) to (${a.shape.join(", ")}): element counts differ`);
+    check(a.shape.every((d) => Number.isInteger(d) && d >= 0), () => `target shape [${a.shape}] must be explicit non-negative sizes`);
+    check(numel(a.shape) === numel(x!.shape), () => `cannot reshape (${x!.shape.join(", ")}) to (${a.shape.join(", ")}): element counts differ`);
     return [{ dtype: x!.dtype, shape: a.shape }];
   },
   kernel: ([x], a) => [{ dtype: x!.dtype, shape: a.shape, data: x!.data }],
@@ -39,7 +51,7 @@ const transpose = defineOp<{ perm: number[] }>({
   operands: ["x"],
   infer: ([x], a) => {
     const r = x!.shape.length;
-    check(a.perm.length === r && [...a.perm].sort((p, q) => p - q).every((p, i) => p === i), `perm [${a.perm}] is not a permutation of ${r} axes`);
+    check(isPermutation(a.perm, r), () => `perm [${a.perm}] is not a permutation of ${r} axes`);
     return [{ dtype: x!.dtype, shape: a.perm.map((p) => x!.shape[p]!) }];
   },
   kernel: ([x], a) => [transposeK(x!, a.perm)],
@@ -50,9 +62,9 @@ const slice = defineOp<{ begin: number[]; size: number[] }>({
   operands: ["x"],
   infer: ([x], a) => {
     const r = x!.shape.length;
-    check(a.begin.length === r && a.size.length === r, `begin and size need ${r} entries`);
+    check(a.begin.length === r && a.size.length === r, () => `begin and size need ${r} entries`);
     for (let d = 0; d < r; d++)
-      check(a.begin[d]! >= 0 && a.size[d]! >= 0 && a.begin[d]! + a.size[d]! <= x!.shape[d]!, `axis ${d}: [${a.begin[d]}, ${a.begin[d]! + a.size[d]!}) is outside 0..${x!.shape[d]}`);
+      check(a.begin[d]! >= 0 && a.size[d]! >= 0 && a.begin[d]! + a.size[d]! <= x!.shape[d]!, () => `axis ${d}: [${a.begin[d]}, ${a.begin[d]! + a.size[d]!}) is outside 0..${x!.shape[d]}`);
     return [{ dtype: x!.dtype, shape: a.size }];
   },
   kernel: ([x], a) => [sliceK(f(x!), a.begin, a.size)],
@@ -63,10 +75,10 @@ const concat = defineOp<{ axis: number }>({
   operands: ["...xs"],
   infer: (xs, a) => {
     const r = xs[0]!.shape.length, axis = normAxis(a.axis, r);
-    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
+    check(axis >= 0 && axis < r, () => `axis ${a.axis} out of range for rank ${r}`);
     for (const x of xs) {
       check(x.dtype === xs[0]!.dtype, "operand dtypes differ");
-      check(x.shape.length === r && x.shape.every((d, i) => i === axis || d === xs[0]!.shape[i]), `shapes (${xs.map((t) => t.shape.join("x")).join("), (")}) differ off axis ${axis}`);
+      check(x.shape.length === r && x.shape.every((d, i) => i === axis || d === xs[0]!.shape[i]), () => `shapes (${xs.map((t) => t.shape.join("x")).join("), (")}) differ off axis ${axis}`);
     }
     const shape = [...xs[0]!.shape];
     shape[axis] = xs.reduce((s, x) => s + x.shape[axis]!, 0);
@@ -79,8 +91,8 @@ const split = defineOp<{ axis: number; sizes: number[] }>({
   operands: ["x"],
   infer: ([x], a) => {
     const r = x!.shape.length, axis = normAxis(a.axis, r);
-    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
-    check(a.sizes.reduce((s, n) => s + n, 0) === x!.shape[axis], `sizes [${a.sizes}] do not add up to ${x!.shape[axis]}`);
+    check(axis >= 0 && axis < r, () => `axis ${a.axis} out of range for rank ${r}`);
+    check(a.sizes.reduce((s, n) => s + n, 0) === x!.shape[axis], () => `sizes [${a.sizes}] do not add up to ${x!.shape[axis]}`);
     return a.sizes.map((s) => ({ dtype: x!.dtype, shape: x!.shape.map((d, i) => (i === axis ? s : d)) }));
   },
   kernel: ([x], a) => splitK(f(x!), normAxis(a.axis, x!.shape.length), a.sizes),
@@ -90,8 +102,8 @@ const gather = defineOp<{ axis: number }>({
   operands: ["x", "indices"],
   infer: ([x, i], a) => {
     const r = x!.shape.length, axis = normAxis(a.axis, r);
-    check(axis >= 0 && axis < r, `axis ${a.axis} out of range for rank ${r}`);
-    check(isInteger(i!.dtype) && i!.dtype !== "bool", `indices must be integers, got ${i!.dtype}`);
+    check(axis >= 0 && axis < r, () => `axis ${a.axis} out of range for rank ${r}`);
+    check(isInteger(i!.dtype) && i!.dtype !== "bool", () => `indices must be integers, got ${i!.dtype}`);
     return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, axis), ...i!.shape, ...x!.shape.slice(axis + 1)] }];
   },
   kernel: ([x, i], a) => [gatherK(x!, i!, normAxis(a.axis, x!.shape.length))],
@@ -110,7 +122,7 @@ const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC"; order:
     const nhwc = a.layout === "NHWC";
     const [B, C, H, W] = (nhwc ? [0, 3, 1, 2].map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
     const r = a.factor;
-    check(isPositiveInt(r) && C % (r * r) === 0, `${C} channels are not divisible by factor² = ${r * r}`);
+    check(isPositiveInt(r) && C % (r * r) === 0, () => `${C} channels are not divisible by factor² = ${r * r}`);
     const Co = C / (r * r);
     return [{ dtype: x!.dtype, shape: nhwc ? [B, H * r, W * r, Co] : [B, Co, H * r, W * r] }];
   },
@@ -122,7 +134,7 @@ const pixel_shuffle = defineOp<{ factor: number; layout: "NCHW" | "NHWC"; order:
 const cast = defineOp<{ to: DType }>({
   operands: ["x"],
   infer: ([x], a) => {
-    check((isFloat(x!.dtype) && isFloat(a.to)) || (isInteger(x!.dtype) && a.to === "i32"), `casts are float to float or integer to i32, got ${x!.dtype} -> ${a.to}`);
+    check((isFloat(x!.dtype) && isFloat(a.to)) || (isInteger(x!.dtype) && a.to === "i32"), () => `casts are float to float or integer to i32, got ${x!.dtype} -> ${a.to}`);
     return [{ dtype: a.to, shape: x!.shape }];
   },
   kernel: ([x], a) => {
@@ -141,12 +153,12 @@ const cast = defineOp<{ to: DType }>({
 const lut_to_dense = defineOp<Record<string, never>>({
   operands: ["indices", "lut"],
   infer: ([i, l]) => {
-    check(i!.dtype === "u4" || i!.dtype === "u8", `indices must be u4 or u8, got ${i!.dtype}`);
+    check(i!.dtype === "u4" || i!.dtype === "u8", () => `indices must be u4 or u8, got ${i!.dtype}`);
     requireFloat(l!, "lut");
     const k = i!.dtype === "u4" ? 16 : 256;
-    check(l!.shape.length === 1 || l!.shape.length === 2, `the LUT must be (K) or (groups, K), got (${l!.shape.join(", ")})`);
-    check(l!.shape[l!.shape.length - 1] === k, `a ${i!.dtype} palette has ${k} entries, the LUT has ${l!.shape[l!.shape.length - 1]}`);
-    if (l!.shape.length === 2) check(i!.shape.length >= 1 && i!.shape[0]! % l!.shape[0]! === 0, `${l!.shape[0]} LUT groups do not divide the ${i!.shape[0]} rows`);
+    check(l!.shape.length === 1 || l!.shape.length === 2, () => `the LUT must be (K) or (groups, K), got (${l!.shape.join(", ")})`);
+    check(l!.shape[l!.shape.length - 1] === k, () => `a ${i!.dtype} palette has ${k} entries, the LUT has ${l!.shape[l!.shape.length - 1]}`);
+    if (l!.shape.length === 2) check(i!.shape.length >= 1 && i!.shape[0]! % l!.shape[0]! === 0, () => `${l!.shape[0]} LUT groups do not divide the ${i!.shape[0]} rows`);
     return [{ dtype: l!.dtype, shape: i!.shape }];
   },
   kernel: ([i, l]) => {
@@ -163,9 +175,9 @@ const lut_to_dense = defineOp<Record<string, never>>({
 const dequantize = defineOp<Record<string, never>>({
   operands: ["q", "scale"],
   infer: ([q, s]) => {
-    check(q!.dtype === "i8", `q must be i8, got ${q!.dtype}`);
+    check(q!.dtype === "i8", () => `q must be i8, got ${q!.dtype}`);
     requireFloat(s!, "scale");
-    check(q!.shape.length >= 1 && sameShape(s!.shape, [q!.shape[0]!]), `scale must be (${q!.shape[0]}), one per row of q, got (${s!.shape.join(", ")})`);
+    check(q!.shape.length >= 1 && sameShape(s!.shape, [q!.shape[0]!]), () => `scale must be (${q!.shape[0]}), one per row of q, got (${s!.shape.join(", ")})`);
     return [{ dtype: s!.dtype, shape: q!.shape }];
   },
   kernel: ([q, s]) => {

@@ -17,9 +17,9 @@ function binaryOp(kind: BinaryKind): OpDef<NoAttrs> {
     operands: ["a", "b"],
     infer: ([a, b]) => {
       requireFloat(a!, "a");
-      check(a!.dtype === b!.dtype, `operand dtypes differ: ${a!.dtype} and ${b!.dtype}`);
+      check(a!.dtype === b!.dtype, () => `operand dtypes differ: ${a!.dtype} and ${b!.dtype}`);
       const shape = broadcastShapes(a!.shape, b!.shape);
-      check(shape, `shapes (${a!.shape.join(", ")}) and (${b!.shape.join(", ")}) do not broadcast`);
+      check(shape, () => `shapes (${a!.shape.join(", ")}) and (${b!.shape.join(", ")}) do not broadcast`);
       return [{ dtype: a!.dtype, shape }];
     },
     kernel: ([a, b]) => [binaryKernel(kind, f(a!), f(b!))],
@@ -67,13 +67,13 @@ const matmul = defineOp<MatmulAttrs>({
   operands: ["a", "b"],
   infer: ([a, b], at) => {
     requireFloat(a!, "a");
-    check(b!.dtype === a!.dtype, `operand dtypes differ: ${a!.dtype} and ${b!.dtype}`);
+    check(b!.dtype === a!.dtype, () => `operand dtypes differ: ${a!.dtype} and ${b!.dtype}`);
     check(a!.shape.length >= 2 && b!.shape.length >= 2, "matmul operands need rank >= 2");
     const [a0, a1] = a!.shape.slice(-2) as [number, number];
     const [b0, b1] = b!.shape.slice(-2) as [number, number];
     const [M, K] = at.transposeA ? [a1, a0] : [a0, a1];
     const [K2, N] = at.transposeB ? [b1, b0] : [b0, b1];
-    check(K === K2, `inner dimensions differ: a gives K=${K}, b gives K=${K2}`);
+    check(K === K2, () => `inner dimensions differ: a gives K=${K}, b gives K=${K2}`);
     const batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2));
     check(batch, "batch axes do not broadcast");
     return [{ dtype: a!.dtype, shape: [...batch, M, N] }];
@@ -88,10 +88,10 @@ const linear = defineOp<NoAttrs>({
   infer: ([x, w, b]) => {
     requireFloat(x!, "x");
     requireRank(w!, 2, "weight");
-    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
+    check(w!.dtype === x!.dtype && (!b || b.dtype === x!.dtype), () => `weight and bias must be ${x!.dtype} like x (dequantize quantized weights first)`);
     const inF = x!.shape[x!.shape.length - 1];
-    check(w!.shape[1] === inF, `weight (${w!.shape.join(", ")}) expects ${w!.shape[1]} input features, x has ${inF}`);
-    if (b) check(sameShape(b.shape, [w!.shape[0]!]), `bias must be (${w!.shape[0]}), got (${b.shape.join(", ")})`);
+    check(w!.shape[1] === inF, () => `weight (${w!.shape.join(", ")}) expects ${w!.shape[1]} input features, x has ${inF}`);
+    if (b) check(sameShape(b.shape, [w!.shape[0]!]), () => `bias must be (${w!.shape[0]}), got (${b.shape.join(", ")})`);
     return [{ dtype: x!.dtype, shape: [...x!.shape.slice(0, -1), w!.shape[0]!] }];
   },
   kernel: ([x, w, b]) => [linearKernel(f(x!), f(w!), b ? f(b) : undefined)],
@@ -112,7 +112,7 @@ function checkConvOperands(x: TensorType, w: TensorType, b: TensorType | undefin
   requireFloat(x, "x");
   requireRank(x, 4, "x");
   requireRank(w, 4, "weight");
-  check(w.dtype === x.dtype && (!b || b.dtype === x.dtype), `weight and bias must be ${x.dtype} like x (dequantize quantized weights first)`);
+  check(w.dtype === x.dtype && (!b || b.dtype === x.dtype), () => `weight and bias must be ${x.dtype} like x (dequantize quantized weights first)`);
 }
 
 /** 2-D convolution; the NHWC form is the NCHW one seen through transposes. */
@@ -123,12 +123,12 @@ const conv2d = defineOp<Conv2dAttrs>({
     const nhwc = a.layout === "NHWC";
     const [B, C, H, W] = (nhwc ? NHWC_TO_NCHW.map((p) => x!.shape[p]!) : x!.shape) as [number, number, number, number];
     const [O, I, KH, KW] = (nhwc ? NHWC_TO_NCHW.map((p) => w!.shape[p]!) : w!.shape) as [number, number, number, number];
-    check(isPositiveInt(a.groups) && C % a.groups === 0 && O % a.groups === 0, `groups ${a.groups} must divide ${C} input and ${O} output channels`);
-    check(I * a.groups === C, `weight has ${I} input channels per group, x has ${C} channels in ${a.groups} groups`);
-    check(a.stride.every(isPositiveInt), `stride must be positive, got [${a.stride}]`);
-    if (b) check(sameShape(b.shape, [O]), `bias must be (${O}), got (${b.shape.join(", ")})`);
+    check(isPositiveInt(a.groups) && C % a.groups === 0 && O % a.groups === 0, () => `groups ${a.groups} must divide ${C} input and ${O} output channels`);
+    check(I * a.groups === C, () => `weight has ${I} input channels per group, x has ${C} channels in ${a.groups} groups`);
+    check(a.stride.every(isPositiveInt), () => `stride must be positive, got [${a.stride}]`);
+    if (b) check(sameShape(b.shape, [O]), () => `bias must be (${O}), got (${b.shape.join(", ")})`);
     const Ho = convOutSize(H, KH, a.stride[0], a.pads[0], a.pads[2]), Wo = convOutSize(W, KW, a.stride[1], a.pads[1], a.pads[3]);
-    check(Ho > 0 && Wo > 0, `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
+    check(Ho > 0 && Wo > 0, () => `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
     return [{ dtype: x!.dtype, shape: nhwc ? [B, Ho, Wo, O] : [B, O, Ho, Wo] }];
   },
   kernel: ([x, w, b], a) => [(a.layout === "NCHW" ? conv2dNchw : conv2dNhwc)(f(x!), f(w!), b ? f(b) : undefined, a)],
@@ -144,11 +144,11 @@ const depthwise_conv2d = defineOp<{ stride: [number, number]; pads: [number, num
     checkConvOperands(x!, w!, b);
     const [B, H, W, C] = x!.shape as [number, number, number, number];
     const [one, KH, KW, CM] = w!.shape as [number, number, number, number];
-    check(one === 1 && CM % C === 0, `filter (${w!.shape.join(", ")}) must be (1, KH, KW, ${C}·M) for ${C} input channels`);
-    check(a.stride.every(isPositiveInt), `stride must be positive, got [${a.stride}]`);
-    if (b) check(sameShape(b.shape, [CM]), `bias must be (${CM}), got (${b.shape.join(", ")})`);
+    check(one === 1 && CM % C === 0, () => `filter (${w!.shape.join(", ")}) must be (1, KH, KW, ${C}·M) for ${C} input channels`);
+    check(a.stride.every(isPositiveInt), () => `stride must be positive, got [${a.stride}]`);
+    if (b) check(sameShape(b.shape, [CM]), () => `bias must be (${CM}), got (${b.shape.join(", ")})`);
     const Ho = convOutSize(H, KH, a.stride[0], a.pads[0], a.pads[2]), Wo = convOutSize(W, KW, a.stride[1], a.pads[1], a.pads[3]);
-    check(Ho > 0 && Wo > 0, `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
+    check(Ho > 0 && Wo > 0, () => `kernel ${KH}x${KW} does not fit the ${H}x${W} input`);
     return [{ dtype: x!.dtype, shape: [B, Ho, Wo, CM] }];
   },
   kernel: ([x, w, b], a) => {
@@ -174,7 +174,7 @@ const einsum = defineOp<{ equation: string }>({
 
 function checkAxis(axis: number, t: TensorType): number {
   const r = t.shape.length;
-  check(Number.isInteger(axis) && axis >= -r && axis < r, `axis ${axis} is out of range for rank ${r}`);
+  check(Number.isInteger(axis) && axis >= -r && axis < r, () => `axis ${axis} is out of range for rank ${r}`);
   return normAxis(axis, r);
 }
 
@@ -195,8 +195,8 @@ const layer_norm = defineOp<{ axis: number; eps: number }>({
     requireFloat(x!, "x");
     const axis = checkAxis(a.axis, x!);
     check((w === undefined) === (b === undefined), "weight and bias come together");
-    if (w) check(sameShape(w.shape, [x!.shape[axis]!]) && sameShape(b!.shape, w.shape), `affine must be (${x!.shape[axis]})`);
-    check(a.eps > 0, `eps must be positive, got ${a.eps}`);
+    if (w) check(sameShape(w.shape, [x!.shape[axis]!]) && sameShape(b!.shape, w.shape), () => `affine must be (${x!.shape[axis]})`);
+    check(a.eps > 0, () => `eps must be positive, got ${a.eps}`);
     return [x!];
   },
   kernel: ([x, w, b], a) => [layerNormFast(f(x!), normAxis(a.axis, x!.shape.length), a.eps, w ? f(w).data : undefined, b ? f(b).data : undefined)],
@@ -213,7 +213,7 @@ function reduceOp(kind: ReduceKind): OpDef<ReduceAttrs> {
     infer: ([x], a) => {
       requireFloat(x!, "x");
       const axes = a.axes.map((ax) => checkAxis(ax, x!));
-      check(new Set(axes).size === axes.length, `axes [${a.axes}] repeat an axis`);
+      check(new Set(axes).size === axes.length, () => `axes [${a.axes}] repeat an axis`);
       const shape = a.keepDims ? x!.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x!.shape.filter((_, i) => !axes.includes(i));
       return [{ dtype: x!.dtype, shape }];
     },

@@ -23,7 +23,8 @@ describe("builder", () => {
     const x = b.input("x", { dtype: "f32", shape: [2, 3] });
     const w = b.tensorConstant("w", floatTensor([4, 5]));
     expect(() => b.scoped("down.0.attn", () => b.op("linear", [x, w], {}))).toThrow(/E4002 linear in down\.0\.attn: weight \(4, 5\) expects 5 input features, x has 3/);
-    expect(() => b.op("transpose", [x], { perm: [0, 0] })).toThrow(/not a permutation/);
+    for (const perm of [[0, 0], [0, 2], [1], [-1, 0], [0.5, 1], [1, 0, 2]]) expect(() => b.op("transpose", [x], { perm })).toThrow(/not a permutation/);
+    expect(b.op("transpose", [x], { perm: [1, 0] }).type.shape).toEqual([3, 2]);
     expect(() => b.op("add", [x], {})).toThrow(/takes 2 operands/);
     expect(b.op("reshape", [x], { shape: [3, 2] }).type.shape).toEqual([3, 2]);
   });
