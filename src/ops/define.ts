@@ -32,7 +32,7 @@ export function defineOp<A>(def: Omit<OpDef<A>, "arity">): OpDef<A> {
 }
 
 /** How many operands an op with these declared operands takes. */
-export function arityRange(operands: readonly string[]): readonly [number, number] {
+function arityRange(operands: readonly string[]): readonly [number, number] {
   return operands.some((o) => o.startsWith("...")) ? [operands.filter((o) => !o.startsWith("...")).length + 1, Infinity] : [operands.filter((o) => !o.endsWith("?")).length, operands.length];
 }
 

@@ -13,10 +13,6 @@ export type AttrsOf<K extends OpKind> = (typeof OPS)[K] extends OpDef<infer A> ?
 // reads of a 60-key object
 const TABLE = new Map<string, OpDef<unknown>>(Object.entries(OPS) as [string, OpDef<unknown>][]);
 
-export function isOpKind(s: string): s is OpKind {
-  return TABLE.has(s);
-}
-
 export function opDef<K extends OpKind>(kind: K): OpDef<AttrsOf<K>> {
   return TABLE.get(kind) as unknown as OpDef<AttrsOf<K>>;
 }
