@@ -243,6 +243,12 @@ export function compile(o: CompileOptions): CompileResult {
 function runCompile(o: CompileOptions): CompileResult {
   const start = performance.now(), kmeansBefore = clusteringClock();
   const readsBefore = weightReadClock(), reads = () => weightReadClock() - readsBefore;
+  /** the weight-read seconds `f` took (reads it makes, timed with timedRead) */
+  const readsIn = (f: () => void) => {
+    const t = reads();
+    f();
+    return reads() - t;
+  };
   const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0, cache: 0, slices: 0, inProbe: 0, afterProbe: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
@@ -277,13 +283,9 @@ function runCompile(o: CompileOptions): CompileResult {
     latentSize = model.latentSize;
     // the width's tensors into the cache at once, on two threads: read between the forwards'
     // kernels, the same reads take several times longer (2 s against 6 s for the full preset's)
-    let t = reads();
-    if (cached) timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads));
-    clock.cache += reads() - t;
+    if (cached) clock.cache += readsIn(() => timedRead(() => cached.prefetch(specsForWidth(o.source.config, width).map((s) => s.name), engineInfo().threads)));
     // and its slices, before the probe's forward starts the cluster pool beside it, on two threads
-    t = reads();
-    timedRead(() => makeWidthSlices(source, width, engineInfo().threads));
-    clock.slices += reads() - t;
+    clock.slices += readsIn(() => timedRead(() => makeWidthSlices(source, width, engineInfo().threads)));
     // the width's reads from the end of its statistics and probe (or from here, without them) to its end
     let afterProbeFrom = reads();
     const before = graphStats(model.graph).ops;

@@ -70,11 +70,16 @@ function rulesByKind(rules: readonly Rule[]): Map<string, Rule[]> {
 }
 
 /**
- * A bound on the value ids of graphs a walk built (its builder's next id): the next walk over one
- * need not scan it for its largest id. Graphs are immutable, so the bound stays true.
+ * A bound on each graph's value ids, once known (a walk's builder knows it for the graph it built;
+ * others are scanned once): the next walk over the graph need not scan for its largest id.
+ * Graphs are immutable, so the bound stays true.
  */
 const idBounds = new WeakMap<Graph, number>();
-const idBound = (g: Graph) => idBounds.get(g) ?? maxValueId(g) + 1;
+function idBound(g: Graph): number {
+  let b = idBounds.get(g);
+  if (b === undefined) idBounds.set(g, (b = maxValueId(g) + 1));
+  return b;
+}
 
 /**
  * In one scan (each a chain of loads per node on a 60k-node graph): how many nodes (and graph
