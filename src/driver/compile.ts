@@ -9,7 +9,7 @@ import { withWriteBehind } from "../io/write-behind.js";
 import { buildSupernetwork, checkWidth } from "../model/build.js";
 import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
-import { paramCount, specsForWidth } from "../model/params.js";
+import { paramCount, paramSpecs, specsForWidth } from "../model/params.js";
 import { makeWidthSlices, withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
 import { SliceStore } from "../model/slice-store.js";
@@ -19,11 +19,12 @@ import { BACKENDS, pipelinePasses, sharedPrefixLowering } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
 import type { ConstValue, Graph } from "../ir/graph.js";
 import { storedBytes } from "../ir/dtype.js";
-import type { FloatTensor } from "../kernels/tensor.js";
+import { numel, type FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { averageBits, layerClusterJobs, type RankingOverlap } from "../quant/probe.js";
 import { calibrationSize, checkCalibration, type CalibrationSet, type ChannelStats } from "../quant/calibration.js";
 import { startClustering, type ClusterRun } from "../quant/cluster-pool.js";
+import { WholeWeightClusterings } from "../quant/whole-weights.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import { DEFAULT_TECHNIQUES, planWidth, writeStatistics, type QuantizedLayerPlan, type Techniques } from "./quantize-plan.js";
 import { syntheticInputs } from "./init.js";
@@ -278,6 +279,9 @@ function runCompile(o: CompileOptions): CompileResult {
   // one supernetwork, narrowed per width by the slice-width pass
   for (const width of o.widths) checkWidth(source, width);
   const supernetwork = buildSupernetwork(source, o.latentSize ? { latentSize: o.latentSize } : {});
+  // a weight the widths keep whole is clustered once, for the first width that palettizes it so
+  const stored = new Map(paramSpecs(o.source.config).filter((s) => s.width === undefined).map((s) => [s.name, numel(s.shape)]));
+  const wholeWeights = new WholeWeightClusterings((name) => stored.get(name));
   for (const [at, width] of o.widths.entries()) {
     const model = { ...supernetwork, graph: sliceWidth.run(supernetwork.graph, { width }), width };
     latentSize = model.latentSize;
@@ -291,6 +295,7 @@ function runCompile(o: CompileOptions): CompileResult {
     const before = graphStats(model.graph).ops;
     let palettize: PipelineEntry[] = [];
     let background: ClusterRun | undefined;
+    let keepWhole = () => {};
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
       const planReads = reads(), planClustering = clusteringClock();
@@ -317,11 +322,13 @@ function runCompile(o: CompileOptions): CompileResult {
         // and writing 2-3 s slower), and clusters queued weights itself whenever it waits
         const opts = plan.entry.options as unknown as PalettizeOptions, t0 = performance.now();
         const { jobs } = layerClusterJobs(model.graph, opts, opts.stats, (source) => opts.bits[source], shared.biases);
+        const todo = wholeWeights.lend(jobs, shared);
         const workers = plan.clustered ? Math.max(1, engineInfo().threads - 1) : engineInfo().threads;
-        const run = startClustering(jobs, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
+        const run = startClustering(todo, shared.clusterings, workers, (done, total) => o.onProgress?.({ step: `w${width}: clustering`, done, total, unit: "weights" }));
         // the emitters wait for each weight's clustering as they reach it, so the workers go on
         // clustering while the first target is written
-        const onWorkers = new Set(jobs.map((j) => j.source));
+        const onWorkers = new Set(todo.map((j) => j.source));
+        keepWhole = () => wholeWeights.keep(jobs, shared);
         shared.ready = (source) => {
           if (onWorkers.has(source)) run.waitFor(source);
         };
@@ -371,6 +378,7 @@ function runCompile(o: CompileOptions): CompileResult {
       t0 = performance.now();
       background?.finish();
       clock.writing += since(t0);
+      keepWhole();
     } finally {
       clock.afterProbe += reads() - afterProbeFrom;
       background?.cancel();
