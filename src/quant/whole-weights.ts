@@ -4,7 +4,7 @@
 // (bits, groups, and the activation statistics that weight its k-means and correct its bias,
 // which for these layers come from inputs no width changes) so is its clustering: a later width
 // takes it instead of clustering the weight again. In the full preset's mixed compile, 25 of the
-// 8-bit layers' 200 exact k-means were such repeats.
+// 8-bit layers' 201 exact k-means were such repeats.
 import type { ClusterJob } from "./cluster-pool.js";
 import type { Palettized } from "./kmeans.js";
 import type { ClusterPlan } from "./layer.js";
@@ -52,7 +52,8 @@ export class WholeWeightClusterings {
 
   /**
    * Stores in `into` the clustering (and corrected biases) of each job an earlier width clustered
-   * with the same plan and statistics; returns the jobs left to cluster.
+   * with the same plan and statistics; returns the other jobs (those `into` holds already among
+   * them: startClustering skips those).
    */
   lend(jobs: readonly ClusterJob[], into: Store): ClusterJob[] {
     return jobs.filter((job) => {

@@ -97,7 +97,7 @@ test("a multi-width compile clusters fewer weights at width 1 and writes the fil
   const run = (widths: Width[], out: string) => {
     const source = openCheckpoint(TRAINED);
     compile({
-      source, ref: { checkpoint: TRAINED }, targets: ["onnx", "coreml"], widths, precision: "fp32", out: join(dir, out), quantize: { mode: "k8" },
+      source, ref: { checkpoint: TRAINED }, targets: ["onnx", "tflite", "coreml"], widths, precision: "fp32", out: join(dir, out), quantize: { mode: "k8" },
       onProgress: (e) => {
         if (e.step.endsWith(": clustering")) clustered.set(`${out} ${e.step}`, e.total);
       },
