@@ -131,6 +131,11 @@ export class GraphBuilder {
     return this.constant({ type: { dtype: t.dtype, shape: t.shape }, source, ...(role ? { role } : {}), load: () => t });
   }
 
+  /** Removes the nodes added from index `from` on and returns them, in order (a rewrite driver re-adds them). */
+  takeFrom(from: number): Node[] {
+    return this.nodes.splice(from);
+  }
+
   /** The nodes added so far (a live read-only view). */
   get addedNodes(): readonly Node[] {
     return this.nodes;

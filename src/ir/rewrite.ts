@@ -2,7 +2,9 @@
 // `match` (true, or a short reason it does not apply) and a `rewrite` that builds replacement
 // values with a builder; only the driver edits the graph. It walks the graph in order, rebuilding
 // it into a fresh node list, remaps uses, checks that every replacement keeps its value's type,
-// removes dead nodes, and (greedy mode) walks again until no rule fires.
+// removes dead nodes, and (greedy mode) walks again until no rule fires. In greedy mode the nodes
+// a rewrite builds are matched again at once (as MLIR's greedy driver puts them back on its
+// worklist), so a chain of rewrites finishes in one walk.
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "./builder.js";
 import { sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
@@ -13,7 +15,10 @@ export interface RewriteContext {
   readonly b: GraphBuilder;
   /** the node producing a value in the graph being built (undefined for graph inputs) */
   producer(v: Value): Node | undefined;
-  /** how many nodes of the *input* graph read a value (before this walk) */
+  /**
+   * how many nodes of the *input* graph read a value (before this walk); -1 (unknown) while the
+   * walk matches nodes a rewrite just built: a rule that needs the count waits for the next walk
+   */
   useCount(v: Value): number;
 }
 
@@ -44,6 +49,8 @@ export interface RewriteOptions {
 export interface RewriteResult {
   graph: Graph;
   fired: Record<string, number>;
+  /** walks over the graph, the last one finding nothing to rewrite (greedy mode) */
+  walks: number;
 }
 
 /** The largest value id in `g` (-1 when it has none); a pass numbers its new values above it. */
@@ -126,6 +133,9 @@ function firstMatch(g: Graph, byKind: Map<string, Rule[]>, ctx: Omit<RewriteCont
   return -1;
 }
 
+/** How deep a walk follows rewrites of what rewrites built (a chain of up to nine rewrites a walk); deeper ones wait for the next walk. */
+const REVISIT_DEPTH = 8;
+
 /** One walk; `deadFree`: the graph has no dead nodes (it came out of a walk). */
 function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired: Record<string, number>, deadFree: boolean): { graph: Graph; changed: boolean } {
   const size = idBound(g);
@@ -137,7 +147,21 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
   const b = new GraphBuilder(size);
   const map = new Map<Value, Value>();
   const ctx: RewriteContext = { b, ...lookups };
-  const remap = (v: Value) => map.get(v) ?? v;
+  // what a rewrite built is visited again at once (greedy mode), so a chain of rewrites (a gather
+  // sinking through a reshape into a weight's rows) completes in this walk, not one walk a step;
+  // counts of uses then are unknown (-1): the input graph's no longer hold there
+  const revisitCtx: RewriteContext = { b, producer: lookups.producer, useCount: () => -1 };
+  const revisits = opts.mode !== "once";
+  // a replaced value's replacement, itself replaced when a revisit rewrote its producer
+  const remap = (v: Value) => {
+    let to = map.get(v);
+    if (to === undefined) return v;
+    for (let next = map.get(to), steps = 0; next !== undefined; next = map.get(to)) {
+      if (++steps > map.size) throw new Error(`internal: pass ${opts.pass}: replacements of %${v.id} form a cycle`);
+      to = next;
+    }
+    return to;
+  };
   // a node none of whose operands was replaced keeps its own operand array, and a rule's
   // candidate it did not rewrite is kept itself, not a copy (nodes are immutable)
   const remapAll = (vs: readonly Value[]) => {
@@ -156,43 +180,40 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
       for (let j = 0; j < n.outputs.length; j++) producer[n.outputs[j]!.id] = n;
     }
   };
-  for (let at = first; at < g.nodes.length; at++) {
-    const node = g.nodes[at]!;
+  /** Adds `node` (of the input graph, or built by a rewrite when `depth` > 0), rewritten if a rule matches it. */
+  const visit = (node: Node, depth: number): void => {
     const inputs = remapAll(node.inputs);
     const candidates = byKind.get(node.kind);
-    if (!candidates) {
-      b.adoptNode(node, inputs);
-      flushNew();
-      continue;
-    }
-    const cand = inputs === node.inputs ? node : ({ ...node, inputs } as Node);
-    let replaced = false;
-    for (const r of candidates) {
-      const m = r.match(cand as never, ctx);
-      if (m !== true) {
-        if (typeof m === "string") opts.log?.(`${r.name}: skip ${cand.kind}${cand.scope ? ` in ${cand.scope}` : ""}: ${m}`);
-        continue;
+    if (candidates) {
+      const cand = inputs === node.inputs ? node : ({ ...node, inputs } as Node);
+      const c = depth ? revisitCtx : ctx;
+      for (const r of candidates) {
+        const m = r.match(cand as never, c);
+        if (m !== true) {
+          if (typeof m === "string") opts.log?.(`${r.name}: skip ${cand.kind}${cand.scope ? ` in ${cand.scope}` : ""}: ${m}`);
+          continue;
+        }
+        const from = b.addedNodes.length;
+        const out = b.inScope(cand.scope, () => r.rewrite(cand as never, c));
+        const outs = Array.isArray(out) ? (out as Value[]) : [out as Value];
+        if (outs.length !== node.outputs.length) throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced ${node.outputs.length} results with ${outs.length}` });
+        node.outputs.forEach((o, i) => {
+          if (!sameType(o.type, outs[i]!.type))
+            throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced %${o.id} ${typeStr(o.type)} (${node.kind}${node.scope ? ` in ${node.scope}` : ""}) with a ${typeStr(outs[i]!.type)} value` });
+          if (outs[i] !== o) map.set(o, outs[i]!);
+        });
+        fired[r.name] = (fired[r.name] ?? 0) + 1;
+        opts.log?.(`${r.name}: rewrote ${node.kind}${node.scope ? ` in ${node.scope}` : ""}`);
+        changed = true;
+        if (revisits && depth < REVISIT_DEPTH) for (const n of b.takeFrom(from)) visit(n, depth + 1);
+        else flushNew();
+        return;
       }
-      const out = b.inScope(cand.scope, () => r.rewrite(cand as never, ctx));
-      const outs = Array.isArray(out) ? (out as Value[]) : [out as Value];
-      if (outs.length !== node.outputs.length) throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced ${node.outputs.length} results with ${outs.length}` });
-      node.outputs.forEach((o, i) => {
-        if (!sameType(o.type, outs[i]!.type))
-          throw fail("irInvalid", { where: `pass ${opts.pass}, rule ${r.name}`, problem: `replaced %${o.id} ${typeStr(o.type)} (${node.kind}${node.scope ? ` in ${node.scope}` : ""}) with a ${typeStr(outs[i]!.type)} value` });
-        if (outs[i] !== o) map.set(o, outs[i]!);
-      });
-      flushNew();
-      fired[r.name] = (fired[r.name] ?? 0) + 1;
-      opts.log?.(`${r.name}: rewrote ${node.kind}${node.scope ? ` in ${node.scope}` : ""}`);
-      replaced = true;
-      changed = true;
-      break;
     }
-    if (!replaced) {
-      b.adoptNode(node, inputs);
-      flushNew();
-    }
-  }
+    b.adoptNode(node, inputs);
+    flushNew();
+  };
+  for (let at = first; at < g.nodes.length; at++) visit(g.nodes[at]!, 0);
   const outputs = g.outputs.map((o) => {
     const v = remap(o);
     if (v !== o && o.name !== undefined) v.name = o.name;
@@ -239,9 +260,9 @@ export function applyRules(g: Graph, rules: readonly Rule[], opts: RewriteOption
   for (let i = 0; i < maxWalks; i++) {
     const r = walk(graph, byKind, opts, fired, i > 0);
     graph = r.graph;
-    if (!r.changed) return { graph, fired };
+    if (!r.changed) return { graph, fired, walks: i + 1 };
   }
-  if (opts.mode === "once") return { graph, fired };
+  if (opts.mode === "once") return { graph, fired, walks: 1 };
   const busiest = Object.entries(fired).sort((a, c) => c[1] - a[1])[0];
   throw fail("irInvalid", { where: `pass ${opts.pass}`, problem: `rules still firing after ${maxWalks} walks (most: ${busiest?.[0]} x${busiest?.[1]}); a rule undoes another` });
 }

@@ -125,3 +125,55 @@ test("dead nodes go, whether the rules fire or not, and use counts are those of 
     }),
   );
 });
+
+/** neg(transpose(...transpose(x))) with `depth` transposes: sinking the neg takes one rewrite per transpose. */
+function negOverTransposes(depth: number): Graph {
+  const b = new GraphBuilder();
+  let v = b.input("x", { dtype: "f32", shape: [2, 3] });
+  for (let i = 0; i < depth; i++) v = b.op("transpose", [v], { perm: [1, 0] });
+  const y = b.op("neg", [v], {});
+  y.name = "y";
+  return b.finish([y]);
+}
+
+const sinkNeg = rule("sink-neg", "neg", {
+  match: (n, ctx) => ctx.producer(n.inputs[0]!)?.kind === "transpose" || "input is not a transpose",
+  rewrite: (n, ctx) => {
+    const t = ctx.producer(n.inputs[0]!)!;
+    return ctx.b.op("transpose", [ctx.b.op("neg", [t.inputs[0]!], {})], { perm: [1, 0] });
+  },
+});
+
+test("greedy rewriting matches what a rewrite built at once: a chain of rewrites takes one walk (and one to find nothing), longer ones a walk per nine steps", () => {
+  for (const [depth, walks] of [[5, 2], [9, 2], [10, 3], [20, 4]] as const) {
+    const { graph, fired, walks: w } = applyRules(negOverTransposes(depth), [sinkNeg], { pass: "test" });
+    expect(graph.nodes.map((n) => n.kind)).toEqual(["neg", ...Array<string>(depth).fill("transpose")]);
+    expect(graph.nodes[0]!.inputs[0]).toBe(graph.inputs[0]);
+    expect(graph.outputs[0]!.name).toBe("y");
+    expect(fired).toEqual({ "sink-neg": depth });
+    expect(w, `depth ${depth}`).toBe(walks);
+  }
+  // one walk in "once" mode is one step: what the rewrite built waits
+  const once = applyRules(negOverTransposes(5), [sinkNeg], { pass: "test", mode: "once" });
+  expect(once.graph.nodes.map((n) => n.kind)).toEqual(["transpose", "transpose", "transpose", "transpose", "neg", "transpose"]);
+});
+
+test("while a walk matches what a rewrite built, use counts are unknown (-1), so a rule that needs them waits for the next walk", () => {
+  const seen: number[] = [];
+  const sinkSingleUse = rule("sink-single-use", "neg", {
+    match: (n, ctx) => {
+      const t = ctx.producer(n.inputs[0]!);
+      if (t?.kind !== "transpose") return "input is not a transpose";
+      seen.push(ctx.useCount(n.inputs[0]!));
+      return ctx.useCount(n.inputs[0]!) === 1 || "the transpose has other readers";
+    },
+    rewrite: sinkNeg.rewrite as never,
+  });
+  const { graph, fired, walks } = applyRules(negOverTransposes(3), [sinkSingleUse], { pass: "test" });
+  expect(graph.nodes.map((n) => n.kind)).toEqual(["neg", "transpose", "transpose", "transpose"]);
+  expect(fired).toEqual({ "sink-single-use": 3 });
+  // each walk: the scan for its first match and the match itself see the count, then the neg the
+  // rewrite built refuses with it unknown (the last one reads x: no count asked)
+  expect(seen).toEqual([1, 1, -1, 1, 1, -1, 1, 1]);
+  expect(walks).toBe(4);
+});
