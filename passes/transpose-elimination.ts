@@ -18,6 +18,7 @@ import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asReshapeTranspose, asTranspose, isContiguous, reshapeView, rootView, transposeView, type View } from "../src/ir/views.js";
 import { transpose as transposeKernel } from "../src/kernels/layout.js";
 import { definePass } from "../src/pipeline/pass.js";
+import { sameShape } from "../src/ops/define.js";
 
 const LAYOUT_OPS = ["reshape", "transpose"] as const;
 const UNARY = ["gelu_tanh", "silu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "neg", "sin", "cos", "cast"] as const;
@@ -57,6 +58,9 @@ const cost = (c: Canonical) => ({ same: 0, reshape: 1, transpose: 1, "reshape-tr
 /** Tries every suffix of the chain, longest first, for a shorter equivalent. */
 function bestCollapse(n: Node, ctx: RewriteContext): { root: Value; form: Canonical } | undefined {
   const { root, ops } = chainOf(n, ctx);
+  // a lone op improves only by vanishing, which needs its result shaped as its operand: most
+  // layout ops are alone and change the shape, so they need no stride analysis
+  if (ops.length === 1 && !sameShape(n.outputs[0]!.type.shape, root.type.shape)) return undefined;
   const starts: Value[] = [root, ...ops.slice(0, -1).map((o) => o.outputs[0]!)];
   for (let s = 0; s < ops.length; s++) {
     let v: View | undefined = rootView(starts[s]!.type.shape);

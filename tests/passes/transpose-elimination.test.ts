@@ -37,6 +37,27 @@ test("tokens -> channels-first -> tokens collapses to nothing, on square and non
   }
 });
 
+test("a lone layout op goes only when it changes nothing: same shape, same order of elements", () => {
+  // a reshape to its operand's shape, or a transpose that swaps two unit axes, each alone: it vanishes
+  for (const layout of [
+    (b: GraphBuilder, v: ReturnType<GraphBuilder["input"]>) => b.op("reshape", [v], { shape: [1, 1, 6] }),
+    (b: GraphBuilder, v: ReturnType<GraphBuilder["input"]>) => b.op("transpose", [v], { perm: [1, 0, 2] }),
+  ]) {
+    const same = graphOf([1, 1, 6], (b, x) => b.op("add", [layout(b, b.op("exp", [x], {})), x], {}));
+    const out = elim(same);
+    expect(kinds(out)).toEqual(["exp", "add"]);
+    expectSameOutputs(same, out, { x: randomTensor([1, 1, 6], 5) }, 0);
+  }
+  // a lone reshape, or a transpose that only moves a unit axis (a reshape in effect), stays as it is
+  for (const body of [
+    (b: GraphBuilder, x: ReturnType<GraphBuilder["input"]>) => b.op("reshape", [b.op("exp", [x], {})], { shape: [6, 1, 1] }),
+    (b: GraphBuilder, x: ReturnType<GraphBuilder["input"]>) => b.op("transpose", [b.op("exp", [x], {})], { perm: [2, 0, 1] }),
+  ]) {
+    const g = graphOf([1, 1, 6], body);
+    expect(elim(g).nodes).toEqual(g.nodes);
+  }
+});
+
 test("a real permutation of a square map is kept (no decision from equal sizes)", () => {
   const g = graphOf([1, 3, 4, 4], (b, x) => b.op("exp", [b.op("transpose", [x], { perm: [0, 1, 3, 2] })], {}));
   const out = elim(g);
