@@ -22,6 +22,13 @@ function compress(b: GraphBuilder, x: Value, w: Value, bias: Value, grid: readon
   return mapToTokens(b, y);
 }
 
+/** The 0/1 (C, heads) matrix whose row c has its 1 at c's head (loaded for every target and pass that reads it: a plain loop). */
+function gateExpander(C: number, heads: number, dh: number): Float32Array {
+  const m = new Float32Array(C * heads);
+  for (let c = 0; c < C; c++) m[c * heads + Math.floor(c / dh)] = 1;
+  return m;
+}
+
 export const lowerAssa = definePass({
   name: "lower-assa",
   summary: "assa_attention -> compress convs + global gqa_attention + local bna_attention + gated blend",
@@ -44,7 +51,7 @@ export const lowerAssa = definePass({
           expanders.set(key, {
             type: { dtype: "f32", shape: [C, heads] },
             source: `gate expand ${key}`,
-            load: () => floatTensor([C, heads], Float32Array.from({ length: C * heads }, (_, i) => (Math.floor(Math.floor(i / heads) / dh) === i % heads ? 1 : 0))),
+            load: () => floatTensor([C, heads], gateExpander(C, heads, dh)),
           });
         const expand = b.constant(expanders.get(key)!);
         const g = b.op("linear", [gate!, expand], {});

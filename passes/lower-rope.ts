@@ -57,6 +57,13 @@ function perChannelTables(heads: number, C: number, grid: readonly [number, numb
   return { cos, sin };
 }
 
+/** Channel c's partner in its (even, odd) pair: c ^ 1. */
+function pairSwap(C: number): Int32Array {
+  const p = new Int32Array(C);
+  for (let c = 0; c < C; c++) p[c] = c ^ 1;
+  return p;
+}
+
 export const lowerRope = definePass<{ layout: LoweringLayout; tables: "computed" | "stored-per-channel" }>({
   name: "lower-rope",
   summary: "rope_2d -> x·cos + gather(x, pair swap)·sin, one-head tables computed in the graph from position and frequency vectors",
@@ -71,7 +78,12 @@ export const lowerRope = definePass<{ layout: LoweringLayout; tables: "computed"
     const shared = (key: string, make: () => ConstValue) => consts.get(key) ?? (consts.set(key, make()), consts.get(key)!);
     const vector = (b: GraphBuilder, name: string, shape: number[], values: () => Float32Array) =>
       b.constant(shared(`${name} ${shape}`, () => ({ type: { dtype: "f32", shape }, source: name, role: "table", load: () => floatTensor(shape, values()) })));
-    const positions = (n: number) => () => Float32Array.from({ length: n }, (_, i) => i);
+    // tables are loaded by every pass and emitter that reads them: plain loops, not Array.from with a mapping function
+    const positions = (n: number) => () => {
+      const p = new Float32Array(n);
+      for (let i = 0; i < n; i++) p[i] = i;
+      return p;
+    };
 
     /** cos and signed sin tables for one (dh, grid), laid out to broadcast against the per-head view of x. */
     const tables = (b: GraphBuilder, dh: number, grid: readonly [number, number]): [Value, Value] =>
@@ -100,14 +112,17 @@ export const lowerRope = definePass<{ layout: LoweringLayout; tables: "computed"
         const [B, L, C] = x.type.shape as [number, number, number];
         const { heads, grid } = n.attrs;
         const dh = C / heads;
-        const swap = b.constant(shared(`swap ${C}`, () => ({ type: { dtype: "i32", shape: [C] }, source: `pair swap of ${C} channels`, load: () => intTensor([C], Int32Array.from({ length: C }, (_, c) => c ^ 1)) })));
+        const swap = b.constant(shared(`swap ${C}`, () => ({ type: { dtype: "i32", shape: [C] }, source: `pair swap of ${C} channels`, load: () => intTensor([C], pairSwap(C)) })));
         const xs = layout === "tokens" ? x : toChannelsFirst(b, x);
         if (o.tables === "stored-per-channel") {
           const table = (which: "cos" | "sin") => b.constant(shared(`per-channel ${heads} ${C} ${grid} ${which}`, () => ({
             type: { dtype: "f32", shape: layout === "tokens" ? [1, L, C] : [1, C, 1, L] }, source: `rope ${heads}x${dh} on ${grid} ${which}`, role: "table",
             load: () => {
               const t = perChannelTables(heads, C, grid)[which];
-              return layout === "tokens" ? floatTensor([1, L, C], t) : floatTensor([1, C, 1, L], Float32Array.from({ length: L * C }, (_, i) => t[(i % L) * C + Math.floor(i / L)]!));
+              if (layout === "tokens") return floatTensor([1, L, C], t);
+              const channelsFirst = new Float32Array(L * C);
+              for (let c = 0; c < C; c++) for (let l = 0; l < L; l++) channelsFirst[c * L + l] = t[l * C + c]!;
+              return floatTensor([1, C, 1, L], channelsFirst);
             },
           })));
           const y = b.op("add", [b.op("mul", [xs, table("cos")], {}), b.op("mul", [b.op("gather", [xs, swap], { axis: layout === "tokens" ? 2 : 1 }), table("sin")], {})], {});

@@ -7,11 +7,11 @@ import { randomTensor } from "../helpers.js";
 import { caseArb, modelGraph, opCount, runPasses } from "./helpers.js";
 
 for (const layout of ["tokens", "nchw"] as const) {
-  test(`lower-rope (${layout}) and lower-qk-norm (${layout}) remove their ops and keep the outputs`, () => {
+  test(`lower-rope (${layout}, computed or stored tables) and lower-qk-norm (${layout}) remove their ops and keep the outputs`, () => {
     fc.assert(
-      fc.property(caseArb, (c) => {
+      fc.property(caseArb, fc.constantFrom("computed", "stored-per-channel"), (c, tables) => {
         const { graph, inputs } = modelGraph(c);
-        const after = runPasses(graph, [{ pass: "lower-rope", options: { layout } }, { pass: "lower-qk-norm", options: { layout } }], inputs);
+        const after = runPasses(graph, [{ pass: "lower-rope", options: { layout, tables } }, { pass: "lower-qk-norm", options: { layout } }], inputs);
         expect(opCount(after, "rope_2d") + opCount(after, "qk_norm")).toBe(0);
         if (c.config.rope === "2d") expect(opCount(after, "gather")).toBeGreaterThan(opCount(graph, "gather"));
       }),
