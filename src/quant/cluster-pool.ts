@@ -15,7 +15,7 @@ import { rememberPackedU4 } from "../io/encode.js";
 import { JOB } from "../io/helper-jobs.js";
 import { compiledModule } from "../io/project.js";
 import type { Palettized } from "./kmeans.js";
-import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, type ClusterPlan } from "./layer.js";
+import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, planElements, type ClusterPlan } from "./layer.js";
 import { timedRead } from "../model/read-clock.js";
 import { threadsBesideEngine } from "../kernels/simd/engine.js";
 
@@ -117,7 +117,7 @@ export function clusterAll(jobs: readonly ClusterJob[], into: Map<string, Palett
   startClustering(jobs, into, workers, onProgress, { background: false }).finish();
 }
 
-const elementsOf = (j: ClusterJob) => j.plan.layout.rowBase.length * j.plan.layout.inPerRow * j.plan.layout.spatial;
+const elementsOf = (j: ClusterJob) => planElements(j.plan);
 
 /**
  * Starts clustering the jobs `into` does not hold yet. In the background (the default), every job

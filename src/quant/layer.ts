@@ -28,6 +28,9 @@ export interface ClusterPlan {
   biasCorrected: boolean;
 }
 
+/** How many elements the planned weight has. */
+export const planElements = (p: ClusterPlan): number => p.layout.rowBase.length * p.layout.inPerRow * p.layout.spatial;
+
 /** The plan for a weight of this shape (convGroups: the conv's groups, 1 for a linear). */
 export function clusterPlan(shape: readonly number[], convGroups: number, bits: 4 | 8, t: QuantizeTechniques, stats: ChannelStats | undefined): ClusterPlan {
   const rows = shape[0]!;

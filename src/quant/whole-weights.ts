@@ -7,7 +7,7 @@
 // 8-bit layers' 201 exact k-means were such repeats.
 import type { ClusterJob } from "./cluster-pool.js";
 import type { Palettized } from "./kmeans.js";
-import type { ClusterPlan } from "./layer.js";
+import { planElements, type ClusterPlan } from "./layer.js";
 
 /** Where a width's clusterings and corrected biases are stored (the palettize pass' SharedQuantization). */
 interface Store {
@@ -22,8 +22,6 @@ interface Kept {
   corrections: { source: string; mean: Float64Array; old: Float32Array | undefined; value: Float32Array }[];
   clustering: Palettized;
 }
-
-const elementsOf = (p: ClusterPlan) => p.layout.rowBase.length * p.layout.inPerRow * p.layout.spatial;
 
 function sameArray(a: ArrayLike<number> | undefined, b: ArrayLike<number> | undefined): boolean {
   if (a === b) return true;
@@ -47,7 +45,7 @@ export class WholeWeightClusterings {
   constructor(private readonly storedElements: (source: string) => number | undefined) {}
 
   private isWhole(job: ClusterJob): boolean {
-    return this.storedElements(job.source) === elementsOf(job.plan);
+    return this.storedElements(job.source) === planElements(job.plan);
   }
 
   /**

@@ -13,6 +13,7 @@ import { paramSpecs } from "../../src/model/params.js";
 import { openCheckpoint } from "../../src/model/weights.js";
 import { activationStats, storedStats, type CalibrationSet } from "../../src/quant/calibration.js";
 import { clusterAll } from "../../src/quant/cluster-pool.js";
+import { planElements } from "../../src/quant/layer.js";
 import { layerClusterJobs } from "../../src/quant/probe.js";
 import { WholeWeightClusterings } from "../../src/quant/whole-weights.js";
 import type { SharedQuantization } from "../../passes/palettize.js";
@@ -43,15 +44,14 @@ test("a later width takes the whole weights' clusterings, equal to clustering th
   const fullJobs = widthJobs(1, full.biases);
   const todo = whole.lend(fullJobs, full);
   const lent = fullJobs.filter((j) => !todo.includes(j)).map((j) => j.source);
-  const elements = (j: (typeof fullJobs)[number]) => j.plan.layout.rowBase.length * j.plan.layout.inPerRow * j.plan.layout.spatial;
   // the cross-attention's key and value projections read only the text context: whole, same statistics
   expect(lent.length).toBeGreaterThan(0);
   expect(lent.every((s) => /\.cross\.[kv]\.weight$/.test(s))).toBe(true);
-  for (const j of fullJobs) if (lent.includes(j.source)) expect(elements(j)).toBe(stored.get(j.source));
+  for (const j of fullJobs) if (lent.includes(j.source)) expect(planElements(j.plan)).toBe(stored.get(j.source));
   // every job left is sliced at width 0.5, or read by layers whose statistics differ there
   for (const j of todo) {
     const h = halfJobs.find((x) => x.source === j.source);
-    if (h && elements(h) === stored.get(j.source)) expect(h.plan.importance).not.toEqual(j.plan.importance);
+    if (h && planElements(h.plan) === stored.get(j.source)) expect(h.plan.importance).not.toEqual(j.plan.importance);
   }
   expect(full.clusterings.size).toBe(lent.length);
 
