@@ -2,10 +2,10 @@
 // with the default techniques and the probe's calibration at 1024² — with where the time goes,
 // next to the I/O floor measured in the same run: reading the checkpoint once and copying the
 // artifacts' bytes once with plain file operations (right after the compile, and twice more after
-// the machine has idled, see `cold` and `again` below; the goal's ratio takes the fastest). Both read the checkpoint from a warm page
-// cache: the file is written to the disk (fsync) and read once before the compile (just
-// written, its pages were still being flushed during the compile's first read, which made it
-// several times slower than the floor's).
+// the machine has idled, see `cold` and `again` below; the goal's ratio takes the fastest). Both
+// read the checkpoint from a warm page cache: the file is written to the disk (fsync) and read
+// once before the compile (just written, its pages were still being flushed during the
+// compile's first read, which made it several times slower than the floor's).
 // Compile writes its artifacts' whole blocks with O_DIRECT on Linux; the floor's plain copies go
 // through the page cache, so the same copies written direct are measured too (`directFloor`).
 import { execFileSync } from "node:child_process";
