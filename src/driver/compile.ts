@@ -221,6 +221,12 @@ export interface CompilePhases {
   kmeansSeconds: number;
   /** the interpreter's forwards in statistics and probe: those phases less the reads and k-means inside them */
   forwardSeconds: number;
+  /**
+   * The process's CPU time (every thread, user + system) over the whole compile and over its
+   * statistics and probes: what is left, against the wall time outside those two phases, says how
+   * many cores the rest kept busy.
+   */
+  cpuSeconds: { total: number; statisticsAndProbe: number };
 }
 
 /**
@@ -232,6 +238,10 @@ function timedSource<S extends WeightSource>(src: S, slices?: SliceStore): S {
 }
 
 const since = (t0: number) => (performance.now() - t0) / 1000;
+const cpuSince = (c0: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(c0);
+  return (d.user + d.system) / 1e6;
+};
 const round3 = (x: number) => +x.toFixed(3);
 
 type CompileResult = { report: CompileReport; reportPath: string; timings: QuantizationTimings[]; phases: CompilePhases };
@@ -242,7 +252,7 @@ export function compile(o: CompileOptions): CompileResult {
 }
 
 function runCompile(o: CompileOptions): CompileResult {
-  const start = performance.now(), kmeansBefore = clusteringClock();
+  const start = performance.now(), cpuStart = process.cpuUsage(), kmeansBefore = clusteringClock();
   const readsBefore = weightReadClock(), reads = () => weightReadClock() - readsBefore;
   /** the weight-read seconds `f` took (reads it makes, timed with timedRead) */
   const readsIn = (f: () => void) => {
@@ -250,7 +260,7 @@ function runCompile(o: CompileOptions): CompileResult {
     f();
     return reads() - t;
   };
-  const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0, cache: 0, slices: 0, inProbe: 0, afterProbe: 0 };
+  const clock = { lowering: 0, writing: 0, statistics: 0, probe: 0, forward: 0, cache: 0, slices: 0, inProbe: 0, afterProbe: 0, probeCpu: 0 };
   const techniques: Techniques = { ...DEFAULT_TECHNIQUES, ...o.techniques };
   if (techniques.lutGroupSize > 0 && o.targets.includes("coreml") && o.deployment !== "iOS18")
     throw fail("usage", { detail: "--lut-group-size on CoreML is the per-grouped-channel LUT form of iOS18: add --deployment iOS18 (ONNX and TFLite take it as one lookup per group)." });
@@ -298,8 +308,9 @@ function runCompile(o: CompileOptions): CompileResult {
     let keepWhole = () => {};
     if (quantize.mode !== "none") {
       const cal = calibration ?? (syntheticInputs(source.config, 0, { batch: 1, latentSize, contextTokens: o.source.config.contextTokens }) as CalibrationSet);
-      const planReads = reads(), planClustering = clusteringClock();
+      const planReads = reads(), planClustering = clusteringClock(), planCpu = process.cpuUsage();
       const plan = planWidth(source, model.graph, width, latentSize, quantize, techniques, cal, (step, done, total, unit) => o.onProgress?.({ step, done, total, unit }));
+      clock.probeCpu += cpuSince(planCpu);
       qLayers.push(...plan.layers.map((l) => layerRecord(l, width, quantize.mode === "int8", techniques.lutGroupSize)));
       if (plan.stats) statsByWidth.set(width, plan.stats);
       widthRecords.push({ width, ...(plan.overlap ? { overlap: plan.overlap } : {}) });
@@ -410,6 +421,7 @@ function runCompile(o: CompileOptions): CompileResult {
     reads: { cacheSeconds: round3(clock.cache), slicesSeconds: round3(clock.slices), inProbeSeconds: round3(clock.inProbe), afterProbeSeconds: round3(clock.afterProbe) },
     kmeansSeconds: round3(clusteringClock() - kmeansBefore),
     forwardSeconds: round3(Math.max(0, clock.forward)),
+    cpuSeconds: { total: round3(cpuSince(cpuStart)), statisticsAndProbe: round3(clock.probeCpu) },
   };
   return { report, reportPath, timings, phases };
 }

@@ -99,5 +99,8 @@ test("the API takes calibration and techniques and returns the timings", async (
   // the forwards are what statistics and probe spent beyond reading and clustering
   expect(phases.forwardSeconds).toBeGreaterThan(0);
   expect(phases.forwardSeconds).toBeLessThanOrEqual(phases.statisticsSeconds + phases.probeSeconds);
+  // the process's CPU: some in the statistics (they run the model), more over the whole compile
+  expect(phases.cpuSeconds.statisticsAndProbe).toBeGreaterThan(0);
+  expect(phases.cpuSeconds.total).toBeGreaterThan(phases.cpuSeconds.statisticsAndProbe);
   expect(ditc("verify", join(dir, "api")).code).toBe(0);
 });
