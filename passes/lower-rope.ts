@@ -18,6 +18,7 @@
 import type { ConstValue, Graph, Value } from "../src/ir/graph.js";
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
+import { transpose } from "../src/kernels/layout.js";
 import { fromChannelsFirst, toChannelsFirst } from "../src/ir/views.js";
 import { floatTensor, intTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
@@ -120,9 +121,7 @@ export const lowerRope = definePass<{ layout: LoweringLayout; tables: "computed"
             load: () => {
               const t = perChannelTables(heads, C, grid)[which];
               if (layout === "tokens") return floatTensor([1, L, C], t);
-              const channelsFirst = new Float32Array(L * C);
-              for (let c = 0; c < C; c++) for (let l = 0; l < L; l++) channelsFirst[c * L + l] = t[l * C + c]!;
-              return floatTensor([1, C, 1, L], channelsFirst);
+              return floatTensor([1, C, 1, L], transpose(floatTensor([L, C], t), [1, 0]).data);
             },
           })));
           const y = b.op("add", [b.op("mul", [xs, table("cos")], {}), b.op("mul", [b.op("gather", [xs, swap], { axis: layout === "tokens" ? 2 : 1 }), table("sin")], {})], {});
