@@ -58,6 +58,8 @@ export interface JobMessage {
   corrections: { mean: Float64Array; old: (Float32Array | undefined)[]; out: Float32Array } | undefined;
   /** the error's name and message as UTF-8, "name\nmessage" */
   error: Uint8Array;
+  /** the pool's counter: bumped when the job is done, waking the caller */
+  signal: Int32Array;
 }
 
 /**
@@ -167,6 +169,27 @@ function sharedArena(): <T extends SharedArray>(Type: { new (b: SharedArrayBuffe
   };
 }
 
+/**
+ * Clustering threads outlive their pools. A compile opens a pool for each width's probe and
+ * another for its 8-bit layers, and a fresh thread loads the k-means modules and optimizes their
+ * code again (~0.3 s of CPU a thread on the full preset, beside the pool's start). A pool whose
+ * jobs were all collected leaves its threads here for the next one; they are unreferenced, so
+ * they never keep the process alive. A pool stopped early (an error, a cancel) ends its threads:
+ * messages for them may still be queued.
+ */
+const idleThreads: Worker[] = [];
+let threadsStarted = 0;
+
+function startClusterThread(ready: Int32Array): Worker {
+  const worker = new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { ready }, execArgv: [] });
+  worker.unref();
+  threadsStarted++;
+  return worker;
+}
+
+/** How many clustering threads this process has started, and how many wait for a pool now. */
+export const clusterThreads = () => ({ started: threadsStarted, idle: idleThreads.length });
+
 /** Workers that take jobs as the caller finds them (a probe clustering each layer as its statistics are complete). */
 export interface ClusterPool extends ClusterRun {
   /** Hands jobs to the workers (as many as fit; the rest follow as jobs finish). */
@@ -185,8 +208,10 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
   const todo: ClusterJob[] = [];
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const size = Math.max(1, workers);
-  const pool = Array.from({ length: size }, () => ({
-    worker: new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { signal }, execArgv: [] }),
+  const reused = idleThreads.splice(0, size);
+  const started = size - reused.length;
+  const pool = [...reused, ...Array.from({ length: started }, () => startClusterThread(signal))].map((worker) => ({
+    worker,
     running: [] as { id: number; m: JobMessage; lent: boolean }[],
     /** elements of the jobs in `running` */
     queued: 0,
@@ -234,6 +259,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       indices: shared(Uint8Array, data.length), nibbles: shared(Uint8Array, plan.bits === 4 ? Math.ceil(data.length / 2) : 0), lut: shared(Float32Array, plan.groups * (1 << plan.bits)),
       error: shared(Uint8Array, ERROR_BYTES),
       corrections: undefined,
+      signal,
     };
     const fixes = todo[id]!.corrections ?? [];
     if (fixes.length) {
@@ -292,11 +318,12 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     fill();
     return progressed;
   };
-  const stop = () => {
+  /** Ends the pool: its threads wait for the next pool when every job was collected, else they are stopped. */
+  const stop = (release = false) => {
     if (stopped) return;
     stopped = true;
     threadsBesideEngine(-size);
-    for (const w of pool) void w.worker.terminate();
+    for (const w of pool) release ? idleThreads.push(w.worker) : void w.worker.terminate();
   };
   // clustering done on this thread counts itself (src/quant/layer.ts clusterGroups)
   let clusteredHere = 0, takenOver = 0;
@@ -314,7 +341,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       stop();
       throw e;
     } finally {
-      if (last) stop();
+      if (last) stop(true); // after a failure the catch above has stopped them already
       counted();
     }
   };
@@ -349,10 +376,10 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     }
   };
   timed(() => {
-    // every worker says it is ready (one bump each) before any work is sent: a worker that cannot
-    // start would otherwise leave this thread waiting for results that never come
+    // every thread started for this pool says it is ready (one bump each) before any work is sent:
+    // a thread that cannot start would otherwise leave this one waiting for results that never come
     const deadline = Date.now() + START_MS;
-    while (Atomics.load(signal, 0) < pool.length) {
+    while (Atomics.load(signal, 0) < started) {
       if (Date.now() > deadline) throw new Error("internal: the clustering worker threads did not start within 30 s");
       Atomics.wait(signal, 0, Atomics.load(signal, 0), 100);
     }

@@ -1,19 +1,20 @@
 // A clustering thread of src/quant/cluster-pool.ts: clusters each weight it is sent (unless the
 // caller took it over meanwhile), writes the result into the job's shared buffers, sets the job's
-// status and bumps the shared counter the waiting caller sleeps on.
+// status and bumps its pool's shared counter, which the waiting caller sleeps on. The thread
+// serves one pool after another.
 import { parentPort, workerData } from "node:worker_threads";
 import { claimJob, runClusterJob, type JobMessage } from "./cluster-pool.js";
 
-const { signal } = workerData as { signal: Int32Array };
+const { ready } = workerData as { ready: Int32Array };
 
-function bump(): void {
+function bump(signal: Int32Array): void {
   Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
 }
 
 parentPort!.on("message", (m: JobMessage) => {
-  if (!claimJob(m)) return; // the caller clusters it
+  if (!claimJob(m)) return; // the caller clusters it (or its pool has ended)
   runClusterJob(m);
-  bump();
+  bump(m.signal);
 });
-bump(); // ready
+bump(ready); // ready: the counter of the pool that started this thread

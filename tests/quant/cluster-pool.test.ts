@@ -1,7 +1,7 @@
 // Clustering on worker threads (src/quant/cluster-pool.ts): the same bits as clustering on the
 // calling thread, for every kind of plan and any worker count; errors come back as errors.
 import { expect, test } from "vitest";
-import { clusterAll, openClusterPool, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
+import { clusterAll, clusterThreads, openClusterPool, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import { clusterGroups, clusteringClock, clusterPlan, correctedBias, weightForClustering } from "../../src/quant/layer.js";
 import { presetConfig } from "../../src/model/config.js";
@@ -238,6 +238,52 @@ test("an error while clustering (in a worker) or reading (here) fails the call w
   expect(() => clusterAll([job!, broken], new Map(), 2)).toThrow(/rowBase/);
   const unreadable: ClusterJob = { ...job!, source: "unreadable", load: () => { throw new RangeError("checkpoint truncated"); } };
   expect(() => clusterAll([job!, unreadable], new Map(), 1)).toThrow(/checkpoint truncated/);
+});
+
+test("a pool's threads serve the next pool, with the same bits; a pool that fails or is cancelled ends its own", () => {
+  const want = new Map(jobs().map((j) => [j.source, clusterGroups(j.load(), j.plan)]));
+  const same = (got: Map<string, Palettized>, what: string) => {
+    for (const [name, p] of want) {
+      expect(got.get(name)!.indices, `${name}, ${what}`).toEqual(p.indices);
+      expect(got.get(name)!.lut, `${name}, ${what}`).toEqual(p.lut);
+    }
+  };
+  clusterAll(jobs(), new Map(), 2);
+  const warm = clusterThreads();
+  expect(warm.idle).toBeGreaterThanOrEqual(2);
+  for (const workers of [2, 1, 2]) {
+    const got = new Map<string, Palettized>();
+    clusterAll(jobs(), got, workers);
+    same(got, `${workers} reused`);
+  }
+  expect(clusterThreads()).toEqual(warm); // no thread started, none lost
+  // cancelled with jobs in flight: its threads end (a stale job of its own may still be queued for them)
+  startClustering(jobs(), new Map(), 2).cancel();
+  expect(clusterThreads().idle).toBe(warm.idle - 2);
+  const [job] = jobs();
+  const broken: ClusterJob = { ...job!, source: "broken", plan: { ...job!.plan, layout: undefined as never } };
+  expect(() => clusterAll([job!, broken], new Map(), 1)).toThrow(/rowBase/);
+  expect(clusterThreads().idle).toBe(Math.max(0, warm.idle - 3));
+  const got = new Map<string, Palettized>();
+  clusterAll(jobs(), got, 2);
+  same(got, "after the failures");
+  expect(clusterThreads().started).toBeGreaterThan(warm.started);
+});
+
+test("threads waiting for a pool do not keep the process alive", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const dist = new URL("../../dist/src/quant/", import.meta.url).href;
+  const script = `
+    const { clusterAll, clusterThreads } = await import("${dist}cluster-pool.js");
+    const { clusterPlan } = await import("${dist}layer.js");
+    const data = Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i));
+    const into = new Map();
+    clusterAll([0, 1, 2].map((i) => ({ source: "w" + i, plan: clusterPlan([64, 64], 1, 4, { groupSize: 0, weighted: false }, undefined), load: () => data.slice() })), into, 2);
+    console.log(JSON.stringify({ clustered: into.size, ...clusterThreads() }));
+  `;
+  const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+  expect(JSON.parse(r.stdout)).toEqual({ clustered: 3, started: 2, idle: 2 });
 });
 
 test("the pool's clustering time leaves out this thread's reads of the weights (the caller times those as reads)", () => {
