@@ -2,14 +2,17 @@
 import { floatTensor, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
 
 export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
-  const rank = x.shape.length;
+  // read before the loops: a first call long enough to be optimized inside them (on-stack
+  // replacement) would otherwise leave a read after them without feedback, and the cached code
+  // would deoptimize there on every later call
+  const dtype = x.dtype, rank = x.shape.length;
   const outShape = perm.map((p) => x.shape[p]!);
   const inStrides = stridesOf(x.shape);
   const st = perm.map((p) => inStrides[p]!);
   const n = numel(outShape);
   const X = x.data as Float32Array; // any typed array: only element moves happen here
   const out = new (X.constructor as Float32ArrayConstructor)(n);
-  if (rank === 0 || n === 0) return { dtype: x.dtype, shape: outShape, data: n ? X.slice() : out } as unknown as T;
+  if (rank === 0 || n === 0) return { dtype, shape: outShape, data: n ? X.slice() : out } as unknown as T;
   const last = rank - 1, lastN = outShape[last]!, lastS = st[last]!;
   // the output axis that walks the input's rows: when it is not the innermost output axis, the two
   // make a 2-D transpose per plane, done in tiles so both sides stay in cache
@@ -41,7 +44,7 @@ export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
       idx[d] = 0;
     }
   }
-  return { dtype: x.dtype, shape: outShape, data: out } as unknown as T;
+  return { dtype, shape: outShape, data: out } as unknown as T;
 }
 
 /** Side of the square tiles a transposed plane is copied in (32 floats: two cache lines a row). */

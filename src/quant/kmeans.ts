@@ -586,8 +586,7 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
   const k = 1 << bits;
   const cl = kmeans1d(h.values, h.counts, k);
   const lut = Float32Array.from(cl.centroids, (c) => f16BitsToF32(f32ToF16Bits(c)));
-  const byPattern = new Uint8Array(65536);
-  for (let p = 0; p < 65536; p++) if (h.patternIndex[p]! >= 0) byPattern[p] = cl.assignment[h.patternIndex[p]!]!;
+  const byPattern = clusterOfPatterns(h, cl.assignment);
   let indices: Uint8Array;
   if (packed && bits === 4) {
     indices = packNibbles(data, byPattern);
@@ -596,7 +595,22 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
     lookupIndices(data, byPattern, into);
     indices = into.indices;
   }
-  // the error from the histogram: Σ count · (value − its centroid)², no second pass over elements
+  return { indices, lut, sse: histogramError(h, lut, byPattern), clusterOf: byPattern };
+}
+
+// The loops over all 65,536 patterns are functions of their own: in palettizeHistogram a first
+// call optimized inside one (on-stack replacement) left the code after it without feedback, and the
+// cached code deoptimized there on every later call (~100 times in a full-preset compile).
+
+/** Each fp16 pattern's cluster (0 for patterns absent from the histogram). */
+function clusterOfPatterns(h: Histogram, assignment: Uint16Array): Uint8Array {
+  const byPattern = new Uint8Array(65536);
+  for (let p = 0; p < 65536; p++) if (h.patternIndex[p]! >= 0) byPattern[p] = assignment[h.patternIndex[p]!]!;
+  return byPattern;
+}
+
+/** The error from the histogram: Σ count · (value − its centroid)², no second pass over elements. */
+function histogramError(h: Histogram, lut: Float32Array, byPattern: Uint8Array): number {
   let sse = 0;
   for (let p = 0; p < 65536; p++) {
     const at = h.patternIndex[p]!;
@@ -604,5 +618,5 @@ function palettizeHistogram(data: Uint16Array, h: Histogram, bits: 4 | 8, packed
     const d = h.values[at]! - lut[byPattern[p]!]!;
     sse += h.counts[at]! * d * d;
   }
-  return { indices, lut, sse, clusterOf: byPattern };
+  return sse;
 }
