@@ -198,14 +198,19 @@ function prefixSums(values: Float64Array, counts: Float64Array, W: Float64Array 
  * values the optimum gives several clusters); these are within 0.3–14 % on the full preset's.
  */
 function boundingPartition(values: Float64Array, counts: Float64Array, m: number, engine: "wasm" | "js"): number[] {
-  const n = values.length, sums = prefixSums(values, counts), W = sums.W;
-  const quantiles = [0];
+  const sums = prefixSums(values, counts);
+  const rough = lloydRefine(countQuantiles(sums.W, m), values, sums);
+  return runPartitionStarts(values, counts, m, engine, rough / (64 * BOUND_RUNS)) ?? runPartitionStarts(values, counts, m, engine)!;
+}
+
+/** Starts of m clusters of about equal count, from the prefix counts W (a loop of its own: see histogramError). */
+function countQuantiles(W: Float64Array, m: number): number[] {
+  const n = W.length - 1, quantiles = [0];
   for (let c = 1, i = 0; c < m; c++) {
     while (i < n && W[i]! < (c * W[n]!) / m) i++;
     quantiles.push(Math.min(Math.max(i, quantiles[c - 1]! + 1), n - (m - c)));
   }
-  const rough = lloydRefine(quantiles, values, sums);
-  return runPartitionStarts(values, counts, m, engine, rough / (64 * BOUND_RUNS)) ?? runPartitionStarts(values, counts, m, engine)!;
+  return quantiles;
 }
 
 /** The programme's arrays: plain typed arrays, or views of the WebAssembly module's memory. */
