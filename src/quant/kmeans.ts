@@ -203,7 +203,7 @@ function boundingPartition(values: Float64Array, counts: Float64Array, m: number
   return runPartitionStarts(values, counts, m, engine, rough / (64 * BOUND_RUNS)) ?? runPartitionStarts(values, counts, m, engine)!;
 }
 
-/** Starts of m clusters of about equal count, from the prefix counts W (a loop of its own: see histogramError). */
+/** Starts of m clusters of about equal count, from the prefix counts W (a loop of its own: see the note above clusterOfPatterns). */
 function countQuantiles(W: Float64Array, m: number): number[] {
   const n = W.length - 1, quantiles = [0];
   for (let c = 1, i = 0; c < m; c++) {

@@ -195,7 +195,6 @@ function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuanti
   });
 }
 
-/** Reruns one linear/conv on its operands `ins` with its weight quantized, and adds the error against its float output `y`. */
 /**
  * Σ (a − b)² (b absent: Σ a²). A loop of its own: in a caller that does more after it, a first
  * call optimized inside the loop (on-stack replacement) would leave the rest without feedback,
@@ -208,6 +207,7 @@ function squaredDistance(a: Float32Array, b?: Float32Array): number {
   return sum;
 }
 
+/** Reruns one linear/conv on its operands `ins` with its weight quantized, and adds the error against its float output `y`. */
 function addLayerError(sums: Map<string, ErrorSums>, name: string, n: Node, ins: readonly Tensor[], y: Float32Array, quantize: LayerQuantizer): void {
   const w = asFloat(ins[1]!);
   const q = quantize(name, n, w, ins[2] ? asFloat(ins[2]) : undefined);
