@@ -9,6 +9,7 @@
 // results do not depend on the worker count, nor on which thread took a job: a caller that would
 // otherwise sleep takes a job still queued for a worker (the one it waits for, if no worker has
 // started it) and clusters it itself, so its core does not idle while the workers have work.
+import { existsSync, readlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { rememberPackedU4 } from "../io/encode.js";
@@ -177,14 +178,48 @@ function sharedArena(): <T extends SharedArray>(Type: { new (b: SharedArrayBuffe
  * they never keep the process alive. A pool stopped early (an error, a cancel) ends its threads:
  * messages for them may still be queued.
  */
-const idleThreads: Worker[] = [];
+const idleThreads: ClusterThread[] = [];
 let threadsStarted = 0;
 
-function startClusterThread(ready: Int32Array): Worker {
-  const worker = new Worker(compiledModule("src/quant/cluster-worker.js"), { workerData: { ready }, execArgv: [] });
+/** A clustering thread, and its OS thread id once it has started (Linux; 0 elsewhere). */
+interface ClusterThread {
+  worker: Worker;
+  tid: Int32Array;
+}
+
+/** What a clustering thread is started with. */
+export interface ClusterThreadData {
+  /** bumped once when the thread is ready: the counter of the pool that started it */
+  ready: Int32Array;
+  tid: Int32Array;
+}
+
+function startClusterThread(ready: Int32Array, module: string): ClusterThread {
+  const data: ClusterThreadData = { ready, tid: new Int32Array(new SharedArrayBuffer(4)) };
+  const worker = new Worker(module, { workerData: data, execArgv: [] });
   worker.unref();
   threadsStarted++;
-  return worker;
+  return { worker, tid: data.tid };
+}
+
+/** Called by a clustering thread as it starts: records its OS thread id, then says it is ready. */
+export function announceClusterThread({ ready, tid }: ClusterThreadData): void {
+  try {
+    Atomics.store(tid, 0, Number(readlinkSync("/proc/thread-self").split("/").pop()) || 0);
+  } catch {
+    // no /proc: the caller cannot tell a thread that ended from a slow one, as before
+  }
+  Atomics.add(ready, 0, 1);
+  Atomics.notify(ready, 0);
+}
+
+/**
+ * False once the thread has ended. A caller blocked on the pool's counter never sees a Worker's
+ * exit event (that needs its event loop), so it asks the OS; where it cannot, a thread is alive.
+ */
+function threadAlive(t: ClusterThread): boolean {
+  const tid = Atomics.load(t.tid, 0);
+  return tid === 0 || existsSync(`/proc/self/task/${tid}`);
 }
 
 /** How many clustering threads this process has started, and how many wait for a pool now. */
@@ -203,15 +238,15 @@ export interface ClusterPool extends ClusterRun {
  * `waitFor` and `finish`. Time counted as clustering: the time spent in these calls, less this
  * thread's reads of the weights.
  */
-export function openClusterPool(into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true } = {}): ClusterPool {
+export function openClusterPool(into: Map<string, Palettized>, workers = availableParallelism(), onProgress?: (done: number, total: number) => void, { background = true, thread }: { background?: boolean; /** the threads' module (tests give one that dies); such threads serve this pool only */ thread?: string } = {}): ClusterPool {
   let t0 = performance.now();
   const todo: ClusterJob[] = [];
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const size = Math.max(1, workers);
-  const reused = idleThreads.splice(0, size);
+  const reused = thread ? [] : idleThreads.splice(0, size);
   const started = size - reused.length;
-  const pool = [...reused, ...Array.from({ length: started }, () => startClusterThread(signal))].map((worker) => ({
-    worker,
+  const pool = [...reused, ...Array.from({ length: started }, () => startClusterThread(signal, thread ?? compiledModule("src/quant/cluster-worker.js")))].map((t) => ({
+    thread: t,
     running: [] as { id: number; m: JobMessage; lent: boolean }[],
     /** elements of the jobs in `running` */
     queued: 0,
@@ -268,7 +303,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       m.corrections = { mean: fixes[0]!.mean, old: fixes.map((f) => f.old?.()), out: shared(Float32Array, rows * fixes.length) };
       loading += performance.now() - r1;
     }
-    w.worker.postMessage(m);
+    w.thread.worker.postMessage(m);
     w.running.push({ id, m, lent });
     w.queued += data.length;
     inFlight += data.length;
@@ -323,7 +358,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
     if (stopped) return;
     stopped = true;
     threadsBesideEngine(-size);
-    for (const w of pool) release ? idleThreads.push(w.worker) : void w.worker.terminate();
+    for (const w of pool) release && !thread ? idleThreads.push(w.thread) : void w.thread.worker.terminate();
   };
   // clustering done on this thread counts itself (src/quant/layer.ts clusterGroups)
   let clusteredHere = 0, takenOver = 0;
@@ -359,6 +394,12 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       }
     return last && claimJob(last.m) ? last.m : undefined;
   };
+  /** Throws if a thread with jobs has ended (its heap ran out, say): those jobs would never finish. */
+  const checkThreads = () => {
+    for (const w of pool)
+      if (w.running.length && !threadAlive(w.thread))
+        throw new Error(`a clustering thread stopped while it had ${todo[w.running[0]!.id]!.source} (out of memory?); its jobs cannot finish`);
+  };
   /** Blocks until `done`, clustering queued jobs on this thread rather than sleeping while there are any. */
   const waitUntil = (done: () => boolean, source?: string) => {
     while (!done()) {
@@ -366,7 +407,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       if (collectFinished()) continue;
       const job = claimQueued(source);
       if (!job) {
-        Atomics.wait(signal, 0, seen, 1000);
+        if (Atomics.wait(signal, 0, seen, 1000) === "timed-out") checkThreads();
         continue;
       }
       const before = clusteringClock();

@@ -3,9 +3,7 @@
 // status and bumps its pool's shared counter, which the waiting caller sleeps on. The thread
 // serves one pool after another.
 import { parentPort, workerData } from "node:worker_threads";
-import { claimJob, runClusterJob, type JobMessage } from "./cluster-pool.js";
-
-const { ready } = workerData as { ready: Int32Array };
+import { announceClusterThread, claimJob, runClusterJob, type ClusterThreadData, type JobMessage } from "./cluster-pool.js";
 
 function bump(signal: Int32Array): void {
   Atomics.add(signal, 0, 1);
@@ -17,4 +15,4 @@ parentPort!.on("message", (m: JobMessage) => {
   runClusterJob(m);
   bump(m.signal);
 });
-bump(ready); // ready: the counter of the pool that started this thread
+announceClusterThread(workerData as ClusterThreadData);

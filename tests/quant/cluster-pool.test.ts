@@ -1,5 +1,8 @@
 // Clustering on worker threads (src/quant/cluster-pool.ts): the same bits as clustering on the
 // calling thread, for every kind of plan and any worker count; errors come back as errors.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect, test } from "vitest";
 import { clusterAll, clusterThreads, openClusterPool, startClustering, type ClusterJob } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
@@ -268,6 +271,38 @@ test("a pool's threads serve the next pool, with the same bits; a pool that fail
   clusterAll(jobs(), got, 2);
   same(got, "after the failures");
   expect(clusterThreads().started).toBeGreaterThan(warm.started);
+});
+
+test("a clustering thread that ends in the middle of a job fails the wait with an error instead of hanging", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const dir = mkdtempSync(join(tmpdir(), "ditc-dying-thread-"));
+  try {
+    const quant = new URL("../../dist/src/quant/", import.meta.url).href;
+    const thread = join(dir, "dying-thread.mjs");
+    writeFileSync(thread, `
+      import { parentPort, workerData } from "node:worker_threads";
+      const { announceClusterThread, claimJob } = await import("${quant}cluster-pool.js");
+      announceClusterThread(workerData);
+      // takes its first job and ends, as a thread whose heap ran out would
+      parentPort.on("message", (m) => { if (claimJob(m)) process.exit(1); });
+    `);
+    // in a child process: were the wait to hang, the timeout ends it and the test fails
+    const script = `
+      const { openClusterPool } = await import("${quant}cluster-pool.js");
+      const { clusterPlan } = await import("${quant}layer.js");
+      const data = Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i));
+      const job = (source) => ({ source, plan: clusterPlan([64, 64], 1, 4, { groupSize: 0, weighted: false }, undefined), load: () => data.slice() });
+      const pool = openClusterPool(new Map(), 1, undefined, { background: false, thread: ${JSON.stringify(thread)} });
+      pool.add([job("first"), job("second")]);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000); // the thread takes the first job meanwhile
+      try { pool.finish(); console.log("finished"); } catch (e) { console.log(e.message); }
+    `;
+    const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+    expect(r.stdout).toMatch(/a clustering thread stopped while it had first/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("threads waiting for a pool do not keep the process alive", async () => {
