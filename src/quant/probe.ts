@@ -196,15 +196,14 @@ function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuanti
 }
 
 /**
- * Σ (a − b)² (b absent: Σ a²). A loop of its own: in a caller that does more after it, a first
- * call optimized inside the loop (on-stack replacement) would leave the rest without feedback,
- * and the cached code would deoptimize there on every later call.
+ * Σ (yq − y)² and Σ y², in one pass. A loop of its own: in a caller that does more after it, a
+ * first call optimized inside the loop (on-stack replacement) would leave the rest without
+ * feedback, and the cached code would deoptimize there on every later call.
  */
-function squaredDistance(a: Float32Array, b?: Float32Array): number {
-  let sum = 0;
-  if (b) for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
-  else for (let i = 0; i < a.length; i++) sum += a[i]! ** 2;
-  return sum;
+function squaredErrors(yq: Float32Array, y: Float32Array): { num: number; den: number } {
+  let num = 0, den = 0;
+  for (let i = 0; i < y.length; i++) (num += (yq[i]! - y[i]!) ** 2), (den += y[i]! ** 2);
+  return { num, den };
 }
 
 /** Reruns one linear/conv on its operands `ins` with its weight quantized, and adds the error against its float output `y`. */
@@ -214,8 +213,9 @@ function addLayerError(sums: Map<string, ErrorSums>, name: string, n: Node, ins:
   const bias = q.bias ?? ins[2];
   const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(bias ? [bias] : [])], n.attrs as never)[0]!).data;
   const s = sums.get(name) ?? { shape: [...w.shape], num: 0, den: 0, count: 0 };
-  s.num += squaredDistance(yq, y);
-  s.den += squaredDistance(y);
+  const e = squaredErrors(yq, y);
+  s.num += e.num;
+  s.den += e.den;
   s.count += y.length;
   sums.set(name, s);
 }
