@@ -20,6 +20,7 @@
 import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { compiledModule } from "./project.js";
+import { LIVENESS_CHECK_MS, threadAlive, threadIdCell, type ThreadIdCell } from "./thread-liveness.js";
 import { writeChunked } from "./write.js";
 
 /** A slot's state word. */
@@ -51,6 +52,8 @@ export interface WriteBehindMemory {
   /** SLOTS × SLOT_BYTES, page-aligned */
   data: Uint8Array;
   failure: Uint8Array;
+  /** the helper's OS thread id, once it has started (src/io/thread-liveness.ts) */
+  threadId: ThreadIdCell;
 }
 
 export function writeBehindMemory(): WriteBehindMemory {
@@ -60,6 +63,7 @@ export function writeBehindMemory(): WriteBehindMemory {
     // a WebAssembly memory starts on a page boundary (a SharedArrayBuffer's data need not)
     data: new Uint8Array(new WebAssembly.Memory({ initial: (SLOTS * SLOT_BYTES) >> 16, maximum: (SLOTS * SLOT_BYTES) >> 16, shared: true }).buffer),
     failure: new Uint8Array(new SharedArrayBuffer(FAILURE_BYTES)),
+    threadId: threadIdCell(),
   };
 }
 
@@ -230,16 +234,21 @@ export class WriteBehind {
     // a helper that never starts would leave the slots full forever: after startMs without it,
     // this thread claims the start word (so a late helper exits at once) and writes everything
     Atomics.wait(this.m.state, STARTED, START.WAITING, this.startMs);
-    if (Atomics.compareExchange(this.m.state, STARTED, START.WAITING, START.ABANDONED) === START.WAITING) {
-      this.alone = true;
-      void this.worker.terminate();
-      for (let k = 0; k < SLOTS; k++) {
-        const q = (this.slot + k) % SLOTS; // oldest first: the slots were handed over in turn
-        if (Atomics.load(this.m.state, q) === SLOT.FULL) writeSlot(this.m, q);
-      }
-      return;
+    if (Atomics.compareExchange(this.m.state, STARTED, START.WAITING, START.ABANDONED) === START.WAITING) return this.writeAlone();
+    // so would one that ended (its heap ran out, say): its full slots are this thread's then (a
+    // slot it was part way through is written again whole, at the same positions)
+    while (Atomics.load(this.m.state, s) === SLOT.FULL)
+      if (Atomics.wait(this.m.state, s, SLOT.FULL, LIVENESS_CHECK_MS) === "timed-out" && !threadAlive(this.m.threadId)) return this.writeAlone();
+  }
+
+  /** From now on this thread writes every slot: first the full ones, oldest first (they were handed over in turn). */
+  private writeAlone(): void {
+    this.alone = true;
+    void this.worker.terminate();
+    for (let k = 0; k < SLOTS; k++) {
+      const q = (this.slot + k) % SLOTS;
+      if (Atomics.load(this.m.state, q) === SLOT.FULL) writeSlot(this.m, q);
     }
-    while (Atomics.load(this.m.state, s) === SLOT.FULL) Atomics.wait(this.m.state, s, SLOT.FULL);
   }
 
   private throwFailure(): void {

@@ -9,12 +9,12 @@
 // results do not depend on the worker count, nor on which thread took a job: a caller that would
 // otherwise sleep takes a job still queued for a worker (the one it waits for, if no worker has
 // started it) and clusters it itself, so its core does not idle while the workers have work.
-import { existsSync, readlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { rememberPackedU4 } from "../io/encode.js";
 import { JOB } from "../io/helper-jobs.js";
 import { compiledModule } from "../io/project.js";
+import { LIVENESS_CHECK_MS, recordThreadId, threadAlive, threadIdCell, type ThreadIdCell } from "../io/thread-liveness.js";
 import type { Palettized } from "./kmeans.js";
 import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, planElements, type ClusterPlan } from "./layer.js";
 import { timedRead } from "../model/read-clock.js";
@@ -184,42 +184,29 @@ let threadsStarted = 0;
 /** A clustering thread, and its OS thread id once it has started (Linux; 0 elsewhere). */
 interface ClusterThread {
   worker: Worker;
-  tid: Int32Array;
+  tid: ThreadIdCell;
 }
 
 /** What a clustering thread is started with. */
 export interface ClusterThreadData {
   /** bumped once when the thread is ready: the counter of the pool that started it */
   ready: Int32Array;
-  tid: Int32Array;
+  tid: ThreadIdCell;
 }
 
 function startClusterThread(ready: Int32Array, module: string): ClusterThread {
-  const data: ClusterThreadData = { ready, tid: new Int32Array(new SharedArrayBuffer(4)) };
+  const data: ClusterThreadData = { ready, tid: threadIdCell() };
   const worker = new Worker(module, { workerData: data, execArgv: [] });
   worker.unref();
   threadsStarted++;
   return { worker, tid: data.tid };
 }
 
-/** Called by a clustering thread as it starts: records its OS thread id, then says it is ready. */
+/** Called by a clustering thread as it starts: records its OS thread id (src/io/thread-liveness.ts), then says it is ready. */
 export function announceClusterThread({ ready, tid }: ClusterThreadData): void {
-  try {
-    Atomics.store(tid, 0, Number(readlinkSync("/proc/thread-self").split("/").pop()) || 0);
-  } catch {
-    // no /proc: the caller cannot tell a thread that ended from a slow one, as before
-  }
+  recordThreadId(tid);
   Atomics.add(ready, 0, 1);
   Atomics.notify(ready, 0);
-}
-
-/**
- * False once the thread has ended. A caller blocked on the pool's counter never sees a Worker's
- * exit event (that needs its event loop), so it asks the OS; where it cannot, a thread is alive.
- */
-function threadAlive(t: ClusterThread): boolean {
-  const tid = Atomics.load(t.tid, 0);
-  return tid === 0 || existsSync(`/proc/self/task/${tid}`);
 }
 
 /** How many clustering threads this process has started, and how many wait for a pool now. */
@@ -397,7 +384,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
   /** Throws if a thread with jobs has ended (its heap ran out, say): those jobs would never finish. */
   const checkThreads = () => {
     for (const w of pool)
-      if (w.running.length && !threadAlive(w.thread))
+      if (w.running.length && !threadAlive(w.thread.tid))
         throw new Error(`a clustering thread stopped while it had ${todo[w.running[0]!.id]!.source} (out of memory?); its jobs cannot finish`);
   };
   /** Blocks until `done`, clustering queued jobs on this thread rather than sleeping while there are any. */
@@ -407,7 +394,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
       if (collectFinished()) continue;
       const job = claimQueued(source);
       if (!job) {
-        if (Atomics.wait(signal, 0, seen, 1000) === "timed-out") checkThreads();
+        if (Atomics.wait(signal, 0, seen, LIVENESS_CHECK_MS) === "timed-out") checkThreads();
         continue;
       }
       const before = clusteringClock();

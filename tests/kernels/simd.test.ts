@@ -473,3 +473,52 @@ describe("the thread pool", () => {
     for (const r of runs) expect(r.stdout.trim()).toBe("64");
   });
 });
+
+describe("a kernel thread that ends", () => {
+  test("fails the kernel it was part of with an error instead of hanging, and the next kernel runs on new threads", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dist = new URL("../../dist/src/", import.meta.url).href;
+    const dir = mkdtempSync(join(tmpdir(), "ditc-dying-kernel-thread-"));
+    try {
+      const thread = join(dir, "dying-thread.mjs");
+      writeFileSync(thread, `
+        import { workerData } from "node:worker_threads";
+        const { recordThreadId } = await import("${dist}io/thread-liveness.js");
+        const { CTL } = await import("${dist}kernels/simd/engine.js");
+        const { ctl, threadId } = workerData;
+        recordThreadId(threadId);
+        const seen = Atomics.load(ctl, CTL.GEN);
+        Atomics.add(ctl, CTL.READY, 1);
+        Atomics.notify(ctl, CTL.READY);
+        // ends at its first job without doing its share, as a thread whose heap ran out would
+        Atomics.wait(ctl, CTL.GEN, seen);
+        process.exit(1);
+      `);
+      // in a child process: were the wait to hang, the timeout ends it and the test fails
+      const script = `
+        const { setThreads, useKernelThreadModule } = await import("${dist}kernels/simd/engine.js");
+        const { gemmFast } = await import("${dist}kernels/simd/gemm.js");
+        const gemm = () => {
+          const M = 300, N = 64, K = 64, A = new Float32Array(M * K).fill(1), W = new Float32Array(N * K).fill(1), C = new Float32Array(M * N);
+          gemmFast(M, N, K, { data: A, off: 0, rs: K, cs: 1 }, { kind: "f32", data: W, off: 0, sK: 1, sN: K }, { data: C, off: 0, rs: N, cs: 1 });
+          return C.every((x) => x === 64) ? "all 64" : "wrong";
+        };
+        setThreads(2);
+        useKernelThreadModule(${JSON.stringify(thread)});
+        try { console.log(gemm()); } catch (e) { console.log(e.message); }
+        useKernelThreadModule(undefined);
+        console.log(gemm());
+      `;
+      const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+      const [first, second] = r.stdout.trim().split("\n");
+      expect(first).toMatch(/a kernel thread stopped while it ran \w+ \(out of memory\?\)/);
+      expect(second).toBe("all 64");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

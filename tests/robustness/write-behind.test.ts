@@ -1,6 +1,6 @@
 // The write-behind thread (src/io/write-behind.ts): files get the bytes in the order given, the
 // caller may reuse its buffers at once, a failed write surfaces (with its code) before the file
-// is committed, and a helper that never starts leaves the caller writing everything itself.
+// is committed, and a helper that never starts (or ends part way) leaves the caller writing everything itself.
 // Whole blocks go to the disk directly where the file system takes O_DIRECT: the bytes are the
 // same whatever the split between direct and buffered writes.
 import fc from "fast-check";
@@ -56,6 +56,42 @@ test("a helper that never starts: the caller writes everything itself, in order"
   } finally {
     w.stop();
   }
+});
+
+test("a helper that ends part way (its heap ran out, say): the caller writes what it left, and everything after, in order", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const { writeFileSync } = await import("node:fs");
+  const io = new URL("../../dist/src/io/", import.meta.url).href;
+  const helper = join(dir, "dying-helper.mjs");
+  writeFileSync(helper, `
+    import { workerData } from "node:worker_threads";
+    const { recordThreadId } = await import("${io}thread-liveness.js");
+    const { SLOT, START, STARTED } = await import("${io}write-behind.js");
+    const m = workerData;
+    recordThreadId(m.threadId);
+    Atomics.compareExchange(m.state, STARTED, START.WAITING, START.RUNNING);
+    Atomics.notify(m.state, STARTED);
+    // takes the first slot and ends without writing it
+    while (Atomics.load(m.state, 0) === SLOT.EMPTY) Atomics.wait(m.state, 0, SLOT.EMPTY);
+    process.exit(1);
+  `);
+  // in a child process: were the caller to wait for the helper forever, the timeout ends it and the test fails
+  const script = `
+    const { openSync, closeSync, readFileSync } = await import("node:fs");
+    const { WriteBehind, SLOTS, SLOT_BYTES } = await import("${io}write-behind.js");
+    const w = new WriteBehind({ helper: ${JSON.stringify(helper)} });
+    const path = ${JSON.stringify(join(dir, "dying-helper-output"))}, fd = openSync(path, "w");
+    const want = new Uint8Array(SLOTS * SLOT_BYTES + 3 * SLOT_BYTES + 12345);
+    for (let i = 0; i < want.length; i++) want[i] = (i * 7 + (i >> 12)) & 255;
+    for (let off = 0; off < want.length; off += 1000003) w.write(fd, want.subarray(off, off + 1000003));
+    w.settle(fd);
+    closeSync(fd);
+    w.stop();
+    console.log(Buffer.from(readFileSync(path)).equals(Buffer.from(want)) ? "same bytes" : "different bytes");
+  `;
+  const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+  expect(r.stdout.trim()).toBe("same bytes");
 });
 
 test("a failed write is thrown with its code before the file is settled, and later files still work", () => {

@@ -17,6 +17,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { builtWasm, compiledModule } from "../../io/project.js";
+import { LIVENESS_CHECK_MS, threadAlive, threadIdCell, type ThreadIdCell } from "../../io/thread-liveness.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -142,9 +143,10 @@ class Engine {
   readonly kernels: KernelExports;
   readonly relaxed: boolean;
   private readonly module: WebAssembly.Module;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_INTS * 4));
-  private readonly args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
-  private readonly workers: Worker[] = [];
+  // the workers' control block and arguments: replaced, with the workers, when one of them ends
+  private ctl = new Int32Array(new SharedArrayBuffer(CTL_INTS * 4));
+  private args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
+  private workers: { worker: Worker; tid: ThreadIdCell }[] = [];
   private threads = Math.min(MAX_THREADS, Math.max(1, availableParallelism()));
   /** end of the memory handed out so far; everything above is free */
   private top: number;
@@ -377,7 +379,8 @@ class Engine {
       error = e;
     }
     const until = performance.now() + Atomics.load(ctl, CTL.SPIN_US) / 1000;
-    for (let p = Atomics.load(ctl, CTL.PENDING); p !== 0; p = Atomics.load(ctl, CTL.PENDING)) if (performance.now() > until) Atomics.wait(ctl, CTL.PENDING, p);
+    for (let p = Atomics.load(ctl, CTL.PENDING); p !== 0; p = Atomics.load(ctl, CTL.PENDING))
+      if (performance.now() > until && Atomics.wait(ctl, CTL.PENDING, p, LIVENESS_CHECK_MS) === "timed-out") this.checkWorkers(kernel, nt);
     if (error) throw error;
     if (Atomics.load(ctl, CTL.FAILED)) throw new Error(`internal: a kernel thread failed in ${kernel}`);
   }
@@ -388,12 +391,13 @@ class Engine {
     for (let tid = start + 1; tid <= n; tid++) {
       // no inherited execArgv: `node -e` or a test runner's loader flags are not the worker's business
       // (V8 flags such as --experimental-wasm-relaxed-simd are process-wide and apply anyway)
-      const w = new Worker(compiledModule("src/kernels/simd/worker.js"), {
-        workerData: { tid, module: this.module, memory: this.memory, ctl: this.ctl, args: this.args },
+      const threadId = threadIdCell();
+      const w = new Worker(kernelThreadModule ?? compiledModule("src/kernels/simd/worker.js"), {
+        workerData: { tid, module: this.module, memory: this.memory, ctl: this.ctl, args: this.args, threadId } satisfies KernelThreadData,
         execArgv: [],
       });
       w.unref();
-      this.workers.push(w);
+      this.workers.push({ worker: w, tid: threadId });
     }
     // block until every new worker has instantiated the module (workers start on their own threads)
     const deadline = Date.now() + 30_000;
@@ -402,6 +406,40 @@ class Engine {
       Atomics.wait(this.ctl, CTL.READY, Atomics.load(this.ctl, CTL.READY), 100);
     }
   }
+
+  /**
+   * Throws if a worker that takes part in the running kernel (tid < nt) has ended: its share would
+   * never come. The workers are let go with their control block, so one still running cannot
+   * take a later job; the next parallel kernel starts new ones.
+   */
+  private checkWorkers(kernel: ParallelKernel, nt: number): void {
+    if (this.workers.slice(0, nt - 1).every((w) => threadAlive(w.tid))) return;
+    for (const w of this.workers) void w.worker.terminate();
+    const spin = Atomics.load(this.ctl, CTL.SPIN_US);
+    this.workers = [];
+    this.ctl = new Int32Array(new SharedArrayBuffer(CTL_INTS * 4));
+    this.args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
+    Atomics.store(this.ctl, CTL.SPIN_US, spin);
+    throw new Error(`a kernel thread stopped while it ran ${kernel} (out of memory?): its share of the result is missing`);
+  }
+}
+
+/** What a kernel thread is started with (src/kernels/simd/worker.ts). */
+export interface KernelThreadData {
+  /** 1.. (this thread is 0) */
+  tid: number;
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctl: Int32Array;
+  args: Float64Array;
+  threadId: ThreadIdCell;
+}
+
+let kernelThreadModule: string | undefined;
+
+/** Tests: the module kernel threads started from now on run (one that ends as a thread out of memory would); undefined for worker.js. */
+export function useKernelThreadModule(path: string | undefined): void {
+  kernelThreadModule = path;
 }
 
 function wasmAbort(): never {

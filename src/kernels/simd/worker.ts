@@ -1,17 +1,11 @@
 // A kernel thread of the fast engine (engine.ts): instantiates the kernel module on the shared
 // memory, then waits for jobs in the control block and runs its share of each.
 import { workerData } from "node:worker_threads";
-import { CTL, PARALLEL_KERNELS } from "./engine.js";
+import { recordThreadId } from "../../io/thread-liveness.js";
+import { CTL, PARALLEL_KERNELS, type KernelThreadData } from "./engine.js";
 
-interface Setup {
-  tid: number;
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  ctl: Int32Array;
-  args: Float64Array;
-}
-
-const { tid, module, memory, ctl, args } = workerData as Setup;
+const { tid, module, memory, ctl, args, threadId } = workerData as KernelThreadData;
+recordThreadId(threadId);
 const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("a WebAssembly kernel aborted"); } } });
 const exports = instance.exports as Record<string, (...a: number[]) => void>;
 const kernels = PARALLEL_KERNELS.map((k) => exports[k]!);
