@@ -24,6 +24,18 @@ import { definePass } from "../src/pipeline/pass.js";
 export const HASH_LIMIT_BYTES = 4 * 2 ** 20;
 export const WEIGHT_HASH_LIMIT_BYTES = 64 * 2 ** 10;
 
+/**
+ * Each constant's digest, kept while the constant lives: constants are immutable, and a compile's
+ * targets lower one graph, so most of a width's constants reach this pass once per target.
+ */
+const digests = new WeakMap<ConstValue, string>();
+
+function digestOf(c: ConstValue): string {
+  let d = digests.get(c);
+  if (d === undefined) digests.set(c, (d = createHash("sha1").update(tensorBytes(c.load(), c.type.dtype)).digest("hex")));
+  return d;
+}
+
 export const dedupeConstants = definePass({
   name: "dedupe-constants",
   summary: "merge constants with the same dtype and bytes (a reshape where their shapes differ)",
@@ -49,7 +61,7 @@ export const dedupeConstants = definePass({
       for (const c of list) {
         const limit = c.role === "weight" ? WEIGHT_HASH_LIMIT_BYTES : HASH_LIMIT_BYTES;
         if (c.ownedByOneWeight || storedBytes(c.type) > limit) continue;
-        const digest = `${k}#${createHash("sha1").update(tensorBytes(c.load(), c.type.dtype)).digest("hex")}`;
+        const digest = `${k}#${digestOf(c)}`;
         const first = firstOf.get(digest);
         if (first) twin.set(c, first);
         else firstOf.set(digest, c);
