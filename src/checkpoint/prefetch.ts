@@ -8,7 +8,7 @@
 // not read is read again on this thread, which raises the usual error (naming file and tensor).
 import { closeSync, openSync } from "node:fs";
 import { fail } from "../diagnostics.js";
-import { jobBoard, runWithHelper, takeJobs, type JobBoard } from "../io/helper-jobs.js";
+import { helperTakesJobs, jobBoard, runWithHelper, type JobBoard } from "../io/helper-jobs.js";
 import { readFullyAt } from "../io/read.js";
 import type { TensorEntry } from "./safetensors.js";
 
@@ -42,7 +42,7 @@ function readJob(job: ReadJob, fds: Map<string, number>): void {
 export function readJobs(w: ReadWork): void {
   const fds = new Map<string, number>();
   try {
-    takeJobs(w.board, w.jobs.length, (i) => readJob(w.jobs[i]!, fds));
+    helperTakesJobs(w.board, w.jobs.length, (i) => readJob(w.jobs[i]!, fds));
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }

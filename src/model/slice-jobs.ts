@@ -2,7 +2,7 @@
 // widths), and a width's fp16 slices made as jobs on this thread and one helper
 // (src/io/helper-jobs.ts). Slices go into fresh memory (src/model/slice-store.ts), whose first
 // touch costs more than the copy; two threads take those page faults side by side.
-import { jobBoard, runWithHelper, takeJobs, type JobBoard } from "../io/helper-jobs.js";
+import { helperTakesJobs, jobBoard, runWithHelper, type JobBoard } from "../io/helper-jobs.js";
 import { stridesOf } from "../kernels/tensor.js";
 
 /** Gathers the kept index runs of every axis (docs/model.md, elastic widths) from a row-major tensor. */
@@ -57,7 +57,7 @@ const sliceJob = (j: SliceJob) => void sliceRuns(j.from, j.shape, j.runs, j.into
 
 /** The helper's part: slices jobs off the board until none is left. */
 export function sliceJobs(w: SliceWork): void {
-  takeJobs(w.board, w.jobs.length, (i) => sliceJob(w.jobs[i]!));
+  helperTakesJobs(w.board, w.jobs.length, (i) => sliceJob(w.jobs[i]!));
 }
 
 /**
