@@ -15,7 +15,7 @@ import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 import type { ChannelStats } from "../src/quant/calibration.js";
 import type { Palettized } from "../src/quant/kmeans.js";
-import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
+import { clusterPlan, clusterWeight, correctedBias, correctedBiasSource, weightForClustering, type ClusterPlan, type QuantizeTechniques } from "../src/quant/layer.js";
 
 /** Weights up to this many elements keep their clustering for later runs (interpreter reuse). */
 const KEEP_ELEMENTS = 1 << 22;
@@ -60,7 +60,7 @@ function palettizedConstants(w: ConstValue, plan: ClusterPlan, shared?: SharedQu
   let cached: Palettized | undefined;
   const cluster = () => {
     shared?.ready?.(w.source);
-    return memo(shared?.clusterings, w.source, () => clusterGroups(weightForClustering(w), plan));
+    return memo(shared?.clusterings, w.source, () => clusterWeight(w.source, weightForClustering(w), plan));
   };
   // the loads that read the clustering: both constants, and a corrected bias
   const readers = plan.biasCorrected ? ["indices", "lut", "bias"] : ["indices", "lut"];

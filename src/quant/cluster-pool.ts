@@ -16,7 +16,7 @@ import { JOB } from "../io/helper-jobs.js";
 import { compiledModule } from "../io/project.js";
 import { LIVENESS_CHECK_MS, recordThreadId, threadAlive, threadIdCell, type ThreadIdCell } from "../io/thread-liveness.js";
 import type { Palettized } from "./kmeans.js";
-import { addClusteringSeconds, clusterGroups, clusteringClock, correctedBias, planElements, type ClusterPlan } from "./layer.js";
+import { addClusteringSeconds, clusterGroups, clusteringClock, clusteringFailure, correctedBias, planElements, type ClusterPlan } from "./layer.js";
 import { timedRead } from "../model/read-clock.js";
 import { threadsBesideEngine } from "../kernels/simd/engine.js";
 
@@ -307,8 +307,7 @@ export function openClusterPool(into: Map<string, Palettized>, workers = availab
   const collect = (id: number, m: JobMessage, lent: boolean) => {
     if (Atomics.load(m.status, 0) === JOB.FAILED) {
       const [name, ...rest] = new TextDecoder().decode(m.error.slice(0, m.status[1]!)).split("\n");
-      const message = rest.join("\n");
-      throw name === "RangeError" ? new RangeError(message) : new Error(message);
+      throw clusteringFailure(todo[id]!.source, { name: name!, message: rest.join("\n") });
     }
     if (!lent) spare.push(m.data.buffer as SharedArrayBuffer); // a lent buffer is the cache's: never reused
     // the indices stay in the shared buffer the worker wrote (no thread touches it again)

@@ -51,8 +51,19 @@ export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uin
   return sortedHistogram(counts);
 }
 
-/** The distinct values of a per-pattern table of (possibly fractional) counts, in value order. */
+/** A weight holding NaN or an infinity in half precision; its name crosses threads, so callers can name the weight (src/quant/layer.ts). */
+export class NonFiniteWeight extends RangeError {
+  override name = "NonFiniteWeight";
+}
+
+/**
+ * The distinct values of a per-pattern table of (possibly fractional) counts, in value order.
+ * Throws NonFiniteWeight on a NaN or infinity (an fp16 one: float32 magnitudes past 65504 round
+ * to it): clustering would otherwise leave those elements out and give them some index.
+ */
 function sortedHistogram(counts: Uint32Array | Float64Array): Histogram {
+  for (let p = 0x7c00; p < 0x10000; p = p === 0x7fff ? 0xfc00 : p + 1)
+    if (counts[p]) throw new NonFiniteWeight(`holds ${p & 0x3ff ? "NaN" : `${p & 0x8000 ? "-" : ""}Infinity in half precision (it holds magnitudes up to 65504)`}`);
   counts[0] = counts[0]! + counts[0x8000]!; // −0 and +0 are one value
   counts[0x8000] = 0;
   const values: number[] = [], cs: number[] = [];
@@ -61,7 +72,6 @@ function sortedHistogram(counts: Uint32Array | Float64Array): Histogram {
     const c = counts[p]!;
     if (!c) return;
     const v = f16BitsToF32(p);
-    if (!Number.isFinite(v)) throw new RangeError(`weight holds a non-finite value (${v})`);
     patternIndex[p] = values.length;
     values.push(v);
     cs.push(c);

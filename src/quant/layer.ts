@@ -7,7 +7,7 @@ import type { ChannelStats } from "./calibration.js";
 import { encodeF16, F16_TO_F32 } from "../kernels/fp16.js";
 import { packU4Into } from "../io/encode.js";
 import { biasSums } from "./element-passes.js";
-import { channelLayout, palettizeBits, palettizeWeightedBits, type ChannelLayout, type IndexOutput, type Palettized } from "./kmeans.js";
+import { channelLayout, NonFiniteWeight, palettizeBits, palettizeWeightedBits, type ChannelLayout, type IndexOutput, type Palettized } from "./kmeans.js";
 
 export interface QuantizeTechniques {
   /** 0: one LUT per tensor; n > 0: one LUT per n output channels */
@@ -62,6 +62,24 @@ export function clusterGroups(data: Float32Array | Uint16Array, plan: ClusterPla
     return clusterEachGroup(data instanceof Uint16Array ? data : encodeF16(data), plan, out ?? { indices: new Uint8Array(data.length) });
   } finally {
     clusteringSeconds += (performance.now() - t0) / 1000;
+  }
+}
+
+/**
+ * Why clustering `weight` failed, from an error thrown here or the name and message a worker
+ * handed back: a weight that is not finite is an input error naming it.
+ */
+export function clusteringFailure(weight: string, e: { name: string; message: string }): Error {
+  if (e.name === new NonFiniteWeight().name) return fail("weightValue", { tensor: weight, problem: e.message });
+  return e instanceof Error ? e : e.name === "RangeError" ? new RangeError(e.message) : new Error(e.message);
+}
+
+/** clusterGroups for the weight `name`, which a failure names. */
+export function clusterWeight(name: string, data: Float32Array | Uint16Array, plan: ClusterPlan): Palettized {
+  try {
+    return clusterGroups(data, plan);
+  } catch (e) {
+    throw e instanceof Error ? clusteringFailure(name, e) : e;
   }
 }
 

@@ -45,8 +45,22 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
   if (!entries.every((e, i) => e.weight === order[i >> 1] && e.name.endsWith(i % 2 ? ".lut" : ".indices")))
     throw new Error("internal: index and LUT entries of a weight are not adjacent in name order");
   const pool = Array.from({ length: Math.max(1, workers) }, () => new Worker(WORKER));
-  const waiting = new Map<number, (r: Result) => void>();
-  for (const w of pool) w.on("message", (m: Result & { id: number }) => waiting.get(m.id)?.(m));
+  const waiting = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>();
+  // a worker that throws (a non-finite weight) or ends (out of memory) fails what is waiting
+  const failWaiting = (e: Error) => {
+    for (const w of waiting.values()) w.reject(e);
+    waiting.clear();
+  };
+  for (const w of pool) {
+    w.on("message", (m: (Result | { error: string }) & { id: number }) => {
+      const w = waiting.get(m.id);
+      waiting.delete(m.id);
+      if ("error" in m) w?.reject(new Error(`palettizing ${input}: tensor "${order[m.id]}" ${m.error}`));
+      else w?.resolve(m);
+    });
+    w.on("error", (e) => failWaiting(new Error(`palettizing ${input}: ${e.message}`)));
+    w.on("exit", (code) => failWaiting(new Error(`palettizing ${input}: a clustering thread ended (exit code ${code}; out of memory?)`)));
+  }
   let readMs = 0, writeMs = 0, workerMs = 0;
   const submit = (id: number): Promise<Result> => {
     // an f16 tensor goes as its raw bit patterns: no widening here, no narrowing in the worker
@@ -54,10 +68,13 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
     const e = ck.file.entry(order[id]!);
     const data = e.dtype === "F16" ? ((b) => new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2))(ck.file.readBytes(e)) : ck.file.readFloat(order[id]!);
     readMs += performance.now() - t0;
-    return new Promise((resolve) => {
-      waiting.set(id, resolve);
+    const result = new Promise<Result>((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
       pool[id % pool.length]!.postMessage({ id, data, bits: bitsFor(order[id]!) }, [data.buffer as ArrayBuffer]);
     });
+    // it may fail before it is awaited (it is, in order): not an unhandled rejection meanwhile
+    result.catch(() => {});
+    return result;
   };
   let params = 0;
   try {

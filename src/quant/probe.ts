@@ -14,7 +14,7 @@ import { palettizeWeights, type PalettizeOptions } from "../../passes/palettize.
 import { accumulate, calibrationSize, calibrationSlice, CALIBRATION_CHUNK, channelStats, emptySums, evenlySpaced, forEachChunk, statsSite, storedStats, type ChannelStats, type Feeds } from "./calibration.js";
 import { palettize, type Palettized } from "./kmeans.js";
 import { openClusterPool, type ClusterJob } from "./cluster-pool.js";
-import { clusterGroups, clusterPlan, correctedBias, correctedBiasSource, weightForClustering, type QuantizeTechniques } from "./layer.js";
+import { clusterPlan, clusterWeight, correctedBias, correctedBiasSource, weightForClustering, type QuantizeTechniques } from "./layer.js";
 
 export interface LayerSensitivity {
   /** checkpoint name of the weight */
@@ -62,7 +62,7 @@ export function techniqueQuantizer(t: QuantizeTechniques, stats: ReadonlyMap<str
     const s = stats?.get(name);
     const plan = clusterPlan(w.shape, convGroups(node), 4, t, s);
     const a = ahead?.get(name);
-    const p = a?.clustering ?? clusterGroups(w.data, plan);
+    const p = a?.clustering ?? clusterWeight(name, w.data, plan);
     // kept compact: the gemm widens the palette while packing (no dense copy of each layer)
     const wq = paletteTensor(w.shape, { indices: p.indices, lut: p.lut, entries: 16, groups: plan.groups }, w.dtype);
     if (!plan.biasCorrected) return { w: wq };

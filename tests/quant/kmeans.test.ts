@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/fp16.js";
 import { packU4, tensorBytes } from "../../src/io/encode.js";
-import { fp16Histogram, kmeans1d, palettize, palettizeBits, penalizedSuffix } from "../../src/quant/kmeans.js";
+import { fp16Histogram, kmeans1d, NonFiniteWeight, palettize, palettizeBits, penalizedSuffix } from "../../src/quant/kmeans.js";
 
 /** Exhaustive optimum: every way to cut n sorted points into at most k contiguous groups. */
 function bruteForce(values: number[], counts: number[], k: number): number {
@@ -272,3 +272,15 @@ test("the penalized suffix programme (the bounded programme's bound from the rig
     ),
     { numRuns: 300 },
   ));
+
+test("a weight with NaN or an infinity in half precision is refused, not clustered without those elements; 65504 is still a value", () => {
+  const weight = (bad: number) => {
+    const d = Float32Array.from({ length: 300 }, (_, i) => Math.sin(i));
+    d[123] = bad;
+    return d;
+  };
+  for (const [bad, message] of [[NaN, "holds NaN"], [Infinity, "holds Infinity in half precision"], [-Infinity, "holds -Infinity in half precision"], [1e6, "holds Infinity in half precision"], [-65520, "holds -Infinity in half precision"]] as const)
+    for (const bits of [4, 8] as const) expect(() => palettize(weight(bad), bits), `${bad} at ${bits} bits`).toThrow(new NonFiniteWeight(message + (message.includes("Infinity") ? " (it holds magnitudes up to 65504)" : "")));
+  const r = palettize(weight(65504), 4);
+  expect(r.lut[r.indices[123]!]).toBe(65504);
+});

@@ -32,3 +32,24 @@ test("checkpoint palettization: same clustering as palettize(), byte-identical f
   out.close();
   src.close();
 });
+
+test("a weight that cannot be clustered fails the palettizing with its name, and leaves no output file", async () => {
+  const { closeSync, existsSync, openSync, writeSync } = await import("node:fs");
+  const ck = join(dir, "broken.safetensors");
+  writeSyntheticCheckpoint(presetConfig("micro"), 3, ck);
+  const name = "down.0.attn.q.weight";
+  const f = SafetensorsFile.open(ck);
+  const e = f.entry(name);
+  f.close();
+  expect(e.dtype).toBe("F32");
+  const headerBytes = Number(readFileSync(ck).readBigUInt64LE(0));
+  const fd = openSync(ck, "r+");
+  writeSync(fd, Buffer.from(new Float32Array([Infinity]).buffer), 0, 4, 8 + headerBytes + e.begin + 4 * 17);
+  closeSync(fd);
+  const broken = SafetensorsFile.open(ck);
+  expect(broken.readFloat(name)[17]).toBe(Infinity);
+  broken.close();
+  const out = join(dir, "broken-out.safetensors");
+  await expect(palettizeCheckpoint(ck, out, () => 4, 2)).rejects.toThrow(`tensor "${name}" holds Infinity in half precision`);
+  expect(existsSync(out)).toBe(false);
+});
