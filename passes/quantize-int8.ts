@@ -18,7 +18,7 @@ function int8Constants(w: ConstValue): [ConstValue, ConstValue] {
   let pending = 0;
   const take = () => {
     if (!cached) {
-      cached = quantizeInt8PerChannel(asFloat(w.load()).data, w.type.shape[0]!);
+      cached = quantizeInt8PerChannel(asFloat(w.load()).data, w.type.shape[0]!, w.source);
       pending = 2;
     }
     const r = cached;

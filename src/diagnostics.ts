@@ -35,7 +35,7 @@ export const DIAGNOSTICS = {
   checkpointIndex: d<{ file: string; problem: string }>("E3011", "input", (a) => `${a.file}: ${a.problem}.`),
   renameInvalid: d<{ file: string; problem: string }>("E3012", "input", (a) => `${a.file}: ${a.problem}.`),
   checkpointTensors: d<{ file: string; problem: string }>("E3013", "input", (a) => `${a.file}: ${a.problem}.`),
-  weightValue: d<{ tensor: string; problem: string }>("E3014", "input", (a) => `weight "${a.tensor}" ${a.problem}: no palette stands for it; fix the checkpoint, or compile without --quantize.`),
+  weightValue: d<{ tensor: string; problem: string }>("E3014", "input", (a) => `weight "${a.tensor}" ${a.problem}, which no quantized form stands for; fix the checkpoint, or compile without --quantize.`),
   outputPath: d<{ path: string; problem: string }>("E3009", "input", (a) => `cannot write ${a.path}: ${a.problem}.`),
   // 4xxx IR
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),
