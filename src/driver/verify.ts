@@ -99,7 +99,11 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       let ref = refs.get(a.width);
       if (!ref) refs.set(a.width, (ref = referenceOutput(dir, source, report, a.width, feeds, onProgress)));
       const path = join(dir, a.path);
-      const judge = (engine: string, out: FloatTensor | undefined, error?: string): VerifyResult => {
+      // a reference that is not finite fails every artifact: say why, rather than only "Infinity"
+      let badRef = 0;
+      for (const x of ref.data) if (!Number.isFinite(x)) badRef++;
+      const judge = (engine: string, out: FloatTensor | undefined, runError?: string): VerifyResult => {
+        const error = runError ?? (badRef ? `the float reference itself holds ${badRef} non-finite of ${ref!.data.length} values: the weights or inputs hold NaN or an infinity` : undefined);
         const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
         const pass = !error && c.finite && (a.precision === "fp32" ? c.maxRelErr <= report.tolerances.fp32.maxRelErr : c.relL2 <= report.tolerances.fp16.relL2);
         return { path: a.path, target: a.target, width: a.width, engine, ...c, pass, ...(error ? { error } : {}) };

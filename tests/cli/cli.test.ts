@@ -92,6 +92,20 @@ test("a weight that is not finite (in half precision, for palettes): a quantized
   }
 });
 
+test("an unquantized compile of such a checkpoint writes it as it is; verify fails it, saying the float reference is not finite", async () => {
+  const weight = "mid.0.ffn.fc1.weight";
+  const ck = mutated("nonfinite-unquantized", () => {}, (b) => {
+    const n = Number(b.readBigUInt64LE(0)), entry = JSON.parse(b.subarray(8, 8 + n).toString())[weight];
+    b.writeFloatLE(NaN, 8 + n + entry.data_offsets[0]);
+    return b;
+  });
+  const out = join(dir, "nonfinite-unquantized");
+  expect((await ditc("compile", "--checkpoint", ck, "--target", "onnx", "--width", "1", "--out", out)).code).toBe(0);
+  const r = await ditc("verify", out);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toMatch(/FAIL w1000\/model\.onnx ditc: .*\(the float reference itself holds \d+ non-finite of \d+ values: the weights or inputs hold NaN or an infinity\)/);
+});
+
 describe("commands end to end on micro", () => {
   test("init -> inspect -> inputs -> run, with --json documents", async () => {
     const ck = join(dir, "m.safetensors"), inp = join(dir, "in.safetensors"), out = join(dir, "out.safetensors");
