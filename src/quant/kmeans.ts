@@ -53,7 +53,8 @@ export function histogramOfBits(bits: Uint16Array, counts: Uint32Array = new Uin
 
 /** A weight holding NaN or an infinity in half precision; its name crosses threads, so callers can name the weight (src/quant/layer.ts). */
 export class NonFiniteWeight extends RangeError {
-  override name = "NonFiniteWeight";
+  static readonly errorName = "NonFiniteWeight";
+  override name = NonFiniteWeight.errorName;
 }
 
 /**

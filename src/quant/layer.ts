@@ -70,7 +70,7 @@ export function clusterGroups(data: Float32Array | Uint16Array, plan: ClusterPla
  * handed back: a weight that is not finite is an input error naming it.
  */
 export function clusteringFailure(weight: string, e: { name: string; message: string }): Error {
-  if (e.name === new NonFiniteWeight().name) return fail("weightValue", { tensor: weight, problem: e.message });
+  if (e.name === NonFiniteWeight.errorName) return fail("weightValue", { tensor: weight, problem: e.message });
   return e instanceof Error ? e : e.name === "RangeError" ? new RangeError(e.message) : new Error(e.message);
 }
 

@@ -46,17 +46,18 @@ export async function palettizeCheckpoint(input: string, output: string, bitsFor
     throw new Error("internal: index and LUT entries of a weight are not adjacent in name order");
   const pool = Array.from({ length: Math.max(1, workers) }, () => new Worker(WORKER));
   const waiting = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>();
-  // a worker that throws (a non-finite weight) or ends (out of memory) fails what is waiting
+  // a weight that cannot be clustered fails its own wait; a worker that throws or ends (out of
+  // memory) fails every wait
   const failWaiting = (e: Error) => {
     for (const w of waiting.values()) w.reject(e);
     waiting.clear();
   };
   for (const w of pool) {
     w.on("message", (m: (Result | { error: string }) & { id: number }) => {
-      const w = waiting.get(m.id);
+      const entry = waiting.get(m.id);
       waiting.delete(m.id);
-      if ("error" in m) w?.reject(new Error(`palettizing ${input}: tensor "${order[m.id]}" ${m.error}`));
-      else w?.resolve(m);
+      if ("error" in m) entry?.reject(new Error(`palettizing ${input}: tensor "${order[m.id]}" ${m.error}`));
+      else entry?.resolve(m);
     });
     w.on("error", (e) => failWaiting(new Error(`palettizing ${input}: ${e.message}`)));
     w.on("exit", (code) => failWaiting(new Error(`palettizing ${input}: a clustering thread ended (exit code ${code}; out of memory?)`)));
