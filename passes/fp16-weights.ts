@@ -6,11 +6,30 @@
 //
 // Constants read only inside fp32 islands keep float32, by default the timestep embedding, whose
 // frequencies multiply t·1000 and so cannot lose bits (README, fp16).
-import { derivedConst, inScopes, readers, type Graph } from "../src/ir/graph.js";
+import { fail } from "../src/diagnostics.js";
+import { derivedConst, inScopes, readers, type ConstValue, type Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
-import { roundToF16InPlace } from "../src/kernels/fp16.js";
+import { roundToF16Overflowing } from "../src/kernels/fp16.js";
 import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
+
+/**
+ * `c` stored in half precision (rounded when loaded). In a model parameter, a finite element past
+ * 65504 is an error naming it: it would be stored as an infinity, and the model's outputs with it.
+ * (Computed constants may mean it: a mask's −1e9 is −Infinity in fp16, as good a mask.)
+ */
+export function halfPrecisionConst(c: ConstValue): ConstValue {
+  return derivedConst(c, {
+    type: { dtype: "f16", shape: c.type.shape },
+    source: c.source,
+    load: () => {
+      const data = asFloat(c.load()).data.slice();
+      const at = roundToF16Overflowing(data);
+      if (at >= 0 && c.role === "weight") throw fail("weightRange", { tensor: c.source, value: asFloat(c.load()).data[at]!, index: at });
+      return floatTensor(c.type.shape, data, "f16");
+    },
+  });
+}
 
 export const fp16Weights = definePass<{ fp32Scopes: string[] }>({
   name: "fp16-weights",
@@ -28,7 +47,7 @@ export const fp16Weights = definePass<{ fp32Scopes: string[] }>({
       },
       rewrite: (n, { b }) => {
         const c = n.attrs.value;
-        const half = b.constant(derivedConst(c, { type: { dtype: "f16", shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") }));
+        const half = b.constant(halfPrecisionConst(c));
         return b.op("cast", [half], { to: "f32" });
       },
     });

@@ -10,11 +10,10 @@
 import type { GraphBuilder } from "../src/ir/builder.js";
 import { GraphBuilder as Builder } from "../src/ir/builder.js";
 import { isFloat, type DType } from "../src/ir/dtype.js";
-import { derivedConst, inScopes, type Graph, type Value } from "../src/ir/graph.js";
+import { inScopes, type Graph, type Value } from "../src/ir/graph.js";
 import { maxValueId, removeDeadNodes } from "../src/ir/rewrite.js";
-import { roundToF16InPlace } from "../src/kernels/fp16.js";
-import { asFloat, floatTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
+import { halfPrecisionConst } from "./fp16-weights.js";
 import { POSITION_TABLES_SCOPE } from "./lower-rope.js";
 
 export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
@@ -50,8 +49,7 @@ export const precisionFp16 = definePass<{ fp32Scopes: string[] }>({
       if (n.kind === "const") {
         const c = n.attrs.value;
         const dtype = isFloat(c.type.dtype) && readOutsideIslands[n.outputs[0]!.id] ? "f16" : c.type.dtype;
-        const out = dtype === c.type.dtype ? b.inScope(n.scope, () => b.constant(c)) : b.inScope(n.scope, () =>
-          b.constant(derivedConst(c, { type: { dtype, shape: c.type.shape }, source: c.source, load: () => floatTensor(c.type.shape, roundToF16InPlace(asFloat(c.load()).data.slice()), "f16") })));
+        const out = b.inScope(n.scope, () => b.constant(dtype === c.type.dtype ? c : halfPrecisionConst(c)));
         computed[n.outputs[0]!.id] = out;
         continue;
       }

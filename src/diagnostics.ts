@@ -36,6 +36,7 @@ export const DIAGNOSTICS = {
   renameInvalid: d<{ file: string; problem: string }>("E3012", "input", (a) => `${a.file}: ${a.problem}.`),
   checkpointTensors: d<{ file: string; problem: string }>("E3013", "input", (a) => `${a.file}: ${a.problem}.`),
   weightValue: d<{ tensor: string; problem: string }>("E3014", "input", (a) => `weight "${a.tensor}" ${a.problem}, which no quantized form stands for; fix the checkpoint, or compile without --quantize.`),
+  weightRange: d<{ tensor: string; value: number; index: number }>("E3015", "input", (a) => `weight "${a.tensor}" holds ${a.value} (element ${a.index}), past half precision's largest value 65504, where it would be an infinity; compile with --precision fp32, or rescale the weight.`),
   outputPath: d<{ path: string; problem: string }>("E3009", "input", (a) => `cannot write ${a.path}: ${a.problem}.`),
   // 4xxx IR
   irInvalid: d<{ where: string; problem: string }>("E4001", "internal", (a) => `${a.where}: ${a.problem}`),

@@ -72,6 +72,17 @@ export function roundToF16InPlace(a: Float32Array): Float32Array {
   return a;
 }
 
+/** roundToF16InPlace that also finds the first finite element rounded to ±Infinity (past 65504); its index, or -1. */
+export function roundToF16Overflowing(a: Float32Array): number {
+  let first = -1;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, h = F16_TO_F32[f32ToF16Bits(x)]!;
+    if (first < 0 && h - h !== 0 && x - x === 0) first = i; // x finite, h not
+    a[i] = h;
+  }
+  return first;
+}
+
 export function decodeBF16(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
   const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;

@@ -106,6 +106,24 @@ test("an unquantized compile of such a checkpoint writes it as it is; verify fai
   expect(r.stdout).toMatch(/FAIL w1000\/model\.onnx ditc: .*\(the float reference itself holds \d+ non-finite of \d+ values: the weights or inputs hold NaN or an infinity\)/);
 });
 
+test("a weight past half precision's range: an fp16 compile exits 2 naming it and the value, an fp32 one compiles", async () => {
+  const weight = "upsample.weight";
+  const ck = mutated("past-fp16", () => {}, (b) => {
+    const n = Number(b.readBigUInt64LE(0)), entry = JSON.parse(b.subarray(8, 8 + n).toString())[weight];
+    b.writeFloatLE(-1e6, 8 + n + entry.data_offsets[0] + 4 * 5);
+    return b;
+  });
+  for (const [target, precision] of [["coreml", "auto"], ["tflite", "fp16"], ["onnx", "fp16"]]) {
+    const out = join(dir, `past-fp16-${target}`);
+    const r = await ditc("compile", "--checkpoint", ck, "--target", target, "--precision", precision, "--width", "1", "--out", out);
+    expect(r.code, `${target}: ${r.stderr}`).toBe(2);
+    expect(r.stderr).toMatch(/E3015 weight "upsample\.weight[^"]*" holds -1000000 \(element \d+\), past half precision's largest value 65504, where it would be an infinity; compile with --precision fp32/);
+    expect(existsSync(join(out, "report.json"))).toBe(false);
+  }
+  const ok = await ditc("compile", "--checkpoint", ck, "--target", "onnx", "--precision", "fp32", "--width", "1", "--out", join(dir, "past-fp16-fp32"));
+  expect(ok.code, ok.stderr).toBe(0);
+});
+
 describe("commands end to end on micro", () => {
   test("init -> inspect -> inputs -> run, with --json documents", async () => {
     const ck = join(dir, "m.safetensors"), inp = join(dir, "in.safetensors"), out = join(dir, "out.safetensors");
