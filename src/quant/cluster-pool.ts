@@ -198,6 +198,9 @@ function startClusterThread(ready: Int32Array, module: string): ClusterThread {
   const data: ClusterThreadData = { ready, tid: threadIdCell() };
   const worker = new Worker(module, { workerData: data, execArgv: [] });
   worker.unref();
+  // one that fails is noticed by its silence (the ready count) or its absence (checkThreads); heard
+  // here, its error would end the process with a stack trace once this thread's event loop runs
+  worker.on("error", () => {});
   threadsStarted++;
   return { worker, tid: data.tid };
 }

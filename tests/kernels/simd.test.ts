@@ -494,11 +494,12 @@ describe("a kernel thread that ends", () => {
         const seen = Atomics.load(ctl, CTL.GEN);
         Atomics.add(ctl, CTL.READY, 1);
         Atomics.notify(ctl, CTL.READY);
-        // ends at its first job without doing its share, as a thread whose heap ran out would
+        // ends at its first job without doing its share, with an error nobody catches
         Atomics.wait(ctl, CTL.GEN, seen);
-        process.exit(1);
+        throw new Error("a kernel thread's uncaught error");
       `);
-      // in a child process: were the wait to hang, the timeout ends it and the test fails
+      // in a child process: were the wait to hang, the timeout ends it and the test fails; were the
+      // thread's error to reach this thread's event loop unheard, the child would exit with it
       const script = `
         const { setThreads, useKernelThreadModule } = await import("${dist}kernels/simd/engine.js");
         const { gemmFast } = await import("${dist}kernels/simd/gemm.js");

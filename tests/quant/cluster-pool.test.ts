@@ -284,8 +284,8 @@ test("a clustering thread that ends in the middle of a job fails the wait with a
       import { parentPort, workerData } from "node:worker_threads";
       const { announceClusterThread, claimJob } = await import("${quant}cluster-pool.js");
       announceClusterThread(workerData);
-      // takes its first job and ends, as a thread whose heap ran out would
-      parentPort.on("message", (m) => { if (claimJob(m)) process.exit(1); });
+      // takes its first job and ends with an error nobody catches
+      parentPort.on("message", (m) => { if (claimJob(m)) throw new Error("a clustering thread's uncaught error"); });
     `);
     // in a child process: were the wait to hang, the timeout ends it and the test fails
     const script = `

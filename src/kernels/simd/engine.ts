@@ -397,6 +397,9 @@ class Engine {
         execArgv: [],
       });
       w.unref();
+      // one that fails is noticed by its silence (READY) or its absence (checkWorkers); heard here,
+      // its error would end the process with a stack trace once this thread's event loop runs
+      w.on("error", () => {});
       this.workers.push({ worker: w, tid: threadId });
     }
     // block until every new worker has instantiated the module (workers start on their own threads)
