@@ -92,19 +92,24 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
     const checks = report.artifacts.reduce((n, a) => n + 1 + (BACKENDS[a.target]?.checker ? 1 : 0) + (BACKENDS[a.target]?.runtime ? 1 : 0), 0);
     let done = 0;
     const log = (step: string) => onProgress?.({ step, done: done++, total: checks, unit: "checks" });
-    const refs = new Map<number, FloatTensor>();
+    /** per width, the float reference and, when it is not finite, why every artifact fails (rather than only "Infinity") */
+    const refs = new Map<number, { ref: FloatTensor; broken?: string }>();
+    const referenceOf = (width: number) => {
+      const ref = referenceOutput(dir, source, report, width, feeds, onProgress);
+      let bad = 0;
+      for (const x of ref.data) if (!Number.isFinite(x)) bad++;
+      return { ref, ...(bad ? { broken: `the float reference itself holds ${bad} non-finite of ${ref.data.length} values: the weights or inputs hold NaN or an infinity` } : {}) };
+    };
     for (const a of report.artifacts) {
       const backend = BACKENDS[a.target];
       if (!backend) throw fail("usage", { detail: `${dir}: artifact ${a.path} has target "${a.target}", which this ditc cannot run.` });
-      let ref = refs.get(a.width);
-      if (!ref) refs.set(a.width, (ref = referenceOutput(dir, source, report, a.width, feeds, onProgress)));
+      let reference = refs.get(a.width);
+      if (!reference) refs.set(a.width, (reference = referenceOf(a.width)));
+      const { ref, broken } = reference;
       const path = join(dir, a.path);
-      // a reference that is not finite fails every artifact: say why, rather than only "Infinity"
-      let badRef = 0;
-      for (const x of ref.data) if (!Number.isFinite(x)) badRef++;
       const judge = (engine: string, out: FloatTensor | undefined, runError?: string): VerifyResult => {
-        const error = runError ?? (badRef ? `the float reference itself holds ${badRef} non-finite of ${ref!.data.length} values: the weights or inputs hold NaN or an infinity` : undefined);
-        const c = out ? compareOutputs(out.data, ref!.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
+        const error = runError ?? broken;
+        const c = out ? compareOutputs(out.data, ref.data) : { maxAbsErr: Infinity, maxRelErr: Infinity, relL2: Infinity, finite: false };
         const pass = !error && c.finite && (a.precision === "fp32" ? c.maxRelErr <= report.tolerances.fp32.maxRelErr : c.relL2 <= report.tolerances.fp16.relL2);
         return { path: a.path, target: a.target, width: a.width, engine, ...c, pass, ...(error ? { error } : {}) };
       };

@@ -68,7 +68,7 @@ export function encodeF16(src: Float32Array, dst = new Uint16Array(src.length)):
 
 /** Rounds every element to the nearest half-precision value, in place. */
 export function roundToF16InPlace(a: Float32Array): Float32Array {
-  for (let i = 0; i < a.length; i++) a[i] = F16_TO_F32[f32ToF16Bits(a[i]!)]!;
+  roundToF16Overflowing(a);
   return a;
 }
 
