@@ -127,8 +127,12 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
         const base = { path: a.path, target: a.target, width: a.width, engine: backend.checker.engine, maxAbsErr: null, maxRelErr: null, relL2: null, finite: null };
         if (why) results.push({ ...base, pass: false, error: `unavailable: ${why}` });
         else {
-          const c = await backend.checker.check(path);
-          results.push({ ...base, pass: c.ok, ...(c.ok ? { detail: c.detail } : { error: c.detail }) });
+          try {
+            const c = await backend.checker.check(path);
+            results.push({ ...base, pass: c.ok, ...(c.ok ? { detail: c.detail } : { error: c.detail }) });
+          } catch (e) {
+            results.push({ ...base, pass: false, error: (e as Error).message.split("\n")[0] });
+          }
         }
       }
       if (backend.runtime) {

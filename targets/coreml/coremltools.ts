@@ -1,8 +1,8 @@
 // Runs scripts/coreml_check.py in the pinned coremltools virtualenv (scripts/setup-coremltools.sh).
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../../src/io/project.js";
+import { runTool } from "../../src/io/tool-process.js";
 
 const PYTHON = join(PROJECT_ROOT, ".venv-coremltools", "bin", "python");
 const SCRIPT = join(PROJECT_ROOT, "scripts", "coreml_check.py");
@@ -27,13 +27,14 @@ export function checkWithCoremltools(path: string): CoremltoolsCheck {
 
 /** One Python start for many packages (importing coremltools takes seconds). */
 export function checkManyWithCoremltools(paths: string[]): CoremltoolsCheck[] {
-  const out = execFileSync(PYTHON, [SCRIPT, ...paths], { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
-  const lines = out.trim().split("\n").filter((l) => l.startsWith("{"));
+  const run = runTool("coremltools", PYTHON, [SCRIPT, ...paths]);
+  const lines = run.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
+  // the packages checked before a failed run stopped keep their answers
   return paths.map((_, i) => {
     try {
       return JSON.parse(lines[i] ?? "") as CoremltoolsCheck;
     } catch {
-      return { ok: false, error: `checker printed no JSON: ${out.slice(0, 300)}` };
+      return { ok: false, error: run.ok ? `checker printed no JSON: ${run.stdout.slice(0, 300)}` : run.why };
     }
   });
 }

@@ -1,10 +1,10 @@
 // Google's native LiteRT interpreter (PyPI ai-edge-litert, set up by scripts/setup-litert.sh),
 // for models LiteRT.js cannot load: its wasm32 heap stops at 2 GB, the full preset at fp32 is 6 GB.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../../src/io/project.js";
+import { runTool } from "../../src/io/tool-process.js";
 import { floatTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 
 const PYTHON = join(PROJECT_ROOT, ".venv-litert", "bin", "python");
@@ -34,13 +34,14 @@ export function runNativeLiteRt(model: string, inputs: Record<string, FloatTenso
     }
     const out = join(dir, "velocity.f32"), req = join(dir, "request.json");
     writeFileSync(req, JSON.stringify({ model, inputs: specs, out, repeat: opts.repeat ?? 1, threads: opts.threads ?? 2 }));
-    const r = spawnSync(PYTHON, [SCRIPT, req], { encoding: "utf8", maxBuffer: 1 << 24 });
+    const r = runTool("native LiteRT", PYTHON, [SCRIPT, req], { maxBuffer: 1 << 24 });
+    if (!r.ok) throw new Error(r.why);
     const line = r.stdout.trim().split("\n").pop() ?? "";
     let doc: { error?: string; shape?: number[]; loadSeconds?: number; runSeconds?: number[]; peakRssBytes?: number };
     try {
       doc = JSON.parse(line);
     } catch {
-      throw new Error(`native LiteRT failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+      throw new Error(`native LiteRT printed no JSON: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
     }
     if (doc.error) throw new Error(`native LiteRT: ${doc.error}`);
     const bytes = readFileSync(out);
