@@ -247,6 +247,17 @@ describe("LiteRT's silent failures are caught from its log", () => {
     expect([...r.outputs.y!.data]).toEqual([10, 10]);
   });
 
+  test("a run past its deadline: the LiteRT process is killed, and that run and every later one say why", async () => {
+    const slow = new LiteRtProcess({ timeoutSeconds: 0.001 }); // starting the process alone takes longer
+    try {
+      const why = "LiteRT did not finish within 0.001 s and was stopped (DITC_TOOL_TIMEOUT_SECONDS sets the limit)";
+      await expect(slow.run(fcModel("fc32late", "f32"), { x })).rejects.toThrow(why);
+      await expect(slow.run(fcModel("fc32later", "f32"), { x })).rejects.toThrow(why);
+    } finally {
+      slow.close();
+    }
+  });
+
   test("a kernel that fails to prepare (FC with a raw float16 filter) returns garbage without throwing; the ERROR: line fails the run", async () => {
     const path = fcModel("fc16", "f16");
     const r = await litert.run(path, { x });
