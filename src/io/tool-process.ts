@@ -1,6 +1,7 @@
 // The external tools ditc checks its files with (Apple's coremltools, Google's native LiteRT) run
 // as child processes. A tool that hangs (a stuck import, a deadlocked interpreter) must not hang
 // `verify`: each run has a deadline, after which the child is killed and the run reports why.
+// LiteRT.js, a long-lived child of its own (targets/tflite/litert.ts), takes the same deadline.
 import { spawnSync } from "node:child_process";
 
 /** Seconds a tool run may take unless DITC_TOOL_TIMEOUT_SECONDS says otherwise. */
