@@ -27,6 +27,8 @@ import { writeChunked } from "./write.js";
 export const SLOT = { EMPTY: 0, FULL: 1, STOP: 2 } as const;
 export const SLOTS = 8;
 export const SLOT_BYTES = 4 << 20;
+/** Chunks this large or larger are realigned before they are copied into the slots (copyIn). */
+export const STAGE_MIN_BYTES = 4096;
 /** Bytes of a failure's text the helper can hand back ("code\nmessage"). */
 export const FAILURE_BYTES = 1024;
 
@@ -103,6 +105,8 @@ export class WriteBehind {
   private readonly files = new Map<number, QueuedFile>();
   /** the helper did not start: the caller writes every slot itself */
   private alone = false;
+  /** where misaligned chunks are realigned on their way into the slots (copyIn) */
+  private staging: Uint8Array | undefined;
 
   private readonly startMs: number;
   private readonly align: number;
@@ -136,11 +140,27 @@ export class WriteBehind {
         this.start = this.position % this.align; // the bytes' offset modulo the block size, as in the file
       }
       const n = Math.min(bytes.length - off, SLOT_BYTES - this.start - this.used);
-      this.m.data.set(bytes.subarray(off, off + n), this.slot * SLOT_BYTES + this.start + this.used);
+      this.copyIn(bytes.subarray(off, off + n), this.slot * SLOT_BYTES + this.start + this.used);
       this.used += n;
       this.file!.position += n;
       off += n;
     }
+  }
+
+  /**
+   * Copies `src` into the slots at `at`. Into shared memory V8 copies word by word where source
+   * and destination agree modulo 8, and byte by byte where they do not (2.6 against 11 GB/s
+   * here); a slot's bytes sit where the file's alignment puts them, and a protobuf's raw bytes
+   * fall anywhere, so a large misaligned chunk goes through a plain buffer (copied at memory
+   * speed) placed to agree. Backing stores are at least 8-aligned, so byteOffset stands for the
+   * address modulo 8; were one not, the copy would only be slower.
+   */
+  private copyIn(src: Uint8Array, at: number): void {
+    if (((at - src.byteOffset) & 7) === 0 || src.length < STAGE_MIN_BYTES) return this.m.data.set(src, at);
+    this.staging ??= new Uint8Array(SLOT_BYTES + 8);
+    const k = at & 7;
+    this.staging.set(src, k);
+    this.m.data.set(this.staging.subarray(k, k + src.length), at);
   }
 
   /** Waits until every queued byte is written; throws the first failure since the last one thrown. With `fd`: that file is complete. */
