@@ -149,7 +149,7 @@ export class WriteBehind {
 
   /**
    * Copies `src` into the slots at `at`. Into shared memory V8 copies word by word where source
-   * and destination agree modulo 8, and byte by byte where they do not (2.6 against 11 GB/s
+   * and destination agree modulo 8, and byte by byte where they do not (3 against 11-14 GB/s
    * here); a slot's bytes sit where the file's alignment puts them, and a protobuf's raw bytes
    * fall anywhere, so a large misaligned chunk goes through a plain buffer (copied at memory
    * speed) placed to agree. Backing stores are at least 8-aligned, so byteOffset stands for the
