@@ -28,6 +28,7 @@ import { MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 import { paramCounts } from "../model/params.js";
 import { mapCheckpoint, mappingError } from "../checkpoint/open.js";
+import { DITC_VERSION } from "../version.js";
 
 interface Io {
   out: (s: string) => void;
@@ -457,7 +458,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .strict()
     .recommendCommands()
     .help()
-    .version(false)
+    .version("version", "show ditc's version", DITC_VERSION)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       if (err) throw err;

@@ -33,6 +33,7 @@ import { clusteringClock } from "../quant/layer.js";
 import type { PalettizeOptions, SharedQuantization } from "../../passes/palettize.js";
 import type { ProgressFn } from "./progress.js";
 import type { SamplingReport } from "./sample-report.js";
+import { DITC_VERSION } from "../version.js";
 
 export type Precision = "fp32" | "fp16";
 
@@ -400,7 +401,7 @@ function runCompile(o: CompileOptions): CompileResult {
     }
   }
   const report: CompileReport = {
-    ditc: "0.1.0",
+    ditc: DITC_VERSION,
     model: { ...o.ref, config: JSON.parse(configJson(o.source.config)) },
     latentSize,
     contextTokens: o.source.config.contextTokens,

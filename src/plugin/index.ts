@@ -21,6 +21,7 @@ import { WIDTHS, type Width } from "../model/config.js";
 import { BACKENDS } from "../driver/pipelines.js";
 import { buildFingerprint } from "../io/project.js";
 import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
+import { DITC_VERSION } from "../version.js";
 
 export interface DitcPluginOptions {
   /** where compiled artifacts are kept between builds (default node_modules/.cache/ditc) */
@@ -43,7 +44,6 @@ interface Request {
 
 const ID = /\.ditc\.json\?/;
 const VIRTUAL = "\0ditc:";
-const VERSION = "0.1.0";
 
 function parseRequest(file: string, query: string): Request {
   let doc: Record<string, unknown>;
@@ -121,7 +121,7 @@ export async function cacheKey(r: Request, cacheDir: string, build: string = (fi
     ? { checkpointSha256: await Promise.all(checkpointFiles(r.model).map((f) => fileHash(f, cacheDir))), allowUnused: r.model.allowUnused ?? false }
     : r.model;
   const { description: _, ...options } = r;
-  return createHash("sha256").update(JSON.stringify({ ditc: VERSION, build, ...options, model })).digest("hex").slice(0, 24);
+  return createHash("sha256").update(JSON.stringify({ ditc: DITC_VERSION, build, ...options, model })).digest("hex").slice(0, 24);
 }
 
 /** Compiles into the cache (a temp folder renamed into place when whole) unless it is there. */

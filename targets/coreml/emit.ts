@@ -16,6 +16,7 @@ import { numel, type Tensor } from "../../src/kernels/tensor.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { BLOB_DTYPE, BlobFolderWriter } from "./blob.js";
 import { ARRAY_DTYPE, DEPLOYMENT, MIL_DTYPE, encodeCoremlModel, type Deployment, type MilOperation, type MilTensorType, type MilValue } from "./proto.js";
+import { DITC_VERSION } from "../../src/version.js";
 
 const weightFile = (name: string) => `@model_path/weights/${name}`;
 const MIL_OF: Partial<Record<DType, number>> = { f32: MIL_DTYPE.FLOAT32, f16: MIL_DTYPE.FLOAT16, i32: MIL_DTYPE.INT32, u8: MIL_DTYPE.UINT8, bool: MIL_DTYPE.BOOL };
@@ -290,7 +291,7 @@ export function emitCoreml(g: Graph, path: string, opts: CoremlEmitOptions): Cor
     });
     const model = encodeCoremlModel({
       specificationVersion: spec,
-      description: { input: g.inputs.map(feature), output: g.outputs.map(feature), metadata: { userDefined: { ...(opts.metadata ?? {}), "com.github.ditc.version": "0.1.0" } } },
+      description: { input: g.inputs.map(feature), output: g.outputs.map(feature), metadata: { userDefined: { ...(opts.metadata ?? {}), "com.github.ditc.version": DITC_VERSION } } },
       mlProgram: {
         version: 1,
         functions: {

@@ -15,6 +15,7 @@ import { numel } from "../../src/kernels/tensor.js";
 import { inBlockScope } from "../../src/model/params.js";
 import type { OpKind } from "../../src/ops/index.js";
 import { ATTR, DATA_LOCATION_EXTERNAL, IR_VERSION, ONNX_DTYPE, OPSET, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo, type StreamedTensor, writeModel } from "./proto.js";
+import { DITC_VERSION } from "../../src/version.js";
 
 export const ONNX_DTYPE_OF: Partial<Record<DType, number>> = { f32: ONNX_DTYPE.FLOAT, f16: ONNX_DTYPE.FLOAT16, i32: ONNX_DTYPE.INT32, i64: ONNX_DTYPE.INT64, u8: ONNX_DTYPE.UINT8, u4: ONNX_DTYPE.UINT4, i8: ONNX_DTYPE.INT8, bool: ONNX_DTYPE.BOOL };
 
@@ -287,7 +288,7 @@ export function emitOnnx(g: Graph, path: string, opts: OnnxEmitOptions): OnnxEmi
     irVersion: IR_VERSION,
     opsetImport: [{ domain: "", version: OPSET }],
     producerName: "ditc",
-    producerVersion: "0.1.0",
+    producerVersion: DITC_VERSION,
     graph: {
       name: "snapgen_dit",
       node: w.nodes,

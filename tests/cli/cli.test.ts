@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../src/cli/main.js";
+import { DITC_VERSION } from "../../src/version.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -198,6 +199,14 @@ describe("commands end to end on micro", () => {
     const j = await ditc("compile", "--preset", "micro", "--target", "tflite", "--width", "1", "--out", join(dir, "plain"), "--json");
     expect(JSON.parse(j.stdout).artifacts[0].target).toBe("tflite");
     expect(j.stderr).toBe("");
+  });
+
+  test("--version prints package.json's version, the one report.json and the artifacts carry", () => {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(DITC_VERSION).toBe(pkg.version);
+    const r = spawnSync(process.execPath, [BIN, "--version"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
   });
 
   test("--help shows examples", () => {
