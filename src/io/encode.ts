@@ -2,7 +2,7 @@
 // the emitters; weights are encoded one tensor at a time as they are written.
 import type { DType } from "../ir/dtype.js";
 import { encodeF16 } from "../kernels/fp16.js";
-import type { Tensor } from "../kernels/tensor.js";
+import { int32Of, type Tensor } from "../kernels/tensor.js";
 
 export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
   const d = t.data;
@@ -13,7 +13,7 @@ export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
     case "f16":
       return view(encodeF16(d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>)));
     case "i32":
-      return view(d instanceof Int32Array ? d : Int32Array.from(Array.from(d as ArrayLike<number | bigint>, Number)));
+      return view(int32Of(d));
     case "i64":
       return view(d instanceof BigInt64Array ? d : BigInt64Array.from(Array.from(d as ArrayLike<number | bigint>, (x) => BigInt(x))));
     case "i8":

@@ -1,5 +1,5 @@
 // Kernels that move data without arithmetic: transpose, slice, concat, split, gather, pixel shuffle.
-import { floatTensor, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
+import { floatTensor, numel, stridesOf, type FloatTensor, type Tensor, type TensorData } from "./tensor.js";
 
 export function transpose<T extends Tensor>(x: T, perm: readonly number[]): T {
   // read before the loops: a first call long enough to be optimized inside them (on-stack
@@ -105,22 +105,21 @@ export function split(x: FloatTensor, axis: number, sizes: readonly number[]): F
 
 /** out[..., i, ...] = x[..., indices[i], ...] along `axis`; indices are flattened and must be in range. */
 export function gather<T extends Tensor>(x: T, indices: Tensor, axis: number): T {
-  const idx = Array.from(indices.data as ArrayLike<number | bigint>, Number);
   const n = x.shape[axis]!;
   const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
   const outer = numel(x.shape.slice(0, axis));
   const inner = numel(x.shape.slice(axis + 1));
   const X = x.data as Float32Array; // any typed array: only element moves happen here
   const out = new (X.constructor as Float32ArrayConstructor)(numel(outShape));
-  const rows = Int32Array.from(idx, (raw) => {
-    const i = raw < 0 ? raw + n : raw;
-    if (i < 0 || i >= n) throw new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
-    return i;
-  });
+  const rows = gatherRows(indices.data, n);
   let o = 0;
   if (inner === 1) {
-    // element gathers (channel permutations, palette lookups): no per-element subarray
+    // element gathers (channel permutations, palette lookups)
     for (let a = 0, base = 0; a < outer; a++, base += n) for (let j = 0; j < rows.length; j++) out[o++] = X[base + rows[j]!]!;
+  } else if (inner <= 16) {
+    // short rows (4-bit palette indices decoded in pairs): a subarray per row costs more than its copy
+    for (let a = 0; a < outer; a++)
+      for (let j = 0; j < rows.length; j++) for (let src = (a * n + rows[j]!) * inner, e = src + inner; src < e; src++) out[o++] = X[src]!;
   } else {
     for (let a = 0; a < outer; a++)
       for (let j = 0; j < rows.length; j++) {
@@ -130,6 +129,31 @@ export function gather<T extends Tensor>(x: T, indices: Tensor, axis: number): T
       }
   }
   return { dtype: x.dtype, shape: outShape, data: out } as unknown as T;
+}
+
+/**
+ * Gather indices as rows of an axis of size n (negative ones count from its end), checked. Plain
+ * loops, one per kind of array: a mapping callback (`Int32Array.from(d, f)`) cost ~100 ns an
+ * element, and palettized weights are gathered element by element on every forward.
+ */
+function gatherRows(data: TensorData, n: number): Int32Array {
+  const rows = new Int32Array(data.length);
+  const bad = (raw: number | bigint) => new RangeError(`gather index ${raw} out of range for axis of size ${n}`);
+  if (data instanceof BigInt64Array) {
+    const size = BigInt(n);
+    for (let j = 0; j < data.length; j++) {
+      const raw = data[j]!, i = raw < 0n ? raw + size : raw;
+      if (i < 0n || i >= size) throw bad(raw);
+      rows[j] = Number(i);
+    }
+    return rows;
+  }
+  for (let j = 0; j < data.length; j++) {
+    const raw = data[j]!, i = raw < 0 ? raw + n : raw;
+    if (!(i >= 0 && i < n)) throw bad(raw);
+    rows[j] = i;
+  }
+  return rows;
 }
 
 /** (B, C·r², H, W) -> (B, C, H·r, W·r); input channel c·r² + i·r + j lands at offset (i, j) of channel c. */

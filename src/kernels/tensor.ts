@@ -116,6 +116,18 @@ export function intTensor(shape: readonly number[], data: Int32Array): Tensor {
   return { dtype: "i32", shape: [...shape], data };
 }
 
+/**
+ * Integer data as int32 (values wrap as Int32Array stores them). A typed-array copy converts
+ * natively; a mapping callback (`Int32Array.from(d, Number)`) cost ~100 ns an element.
+ */
+export function int32Of(data: TensorData): Int32Array {
+  if (data instanceof Int32Array) return data;
+  const out = new Int32Array(data.length);
+  if (data instanceof BigInt64Array) for (let i = 0; i < data.length; i++) out[i] = Number(BigInt.asIntN(32, data[i]!));
+  else out.set(data);
+  return out;
+}
+
 export function asFloat(t: Tensor, what = "operand"): FloatTensor {
   // a palettized or fp16-stored tensor is float without asking for its data (which would widen it whole)
   if (isCompact(t)) return t as FloatTensor;

@@ -4,7 +4,7 @@ import { isFloat, isInteger, type DType } from "../ir/dtype.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { concat as concatK, slice as sliceK, transpose as transposeK } from "../kernels/fast.js";
 import { gather as gatherK, pixelShuffle, split as splitK } from "../kernels/layout.js";
-import { asFloat, floatTensor, halfTensor, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
+import { asFloat, floatTensor, halfTensor, int32Of, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
 
 const f = (t: Tensor) => asFloat(t);
@@ -138,7 +138,7 @@ const cast = defineOp<{ to: DType }>({
     return [{ dtype: a.to, shape: x!.shape }];
   },
   kernel: ([x], a) => {
-    if (a.to === "i32") return [{ dtype: "i32", shape: x!.shape, data: Int32Array.from(x!.data as ArrayLike<number>, Number) }];
+    if (a.to === "i32") return [{ dtype: "i32", shape: x!.shape, data: x!.data instanceof Int32Array ? x!.data.slice() : int32Of(x!.data) }];
     const data = f(x!).data.slice();
     if (a.to === "f16") roundToF16InPlace(data);
     return [floatTensor(x!.shape, data, a.to as "f32" | "f16")];

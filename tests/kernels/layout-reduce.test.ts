@@ -66,6 +66,29 @@ describe("layout kernels", () => {
     expect(() => gather(x, intTensor([1], Int32Array.of(3)), 0)).toThrow(RangeError);
   });
 
+  test("gather along any axis, with int32, int64 and byte indices and rows of any length, is the definition", () => {
+    fc.assert(
+      fc.property(shapeArb(1, 4), fc.nat(3), fc.array(fc.integer({ min: -5, max: 4 }), { minLength: 1, maxLength: 7 }), fc.constantFrom("i32", "i64", "u8"), (shape, a, raw, kind) => {
+        const axis = a % shape.length, n = shape[axis]!;
+        const picks = raw.map((i) => (kind === "u8" ? Math.abs(i) % n : ((i % n) + n) % n - (i < 0 ? n : 0)));
+        const indices = kind === "i32" ? intTensor([picks.length], Int32Array.from(picks))
+          : kind === "i64" ? { dtype: "i64" as const, shape: [picks.length], data: BigInt64Array.from(picks, (i) => BigInt(i)) }
+            : { dtype: "u8" as const, shape: [picks.length], data: Uint8Array.from(picks) };
+        const x = randomTensor(shape, 1);
+        const out = gather(x, indices, axis);
+        expect(out.shape).toEqual([...shape.slice(0, axis), picks.length, ...shape.slice(axis + 1)]);
+        // element by element from the definition: out[o, j, i] = x[o, picks[j] (from the end when negative), i]
+        const outer = shape.slice(0, axis).reduce((p, d) => p * d, 1), inner = shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+        const want: number[] = [];
+        for (let o = 0; o < outer; o++) for (const p of picks) for (let i = 0; i < inner; i++) want.push(x.data[(o * n + (p < 0 ? p + n : p)) * inner + i]!);
+        expect([...out.data]).toEqual(want);
+      }),
+    );
+    const x = floatTensor([3, 2], Float32Array.of(1, 2, 3, 4, 5, 6));
+    expect(() => gather(x, { dtype: "i64", shape: [1], data: BigInt64Array.of(-4n) }, 0)).toThrow(/gather index -4 out of range for axis of size 3/);
+    expect(() => gather(x, { dtype: "u8", shape: [1], data: Uint8Array.of(3) }, 0)).toThrow(RangeError);
+  });
+
   test("pixel shuffle sends channel c·4 + i·2 + j to offset (i, j) of channel c", () => {
     const x = floatTensor([1, 8, 1, 1], Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7));
     const y = pixelShuffle(x, 2);

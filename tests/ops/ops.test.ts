@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { expect, test } from "vitest";
 import { transpose } from "../../src/kernels/layout.js";
+import type { Tensor } from "../../src/kernels/tensor.js";
 import { opDef } from "../../src/ops/index.js";
 import { at, randomTensor, relErr } from "../helpers.js";
 
@@ -56,4 +57,16 @@ test("depthwise_conv2d (NHWC, 1HWC filter) is the grouped NCHW conv with filters
   const ref = opDef("conv2d").kernel([transpose(x, [0, 3, 1, 2]), transpose(w, [3, 0, 1, 2]), bias], { stride: [2, 2], pads: [0, 0, 0, 0], groups: C, layout: "NCHW" })[0]!;
   expect(relErr(transpose(y as never, [0, 3, 1, 2]).data as Float32Array, ref.data as Float32Array)).toBeLessThan(1e-6);
   expect(opDef("depthwise_conv2d").infer([{ dtype: "f32", shape: [1, 4, 4, C] }, { dtype: "f32", shape: [1, 2, 2, C * M] }], { stride: [2, 2], pads: [0, 0, 0, 0] })[0]!.shape).toEqual([1, 2, 2, C * M]);
+});
+
+test("cast to int32 converts every integer dtype as Int32Array stores it (int64 wraps to 32 bits)", () => {
+  const cast = opDef("cast");
+  const i32 = (t: Tensor) => [...cast.kernel([t], { to: "i32" })[0]!.data];
+  expect(i32({ dtype: "u8", shape: [3], data: Uint8Array.of(0, 7, 255) })).toEqual([0, 7, 255]);
+  expect(i32({ dtype: "i8", shape: [2], data: Int8Array.of(-128, 5) })).toEqual([-128, 5]);
+  expect(i32({ dtype: "i64", shape: [4], data: BigInt64Array.of(-3n, 2n ** 31n, 2n ** 32n + 5n, -(2n ** 40n) - 1n) })).toEqual([-3, -(2 ** 31), 5, -1]);
+  const own = Int32Array.of(1, -2);
+  const out = cast.kernel([{ dtype: "i32", shape: [2], data: own }], { to: "i32" })[0]!;
+  expect([...out.data]).toEqual([1, -2]);
+  expect(out.data).not.toBe(own); // a result of its own, as every kernel's
 });
