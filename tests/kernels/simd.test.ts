@@ -474,52 +474,77 @@ describe("the thread pool", () => {
   });
 });
 
+/**
+ * Runs `script` (an ES module) in a child process with a kernel thread module of its own written
+ * beside it as dying-thread.mjs (`thread`: its body, with workerData's ctl, claimShare and CTL in
+ * scope); returns the child's stdout lines. In a child: were a wait to hang, the timeout ends it
+ * and the test fails; were a thread's error to reach the child's event loop unheard, it would exit.
+ */
+async function withKernelThread(thread: string, script: (threadPath: string, dist: string) => string): Promise<string[]> {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dist = new URL("../../dist/src/", import.meta.url).href;
+  const dir = mkdtempSync(join(tmpdir(), "ditc-kernel-thread-"));
+  try {
+    const path = join(dir, "dying-thread.mjs");
+    writeFileSync(path, `
+      import { workerData } from "node:worker_threads";
+      const { recordThreadId } = await import("${dist}io/thread-liveness.js");
+      const { CTL, claimShare } = await import("${dist}kernels/simd/engine.js");
+      const { ctl, threadId } = workerData;
+      recordThreadId(threadId);
+      const seen = Atomics.load(ctl, CTL.GEN);
+      Atomics.add(ctl, CTL.READY, 1);
+      Atomics.notify(ctl, CTL.READY);
+      ${thread}
+    `);
+    const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script(path, dist)], { timeout: 30_000 });
+    return r.stdout.trim().split("\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A child's gemm on two threads, the first with the given kernel thread module, the second with the real one. */
+const twoGemms = (M: number) => (thread: string, dist: string) => `
+  const { setThreads, useKernelThreadModule } = await import("${dist}kernels/simd/engine.js");
+  const { gemmFast } = await import("${dist}kernels/simd/gemm.js");
+  const gemm = () => {
+    const M = ${M}, N = 64, K = 64, A = new Float32Array(M * K).fill(1), W = new Float32Array(N * K).fill(1), C = new Float32Array(M * N);
+    gemmFast(M, N, K, { data: A, off: 0, rs: K, cs: 1 }, { kind: "f32", data: W, off: 0, sK: 1, sN: K }, { data: C, off: 0, rs: N, cs: 1 });
+    return C.every((x) => x === 64) ? "all 64" : "wrong";
+  };
+  setThreads(2);
+  useKernelThreadModule(${JSON.stringify(thread)});
+  try { console.log(gemm()); } catch (e) { console.log(e.message); }
+  useKernelThreadModule(undefined);
+  console.log(gemm());
+`;
+
 describe("a kernel thread that ends", () => {
-  test("fails the kernel it was part of with an error instead of hanging, and the next kernel runs on new threads", async () => {
-    const { execFile } = await import("node:child_process");
-    const { promisify } = await import("node:util");
-    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const dist = new URL("../../dist/src/", import.meta.url).href;
-    const dir = mkdtempSync(join(tmpdir(), "ditc-dying-kernel-thread-"));
-    try {
-      const thread = join(dir, "dying-thread.mjs");
-      writeFileSync(thread, `
-        import { workerData } from "node:worker_threads";
-        const { recordThreadId } = await import("${dist}io/thread-liveness.js");
-        const { CTL } = await import("${dist}kernels/simd/engine.js");
-        const { ctl, threadId } = workerData;
-        recordThreadId(threadId);
-        const seen = Atomics.load(ctl, CTL.GEN);
-        Atomics.add(ctl, CTL.READY, 1);
-        Atomics.notify(ctl, CTL.READY);
-        // ends at its first job without doing its share, with an error nobody catches
-        Atomics.wait(ctl, CTL.GEN, seen);
-        throw new Error("a kernel thread's uncaught error");
-      `);
-      // in a child process: were the wait to hang, the timeout ends it and the test fails; were the
-      // thread's error to reach this thread's event loop unheard, the child would exit with it
-      const script = `
-        const { setThreads, useKernelThreadModule } = await import("${dist}kernels/simd/engine.js");
-        const { gemmFast } = await import("${dist}kernels/simd/gemm.js");
-        const gemm = () => {
-          const M = 300, N = 64, K = 64, A = new Float32Array(M * K).fill(1), W = new Float32Array(N * K).fill(1), C = new Float32Array(M * N);
-          gemmFast(M, N, K, { data: A, off: 0, rs: K, cs: 1 }, { kind: "f32", data: W, off: 0, sK: 1, sN: K }, { data: C, off: 0, rs: N, cs: 1 });
-          return C.every((x) => x === 64) ? "all 64" : "wrong";
-        };
-        setThreads(2);
-        useKernelThreadModule(${JSON.stringify(thread)});
-        try { console.log(gemm()); } catch (e) { console.log(e.message); }
-        useKernelThreadModule(undefined);
-        console.log(gemm());
-      `;
-      const r = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
-      const [first, second] = r.stdout.trim().split("\n");
-      expect(first).toMatch(/a kernel thread stopped while it ran \w+ \(out of memory\?\)/);
-      expect(second).toBe("all 64");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  test("fails the kernel whose share it took with an error instead of hanging, and the next kernel runs on new threads", async () => {
+    // the thread polls, so it claims the second share while this one computes the first (a
+    // gemm long enough that it cannot finish first), then ends with an error nobody catches
+    const [first, second] = await withKernelThread(
+      `for (;;) {
+        const gen = Atomics.load(ctl, CTL.GEN);
+        if (gen !== seen && claimShare(ctl, gen & 0xffff, gen >>> 16) >= 0) throw new Error("a kernel thread's uncaught error");
+      }`,
+      twoGemms(200_000),
+    );
+    expect(first).toMatch(/a kernel thread stopped while it ran \w+ \(out of memory\?\)/);
+    expect(second).toBe("all 64");
+  });
+});
+
+describe("a kernel thread that is not scheduled", () => {
+  test("holds no job up: the caller takes the shares it has not claimed", async () => {
+    // announces itself, then never looks at a job (as a thread the OS has not run yet)
+    const [first, second] = await withKernelThread(`Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);`, twoGemms(300));
+    expect(first).toBe("all 64");
+    expect(second).toBe("all 64");
   });
 });

@@ -4,7 +4,9 @@
 // memory), runs the kernel's export on all threads (each computes its own share, decided inside
 // the kernel), and leaves its result in the memory or copies it out. The calling thread works
 // too and blocks until the others finish (Atomics), so to JavaScript every kernel is an ordinary
-// synchronous function.
+// synchronous function. A job's shares are claimed, not assigned: whichever thread comes first
+// takes the next one, so the caller never waits on a thread that has not started (one the OS has
+// not scheduled yet, or one still waking up); share s computes the same bits on any thread.
 //
 // Inside a resident scope (the interpreter opens one per graph run) kernels write their results
 // into blocks of the memory and hand them out as views, so the next kernel reads them in place:
@@ -46,13 +48,29 @@ export interface KernelExports {
   heap_base(): number;
 }
 
-/** Kernels the pool can run, by index in the control block. Each takes (tid, nt, ...args). */
+/** Kernels the pool can run, by index in the control block. Each takes (share, nt, ...args): share s of nt. */
 export const PARALLEL_KERNELS = ["gemm", "pack_f32", "pack_f16", "pack_lut", "attention_pack", "attention", "unary", "binary", "layer_norm", "softmax", "rope", "copy_strided", "reduce"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
-// control block: [generation, pending workers, kernel index, argument count, failed], then arguments
-export const CTL = { GEN: 0, PENDING: 1, KERNEL: 2, ARGC: 3, FAILED: 4, READY: 5, SPIN_US: 6 } as const;
+/**
+ * The control block. GEN: the job number (low 16 bits) and its share count (high 16); PENDING:
+ * shares not finished; CLAIM: the job number (high 16 bits) and its next unclaimed share (low 16).
+ */
+export const CTL = { GEN: 0, PENDING: 1, KERNEL: 2, ARGC: 3, FAILED: 4, READY: 5, SPIN_US: 6, CLAIM: 7 } as const;
 export const CTL_INTS = 8;
+
+/**
+ * Claims the next share of job `job` (of `nt` shares): its index, or -1 when all are claimed or
+ * another job has been posted since (a thread that read the job late must not take a share of
+ * the next one: it would run it with this job's share count).
+ */
+export function claimShare(ctl: Int32Array, job: number, nt: number): number {
+  for (;;) {
+    const c = Atomics.load(ctl, CTL.CLAIM), share = c & 0xffff;
+    if (c >>> 16 !== job || share >= nt) return -1;
+    if (Atomics.compareExchange(ctl, CTL.CLAIM, c, c + 1) === c) return share;
+  }
+}
 /**
  * How long a thread polls for a job or a result before it sleeps (CTL.SPIN_US holds the current
  * value): waking a sleeping thread took about 4 ms on the 2-core VM the benchmarks ran on (the
@@ -351,8 +369,9 @@ class Engine {
   }
 
   /**
-   * Runs a kernel on `threads` threads (this one included): every thread calls it with its own
-   * tid, the kernel decides what that thread computes. Small jobs pass threads = 1.
+   * Runs a kernel as `threads` shares (this thread takes part): each share is one call with its
+   * share index in place of a thread id, the kernel decides what a share computes. Small jobs
+   * pass threads = 1.
    */
   parallel(kernel: ParallelKernel, args: readonly number[], threads = this.threads): void {
     const fn = this.kernels[kernel] as (...a: number[]) => void;
@@ -368,19 +387,24 @@ class Engine {
     Atomics.store(ctl, CTL.KERNEL, PARALLEL_KERNELS.indexOf(kernel));
     Atomics.store(ctl, CTL.ARGC, args.length);
     Atomics.store(ctl, CTL.FAILED, 0);
-    Atomics.store(ctl, CTL.PENDING, nt - 1);
-    // workers with tid < nt take part; the generation carries nt so the others skip this job
-    Atomics.store(ctl, CTL.GEN, ((Atomics.load(ctl, CTL.GEN) + 1) & 0xffff) | (nt << 16));
+    Atomics.store(ctl, CTL.PENDING, nt);
+    // the job's shares open only now, after everything they read
+    const job = (Atomics.load(ctl, CTL.GEN) + 1) & 0xffff;
+    Atomics.store(ctl, CTL.CLAIM, job << 16);
+    Atomics.store(ctl, CTL.GEN, job | (nt << 16));
     Atomics.notify(ctl, CTL.GEN);
     let error: unknown;
-    try {
-      fn(0, nt, ...args);
-    } catch (e) {
-      error = e;
+    for (let share = claimShare(ctl, job, nt); share >= 0; share = claimShare(ctl, job, nt)) {
+      try {
+        fn(share, nt, ...args);
+      } catch (e) {
+        error ??= e;
+      }
+      Atomics.sub(ctl, CTL.PENDING, 1);
     }
     const until = performance.now() + Atomics.load(ctl, CTL.SPIN_US) / 1000;
     for (let p = Atomics.load(ctl, CTL.PENDING); p !== 0; p = Atomics.load(ctl, CTL.PENDING))
-      if (performance.now() > until && Atomics.wait(ctl, CTL.PENDING, p, LIVENESS_CHECK_MS) === "timed-out") this.checkWorkers(kernel, nt);
+      if (performance.now() > until && Atomics.wait(ctl, CTL.PENDING, p, LIVENESS_CHECK_MS) === "timed-out") this.checkWorkers(kernel);
     if (error) throw error;
     if (Atomics.load(ctl, CTL.FAILED)) throw new Error(`internal: a kernel thread failed in ${kernel}`);
   }
@@ -388,12 +412,12 @@ class Engine {
   private ensureWorkers(n: number): void {
     const start = this.workers.length;
     if (start >= n) return;
-    for (let tid = start + 1; tid <= n; tid++) {
+    for (let i = start; i < n; i++) {
       // no inherited execArgv: `node -e` or a test runner's loader flags are not the worker's business
       // (V8 flags such as --experimental-wasm-relaxed-simd are process-wide and apply anyway)
       const threadId = threadIdCell();
       const w = new Worker(kernelThreadModule ?? compiledModule("src/kernels/simd/worker.js"), {
-        workerData: { tid, module: this.module, memory: this.memory, ctl: this.ctl, args: this.args, threadId } satisfies KernelThreadData,
+        workerData: { module: this.module, memory: this.memory, ctl: this.ctl, args: this.args, threadId } satisfies KernelThreadData,
         execArgv: [],
       });
       w.unref();
@@ -411,12 +435,13 @@ class Engine {
   }
 
   /**
-   * Throws if a worker that takes part in the running kernel (tid < nt) has ended: its share would
-   * never come. The workers are let go with their control block, so one still running cannot
-   * take a later job; the next parallel kernel starts new ones.
+   * Throws if a worker has ended while the running kernel waits on a share: it may have claimed
+   * it (one that ends before claiming holds nothing up: the others take its shares). The workers
+   * are let go with their control block, so one still running cannot take a later job; the next
+   * parallel kernel starts new ones.
    */
-  private checkWorkers(kernel: ParallelKernel, nt: number): void {
-    if (this.workers.slice(0, nt - 1).every((w) => threadAlive(w.tid))) return;
+  private checkWorkers(kernel: ParallelKernel): void {
+    if (this.workers.every((w) => threadAlive(w.tid))) return;
     for (const w of this.workers) void w.worker.terminate();
     const spin = Atomics.load(this.ctl, CTL.SPIN_US);
     this.workers = [];
@@ -429,8 +454,6 @@ class Engine {
 
 /** What a kernel thread is started with (src/kernels/simd/worker.ts). */
 export interface KernelThreadData {
-  /** 1.. (this thread is 0) */
-  tid: number;
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   ctl: Int32Array;

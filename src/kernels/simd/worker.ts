@@ -2,9 +2,9 @@
 // memory, then waits for jobs in the control block and runs its share of each.
 import { workerData } from "node:worker_threads";
 import { recordThreadId } from "../../io/thread-liveness.js";
-import { CTL, PARALLEL_KERNELS, type KernelThreadData } from "./engine.js";
+import { claimShare, CTL, PARALLEL_KERNELS, type KernelThreadData } from "./engine.js";
 
-const { tid, module, memory, ctl, args, threadId } = workerData as KernelThreadData;
+const { module, memory, ctl, args, threadId } = workerData as KernelThreadData;
 recordThreadId(threadId);
 const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error("a WebAssembly kernel aborted"); } } });
 const exports = instance.exports as Record<string, (...a: number[]) => void>;
@@ -36,12 +36,14 @@ for (;;) {
   const gen = Atomics.load(ctl, CTL.GEN);
   if (gen === seen) continue;
   seen = gen;
-  const nt = gen >>> 16;
-  if (tid >= nt) continue;
-  try {
-    kernels[Atomics.load(ctl, CTL.KERNEL)]!(tid, nt, ...Array.from(args.subarray(0, Atomics.load(ctl, CTL.ARGC))));
-  } catch {
-    Atomics.store(ctl, CTL.FAILED, 1);
+  const job = gen & 0xffff, nt = gen >>> 16;
+  // the kernel and its arguments are read after a claim: until this share is done, the caller posts no other job
+  for (let share = claimShare(ctl, job, nt); share >= 0; share = claimShare(ctl, job, nt)) {
+    try {
+      kernels[Atomics.load(ctl, CTL.KERNEL)]!(share, nt, ...Array.from(args.subarray(0, Atomics.load(ctl, CTL.ARGC))));
+    } catch {
+      Atomics.store(ctl, CTL.FAILED, 1);
+    }
+    if (Atomics.sub(ctl, CTL.PENDING, 1) === 1) Atomics.notify(ctl, CTL.PENDING);
   }
-  if (Atomics.sub(ctl, CTL.PENDING, 1) === 1) Atomics.notify(ctl, CTL.PENDING);
 }
