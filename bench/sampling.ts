@@ -38,7 +38,8 @@ export async function benchSamplingQuality(quick: boolean) {
       const line = (w: number) => sampled.sampling!.results.filter((r) => r.width === w).map((r) => `${r.target}/${r.engine} ${r.psnr}`).join(", ");
       for (const w of [0.375, 0.5, 1]) console.log(`sampling quality ${mode} w${w}: ${line(w)} dB`);
     }
-    // seconds per step, one engine at a time, on width 1 (fp32 artifacts from the "none" compile)
+    // seconds per step, one engine at a time, on width 1: the fp32 artifacts of the "none" compile,
+    // and the palettized ones of "mixed:4.3" (their weights decompressed in the graph on every step)
     const timing: Record<string, number> = {};
     const timed = async (name: string, engine: Awaited<ReturnType<typeof artifactEngine>>) => {
       try {
@@ -50,10 +51,11 @@ export async function benchSamplingQuality(quick: boolean) {
       }
     };
     await timed("ditc IR interpreter (batch 4)", irEngine(ck, 1, ck.config.latentSize));
-    for (const target of ["onnx", "tflite", "coreml"] as const) {
-      const path = join(dir, "none", "w1000", { onnx: "model.onnx", tflite: "model.tflite", coreml: "model.mlpackage" }[target]);
-      for (const e of artifactEngines(target)) await timed(`${target} ${e}`, await artifactEngine(path, e));
-    }
+    for (const [mode, suffix] of [["none", ""], ["mixed-4.3", " mixed:4.3"]] as const)
+      for (const target of ["onnx", "tflite", "coreml"] as const) {
+        const path = join(dir, mode, "w1000", { onnx: "model.onnx", tflite: "model.tflite", coreml: "model.mlpackage" }[target]);
+        for (const e of artifactEngines(target)) await timed(`${target} ${e}${suffix}`, await artifactEngine(path, e));
+      }
     for (const [k, v] of Object.entries(timing)) console.log(`sampling time per step (per call), ${k}: ${(1000 * v).toFixed(1)} ms`);
     return { fixture: "shapes-micro", prompts: spec.prompts!.length, steps: spec.steps, rows, secondsPerStep: timing };
   } finally {
