@@ -9,7 +9,7 @@
 import { allocationFailure, fail } from "../diagnostics.js";
 import { lastUses, producers, sameType, typeStr, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { nodeLabel } from "../ir/verify.js";
-import { openResidentScope, type ResidentScope } from "../kernels/fast.js";
+import { openResidentScope, roundToF16, type ResidentScope } from "../kernels/fast.js";
 import { roundToF16InPlace } from "../kernels/fp16.js";
 import { isCompact, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
@@ -64,8 +64,11 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
     const d = storage(t);
     if (d) scope.drop(d);
   };
-  // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way
-  const finish = (t: Tensor, dtype: string): Tensor => {
+  // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way.
+  // A node's results are rounded where they lie (`own`: in the engine's memory, the next kernel
+  // reads them there); feeds and constants belong to the caller and are rounded as copies. A result
+  // that shares an operand's elements holds rounded values: rounding them again changes nothing.
+  const finish = (t: Tensor, dtype: string, own = false): Tensor => {
     const palette = (t as FloatTensor).palette;
     if (palette) {
       // round the table, not the widened values: the weight stays compact
@@ -73,10 +76,7 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       return paletteTensor(t.shape, { ...palette, lut: roundToF16InPlace(palette.lut.slice()) }, t.dtype as "f32" | "f16");
     }
     if ((t as FloatTensor).half) return t; // half-precision values already
-    if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) {
-      const data = t.data.slice();
-      return { ...t, data: roundToF16InPlace(data) };
-    }
+    if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) return { ...t, data: roundToF16(own ? t.data : t.data.slice()) };
     return t;
   };
   for (const v of g.inputs) {
@@ -116,11 +116,16 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       if (e instanceof RangeError) throw allocationFailure(e, nodeLabel(n)) ?? fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
-    n.outputs.forEach((o, k) => setLive(o, finish(outs[k]!, o.type.dtype)));
+    // a result that is an operand's own array (a reshape's) holds that operand's rounded values already
+    const rounded = (t: Tensor) => {
+      const d = storage(t); // never a palette's `data`: reading it widens the weight
+      return d !== undefined && n.inputs.some((v, j) => storage(ins[j]!) === d && (fp16 || v.type.dtype === "f16"));
+    };
+    n.outputs.forEach((o, k) => setLive(o, rounded(outs[k]!) ? outs[k]! : finish(outs[k]!, o.type.dtype, true)));
     opts.observe?.(n, ins, n.outputs.map((o) => live.get(o)!));
     for (const v of n.inputs) if (last.get(v) === i) dropLive(v);
     for (const o of n.outputs) if (!last.has(o)) dropLive(o);
-    // what this node's kernels (or an observer's) made and no value kept: rounded copies' sources, scratch results
+    // what this node's kernels (or an observer's) made and no value kept: scratch results
     scope.sweep(since);
     opts.onNode?.(n, i);
   });

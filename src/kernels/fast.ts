@@ -7,10 +7,11 @@ import { conv2d as convScalar, convOutSize, type Conv2dAttrs } from "./conv.js";
 import { einsum as einsumScalar, einsumSizes, type EinsumSpec } from "./einsum.js";
 import { binary as binaryScalar, binaryFns, unary as unaryScalar, unaryFns, type BinaryKind, type UnaryKind } from "./elementwise.js";
 import { layerNorm as layerNormScalar, reduce as reduceScalar, softmax as softmaxScalar, type ReduceKind } from "./reduce.js";
+import { roundToF16InPlace } from "./fp16.js";
 import { gemmNT } from "./gemm.js";
 import { concat as concatScalar, slice as sliceScalar, transpose as transposeScalar } from "./layout.js";
 import { bnaAttentionTiled, multiHeadAttentionTiled } from "./simd/attention.js";
-import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
+import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, roundToF16Simd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
 import { simdEngine } from "./simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "./simd/gemm.js";
 import { concatSimd, reduceSimd, sliceSimd, transposeSimd } from "./simd/layout.js";
@@ -54,6 +55,16 @@ export function openResidentScope(): ResidentScope {
 /** A kernel's result array: in the fast engine's memory inside a resident scope (see `Engine.output`), every element written by the kernel. */
 function resultArray(n: number): Float32Array {
   return mode === "simd" ? simdEngine().output(n) : new Float32Array(n);
+}
+
+/**
+ * Rounds every element to the nearest half-precision value, in place: on the engine (where the
+ * array lies when it lives there, so a result stays put for the next kernel), or the scalar
+ * oracle in scalar mode and for short arrays outside the engine.
+ */
+export function roundToF16(data: Float32Array): Float32Array {
+  if (mode === "scalar" || (data.length < 1024 && !simdEngine().holds(data))) return roundToF16InPlace(data);
+  return roundToF16Simd(data);
 }
 
 /** a ⊙ b with numpy broadcasting. */

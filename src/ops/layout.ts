@@ -1,8 +1,7 @@
 // Data-movement ops (no arithmetic), constants and casts.
 import type { ConstValue } from "../ir/graph.js";
 import { isFloat, isInteger, type DType } from "../ir/dtype.js";
-import { roundToF16InPlace } from "../kernels/fp16.js";
-import { concat as concatK, slice as sliceK, transpose as transposeK } from "../kernels/fast.js";
+import { concat as concatK, roundToF16, slice as sliceK, transpose as transposeK } from "../kernels/fast.js";
 import { gather as gatherK, pixelShuffle, split as splitK } from "../kernels/layout.js";
 import { asFloat, floatTensor, halfTensor, int32Of, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
@@ -140,7 +139,7 @@ const cast = defineOp<{ to: DType }>({
   kernel: ([x], a) => {
     if (a.to === "i32") return [{ dtype: "i32", shape: x!.shape, data: x!.data instanceof Int32Array ? x!.data.slice() : int32Of(x!.data) }];
     const data = f(x!).data.slice();
-    if (a.to === "f16") roundToF16InPlace(data);
+    if (a.to === "f16") roundToF16(data);
     return [floatTensor(x!.shape, data, a.to as "f32" | "f16")];
   },
 });

@@ -5,7 +5,9 @@ import type { Graph, Node } from "../../src/ir/graph.js";
 import { printGraph } from "../../src/ir/print.js";
 import { verifyGraph } from "../../src/ir/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
+import { roundToF16InPlace } from "../../src/kernels/fp16.js";
 import { floatTensor } from "../../src/kernels/tensor.js";
+import { relErr } from "../helpers.js";
 import { OPS } from "../../src/ops/index.js";
 
 function tiny(): Graph {
@@ -147,6 +149,34 @@ describe("printer and interpreter", () => {
     expect(() => runGraph(g, {})).toThrow(/input "x" is missing/);
     expect(() => runGraph(g, { x: floatTensor([3, 2]) })).toThrow(/has f32\[3,2\], the model needs f32\[2,3\]/);
   });
+});
+
+test("fp16 mode rounds each result to half precision where it lies, and leaves the caller's feeds and constants as they were", () => {
+  const b = new GraphBuilder();
+  const x = b.input("x", { dtype: "f32", shape: [64, 48] });
+  const wData = Float32Array.from({ length: 32 * 48 }, (_, i) => Math.sin(i) / 7);
+  const w = b.tensorConstant("w", floatTensor([32, 48], wData));
+  const y = b.op("reshape", [b.op("gelu_tanh", [b.op("linear", [x, w], {})], {})], { shape: [32, 64] });
+  y.name = "y";
+  const g = b.finish([y]);
+  const xData = Float32Array.from({ length: 64 * 48 }, (_, i) => Math.cos(i) * 3.3);
+  const x0 = xData.slice(), w0 = wData.slice();
+  let results = 0;
+  const half = runGraph(g, { x: floatTensor([64, 48], xData) }, {
+    precision: "fp16",
+    observe: (_n, _ins, outs) => {
+      for (const t of outs) {
+        results++;
+        expect([...t.data]).toEqual([...roundToF16InPlace(Float32Array.from(t.data as Float32Array))]);
+      }
+    },
+  }).y!;
+  expect(results).toBe(3);
+  expect(xData).toEqual(x0); // rounded as copies
+  expect(wData).toEqual(w0);
+  const full = runGraph(g, { x: floatTensor([64, 48], xData) }).y!;
+  expect(relErr(half.data, full.data)).toBeLessThan(5e-3);
+  expect(relErr(half.data, full.data)).toBeGreaterThan(0);
 });
 
 test("diagnostic codes are unique and every op kind has a kernel and inference", () => {

@@ -1,5 +1,7 @@
+import fc from "fast-check";
 import { expect, test } from "vitest";
 import { decodeBF16, f16BitsToF32, f32ToF16Bits, roundToF16InPlace } from "../../src/kernels/fp16.js";
+import { roundToF16Simd } from "../../src/kernels/simd/elementwise.js";
 
 test("half-precision conversion: exact values, rounding to nearest even, overflow and subnormals", () => {
   expect(f32ToF16Bits(1)).toBe(0x3c00);
@@ -18,4 +20,22 @@ test("half-precision conversion: exact values, rounding to nearest even, overflo
 
 test("bfloat16 widens by shifting into the high half", () => {
   expect([...decodeBF16(Uint16Array.of(0x3f80, 0xc000))]).toEqual([1, -2]);
+});
+
+test("the engine's half-precision rounding is the scalar one, bit for bit, over every kind of float32 (NaN stays NaN)", () => {
+  // every exponent with mantissas at and around the rounding boundaries, both signs, plus random patterns
+  const bits: number[] = [];
+  for (let exp = 0; exp < 256; exp++)
+    for (const mant of [0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x1fff, 0x7fe000, 0x7ff000, 0x7fefff, 0x7fffff, 0x400000])
+      for (const sign of [0, 0x80000000]) bits.push((sign | (exp << 23) | mant) >>> 0);
+  fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 3000 }), (random) => {
+    const all = Uint32Array.from([...bits, ...random]);
+    const values = new Float32Array(all.buffer);
+    const want = roundToF16InPlace(values.slice());
+    const got = roundToF16Simd(values.slice());
+    for (let i = 0; i < values.length; i++) {
+      if (Number.isNaN(want[i]!)) expect(Number.isNaN(got[i]!)).toBe(true);
+      else expect(Object.is(got[i], want[i]), `float32 bits ${all[i]!.toString(16)}: ${got[i]} vs ${want[i]}`).toBe(true);
+    }
+  }), { numRuns: 20 });
 });

@@ -8,6 +8,7 @@ import { simdEngine, type ParallelKernel } from "./engine.js";
 
 /** Kernel codes, as src/kernels/simd/assembly/elementwise.ts numbers them. */
 export const UNARY_SIMD = { gelu_tanh: 0, silu: 1, sigmoid: 2, tanh: 3, exp: 4, sqrt: 5, rsqrt: 6, neg: 7 } as const;
+const ROUND_F16 = 8;
 export type SimdUnary = keyof typeof UNARY_SIMD;
 export const BINARY_SIMD = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4 } as const;
 export type SimdBinary = keyof typeof BINARY_SIMD;
@@ -43,6 +44,28 @@ export function unarySimd(kind: SimdUnary, x: FloatTensor): FloatTensor {
   const n = x.data.length;
   const data = withOperands([x.data], n, ([p], out) => run("unary", [UNARY_SIMD[kind], p!, out, n], n));
   return floatTensor(x.shape, data);
+}
+
+/**
+ * Rounds every element to the nearest half-precision value in place (roundToF16InPlace's values;
+ * a NaN keeps its payload): where it lies, when `data` lives in the engine's memory, so a result
+ * stays there for the next kernel; otherwise through working memory.
+ */
+export function roundToF16Simd(data: Float32Array): Float32Array {
+  const e = simdEngine(), n = data.length;
+  if (e.holds(data)) {
+    run("unary", [ROUND_F16, data.byteOffset, data.byteOffset, n], n);
+    return data;
+  }
+  const mark = e.mark();
+  try {
+    const p = e.put(data);
+    run("unary", [ROUND_F16, p, p, n], n);
+    data.set(e.f32(p, n));
+  } finally {
+    e.release(mark);
+  }
+  return data;
 }
 
 /**

@@ -3,13 +3,31 @@
 // it falls, so thread counts do not change results.
 import { exp4, shareLo } from "./common";
 
-export const GELU_TANH = 0, SILU = 1, SIGMOID = 2, TANH = 3, EXP = 4, SQRT = 5, RSQRT = 6, NEG = 7;
+export const GELU_TANH = 0, SILU = 1, SIGMOID = 2, TANH = 3, EXP = 4, SQRT = 5, RSQRT = 6, NEG = 7, ROUND_F16 = 8;
 export const ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAXIMUM = 4;
 
 @inline function tanh4(x: v128): v128 {
   // 1 - 2 / (e^{2x} + 1): saturates to ±1 without overflow (exp4 clamps its argument)
   const e = exp4(f32x4.add(x, x));
   return f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
+}
+
+/**
+ * The nearest half-precision value of each lane, ties to even, past 65504 ±Infinity, subnormals
+ * kept (src/kernels/fp16.ts's f32ToF16Bits then back, bit for bit but for NaN payloads).
+ */
+@inline function roundF16x4(x: v128): v128 {
+  const abs = v128.and(x, i32x4.splat(0x7fffffff)), sign = v128.and(x, i32x4.splat(i32.MIN_VALUE));
+  // normal halves: the float32 bits rounded to 10 mantissa bits (a carry moves into the exponent)
+  const lsb = v128.and(i32x4.shr_u(abs, 13), i32x4.splat(1));
+  const normal = v128.and(i32x4.add(i32x4.add(abs, i32x4.splat(0xfff)), lsb), i32x4.splat(~0x1fff));
+  // below 2^-14 the grid is 2^-24, the ulp of float32 numbers in [0.5, 1): adding 0.5 rounds to it
+  const tiny = f32x4.sub(f32x4.add(abs, f32x4.splat(0.5)), f32x4.splat(0.5));
+  let r = v128.bitselect(tiny, normal, i32x4.lt_s(abs, i32x4.splat(0x38800000)));
+  // from 65520 (halfway past 65504, whose mantissa is odd) up: infinity; NaN and infinities as they are
+  r = v128.bitselect(i32x4.splat(0x7f800000), r, i32x4.ge_s(abs, i32x4.splat(0x477ff000)));
+  r = v128.bitselect(abs, r, i32x4.ge_s(abs, i32x4.splat(0x7f800000)));
+  return v128.or(r, sign);
 }
 
 @inline function apply(kind: i32, x: v128): v128 {
@@ -27,6 +45,7 @@ export const ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAXIMUM = 4;
     case SQRT: return f32x4.sqrt(x);
     case RSQRT: return f32x4.div(one, f32x4.sqrt(x));
     case NEG: return f32x4.neg(x);
+    case ROUND_F16: return roundF16x4(x);
     default: return exp4(x);
   }
 }
