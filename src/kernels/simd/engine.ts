@@ -71,6 +71,7 @@ export function claimShare(ctl: Int32Array, job: number, nt: number): number {
     if (Atomics.compareExchange(ctl, CTL.CLAIM, c, c + 1) === c) return share;
   }
 }
+
 /**
  * How long a thread polls for a job or a result before it sleeps (CTL.SPIN_US holds the current
  * value): waking a sleeping thread took about 4 ms on the 2-core VM the benchmarks ran on (the
