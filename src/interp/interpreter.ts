@@ -65,10 +65,10 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
     if (d) scope.drop(d);
   };
   // f16-typed values always hold half-precision values; fp16 mode treats f32 values the same way.
-  // A node's results are rounded where they lie (`own`: in the engine's memory, the next kernel
-  // reads them there); feeds and constants belong to the caller and are rounded as copies. A result
-  // that shares an operand's elements holds rounded values: rounding them again changes nothing.
-  const finish = (t: Tensor, dtype: string, own = false): Tensor => {
+  // A node's results (`node` given) are rounded where they lie (in the engine's memory, the next
+  // kernel reads them there), unless they are an operand's own array (a reshape's), rounded
+  // already; feeds and constants belong to the caller and are rounded as copies.
+  const finish = (t: Tensor, dtype: string, node?: { values: readonly Value[]; tensors: readonly Tensor[] }): Tensor => {
     const palette = (t as FloatTensor).palette;
     if (palette) {
       // round the table, not the widened values: the weight stays compact
@@ -76,8 +76,11 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       return paletteTensor(t.shape, { ...palette, lut: roundToF16InPlace(palette.lut.slice()) }, t.dtype as "f32" | "f16");
     }
     if ((t as FloatTensor).half) return t; // half-precision values already
-    if ((fp16 || dtype === "f16") && t.data instanceof Float32Array) return { ...t, data: roundToF16(own ? t.data : t.data.slice()) };
-    return t;
+    if (!(fp16 || dtype === "f16") || !(t.data instanceof Float32Array)) return t;
+    if (!node) return { ...t, data: roundToF16(t.data.slice()) };
+    const d = t.data;
+    if (node.values.some((v, j) => storage(node.tensors[j]!) === d && (fp16 || v.type.dtype === "f16"))) return t;
+    return { ...t, data: roundToF16(d) };
   };
   for (const v of g.inputs) {
     const t = feeds[v.name ?? ""];
@@ -116,12 +119,7 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       if (e instanceof RangeError) throw allocationFailure(e, nodeLabel(n)) ?? fail("opType", { node: nodeLabel(n), problem: e.message });
       throw e;
     }
-    // a result that is an operand's own array (a reshape's) holds that operand's rounded values already
-    const rounded = (t: Tensor) => {
-      const d = storage(t); // never a palette's `data`: reading it widens the weight
-      return d !== undefined && n.inputs.some((v, j) => storage(ins[j]!) === d && (fp16 || v.type.dtype === "f16"));
-    };
-    n.outputs.forEach((o, k) => setLive(o, rounded(outs[k]!) ? outs[k]! : finish(outs[k]!, o.type.dtype, true)));
+    n.outputs.forEach((o, k) => setLive(o, finish(outs[k]!, o.type.dtype, { values: n.inputs, tensors: ins })));
     opts.observe?.(n, ins, n.outputs.map((o) => live.get(o)!));
     for (const v of n.inputs) if (last.get(v) === i) dropLive(v);
     for (const o of n.outputs) if (!last.has(o)) dropLive(o);
