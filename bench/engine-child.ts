@@ -23,8 +23,11 @@ if (mode === "init") {
   const ck = openCheckpoint(path!);
   const inputs = syntheticInputs(ck.config, 0, { batch: 1, latentSize, contextTokens: ck.config.contextTokens });
   const t0 = performance.now();
+  let tenth = -1; // the events come every 1 % of the nodes: a line each time a tenth is passed
   const v = runFloatModel(ck, 1, inputs, "fp32", (e) => {
-    if (e.done % Math.max(1, Math.floor(e.total / 10)) === 0) process.stderr.write(`  ${e.step}: ${e.done}/${e.total} ${e.unit} after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    if (Math.floor((10 * e.done) / e.total) === tenth) return;
+    tenth = Math.floor((10 * e.done) / e.total);
+    process.stderr.write(`  ${e.step}: ${e.done}/${e.total} ${e.unit} after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   });
   print({ seconds: (performance.now() - t0) / 1000, maxRssBytes: rss(), finite: v.data.every(Number.isFinite) });
 } else if (mode === "compile-onnx") {
