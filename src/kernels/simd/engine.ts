@@ -90,11 +90,11 @@ export const MAX_ARGS = 24;
 const wasmFile = (relaxed: boolean) => (relaxed ? "simd-relaxed.wasm" : "simd.wasm");
 
 /**
- * Whether the engine runs the relaxed-SIMD build (fused multiply-add: one thread's gemm 1.4x, a
- * whole forward 1.15-1.3x on an x64 with FMA3). Node 22 validates it as is. Node 20's V8 has the
- * feature behind --experimental-wasm-relaxed-simd, a flag that only widens what WebAssembly
- * validation accepts, so the engine turns it on itself (process-wide). DITC_FMA=0 keeps the plain
- * build: a multiply then an add, the same bits on every machine.
+ * Whether the engine runs the relaxed-SIMD build (fused multiply-add: one thread's gemm 1.2-1.5x,
+ * a whole forward 1.1-1.15x on an x64 with FMA3; docs/performance.md). Node 22 validates it as
+ * is. Node 20's V8 has the feature behind --experimental-wasm-relaxed-simd, a flag that only
+ * widens what WebAssembly validation accepts, so the engine turns it on itself (process-wide).
+ * DITC_FMA=0 keeps the plain build: a multiply, then an add.
  */
 function relaxedSupported(): boolean {
   if (process.env.DITC_FMA === "0") return false;
