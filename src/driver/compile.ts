@@ -19,6 +19,7 @@ import { BACKENDS, pipelinePasses, sharedPrefixLowering } from "./pipelines.js";
 import { renderReportHtml } from "./report-html.js";
 import type { ConstValue, Graph } from "../ir/graph.js";
 import { storedBytes } from "../ir/dtype.js";
+import { kernelBuild, type KernelBuild } from "../kernels/fast.js";
 import { numel, type FloatTensor } from "../kernels/tensor.js";
 import type { PipelineEntry } from "../pipeline/pass.js";
 import { averageBits, layerClusterJobs, type RankingOverlap } from "../quant/probe.js";
@@ -169,8 +170,12 @@ export interface QuantizationReport {
   lutGroupSize: number;
   /** palettized modes: the techniques used (docs/toolchain.md, "Quantization") */
   techniques?: Techniques;
-  /** the calibration inputs: a file from ditc calibrate, or one seeded sample */
-  calibration?: { file: string | null; samples: number };
+  /**
+   * the calibration inputs: a file from ditc calibrate, or one seeded sample; `kernels`, when
+   * forwards ran on them (statistics or the model probe), names the kernels that computed those
+   * forwards (the fused build's other rounding can tip a close ranking)
+   */
+  calibration?: { file: string | null; samples: number; kernels?: KernelBuild };
   /** with weighted k-means or bias correction: the activation statistics (relative to DIR) verify rebuilds the weights from */
   statistics?: string;
   /** per width, with the model probe: its overlap with the layer probe (timings are not here: this file is byte-reproducible; compile returns them) */
@@ -409,7 +414,7 @@ function runCompile(o: CompileOptions): CompileResult {
     tolerances: TOLERANCES,
     artifacts,
     ...(ck ? { checkpointReads: { bytesRead: ck.file.bytesRead - readBefore, checkpointDataBytes: ck.file.dataBytes, cached: cacheReads } } : {}),
-    ...(quantize.mode !== "none" ? { quantization: quantizationReport(quantize, techniques, calibration ? { file: o.calibrationFile ?? null, samples: calibrationSize(calibration) } : { file: null, samples: 1 }, statsByWidth.size ? STATISTICS_FILE : undefined, widthRecords, qLayers) } : {}),
+    ...(quantize.mode !== "none" ? { quantization: quantizationReport(quantize, techniques, { ...(calibration ? { file: o.calibrationFile ?? null, samples: calibrationSize(calibration) } : { file: null, samples: 1 }), ...(statsByWidth.size || quantize.mode === "mixed" ? { kernels: kernelBuild() } : {}) }, statsByWidth.size ? STATISTICS_FILE : undefined, widthRecords, qLayers) } : {}),
   };
   if (statsByWidth.size) writeStatistics(join(o.out, STATISTICS_FILE), statsByWidth);
   else rmSync(join(o.out, STATISTICS_FILE), { force: true }); // a previous compile's, which this report does not use
@@ -457,7 +462,7 @@ function layerRecord(l: QuantizedLayerPlan, width: Width, int8: boolean, lutGrou
   return { ...l, width, bytes: Math.ceil((l.params * l.bits) / 8) + side };
 }
 
-function quantizationReport(q: Exclude<QuantizeMode, { mode: "none" }>, t: Techniques, calibration: { file: string | null; samples: number }, statistics: string | undefined, widths: NonNullable<QuantizationReport["widths"]>, layers: QuantizedLayer[]): QuantizationReport {
+function quantizationReport(q: Exclude<QuantizeMode, { mode: "none" }>, t: Techniques, calibration: NonNullable<QuantizationReport["calibration"]>, statistics: string | undefined, widths: NonNullable<QuantizationReport["widths"]>, layers: QuantizedLayer[]): QuantizationReport {
   const int8 = q.mode === "int8";
   return {
     mode: q.mode, ...(q.mode === "mixed" ? { target: q.target } : {}), lutGroupSize: int8 ? 0 : t.lutGroupSize,

@@ -28,6 +28,14 @@ export function kernelMode(): KernelMode {
   return mode;
 }
 
+/** Which kernels compute a forward, as reports name them: FMA changes the low bits of every sum. */
+export type KernelBuild = "scalar" | "wasm-simd" | "wasm-simd-fma";
+
+export function kernelBuild(): KernelBuild {
+  if (mode === "scalar") return "scalar";
+  return simdEngine().info().relaxedSimd ? "wasm-simd-fma" : "wasm-simd";
+}
+
 /**
  * The interpreter's hold on the results kernels leave in the fast engine's memory during one graph
  * run (see engine.ts): it says which values keep a result, and views of results it let go of (and

@@ -7,6 +7,7 @@ import { compile, parseQuantize } from "../../src/driver/compile.js";
 import { syntheticInputs } from "../../src/driver/init.js";
 import { verify } from "../../src/driver/verify.js";
 import { runGraph } from "../../src/interp/interpreter.js";
+import { kernelBuild } from "../../src/kernels/fast.js";
 import type { FloatTensor } from "../../src/kernels/tensor.js";
 import { buildModel } from "../../src/model/build.js";
 import { presetConfig } from "../../src/model/config.js";
@@ -94,6 +95,10 @@ describe("palettized ONNX artifacts", () => {
       const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
       expect(report.quantization.layers.length).toBeGreaterThan(0);
       expect(report.quantization.layers.every((l: { name: string; bits: number; params: number }) => l.name && (l.bits === 4 || l.bits === 8) && l.params > 0)).toBe(true);
+      // the kernels that ran the calibration forwards are named where forwards ran
+      const forwards = quantize.mode === "mixed" || report.quantization.statistics !== undefined;
+      expect(report.quantization.calibration.kernels).toBe(forwards ? kernelBuild() : undefined);
+      if (quantize.mode === "mixed") expect(kernelBuild()).toMatch(/^wasm-simd/);
     }
   });
 });
