@@ -9,6 +9,7 @@ import { ditcSync } from "../helpers.js";
 import { afterAll, expect, test } from "vitest";
 import { SafetensorsFile } from "../../src/checkpoint/safetensors.js";
 import { writeTensorFile } from "../../src/checkpoint/tensors.js";
+import { kernelBuild } from "../../src/kernels/fast.js";
 import { floatTensor } from "../../src/kernels/tensor.js";
 
 const FIXTURE = new URL("../../fixtures/shapes-micro/", import.meta.url).pathname;
@@ -44,7 +45,7 @@ test("compile --calibration: model probe, weighted k-means, bias correction and 
   expect(r.code, r.stderr).toBe(0);
   const q = JSON.parse(readFileSync(join(out, "report.json"), "utf8")).quantization;
   expect(q.techniques).toEqual({ probe: "model", kmeans: "weighted", biasCorrection: true, lutGroupSize: 32 });
-  expect(q.calibration).toEqual({ file: cal, samples: 10 });
+  expect(q.calibration).toEqual({ file: cal, samples: 10, kernels: kernelBuild() });
   expect(existsSync(join(out, q.statistics))).toBe(true);
   expect(q.widths[0].overlap.layer8).toBeGreaterThan(0);
   expect(q.widths[0].overlap.jaccard).toBeGreaterThanOrEqual(0);
@@ -89,7 +90,7 @@ test("the API takes calibration and techniques and returns the timings", async (
   const { compile, readTensorFile } = await import("../../src/api/index.js");
   const { report, timings, phases } = await compile({ checkpoint: CK, targets: ["onnx"], widths: [0.375], quantize: "k8", calibration: readTensorFile(cal), techniques: { kmeans: "plain", biasCorrection: true }, out: join(dir, "api") });
   expect(report.quantization!.techniques).toEqual({ probe: "layer", kmeans: "plain", biasCorrection: true, lutGroupSize: 0 });
-  expect(report.quantization!.calibration).toEqual({ file: null, samples: 10 });
+  expect(report.quantization!.calibration).toEqual({ file: null, samples: 10, kernels: kernelBuild() });
   expect(timings).toHaveLength(1);
   expect(timings[0]!.statisticsSeconds).toBeGreaterThan(0);
   // where the time went: the phases in sequence fit in the total; reads and clustering happened inside them
