@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Builds the fast kernels' WebAssembly from src/kernels/simd/assembly with AssemblyScript (an npm
 // devDependency, no native toolchain): dist/wasm/simd.wasm (128-bit SIMD) and
-// dist/wasm/simd-relaxed.wasm (the same source with relaxed-SIMD fused multiply-add, loaded only
-// where the running engine validates it), and dist/wasm/kmeans.wasm from src/quant/assembly (the
+// dist/wasm/simd-relaxed.wasm (the same source with relaxed-SIMD fused multiply-add, the one the
+// engine loads unless DITC_FMA=0 or V8 cannot validate it; src/kernels/simd/engine.ts), and dist/wasm/kmeans.wasm from src/quant/assembly (the
 // k-means programme's layer; scalar, its own memory). Deterministic: the same source gives the
 // same bytes.
 import { mkdirSync } from "node:fs";
