@@ -17,10 +17,13 @@ const MC_TILES: i32 = 32; // 128 rows of A per pass over the panels
 
 /**
  * Adds A's rows a0..a3 (element k at a_r + k·ks) times kn rows of the panel slice at b to the
- * 4 x 8 block at c. An edge block (rows < 4 or cols < 8) repeats row pointers for the missing rows
- * and goes through `edge`, so its kept elements see exactly the arithmetic of a full block.
+ * 4 x 8 block at c, or with `init` stores them plus the bias instead (what the block held is not
+ * read: bias then the sum, the same single rounding as adding the sum onto a block set to the
+ * bias). `bias`: the block's 8 column values, or with rowBias its 4 row values, or 0 for none. An
+ * edge block (rows < 4 or cols < 8) repeats row pointers for the missing rows and goes through
+ * `edge`, so its kept elements see exactly the arithmetic of a full block.
  */
-function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize, kn: i32, c: usize, ldc: usize, rows: i32, cols: i32, edge: usize): void {
+function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize, kn: i32, c: usize, ldc: usize, rows: i32, cols: i32, edge: usize, init: bool, bias: usize, rowBias: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   for (let k = 0; k < kn; k++) {
@@ -36,6 +39,26 @@ function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize
     a0 += ks; a1 += ks; a2 += ks; a3 += ks; b += 32;
   }
   if (rows == 4 && cols == 8) {
+    if (init) {
+      if (bias && rowBias) {
+        let x = v128.load32_splat(bias);
+        v128.store(c, f32x4.add(x, c00)); v128.store(c, f32x4.add(x, c01), 16); c += ldc;
+        x = v128.load32_splat(bias, 4);
+        v128.store(c, f32x4.add(x, c10)); v128.store(c, f32x4.add(x, c11), 16); c += ldc;
+        x = v128.load32_splat(bias, 8);
+        v128.store(c, f32x4.add(x, c20)); v128.store(c, f32x4.add(x, c21), 16); c += ldc;
+        x = v128.load32_splat(bias, 12);
+        v128.store(c, f32x4.add(x, c30)); v128.store(c, f32x4.add(x, c31), 16);
+      } else {
+        // no bias adds zeros: a sum of -0 comes out +0, as from a block set to 0
+        const b0 = bias ? v128.load(bias) : f32x4.splat(0), b1 = bias ? v128.load(bias, 16) : f32x4.splat(0);
+        v128.store(c, f32x4.add(b0, c00)); v128.store(c, f32x4.add(b1, c01), 16); c += ldc;
+        v128.store(c, f32x4.add(b0, c10)); v128.store(c, f32x4.add(b1, c11), 16); c += ldc;
+        v128.store(c, f32x4.add(b0, c20)); v128.store(c, f32x4.add(b1, c21), 16); c += ldc;
+        v128.store(c, f32x4.add(b0, c30)); v128.store(c, f32x4.add(b1, c31), 16);
+      }
+      return;
+    }
     v128.store(c, f32x4.add(v128.load(c), c00)); v128.store(c, f32x4.add(v128.load(c, 16), c01), 16); c += ldc;
     v128.store(c, f32x4.add(v128.load(c), c10)); v128.store(c, f32x4.add(v128.load(c, 16), c11), 16); c += ldc;
     v128.store(c, f32x4.add(v128.load(c), c20)); v128.store(c, f32x4.add(v128.load(c, 16), c21), 16); c += ldc;
@@ -46,7 +69,10 @@ function tile4x8(a0: usize, a1: usize, a2: usize, a3: usize, ks: usize, b: usize
   v128.store(edge, c20, 64); v128.store(edge, c21, 80); v128.store(edge, c30, 96); v128.store(edge, c31, 112);
   for (let r = 0; r < rows; r++) {
     const row = c + <usize>r * ldc, src = edge + (<usize>r << 5);
-    for (let j = 0; j < cols; j++) store<f32>(row + (<usize>j << 2), load<f32>(row + (<usize>j << 2)) + load<f32>(src + (<usize>j << 2)));
+    for (let j = 0; j < cols; j++) {
+      const held: f32 = !init ? load<f32>(row + (<usize>j << 2)) : !bias ? 0 : load<f32>(bias + (<usize>(rowBias ? r : j) << 2));
+      store<f32>(row + (<usize>j << 2), held + load<f32>(src + (<usize>j << 2)));
+    }
   }
 }
 
@@ -88,7 +114,8 @@ const PANEL_RUN: i32 = 16;
  */
 export function gemmBlock(M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usize, bp: usize, panelBytes: usize, c: usize, ldc: usize, bias: usize, rowBias: bool, edge: usize, init: bool, r0: i32, r1: i32, p0: i32, p1: i32): void {
   if (r0 >= r1 || p0 >= p1) return;
-  if (init) {
+  // the first K slice's tiles store bias + their sums; only an empty K leaves C to set here
+  if (init && K == 0) {
     const i0 = r0 << 2, i1 = min(M, r1 << 2), j0 = p0 << 3, j1 = min(N, p1 << 3);
     for (let i = i0; i < i1; i++) {
       const row = c + <usize>i * ldc;
@@ -109,7 +136,8 @@ export function gemmBlock(M: i32, N: i32, K: i32, a: usize, rsA: usize, ksA: usi
           const i = t << 2, rows = min(4, M - i);
           const x0 = a + <usize>i * rsA + <usize>k0 * ksA;
           const x1 = rows > 1 ? x0 + rsA : x0, x2 = rows > 2 ? x1 + rsA : x1, x3 = rows > 3 ? x2 + rsA : x2;
-          tile4x8(x0, x1, x2, x3, ksA, b, kn, c + <usize>i * ldc + (<usize>p << 5), ldc, rows, cols, edge);
+          const tileBias = !bias ? 0 : rowBias ? bias + (<usize>i << 2) : bias + (<usize>p << 5);
+          tile4x8(x0, x1, x2, x3, ksA, b, kn, c + <usize>i * ldc + (<usize>p << 5), ldc, rows, cols, edge, init && k0 == 0, tileBias, rowBias);
         }
       }
     }
