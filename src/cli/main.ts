@@ -24,7 +24,8 @@ import { progressView } from "./progress.js";
 import { checkSampleSpec, MAX_STEPS, parseDecode, runSample } from "../driver/sample.js";
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
-import { MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
+import { engineInfo, MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
+import { kernelBuild } from "../kernels/fast.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 import { paramCounts } from "../model/params.js";
 import { mapCheckpoint, mappingError } from "../checkpoint/open.js";
@@ -43,6 +44,16 @@ function widthArg(v: unknown): Width {
   if (w === undefined) throw fail("badOption", { option: "width", value: String(v), expected: oneOf(String(v), WIDTHS) });
   return w;
 }
+
+/** What computed a forward, beside its time: the kernels' build and, on the engine, its threads. */
+function kernelsUsed(): { kernels: string; threads: number } {
+  const kernels = kernelBuild();
+  return { kernels, threads: kernels === "scalar" ? 1 : engineInfo().threads };
+}
+const onKernels = () => {
+  const k = kernelsUsed();
+  return ` (${k.kernels}, ${k.threads} thread${k.threads === 1 ? "" : "s"})`;
+};
 
 function intArg(name: string, v: unknown, min: number, max?: number): number {
   const n = Number(v);
@@ -263,7 +274,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           progress.stop();
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
-          emit(`${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${a.out ? `; wrote ${a.out}` : ""}`, { artifact: a.artifact, engine: "ditc", velocity: s, seconds, out: a.out ?? null });
+          emit(`${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}`, { artifact: a.artifact, engine: "ditc", velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null });
           return;
         }
         const { source, close } = openSource(a);
@@ -279,8 +290,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
           emit(
-            `${source.origin}, width ${width}, ${a.precision}: velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} min ${s.min.toPrecision(4)} max ${s.max.toPrecision(4)}${s.nonFinite ? `, ${s.nonFinite} non-finite` : ""} in ${seconds.toFixed(2)} s${a.out ? `; wrote ${a.out}` : ""}`,
-            { model: source.origin, width, precision: a.precision, velocity: s, seconds, out: a.out ?? null },
+            `${source.origin}, width ${width}, ${a.precision}: velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} min ${s.min.toPrecision(4)} max ${s.max.toPrecision(4)}${s.nonFinite ? `, ${s.nonFinite} non-finite` : ""} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}`,
+            { model: source.origin, width, precision: a.precision, velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null },
           );
         } finally {
           close();

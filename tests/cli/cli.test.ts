@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../src/cli/main.js";
+import { kernelBuild } from "../../src/kernels/fast.js";
+import { engineInfo, setThreads } from "../../src/kernels/simd/engine.js";
 import { DITC_VERSION } from "../../src/version.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-cli-"));
@@ -144,8 +146,13 @@ describe("commands end to end on micro", () => {
     expect(JSON.parse(run.stdout).velocity.shape).toEqual([2, 4, 16, 16]);
     expect(existsSync(out)).toBe(true);
     // the preset with the same seed is the same model
-    const viaPreset = await ditc("run", "--preset", "micro", "--seed", "3", "--width", "0.375", "--inputs", inp, "--json");
+    const threads = engineInfo().threads;
+    const viaPreset = await ditc("run", "--preset", "micro", "--seed", "3", "--width", "0.375", "--inputs", inp, "--threads", "1", "--json");
+    setThreads(threads); // main() set it for this whole process
     expect(JSON.parse(viaPreset.stdout).velocity).toEqual(JSON.parse(run.stdout).velocity);
+    // the time comes with what computed it
+    expect(JSON.parse(run.stdout)).toMatchObject({ kernels: kernelBuild(), threads });
+    expect(JSON.parse(viaPreset.stdout)).toMatchObject({ kernels: kernelBuild(), threads: 1 });
   });
 
   test("inspect --ir prints the graph; full-preset counts match docs/model.md", async () => {
