@@ -14,7 +14,7 @@ import { bnaAttentionTiled, multiHeadAttentionTiled } from "./simd/attention.js"
 import { BINARY_SIMD, binarySimd, layerNormSimd, rope2dSimd, roundToF16Simd, softmaxSimd, UNARY_SIMD, unarySimd, type SimdBinary, type SimdUnary } from "./simd/elementwise.js";
 import { simdEngine } from "./simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "./simd/gemm.js";
-import { concatSimd, reduceSimd, sliceSimd, transposeSimd } from "./simd/layout.js";
+import { concatSimd, depthwiseSimd, reduceSimd, sliceSimd, transposeSimd } from "./simd/layout.js";
 import { floatTensor, isCompact, numel, stridesOf, type FloatTensor, type Tensor } from "./tensor.js";
 
 export type KernelMode = "simd" | "scalar";
@@ -260,25 +260,19 @@ function depthwiseNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undef
   const [sh, sw] = a.stride, [pt, pl, pb, pr] = a.pads;
   const Ho = convOutSize(H, KH, sh, pt, pb), Wo = convOutSize(W, KW, sw, pl, pr);
   const mult = Cout / Cin;
+  if (pt === 0 && pl === 0 && pb === 0 && pr === 0) {
+    // every tap inside the plane (CoreML's ASSA compression): on the engine, the same sums as below
+    const data = depthwiseSimd(x.data, w.data, bias?.data, {
+      B, C: Cout, mult, Ho, Wo, KH, KW, sh, sw, xStrides: [Cin * H * W, H * W, W, 1], outStrides: [Cout * Ho * Wo, Ho * Wo, Wo, 1],
+    });
+    return floatTensor([B, Cout, Ho, Wo], data);
+  }
   const out = resultArray(B * Cout * Ho * Wo);
   const X = x.data, Wt = w.data;
-  const unpadded = pt === 0 && pl === 0 && pb === 0 && pr === 0;
   for (let b = 0; b < B; b++)
     for (let co = 0; co < Cout; co++) {
       const plane = (b * Cin + Math.floor(co / mult)) * H * W, dst = (b * Cout + co) * Ho * Wo;
       const bv = bias ? bias.data[co]! : 0;
-      if (unpadded) {
-        // every tap inside the plane (ASSA's key/value compression): no bounds to test, same sums
-        const taps = co * KH * KW;
-        for (let oh = 0; oh < Ho; oh++)
-          for (let ow = 0, o = dst + oh * Wo; ow < Wo; ow++) {
-            let s = 0;
-            for (let kh = 0, row = plane + oh * sh * W + ow * sw; kh < KH; kh++, row += W)
-              for (let kw = 0; kw < KW; kw++) s += X[row + kw]! * Wt[taps + kh * KW + kw]!;
-            out[o + ow] = s + bv;
-          }
-        continue;
-      }
       for (let oh = 0; oh < Ho; oh++)
         for (let ow = 0; ow < Wo; ow++) {
           let s = 0;
@@ -306,23 +300,10 @@ function depthwiseTokens(x: FloatTensor, grid: readonly [number, number], w: Flo
   const [Hg, Wg] = grid;
   const [, , KH, KW] = w.shape as [number, number, number, number];
   const Ho = convOutSize(Hg, KH, stride, 0, 0), Wo = convOutSize(Wg, KW, stride, 0, 0);
-  const taps = new Float32Array(KH * KW * C); // (kh, kw, c): the channel loop reads it in a run
-  for (let c = 0; c < C; c++) for (let t = 0; t < KH * KW; t++) taps[t * C + c] = w.data[c * KH * KW + t]!;
-  const out = resultArray(B * Ho * Wo * C);
-  const X = x.data, acc = new Float64Array(C);
-  for (let b = 0; b < B; b++)
-    for (let oh = 0; oh < Ho; oh++)
-      for (let ow = 0; ow < Wo; ow++) {
-        acc.fill(0);
-        for (let kh = 0; kh < KH; kh++)
-          for (let kw = 0; kw < KW; kw++) {
-            const src = ((b * Hg + oh * stride + kh) * Wg + ow * stride + kw) * C, tap = (kh * KW + kw) * C;
-            for (let c = 0; c < C; c++) acc[c] += X[src + c]! * taps[tap + c]!;
-          }
-        const dst = ((b * Ho + oh) * Wo + ow) * C;
-        for (let c = 0; c < C; c++) out[dst + c] = acc[c]! + bias.data[c]!;
-      }
-  return floatTensor([B, Ho * Wo, C], out);
+  const data = depthwiseSimd(x.data, w.data, bias.data, {
+    B, C, mult: 1, Ho, Wo, KH, KW, sh: stride, sw: stride, xStrides: [Hg * Wg * C, 1, Wg * C, C], outStrides: [Ho * Wo * C, 1, Wo * C, C],
+  });
+  return floatTensor([B, Ho * Wo, C], data);
 }
 
 /** NHWC convolution with OHWI weights (TFLite's CONV_2D): per group, C (P x Cout_g) = im2col · W_gᵀ. */

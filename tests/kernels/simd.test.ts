@@ -15,7 +15,7 @@ import { bnaAttentionTiled, multiHeadAttentionTiled } from "../../src/kernels/si
 import { binarySimd, layerNormSimd, rope2dSimd, softmaxSimd, unarySimd, type SimdBinary, type SimdUnary } from "../../src/kernels/simd/elementwise.js";
 import { engineInfo, setThreads } from "../../src/kernels/simd/engine.js";
 import { gemmFast, type BOperand, type MatrixView } from "../../src/kernels/simd/gemm.js";
-import { concatSimd, reduceSimd, sliceSimd, transposeSimd } from "../../src/kernels/simd/layout.js";
+import { concatSimd, depthwiseSimd, reduceSimd, sliceSimd, transposeSimd } from "../../src/kernels/simd/layout.js";
 import { floatTensor, halfTensor, paletteTensor, type FloatTensor } from "../../src/kernels/tensor.js";
 import { randomTensor, relErr } from "../helpers.js";
 import { opDef } from "../../src/ops/index.js";
@@ -184,6 +184,42 @@ describe("matmul, convolution and einsum on the gemm", () => {
           expect(relErr(transpose(floatTensor([B, want.shape[2]!, want.shape[3]!, Cout], nhwc), [0, 3, 1, 2]).data, want.data)).toBeLessThan(1e-5);
         }),
       { numRuns: 50 },
+    );
+  });
+
+  test("an unpadded depthwise convolution on the engine, NCHW planes or token rows, gives the float64 loop's bits", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 9 }), fc.boolean(), fc.nat(1000),
+        (B, Cin, mult, KH, KW, stride, extraH, extraW, withBias, seed) => {
+          const H = KH + extraH, W = KW + extraW, Cout = Cin * mult;
+          const Ho = Math.floor((H - KH) / stride) + 1, Wo = Math.floor((W - KW) / stride) + 1;
+          const x = randomTensor([B, Cin, H, W], seed), w = randomTensor([Cout, 1, KH, KW], seed + 1);
+          const bias = withBias ? randomTensor([Cout], seed + 2) : undefined;
+          // the reference: every output a float64 sum, tap by tap, rounded once
+          const want = new Float32Array(B * Cout * Ho * Wo);
+          for (let b = 0; b < B; b++)
+            for (let co = 0; co < Cout; co++)
+              for (let oh = 0; oh < Ho; oh++)
+                for (let ow = 0; ow < Wo; ow++) {
+                  let s = 0;
+                  for (let kh = 0; kh < KH; kh++)
+                    for (let kw = 0; kw < KW; kw++) s += x.data[((b * Cin + Math.floor(co / mult)) * H + oh * stride + kh) * W + ow * stride + kw]! * w.data[(co * KH + kh) * KW + kw]!;
+                  want[((b * Cout + co) * Ho + oh) * Wo + ow] = s + (bias ? bias.data[co]! : 0);
+                }
+          const attrs = { stride: [stride, stride] as [number, number], pads: [0, 0, 0, 0] as [number, number, number, number], groups: Cin };
+          const got = bothThreadCounts(() => conv2dNchw(x, w, bias, attrs).data);
+          expect(got.every((v, i) => Object.is(v, want[i]))).toBe(true);
+          if (mult !== 1) return;
+          // token rows (B, H·W, C), channels adjacent: the IR's ASSA compression
+          const tokens = transpose(x, [0, 2, 3, 1]).data;
+          const rows = bothThreadCounts(() => depthwiseSimd(tokens, w.data, bias?.data, {
+            B, C: Cin, mult: 1, Ho, Wo, KH, KW, sh: stride, sw: stride, xStrides: [H * W * Cin, 1, W * Cin, Cin], outStrides: [Ho * Wo * Cin, 1, Wo * Cin, Cin],
+          }));
+          const wantRows = transpose(floatTensor([B, Cin, Ho, Wo], want), [0, 2, 3, 1]).data;
+          expect(rows.every((v, i) => Object.is(v, wantRows[i]))).toBe(true);
+        }),
+      { numRuns: 60 },
     );
   });
 

@@ -46,11 +46,13 @@ export interface KernelExports {
   copy_strided(tid: number, nt: number, src: number, dst: number, desc: number, rank: number): void;
   reduce(tid: number, nt: number, kind: number, x: number, out: number, outer: number, n: number, inner: number): void;
   rope(tid: number, nt: number, x: number, out: number, rows: number, L: number, heads: number, dh: number, cosT: number, sinT: number): void;
+  depthwise(tid: number, nt: number, x: number, out: number, w: number, bias: number, B: number, C: number, mult: number, Ho: number, Wo: number, KH: number, KW: number, sh: number, sw: number,
+    xsB: number, xsC: number, xsH: number, xsW: number, osB: number, osC: number, osH: number, osW: number): void;
   heap_base(): number;
 }
 
 /** Kernels the pool can run, by index in the control block. Each takes (share, nt, ...args): share s of nt. */
-export const PARALLEL_KERNELS = ["gemm", "pack_f32", "pack_f16", "pack_lut", "attention_pack", "attention", "unary", "binary", "layer_norm", "softmax", "rope", "copy_strided", "reduce"] as const;
+export const PARALLEL_KERNELS = ["gemm", "pack_f32", "pack_f16", "pack_lut", "attention_pack", "attention", "unary", "binary", "layer_norm", "softmax", "rope", "copy_strided", "reduce", "depthwise"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /**

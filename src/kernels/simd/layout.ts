@@ -59,3 +59,32 @@ export function reduceSimd(x: FloatTensor, axes: readonly number[], kind: keyof 
   if (!keepDims) shape = x.shape.filter((_, d) => !axes.includes(d));
   return { dtype: x.dtype, shape, data };
 }
+
+/** An unpadded depthwise convolution's sizes; strides are in elements, per (batch, channel, row, column). */
+export interface DepthwiseShape {
+  B: number;
+  C: number;
+  /** output channels per input channel */
+  mult: number;
+  Ho: number;
+  Wo: number;
+  KH: number;
+  KW: number;
+  sh: number;
+  sw: number;
+  xStrides: readonly [number, number, number, number];
+  outStrides: readonly [number, number, number, number];
+}
+
+/**
+ * A depthwise convolution without padding on the engine (assembly/layout.ts `depthwise`): NCHW
+ * planes or token rows, as the strides say; w holds C·KH·KW taps, bias C values or none. The bits
+ * of the JavaScript loops in ../fast.ts: float64 sums, tap by tap, rounded once.
+ */
+export function depthwiseSimd(x: Float32Array, w: Float32Array, bias: Float32Array | undefined, s: DepthwiseShape): Float32Array {
+  const n = s.B * s.C * s.Ho * s.Wo;
+  const [xb, xc, xh, xw] = s.xStrides, [ob, oc, oh, ow] = s.outStrides;
+  return withOperands(bias ? [x, w, bias] : [x, w], n, ([px, pw, pb], out) =>
+    run("depthwise", [px!, out, pw!, pb ?? 0, s.B, s.C, s.mult, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, xb * 4, xc * 4, xh * 4, xw * 4, ob * 4, oc * 4, oh * 4, ow * 4], n * s.KH * s.KW),
+  );
+}

@@ -88,3 +88,53 @@ export function reduce(tid: i32, nt: i32, kind: i32, x: usize, out: usize, outer
     store<f32>(out + (<usize>it << 2), <f32>(kind == REDUCE_MEAN ? acc / <f64>n : acc));
   }
 }
+
+/**
+ * A depthwise convolution without padding, in either layout the model runs it in: out(b, c, oh, ow)
+ * = bias[c] + Σ_kh Σ_kw x(b, c / mult, oh·sh + kh, ow·sw + kw) · w[c·KH·KW + kh·KW + kw]. Element
+ * (b, c, h, w) of x is at x + b·xsB + c·xsC + h·xsH + w·xsW (bytes), of out likewise with the os
+ * strides. Each output is summed in float64, tap by tap, and rounded once: the bits of the
+ * JavaScript loops it replaces (src/kernels/fast.ts). Channels adjacent in memory (xsC = 4, the
+ * token layout, mult 1): a thread takes output rows and runs the channels innermost; otherwise
+ * (NCHW planes) it takes output planes.
+ */
+export function depthwise(
+  tid: i32, nt: i32, x: usize, out: usize, w: usize, bias: usize, B: i32, C: i32, mult: i32, Ho: i32, Wo: i32, KH: i32, KW: i32, sh: i32, sw: i32,
+  xsB: usize, xsC: usize, xsH: usize, xsW: usize, osB: usize, osC: usize, osH: usize, osW: usize,
+): void {
+  const taps = KH * KW;
+  if (xsC == 4 && mult == 1) {
+    const rows = B * Ho;
+    for (let r = shareLo(rows, tid, nt), r1 = shareLo(rows, tid + 1, nt); r < r1; r++) {
+      const b = r / Ho, oh = r % Ho;
+      for (let ow = 0; ow < Wo; ow++) {
+        const xp = x + <usize>b * xsB + <usize>(oh * sh) * xsH + <usize>(ow * sw) * xsW;
+        const op = out + <usize>b * osB + <usize>oh * osH + <usize>ow * osW;
+        for (let c = 0; c < C; c++) {
+          let s: f64 = 0;
+          const wc = w + (<usize>(c * taps) << 2), xc = xp + (<usize>c << 2);
+          for (let kh = 0; kh < KH; kh++)
+            for (let kw = 0; kw < KW; kw++)
+              s += <f64>load<f32>(xc + <usize>kh * xsH + <usize>kw * xsW) * <f64>load<f32>(wc + (<usize>(kh * KW + kw) << 2));
+          store<f32>(op + <usize>c * osC, <f32>(s + (bias ? <f64>load<f32>(bias + (<usize>c << 2)) : 0)));
+        }
+      }
+    }
+    return;
+  }
+  const planes = B * C;
+  for (let q = shareLo(planes, tid, nt), q1 = shareLo(planes, tid + 1, nt); q < q1; q++) {
+    const b = q / C, c = q % C;
+    const xq = x + <usize>b * xsB + <usize>(c / mult) * xsC, oq = out + <usize>b * osB + <usize>c * osC;
+    const wc = w + (<usize>(c * taps) << 2);
+    const bv: f64 = bias ? <f64>load<f32>(bias + (<usize>c << 2)) : 0;
+    for (let oh = 0; oh < Ho; oh++)
+      for (let ow = 0; ow < Wo; ow++) {
+        let s: f64 = 0;
+        const xp = xq + <usize>(oh * sh) * xsH + <usize>(ow * sw) * xsW;
+        for (let kh = 0; kh < KH; kh++)
+          for (let kw = 0; kw < KW; kw++) s += <f64>load<f32>(xp + <usize>kh * xsH + <usize>kw * xsW) * <f64>load<f32>(wc + (<usize>(kh * KW + kw) << 2));
+        store<f32>(oq + <usize>oh * osH + <usize>ow * osW, <f32>(s + bv));
+      }
+  }
+}
