@@ -255,18 +255,12 @@ export function conv2dNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | u
 
 /** One input channel per group (NCHW, OIHW with I = 1): a direct loop, there is no matrix to multiply. */
 function depthwiseNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undefined, a: Conv2dAttrs): FloatTensor {
+  if (isUnpadded(a)) return depthwiseUnpadded(x, w, bias, a, "NCHW");
   const [B, Cin, H, W] = x.shape as [number, number, number, number];
   const [Cout, , KH, KW] = w.shape as [number, number, number, number];
   const [sh, sw] = a.stride, [pt, pl, pb, pr] = a.pads;
   const Ho = convOutSize(H, KH, sh, pt, pb), Wo = convOutSize(W, KW, sw, pl, pr);
   const mult = Cout / Cin;
-  if (pt === 0 && pl === 0 && pb === 0 && pr === 0) {
-    // every tap inside the plane (CoreML's ASSA compression): on the engine, the same sums as below
-    const data = depthwiseSimd(x.data, w.data, bias?.data, {
-      B, C: Cout, mult, Ho, Wo, KH, KW, sh, sw, xStrides: [Cin * H * W, H * W, W, 1], outStrides: [Cout * Ho * Wo, Ho * Wo, Wo, 1],
-    });
-    return floatTensor([B, Cout, Ho, Wo], data);
-  }
   const out = resultArray(B * Cout * Ho * Wo);
   const X = x.data, Wt = w.data;
   for (let b = 0; b < B; b++)
@@ -290,6 +284,27 @@ function depthwiseNchw(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undef
   return floatTensor([B, Cout, Ho, Wo], out);
 }
 
+const isUnpadded = (a: Conv2dAttrs) => a.pads.every((p) => p === 0);
+
+/**
+ * A depthwise convolution whose every tap lies inside the image (the ASSA compression as CoreML
+ * and TFLite lower it), on the engine: the same float64 sums as depthwiseNchw's loop. The weight
+ * is (Cout, 1, KH, KW) or, NHWC, (Cout, KH, KW, 1): the same order of taps.
+ */
+function depthwiseUnpadded(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undefined, a: Conv2dAttrs, layout: "NCHW" | "NHWC"): FloatTensor {
+  const nchw = layout === "NCHW";
+  const [B, Cin, H, W] = (nchw ? x.shape : [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]) as [number, number, number, number];
+  const Cout = w.shape[0]!, KH = w.shape[nchw ? 2 : 1]!, KW = w.shape[nchw ? 3 : 2]!;
+  const [sh, sw] = a.stride;
+  const Ho = convOutSize(H, KH, sh, 0, 0), Wo = convOutSize(W, KW, sw, 0, 0);
+  const data = depthwiseSimd(x.data, w.data, bias?.data, {
+    B, C: Cout, mult: Cout / Cin, Ho, Wo, KH, KW, sh, sw,
+    xStrides: nchw ? [Cin * H * W, H * W, W, 1] : [H * W * Cin, 1, W * Cin, Cin],
+    outStrides: nchw ? [Cout * Ho * Wo, Ho * Wo, Wo, 1] : [Ho * Wo * Cout, 1, Wo * Cout, Cout],
+  });
+  return floatTensor(nchw ? [B, Cout, Ho, Wo] : [B, Ho, Wo, Cout], data);
+}
+
 /**
  * The depthwise convolution (no padding) of tokens x (B, L, C) seen as their Hg x Wg map, in token
  * layout: what depthwiseNchw computes between tokensToMap and mapToTokens, sums in the same order,
@@ -310,6 +325,7 @@ function depthwiseTokens(x: FloatTensor, grid: readonly [number, number], w: Flo
 export function conv2dNhwc(x: FloatTensor, w: FloatTensor, bias: FloatTensor | undefined, a: Conv2dAttrs): FloatTensor {
   const [B, H, W, Cin] = x.shape as [number, number, number, number];
   const [Cout, KH, KW, CinG] = w.shape as [number, number, number, number];
+  if (mode !== "scalar" && CinG === 1 && a.groups === Cin && isUnpadded(a)) return depthwiseUnpadded(x, w, bias, a, "NHWC");
   if (mode === "scalar" || (CinG === 1 && a.groups === Cin)) {
     const y = conv2dNchw(transpose(x, [0, 3, 1, 2]), transpose(w, [0, 3, 1, 2]), bias, a);
     return transpose(y, [0, 2, 3, 1]);

@@ -187,7 +187,7 @@ describe("matmul, convolution and einsum on the gemm", () => {
     );
   });
 
-  test("an unpadded depthwise convolution on the engine, NCHW planes or token rows, gives the float64 loop's bits", () => {
+  test("an unpadded depthwise convolution on the engine, NCHW, NHWC or token rows, gives the float64 loop's bits", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 9 }), fc.boolean(), fc.nat(1000),
@@ -210,6 +210,10 @@ describe("matmul, convolution and einsum on the gemm", () => {
           const attrs = { stride: [stride, stride] as [number, number], pads: [0, 0, 0, 0] as [number, number, number, number], groups: Cin };
           const got = bothThreadCounts(() => conv2dNchw(x, w, bias, attrs).data);
           expect(got.every((v, i) => Object.is(v, want[i]))).toBe(true);
+          // NHWC (TFLite's depthwise): the same sums in the other layout
+          const nhwc = bothThreadCounts(() => conv2dNhwc(transpose(x, [0, 2, 3, 1]), transpose(w, [0, 2, 3, 1]), bias, attrs).data);
+          const wantNhwc = transpose(floatTensor([B, Cout, Ho, Wo], want), [0, 2, 3, 1]).data;
+          expect(nhwc.every((v, i) => Object.is(v, wantNhwc[i]))).toBe(true);
           if (mult !== 1) return;
           // token rows (B, H·W, C), channels adjacent: the IR's ASSA compression
           const tokens = transpose(x, [0, 2, 3, 1]).data;
