@@ -25,7 +25,7 @@ import { checkSampleSpec, MAX_STEPS, parseDecode, runSample } from "../driver/sa
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type SampleEngine } from "../sample/engines.js";
 import { engineInfo, MAX_THREADS, setThreads } from "../kernels/simd/engine.js";
-import { kernelBuild } from "../kernels/fast.js";
+import { kernelBuild, type KernelBuild } from "../kernels/fast.js";
 import { parseWidth, presetConfig, PRESET_NAMES, WIDTHS, type Width } from "../model/config.js";
 import { paramCounts } from "../model/params.js";
 import { mapCheckpoint, mappingError } from "../checkpoint/open.js";
@@ -46,7 +46,7 @@ function widthArg(v: unknown): Width {
 }
 
 /** What computed a forward, beside its time: the kernels' build and, on the engine, its threads. */
-function kernelsUsed(): { kernels: string; threads: number } {
+function kernelsUsed(): { kernels: KernelBuild; threads: number } {
   const kernels = kernelBuild();
   return { kernels, threads: kernels === "scalar" ? 1 : engineInfo().threads };
 }
