@@ -128,7 +128,7 @@ function layerClusterJob(n: Node, c: ConstValue, prod: ReturnType<typeof produce
  * clustering only, so the pool works beside the forward. These are the pass' clusterings for the
  * layers that stay at 4 bits: same weight, plan and statistics, so compile hands them on.
  */
-export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onChunk?: (done: number, total: number) => void): { layers: LayerSensitivity[]; ahead: Map<string, AheadClustering> } {
+export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, stats: ReadonlyMap<string, ChannelStats> | undefined, threads: number, onChunk?: (done: number, total: number) => void, maxRows = PROBE_ROWS): { layers: LayerSensitivity[]; ahead: Map<string, AheadClustering> } {
   const biases = new Map<string, Float32Array>(), clusterings = new Map<string, Palettized>();
   const { jobs, biasSource } = layerClusterJobs(g, t, stats, () => 4, biases);
   const ahead = new Map<string, AheadClustering>();
@@ -143,7 +143,7 @@ export function probeLayersClustering(graphFor: (batch: number) => Graph, g: Gra
       return a;
     };
     const arrived = { get: (name: string) => ahead.get(name) ?? (pool.waitFor(name), store(name)) };
-    const layers = probeLayers(graphFor, cal, techniqueQuantizer(t, stats, arrived), undefined, onChunk);
+    const layers = probeLayers(graphFor, cal, techniqueQuantizer(t, stats, arrived), undefined, onChunk, maxRows);
     pool.finish();
     for (const name of clusterings.keys()) if (!ahead.has(name)) store(name); // a weight no probed layer reads (none in these models)
     return { layers, ahead };
@@ -182,14 +182,42 @@ function cachedQuantizer(quantize: LayerQuantizer, budgetBytes = 2 ** 30): Layer
   };
 }
 
+/**
+ * The layer probe reruns a linear layer on at most this many rows (tokens × records) of its
+ * input: every s-th row, s = ⌈rows / PROBE_ROWS⌉, against the same rows of its float output.
+ * A rerun costs as much as the layer itself, so over every row the probe was two forwards; the
+ * full preset at 1024² has 4096 rows in its Down and Up stages, where this takes one in four
+ * (a regular grid over the token raster), and 1024 in its Middle stage, all of them. Ranking by
+ * error per parameter needs the error's size, not its last digit: over 1024 rows a layer's
+ * error is a mean over 0.5–8 M outputs. Convs (a handful per model) rerun whole.
+ */
+export const PROBE_ROWS = 1024;
+
+/** The rows of a linear's input and float output the probe reruns (`take` gathers every step-th row), or the operands as they are. */
+function probeRows(n: Node, ins: readonly Tensor[], y: Float32Array, maxRows: number, take: (src: Float32Array, cols: number, step: number) => Float32Array): { ins: readonly Tensor[]; y: Float32Array } {
+  if (n.kind !== "linear" || maxRows <= 0) return { ins, y };
+  const x = asFloat(ins[0]!), cols = x.shape[x.shape.length - 1]!, rows = x.data.length / (cols || 1);
+  const step = Math.ceil(rows / maxRows);
+  if (step <= 1) return { ins, y };
+  const xs = take(x.data, cols, step);
+  return { ins: [floatTensor([1, xs.length / cols, cols], xs), ...ins.slice(1)], y: take(y, y.length / rows, step) };
+}
+
+/** Every step-th row of a (rows × cols) array, into `into` (fresh by default). */
+function takeRows(src: Float32Array, cols: number, step: number, into: Float32Array = new Float32Array(Math.ceil(src.length / cols / step) * cols)): Float32Array {
+  for (let r = 0, o = 0; o < into.length; r += step, o += cols) into.set(src.subarray(r * cols, r * cols + cols), o);
+  return into;
+}
+
 /** Adds one graph run's layer errors to `sums` (a weight used by several nodes sums their errors). */
-function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuantizer, sums: Map<string, ErrorSums>, onLayer?: (name: string) => void): void {
+function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuantizer, sums: Map<string, ErrorSums>, onLayer?: (name: string) => void, maxRows = PROBE_ROWS): void {
   const prod = producers(g);
   runGraph(g, feeds, {
     observe: (n, ins, outs) => {
       const name = statsSite(n, prod);
       if (!name) return;
-      addLayerError(sums, name, n, ins, asFloat(outs[0]!).data, quantize);
+      const r = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => takeRows(src, cols, step));
+      addLayerError(sums, name, n, r.ins, r.y, quantize);
       onLayer?.(name);
     },
   });
@@ -247,7 +275,7 @@ const PENDING_BYTES = 2 ** 29;
  * `g` is the width's graph the palettize pass will see (its jobs and bias names); `graphFor` the
  * model at the set's batch.
  */
-export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, threads: number, onLayer?: (done: number, total: number) => void, pendingLimit = PENDING_BYTES): { layers: LayerSensitivity[]; stats: Map<string, ChannelStats>; ahead: Map<string, AheadClustering> } {
+export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g: Graph, cal: Feeds, t: QuantizeTechniques, threads: number, onLayer?: (done: number, total: number) => void, pendingLimit = PENDING_BYTES, maxRows = PROBE_ROWS): { layers: LayerSensitivity[]; stats: Map<string, ChannelStats>; ahead: Map<string, AheadClustering> } {
   const run = graphFor(calibrationSize(cal));
   if (!oneForwardProbe(run, cal)) throw new Error("internal: probeLayersWithStatistics needs one chunk and one reader per weight");
   const prod = producers(run), widthProd = producers(g);
@@ -287,11 +315,13 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
         const made = layerClusterJob(reader.n, reader.c, widthProd, 4, t, s, biases);
         if (made.biasSource) biasSource.set(name, made.biasSource);
         pool.add([made.job]);
-        // the engine's memory is reused after this call: the rerun gets copies (constants are the run's own)
+        // the engine's memory is reused after this call: the rerun gets copies (constants are the
+        // run's own), of only the rows it reruns
         const copies: Float32Array[] = [];
-        const copy = (t: Float32Array) => (copies.push(buffers.copy(t)), copies[copies.length - 1]!);
-        const kept = ins.map((t, i) => (prod.get(n.inputs[i]!)?.kind === "const" ? t : ({ ...asFloat(t), data: copy(asFloat(t).data) } as Tensor)));
-        const y = copy(asFloat(outs[0]!).data);
+        const keep = (t: Float32Array) => (copies.push(t), t);
+        const rows = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => keep(buffers.take(src, cols, step)));
+        const kept = rows.ins.map((t, i) => (prod.get(n.inputs[i]!)?.kind === "const" || t !== ins[i] ? t : ({ ...asFloat(t), data: keep(buffers.copy(asFloat(t).data)) } as Tensor)));
+        const y = rows.y === asFloat(outs[0]!).data ? keep(buffers.copy(rows.y)) : rows.y;
         errors.set(name, { shape: [...ins[1]!.shape], num: 0, den: 0, count: 0 }); // graph order, as probeLayers
         const bytes = copies.reduce((b, c) => b + c.byteLength, 0);
         pending.push({ name, n, ins: kept, y, copies, bytes });
@@ -315,21 +345,25 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
  * costs a page fault per 4 KiB (the copies of the full preset's width 1 come to 15 GB). At most
  * `spareLimit` bytes are kept spare (the smallest go first).
  */
-function reusedBuffers(spareLimit: number): { copy(src: Float32Array): Float32Array; release(copy: Float32Array): void } {
+function reusedBuffers(spareLimit: number): { copy(src: Float32Array): Float32Array; take(src: Float32Array, cols: number, step: number): Float32Array; release(copy: Float32Array): void } {
   const spare: Float32Array[] = [];
   let spareBytes = 0;
+  const buffer = (length: number) => {
+    let at = -1;
+    spare.forEach((b, i) => {
+      if (b.length >= length && (at < 0 || b.length < spare[at]!.length)) at = i;
+    });
+    const buf = at >= 0 ? spare.splice(at, 1)[0]! : new Float32Array(length);
+    if (at >= 0) spareBytes -= buf.byteLength;
+    return buf.subarray(0, length);
+  };
   return {
     copy(src) {
-      let at = -1;
-      spare.forEach((b, i) => {
-        if (b.length >= src.length && (at < 0 || b.length < spare[at]!.length)) at = i;
-      });
-      const buf = at >= 0 ? spare.splice(at, 1)[0]! : new Float32Array(src.length);
-      if (at >= 0) spareBytes -= buf.byteLength;
-      const out = buf.subarray(0, src.length);
+      const out = buffer(src.length);
       out.set(src);
       return out;
     },
+    take: (src, cols, step) => takeRows(src, cols, step, buffer(Math.ceil(src.length / cols / step) * cols)),
     release(copy) {
       const whole = new Float32Array(copy.buffer);
       spare.push(whole);
@@ -345,19 +379,19 @@ function sensitivities(sums: Map<string, ErrorSums>): LayerSensitivity[] {
 }
 
 /** The layer probe on one batch of inputs. */
-export function probeSensitivity(g: Graph, calibration: Record<string, Tensor>, onLayer?: (name: string) => void, quantize: LayerQuantizer = plainQuantizer): LayerSensitivity[] {
+export function probeSensitivity(g: Graph, calibration: Record<string, Tensor>, onLayer?: (name: string) => void, quantize: LayerQuantizer = plainQuantizer, maxRows = PROBE_ROWS): LayerSensitivity[] {
   const sums = new Map<string, ErrorSums>();
-  probeRun(g, calibration, quantize, sums, onLayer);
+  probeRun(g, calibration, quantize, sums, onLayer, maxRows);
   return sensitivities(sums);
 }
 
 /** The layer probe over a calibration set in chunks; `graphFor(batch)` builds the float model. */
-export function probeLayers(graphFor: (batch: number) => Graph, cal: Feeds, quantize: LayerQuantizer, chunk = CALIBRATION_CHUNK, onChunk?: (done: number, total: number) => void): LayerSensitivity[] {
+export function probeLayers(graphFor: (batch: number) => Graph, cal: Feeds, quantize: LayerQuantizer, chunk = CALIBRATION_CHUNK, onChunk?: (done: number, total: number) => void, maxRows = PROBE_ROWS): LayerSensitivity[] {
   const sums = new Map<string, ErrorSums>();
   const n = calibrationSize(cal);
   const cached = cachedQuantizer(quantize);
   forEachChunk(cal, chunk, (feeds, first) => {
-    probeRun(graphFor(calibrationSize(feeds)), feeds, cached, sums);
+    probeRun(graphFor(calibrationSize(feeds)), feeds, cached, sums, undefined, maxRows);
     onChunk?.(Math.min(n, first + chunk), n);
   });
   return sensitivities(sums);

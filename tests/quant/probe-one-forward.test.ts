@@ -11,12 +11,15 @@ import { syntheticInputs } from "../../src/driver/init.js";
 import { DEFAULT_TECHNIQUES, planWidth } from "../../src/driver/quantize-plan.js";
 import { buildModel } from "../../src/model/build.js";
 import { openCheckpoint } from "../../src/model/weights.js";
-import { activationStats, storedStats, type CalibrationSet } from "../../src/quant/calibration.js";
+import { activationStats, statsSite, storedStats, type CalibrationSet } from "../../src/quant/calibration.js";
 import { clusterAll } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import type { QuantizeTechniques } from "../../src/quant/layer.js";
 import { layerClusterJobs, oneForwardProbe, probeLayers, probeLayersClustering, probeLayersWithStatistics, techniqueQuantizer, type AheadClustering } from "../../src/quant/probe.js";
-import type { Graph } from "../../src/ir/graph.js";
+import { producers, type Graph } from "../../src/ir/graph.js";
+import { runGraph } from "../../src/interp/interpreter.js";
+import { asFloat, numel } from "../../src/kernels/tensor.js";
+import { opDef } from "../../src/ops/index.js";
 import type { ChannelStats } from "../../src/quant/calibration.js";
 
 const TRAINED = new URL("../../fixtures/shapes-micro/model.safetensors", import.meta.url).pathname;
@@ -102,5 +105,42 @@ test("compile plans take the one forward for a set of one chunk, the three passe
   const two = planWidth(source, graph, width, latentSize, { mode: "mixed", target: 4.5 }, DEFAULT_TECHNIQUES, inputs(9));
   expect(two.seconds.statistics).toBeGreaterThan(0);
   expect(Object.values(two.bits)).toContain(8);
+  source.close();
+});
+
+test("past maxRows rows a linear reruns on every step-th row: those rows' error exactly, the same in one forward", () => {
+  const t = { groupSize: 0, weighted: true, biasCorrection: true };
+  const source = openCheckpoint(TRAINED);
+  const latentSize = source.config.latentSize, width = 1, batch = 3, maxRows = 50;
+  const graph = buildModel(source, { width }).graph;
+  const graphFor = (b: number) => buildModel(source, { width, batch: b, latentSize, contextTokens: source.config.contextTokens }).graph;
+  const cal = syntheticInputs(source.config, 5, { batch, latentSize, contextTokens: source.config.contextTokens }) as CalibrationSet;
+  const stats = new Map([...activationStats(graphFor, cal)].map(([k, s]) => [k, storedStats(s)]));
+  const quantize = techniqueQuantizer(t, stats, clusteredFirst(graph, t, stats));
+  // the oracle: every row rerun, then the rows i·step kept (step = ⌈rows / maxRows⌉)
+  const run = graphFor(batch), prod = producers(run);
+  const want = new Map<string, { num: number; den: number; sampled: boolean }>();
+  runGraph(run, cal, {
+    observe: (n, ins, outs) => {
+      const name = statsSite(n, prod);
+      if (!name) return;
+      const q = quantize(name, n, asFloat(ins[1]!), ins[2] ? asFloat(ins[2]) : undefined);
+      const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(q.bias ?? ins[2] ? [(q.bias ?? ins[2])!] : [])], n.attrs as never)[0]!).data;
+      const y = asFloat(outs[0]!).data, cols = ins[0]!.shape[ins[0]!.shape.length - 1]!, rows = numel(ins[0]!.shape) / cols;
+      const step = n.kind === "linear" ? Math.ceil(rows / maxRows) : 1, width = y.length / rows;
+      let num = 0, den = 0;
+      for (let r = 0; r < rows; r += step) for (let j = r * width; j < (r + 1) * width; j++) (num += (yq[j]! - y[j]!) ** 2), (den += y[j]! ** 2);
+      want.set(name, { num, den, sampled: step > 1 });
+    },
+  });
+  const sampled = [...want.values()].filter((w) => w.sampled).length;
+  expect(sampled).toBeGreaterThan(0);
+  expect(sampled).toBeLessThan(want.size); // the middle stage's 48 rows rerun whole
+  const layers = probeLayers(graphFor, cal, quantize, undefined, undefined, maxRows);
+  for (const l of layers) expect(l.mse, l.name).toBe(want.get(l.name)!.num / want.get(l.name)!.den);
+  // every row, as before: the sampled layers' errors differ
+  const whole = new Map(probeLayers(graphFor, cal, quantize, undefined, undefined, 0).map((l) => [l.name, l.mse]));
+  for (const l of layers) if (want.get(l.name)!.sampled) expect(l.mse, l.name).not.toBe(whole.get(l.name));
+  for (const limit of [0, 2 ** 29]) expect(probeLayersWithStatistics(graphFor, graph, cal, t, 2, undefined, limit, maxRows).layers).toEqual(layers);
   source.close();
 });
