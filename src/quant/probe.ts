@@ -6,7 +6,7 @@
 // alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
 // ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
 // average bit width reaches the target.
-import { producers, type ConstValue, type Graph, type Node } from "../ir/graph.js";
+import { producers, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import { asFloat, floatTensor, numel, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 import { opDef } from "../ops/index.js";
@@ -286,6 +286,7 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
   }
   const sites = run.nodes.filter((n) => statsSite(n, prod) !== undefined);
   const stats = new Map<string, ChannelStats>(), clusterings = new Map<string, Palettized>(), biases = new Map<string, Float32Array>();
+  const statsOfInput = new Map<Value, ChannelStats>();
   const biasSource = new Map<string, string>(), errors = new Map<string, ErrorSums>();
   const ahead = new Map<string, AheadClustering>();
   const quantize = techniqueQuantizer(t, stats, ahead);
@@ -306,9 +307,14 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
       observe: (n, ins, outs) => {
         const name = statsSite(n, prod);
         if (!name) return;
-        const sums = emptySums(n, ins[0]!);
-        accumulate(asFloat(ins[0]!), n.kind as "linear" | "conv2d", sums);
-        const s = storedStats(channelStats(sums));
+        // linears reading one tensor (an attention's q, k, v and gate) share its statistics
+        let s = n.kind === "linear" ? statsOfInput.get(n.inputs[0]!) : undefined;
+        if (!s) {
+          const sums = emptySums(n, ins[0]!);
+          accumulate(asFloat(ins[0]!), n.kind as "linear" | "conv2d", sums);
+          s = storedStats(channelStats(sums));
+          if (n.kind === "linear") statsOfInput.set(n.inputs[0]!, s);
+        }
         stats.set(name, s);
         const reader = readers.get(name);
         if (!reader) throw new Error(`internal: ${name} is not a constant weight of the width's graph`);
