@@ -2,7 +2,8 @@
 //
 // Layer probe: the float model runs on calibration inputs; at every linear/conv whose weight is a
 // checkpoint tensor, that weight alone is quantized to 4 bits, just that layer reruns on the
-// activations it actually received, and the output error is recorded. Model probe: each weight
+// activations it actually received (a linear on at most PROBE_ROWS of their rows), and the output
+// error is recorded. Model probe: each weight
 // alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
 // ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
 // average bit width reaches the target.
@@ -21,7 +22,7 @@ export interface LayerSensitivity {
   name: string;
   shape: number[];
   params: number;
-  /** ‖y4 − y‖² / ‖y‖² of the layer's output with only this weight at 4 bits (reported) */
+  /** ‖y4 − y‖² / ‖y‖² of the layer's output with only this weight at 4 bits (reported; a linear's over the rows it reruns, PROBE_ROWS) */
   mse: number;
   /** mean (y4 − y)²: the same error unnormalized (ranked, per parameter) */
   absMse: number;
