@@ -185,21 +185,31 @@ function cachedQuantizer(quantize: LayerQuantizer, budgetBytes = 2 ** 30): Layer
 
 /**
  * The layer probe reruns a linear layer on at most this many rows (tokens × records) of its
- * input: every s-th row, s = ⌈rows / PROBE_ROWS⌉, against the same rows of its float output.
- * A rerun costs as much as the layer itself, so over every row the probe was two forwards; the
- * full preset at 1024² has 4096 rows in its Down and Up stages, where this takes one in four
- * (a regular grid over the token raster), and 1024 in its Middle stage, all of them. Ranking by
- * error per parameter needs the error's size, not its last digit: over 1024 rows a layer's
- * error is a mean over 0.5–8 M outputs. Convs (a handful per model) rerun whole.
+ * input: every s-th row (probeRowStep), against the same rows of its float output. A rerun
+ * costs as much as the layer itself, so over every row the probe was two forwards; the full
+ * preset at 1024² has 4096 rows in its Down and Up stages, where this takes one in five, and
+ * 1024 in its Middle stage, all of them. Ranking by error per parameter needs the error's size,
+ * not its last digit: over ~1000 rows a layer's error is a mean over 0.5–8 M outputs. Convs (a
+ * handful per model) rerun whole.
  */
 export const PROBE_ROWS = 1024;
+
+/**
+ * The stride of the probe's rows: ⌈rows / maxRows⌉ made odd. Token grids here are powers of two
+ * wide, so an even stride would revisit the same columns row after row (eight records at 1024²,
+ * stride 32 over a 64-wide grid: two columns); an odd one walks a lattice over every column.
+ */
+export function probeRowStep(rows: number, maxRows: number): number {
+  const step = maxRows > 0 ? Math.ceil(rows / maxRows) : 1;
+  return step > 1 ? step | 1 : 1;
+}
 
 /** The rows of a linear's input and float output the probe reruns (`take` gathers every step-th row), or the operands as they are. */
 function probeRows(n: Node, ins: readonly Tensor[], y: Float32Array, maxRows: number, take: (src: Float32Array, cols: number, step: number) => Float32Array): { ins: readonly Tensor[]; y: Float32Array } {
   if (n.kind !== "linear" || maxRows <= 0) return { ins, y };
   const x = asFloat(ins[0]!), cols = x.shape[x.shape.length - 1]!, rows = x.data.length / (cols || 1);
-  const step = Math.ceil(rows / maxRows);
-  if (step <= 1) return { ins, y };
+  const step = probeRowStep(rows, maxRows);
+  if (step === 1) return { ins, y };
   const xs = take(x.data, cols, step);
   return { ins: [floatTensor([1, xs.length / cols, cols], xs), ...ins.slice(1)], y: take(y, y.length / rows, step) };
 }

@@ -15,7 +15,7 @@ import { activationStats, statsSite, storedStats, type CalibrationSet } from "..
 import { clusterAll } from "../../src/quant/cluster-pool.js";
 import type { Palettized } from "../../src/quant/kmeans.js";
 import type { QuantizeTechniques } from "../../src/quant/layer.js";
-import { layerClusterJobs, oneForwardProbe, probeLayers, probeLayersClustering, probeLayersWithStatistics, techniqueQuantizer, type AheadClustering } from "../../src/quant/probe.js";
+import { layerClusterJobs, oneForwardProbe, probeLayers, probeLayersClustering, probeLayersWithStatistics, probeRowStep, techniqueQuantizer, type AheadClustering } from "../../src/quant/probe.js";
 import { producers, type Graph } from "../../src/ir/graph.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import { asFloat, numel } from "../../src/kernels/tensor.js";
@@ -108,6 +108,19 @@ test("compile plans take the one forward for a set of one chunk, the three passe
   source.close();
 });
 
+test("the probe's row stride is odd past maxRows, so over a power-of-two token grid its rows reach every column", () => {
+  expect(probeRowStep(4096, 1024)).toBe(5);
+  expect(probeRowStep(1024, 1024)).toBe(1);
+  expect(probeRowStep(1025, 1024)).toBe(3);
+  expect(probeRowStep(4096, 0)).toBe(1);
+  for (const [records, width] of [[1, 64], [8, 64], [3, 32], [8, 16]] as const) {
+    const rows = records * width * width, step = probeRowStep(rows, 1024), columns = new Set<number>();
+    for (let r = 0; r < rows; r += step) columns.add(r % width);
+    expect(Math.ceil(rows / step)).toBeLessThanOrEqual(1024);
+    expect(columns.size, `${records} records on a ${width}-wide grid`).toBe(width);
+  }
+});
+
 test("past maxRows rows a linear reruns on every step-th row: those rows' error exactly, the same in one forward", () => {
   const t = { groupSize: 0, weighted: true, biasCorrection: true };
   const source = openCheckpoint(TRAINED);
@@ -127,7 +140,7 @@ test("past maxRows rows a linear reruns on every step-th row: those rows' error 
       const q = quantize(name, n, asFloat(ins[1]!), ins[2] ? asFloat(ins[2]) : undefined);
       const yq = asFloat(opDef(n.kind).kernel([ins[0]!, q.w, ...(q.bias ?? ins[2] ? [(q.bias ?? ins[2])!] : [])], n.attrs as never)[0]!).data;
       const y = asFloat(outs[0]!).data, cols = ins[0]!.shape[ins[0]!.shape.length - 1]!, rows = numel(ins[0]!.shape) / cols;
-      const step = n.kind === "linear" ? Math.ceil(rows / maxRows) : 1, width = y.length / rows;
+      const need = Math.ceil(rows / maxRows), step = n.kind === "linear" && need > 1 ? need | 1 : 1, width = y.length / rows;
       let num = 0, den = 0;
       for (let r = 0; r < rows; r += step) for (let j = r * width; j < (r + 1) * width; j++) (num += (yq[j]! - y[j]!) ** 2), (den += y[j]! ** 2);
       want.set(name, { num, den, sampled: step > 1 });
