@@ -3,10 +3,9 @@
 // Layer probe: the float model runs on calibration inputs; at every linear/conv whose weight is a
 // checkpoint tensor, that weight alone is quantized to 4 bits, just that layer reruns on the
 // activations it actually received (a linear on at most PROBE_ROWS of their rows), and the output
-// error is recorded. Model probe: each weight
-// alone at 4 bits, the whole model reruns, and the velocity's error is recorded. Layers are
-// ranked by error per parameter; the most sensitive get 8 bits until the parameter-weighted
-// average bit width reaches the target.
+// error is recorded. Model probe: each weight alone at 4 bits, the whole model reruns, and the
+// velocity's error is recorded. Layers are ranked by error per parameter; the most sensitive get
+// 8 bits until the parameter-weighted average bit width reaches the target.
 import { producers, type ConstValue, type Graph, type Node, type Value } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
 import { asFloat, floatTensor, numel, paletteTensor, type FloatTensor, type Tensor } from "../kernels/tensor.js";
@@ -336,9 +335,10 @@ export function probeLayersWithStatistics(graphFor: (batch: number) => Graph, g:
         // run's own), of only the rows it reruns
         const copies: Float32Array[] = [];
         const keep = (t: Float32Array) => (copies.push(t), t);
-        const rows = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => keep(buffers.take(src, cols, step)));
+        const out = asFloat(outs[0]!).data;
+        const rows = probeRows(n, ins, out, maxRows, (src, cols, step) => keep(buffers.take(src, cols, step)));
         const kept = rows.ins.map((t, i) => (prod.get(n.inputs[i]!)?.kind === "const" || t !== ins[i] ? t : ({ ...asFloat(t), data: keep(buffers.copy(asFloat(t).data)) } as Tensor)));
-        const y = rows.y === asFloat(outs[0]!).data ? keep(buffers.copy(rows.y)) : rows.y;
+        const y = rows.y === out ? keep(buffers.copy(out)) : rows.y;
         errors.set(name, { shape: [...ins[1]!.shape], num: 0, den: 0, count: 0 }); // graph order, as probeLayers
         const bytes = copies.reduce((b, c) => b + c.byteLength, 0);
         pending.push({ name, n, ins: kept, y, copies, bytes });
