@@ -213,8 +213,8 @@ function probeRows(n: Node, ins: readonly Tensor[], y: Float32Array, maxRows: nu
   return { ins: [floatTensor([1, xs.length / cols, cols], xs), ...ins.slice(1)], y: take(y, y.length / rows, step) };
 }
 
-/** Every step-th row of a (rows × cols) array, into `into` (fresh by default). */
-function takeRows(src: Float32Array, cols: number, step: number, into: Float32Array = new Float32Array(Math.ceil(src.length / cols / step) * cols)): Float32Array {
+/** Every step-th row of a (rows × cols) array, into `into` (⌈rows / step⌉ × cols). */
+function takeRows(src: Float32Array, cols: number, step: number, into: Float32Array): Float32Array {
   for (let r = 0, o = 0; o < into.length; r += step, o += cols) into.set(src.subarray(r * cols, r * cols + cols), o);
   return into;
 }
@@ -222,12 +222,15 @@ function takeRows(src: Float32Array, cols: number, step: number, into: Float32Ar
 /** Adds one graph run's layer errors to `sums` (a weight used by several nodes sums their errors). */
 function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuantizer, sums: Map<string, ErrorSums>, onLayer?: (name: string) => void, maxRows = PROBE_ROWS): void {
   const prod = producers(g);
+  // the sampled rows go into memory reused layer after layer (fresh memory faults a page per 4 KiB)
+  const buffers = reusedBuffers(2 ** 28), taken: Float32Array[] = [];
   runGraph(g, feeds, {
     observe: (n, ins, outs) => {
       const name = statsSite(n, prod);
       if (!name) return;
-      const r = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => takeRows(src, cols, step));
+      const r = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => (taken.push(buffers.take(src, cols, step)), taken[taken.length - 1]!));
       addLayerError(sums, name, n, r.ins, r.y, quantize);
+      taken.splice(0).forEach(buffers.release);
       onLayer?.(name);
     },
   });
