@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-test-"));
 const report = join(dir, "results.json");
@@ -23,5 +23,15 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const skipped = results.numPendingTests + results.numTodoTests;
-console.log(`\nTests: ${results.numPassedTests} passed, ${results.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}`);
-process.exit(vitest.status !== 0 ? vitest.status || 1 : results.numTotalTests === 0 ? 1 : 0);
+// a file whose worker died reports its tests "pending" (never run; a skipped test says "skipped"): name them
+let unrun = 0;
+for (const file of results.testResults) {
+  const unfinished = file.assertionResults.filter((t) => !["passed", "skipped", "todo"].includes(t.status));
+  unrun += unfinished.filter((t) => t.status === "pending").length;
+  if (file.status === "passed" && unfinished.length === 0) continue;
+  const state = unfinished.some((t) => t.status === "pending") ? "did not finish (its test worker exited?)" : file.status;
+  console.log(`\n${relative(process.cwd(), file.name)}: ${state}${file.message ? ` (${file.message.split("\n")[0]})` : ""}`);
+  for (const t of unfinished) console.log(`  ${t.status}: ${t.fullName}`);
+}
+console.log(`\nTests: ${results.numPassedTests} passed, ${results.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}${unrun ? `, ${unrun} never ran` : ""}`);
+process.exit(vitest.status !== 0 ? vitest.status || 1 : results.numTotalTests === 0 || unrun > 0 ? 1 : 0);
