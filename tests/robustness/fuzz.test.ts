@@ -2,7 +2,7 @@
 // (exit 2 at the CLI), never another exception, a hang, or an allocation sized by a declared
 // rather than an actual size.
 import fc from "fast-check";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -22,6 +22,10 @@ import { readTflite } from "../../targets/tflite/read.js";
 const dir = mkdtempSync(join(tmpdir(), "ditc-fuzz-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let cases = 0;
+// a fresh seed each run, written straight to stderr: should a case kill the process, the log still
+// says how to replay the run (vitest's own console capture dies with it)
+const seed = Number(process.env.DITC_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+writeSync(2, `fuzz: seed ${seed} (DITC_FUZZ_SEED=${seed} replays this run)\n`);
 afterAll(() => console.log(`fuzz: ${cases} malformed inputs, each ended in a DitcError or a valid read`));
 
 /** Truncate, flip bytes, or overwrite a run with extreme values (lengths, offsets, dims). */
@@ -89,7 +93,7 @@ describe("fuzzing the readers", () => {
           }
         });
       }),
-      { numRuns: 400 },
+      { numRuns: 400, seed },
     );
   });
 
@@ -104,7 +108,7 @@ describe("fuzzing the readers", () => {
         writeFileSync(p, mutate(bytes, m));
         expectClean(() => readAndRun(readOnnx, p, inputs));
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed },
     );
   });
 
@@ -122,7 +126,7 @@ describe("fuzzing the readers", () => {
         writeFileSync(join(p, file), mutate(readFileSync(join(folder, file)), m));
         expectClean(() => readAndRun(readOnnx, join(p, "model.onnx"), inputs));
       }),
-      { numRuns: 200 },
+      { numRuns: 200, seed },
     );
   });
 
@@ -141,7 +145,7 @@ describe("fuzzing the readers", () => {
         writeFileSync(p, mutate(files[which]!.bytes, m, files[which]!.head));
         expectClean(() => readAndRun(readTflite, p, inputs));
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed },
     );
   });
 
@@ -160,7 +164,7 @@ describe("fuzzing the readers", () => {
         writeFileSync(join(p, file), mutate(readFileSync(join(pkg, file)), m, file.includes("/weights/") ? 4096 : undefined));
         expectClean(() => readAndRun(readCoreml, p, inputs));
       }),
-      { numRuns: 200 },
+      { numRuns: 200, seed },
     );
   });
 });
