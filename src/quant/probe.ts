@@ -224,11 +224,12 @@ function probeRun(g: Graph, feeds: Record<string, Tensor>, quantize: LayerQuanti
   const prod = producers(g);
   // the sampled rows go into memory reused layer after layer (fresh memory faults a page per 4 KiB)
   const buffers = reusedBuffers(2 ** 28), taken: Float32Array[] = [];
+  const keep = (t: Float32Array) => (taken.push(t), t);
   runGraph(g, feeds, {
     observe: (n, ins, outs) => {
       const name = statsSite(n, prod);
       if (!name) return;
-      const r = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => (taken.push(buffers.take(src, cols, step)), taken[taken.length - 1]!));
+      const r = probeRows(n, ins, asFloat(outs[0]!).data, maxRows, (src, cols, step) => keep(buffers.take(src, cols, step)));
       addLayerError(sums, name, n, r.ins, r.y, quantize);
       taken.splice(0).forEach(buffers.release);
       onLayer?.(name);
