@@ -19,6 +19,7 @@ import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type EngineName, type SampleEngine } from "../sample/engines.js";
 import type { Graph } from "../ir/graph.js";
 import { runGraph } from "../interp/interpreter.js";
+import { bothOnNode, nodeProfiler, type RunProfile } from "../interp/profile.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
 import { buildModel as build, buildSupernetwork as buildSuper, latentForResolution, type BuiltModel } from "../model/build.js";
 import { sliceWidth as sliceWidthPass } from "../../passes/slice-width.js";
@@ -32,6 +33,7 @@ export { DitcError } from "../diagnostics.js";
 /** Reads every float tensor of a .safetensors file (inputs, calibration sets). */
 export { readTensorFile } from "../checkpoint/tensors.js";
 export type { QuantizationTimings, CompilePhases };
+export type { RunProfile, KindProfile, NodeTime } from "../interp/profile.js";
 
 export interface CompileOptions {
   /** a built-in preset with seeded synthetic weights ... */
@@ -167,13 +169,17 @@ export function emit(graph: Graph, target: "coreml" | "tflite" | "onnx", path: s
 
 /**
  * Interprets a graph, or an emitted .onnx / .tflite / .mlpackage with ditc's reader-interpreter.
- * `threads`: for ditc's kernels from now on (default: the machine's cores); `onProgress`: node by node.
+ * `threads`: for ditc's kernels from now on (default: the machine's cores); `onProgress`: node by
+ * node; `profile`: receives, after the run, where its time went (per op kind, slowest nodes).
  */
-export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision; threads?: number; onProgress?: ProgressFn } = {}): Record<string, Tensor> {
+export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision; threads?: number; onProgress?: ProgressFn; profile?: (p: RunProfile) => void } = {}): Record<string, Tensor> {
   useThreads(options.threads);
-  if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision, options.onProgress) };
-  const onNode = nodeProgress("forward", model.nodes.length, options.onProgress);
-  return runGraph(model, inputs, { ...(options.precision ? { precision: options.precision } : {}), ...(onNode ? { onNode } : {}) });
+  if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision, options.onProgress, options.profile) };
+  const profiler = options.profile ? nodeProfiler(model) : undefined;
+  const onNode = bothOnNode(nodeProgress("forward", model.nodes.length, options.onProgress), profiler?.onNode);
+  const out = runGraph(model, inputs, { ...(options.precision ? { precision: options.precision } : {}), ...(onNode ? { onNode } : {}), ...(profiler ? { onConstant: profiler.onConstant } : {}) });
+  if (profiler) options.profile!(profiler.profile());
+  return out;
 }
 
 /** Parity of every artifact of a compile output folder (see `ditc verify`). */

@@ -8,6 +8,7 @@ import { openSource } from "../driver/source.js";
 import { parseSize, syntheticInputs, writeInputs, writeShardedSyntheticCheckpoint, writeSyntheticCheckpoint } from "../driver/init.js";
 import { inspectReport } from "../driver/inspect.js";
 import { runFloatModel, summarize } from "../driver/run.js";
+import { formatProfile, type RunProfile } from "../interp/profile.js";
 import { printGraph } from "../ir/print.js";
 import { verifyGraph } from "../ir/verify.js";
 import { buildModel, latentForResolution } from "../model/build.js";
@@ -261,7 +262,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           .option("inputs", { type: "string", describe: "inputs .safetensors (default: seeded inputs at the config's shapes)" })
           .option("out", { type: "string", describe: "write velocity to this .safetensors" })
           .option("precision", { choices: ["fp32", "fp16"] as const, default: "fp32" as const, describe: "fp16 rounds every intermediate to half precision" })
+          .option("profile", { type: "boolean", describe: "also print where the forward's time went: per op kind, and the slowest nodes" })
           .example("$0 run --preset mini", "run the mini model on seeded inputs")
+          .example("$0 run --preset full --profile", "where a full-size forward spends its time")
           .example("$0 run --checkpoint ck.safetensors --width 0.5 --inputs in.safetensors --out out.safetensors", ""),
       (a) => {
         if (a.artifact !== undefined) {
@@ -269,12 +272,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           if (a.inputs === undefined) throw fail("usage", { detail: `running ${a.artifact} needs --inputs IN.safetensors (make one with ditc inputs).` });
           const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
           const t0 = performance.now();
-          const velocity = runArtifact(a.artifact, readTensorFile(a.inputs), a.precision, progress.onProgress);
+          let profile: RunProfile | undefined;
+          const velocity = runArtifact(a.artifact, readTensorFile(a.inputs), a.precision, progress.onProgress, a.profile ? (p) => (profile = p) : undefined);
           const seconds = (performance.now() - t0) / 1000;
           progress.stop();
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
-          emit(`${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}`, { artifact: a.artifact, engine: "ditc", velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null });
+          emit(
+            `${a.artifact} (ditc reader-interpreter): velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}${profile ? `\n${formatProfile(profile)}` : ""}`,
+            { artifact: a.artifact, engine: "ditc", velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null, ...(profile ? { profile } : {}) },
+          );
           return;
         }
         const { source, close } = openSource(a);
@@ -284,14 +291,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           const inputs = a.inputs !== undefined ? readTensorFile(a.inputs) : syntheticInputs(c, 0, { batch: 1, latentSize: c.latentSize, contextTokens: c.contextTokens });
           const progress = progressView({ json, log: io.err, tty: io === defaultIo && process.stderr.isTTY === true });
           const t0 = performance.now();
-          const velocity = runFloatModel(source, width, inputs, a.precision, progress.onProgress);
+          let profile: RunProfile | undefined;
+          const velocity = runFloatModel(source, width, inputs, a.precision, progress.onProgress, a.profile ? (p) => (profile = p) : undefined);
           const seconds = (performance.now() - t0) / 1000;
           progress.stop();
           if (a.out !== undefined) writeTensorFile(a.out, { velocity });
           const s = summarize(velocity);
           emit(
-            `${source.origin}, width ${width}, ${a.precision}: velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} min ${s.min.toPrecision(4)} max ${s.max.toPrecision(4)}${s.nonFinite ? `, ${s.nonFinite} non-finite` : ""} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}`,
-            { model: source.origin, width, precision: a.precision, velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null },
+            `${source.origin}, width ${width}, ${a.precision}: velocity (${s.shape.join(", ")}) rms ${s.rms.toPrecision(4)} min ${s.min.toPrecision(4)} max ${s.max.toPrecision(4)}${s.nonFinite ? `, ${s.nonFinite} non-finite` : ""} in ${seconds.toFixed(2)} s${onKernels()}${a.out ? `; wrote ${a.out}` : ""}${profile ? `\n${formatProfile(profile)}` : ""}`,
+            { model: source.origin, width, precision: a.precision, velocity: s, seconds, ...kernelsUsed(), out: a.out ?? null, ...(profile ? { profile } : {}) },
           );
         } finally {
           close();

@@ -6,8 +6,10 @@ import { buildModel } from "../model/build.js";
 import type { Width } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import { verifyGraph } from "../ir/verify.js";
+import type { Graph } from "../ir/graph.js";
 import { BACKENDS } from "./pipelines.js";
 import { nodeProgress, type ProgressFn } from "./progress.js";
+import { bothOnNode, nodeProfiler, type RunProfile } from "../interp/profile.js";
 
 export interface TensorSummary {
   shape: number[];
@@ -34,25 +36,35 @@ export function summarize(t: FloatTensor): TensorSummary {
   return { shape: [...t.shape], min, max, mean: n ? sum / n : NaN, rms: n ? Math.sqrt(sq / n) : NaN, nonFinite };
 }
 
+/** `profile`: receives where the forward's time went, node by node (src/interp/profile.ts). */
+export type ProfileFn = (p: RunProfile) => void;
+
+/** Interprets `g` with progress and, when asked, a profile. */
+function interpret(g: Graph, inputs: Record<string, FloatTensor>, precision: Precision, step: string, onProgress?: ProgressFn, profile?: ProfileFn) {
+  const profiler = profile ? nodeProfiler(g) : undefined;
+  const onNode = bothOnNode(nodeProgress(step, g.nodes.length, onProgress), profiler?.onNode);
+  const out = runGraph(g, inputs, { precision, ...(onNode ? { onNode } : {}), ...(profiler ? { onConstant: profiler.onConstant } : {}) });
+  if (profiler) profile!(profiler.profile());
+  return out;
+}
+
 /** Runs the IR interpreter on inputs whose shapes set the batch, resolution and text length. */
-export function runFloatModel(src: WeightSource, width: Width, inputs: Record<string, FloatTensor>, precision: Precision = "fp32", onProgress?: ProgressFn): FloatTensor {
+export function runFloatModel(src: WeightSource, width: Width, inputs: Record<string, FloatTensor>, precision: Precision = "fp32", onProgress?: ProgressFn, profile?: ProfileFn): FloatTensor {
   const latent = inputs.latent, context = inputs.context;
   if (!latent || latent.shape.length !== 4) throw fail("inputTensor", { file: "inputs", tensor: "latent", problem: `must be (B, C, H, W), got ${latent ? `(${latent.shape.join(", ")})` : "nothing"}` });
   if (!context || context.shape.length !== 3) throw fail("inputTensor", { file: "inputs", tensor: "context", problem: `must be (B, S, Dctx), got ${context ? `(${context.shape.join(", ")})` : "nothing"}` });
   const model = buildModel(src, { width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   verifyGraph(model.graph);
-  const onNode = nodeProgress(`forward, width ${width}`, model.graph.nodes.length, onProgress);
-  return runGraph(model.graph, inputs, { precision, ...(onNode ? { onNode } : {}) }).velocity as FloatTensor;
+  return interpret(model.graph, inputs, precision, `forward, width ${width}`, onProgress, profile).velocity as FloatTensor;
 }
 
 /** Runs an emitted artifact with ditc's own reader-interpreter for its format. */
-export function runArtifact(path: string, inputs: Record<string, FloatTensor>, precision: Precision = "fp32", onProgress?: ProgressFn): FloatTensor {
+export function runArtifact(path: string, inputs: Record<string, FloatTensor>, precision: Precision = "fp32", onProgress?: ProgressFn, profile?: ProfileFn): FloatTensor {
   const backend = Object.values(BACKENDS).find((b) => path.replace(/[\\/]+$/, "").endsWith(extensionOf(b.artifact)));
   if (!backend) throw fail("usage", { detail: `cannot run ${path}: ditc reads ${Object.values(BACKENDS).map((b) => extensionOf(b.artifact)).join(", ")} files.` });
   const { graph, close } = backend.read(path);
   try {
-    const onNode = nodeProgress(`forward, ${path}`, graph.nodes.length, onProgress);
-    const out = runGraph(graph, inputs, { precision, ...(onNode ? { onNode } : {}) });
+    const out = interpret(graph, inputs, precision, `forward, ${path}`, onProgress, profile);
     const v = out.velocity ?? Object.values(out)[0];
     return v as FloatTensor;
   } finally {

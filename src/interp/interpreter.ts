@@ -20,6 +20,8 @@ export interface RunOptions {
   precision?: Precision;
   /** called after each node with its index, for progress and profiling */
   onNode?: (node: Node, index: number) => void;
+  /** called after loading a constant (at its first use), with the seconds it took: profiling */
+  onConstant?: (node: Node, seconds: number) => void;
   /** sees every node's operand and result tensors (calibration probes), valid during the call only: copy what you keep */
   observe?: (node: Node, inputs: readonly Tensor[], outputs: readonly Tensor[]) => void;
   /**
@@ -98,9 +100,11 @@ function runInScope(g: Graph, feeds: Record<string, Tensor>, opts: RunOptions, s
       const cache = opts.constants;
       let c = cache?.get(p.attrs.value);
       if (!c) {
+        const t0 = opts.onConstant ? performance.now() : 0;
         // a constant outlives the run (the caller's cache): never a view of the engine's memory
         c = scope.export(finish(opDef("const").kernel([], p.attrs)[0]!, v.type.dtype));
         cache?.set(p.attrs.value, c);
+        opts.onConstant?.(p, (performance.now() - t0) / 1000);
       }
       setLive(v, c);
       return c;
