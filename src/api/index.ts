@@ -8,18 +8,17 @@ import { compile as compileArtifacts, parseQuantize, type CompileReport, type Mo
 import { applyPipeline, BACKENDS } from "../driver/pipelines.js";
 import { openSource } from "../driver/source.js";
 import type { Techniques } from "../driver/quantize-plan.js";
-import { runArtifact } from "../driver/run.js";
+import { interpret, runArtifact } from "../driver/run.js";
 import { syntheticInputs } from "../driver/init.js";
 import { verify as verifyDir, type VerifyResult } from "../driver/verify.js";
 import { fail, oneOf } from "../diagnostics.js";
-import { nodeProgress, type ProgressEvent, type ProgressFn } from "../driver/progress.js";
+import type { ProgressEvent, ProgressFn } from "../driver/progress.js";
 import { MAX_THREADS, setThreads as setEngineThreads } from "../kernels/simd/engine.js";
 import { checkSampleSpec, parseDecode, runSample, type SampleOutcome, type SampleSpec } from "../driver/sample.js";
 import { addSamplesToReport } from "../driver/sample-report.js";
 import { artifactEngine, irEngine, type EngineName, type SampleEngine } from "../sample/engines.js";
 import type { Graph } from "../ir/graph.js";
-import { runGraph } from "../interp/interpreter.js";
-import { bothOnNode, nodeProfiler, type RunProfile } from "../interp/profile.js";
+import type { RunProfile } from "../interp/profile.js";
 import type { FloatTensor, Tensor } from "../kernels/tensor.js";
 import { buildModel as build, buildSupernetwork as buildSuper, latentForResolution, type BuiltModel } from "../model/build.js";
 import { sliceWidth as sliceWidthPass } from "../../passes/slice-width.js";
@@ -175,11 +174,7 @@ export function emit(graph: Graph, target: "coreml" | "tflite" | "onnx", path: s
 export function run(model: Graph | string, inputs: Record<string, Tensor>, options: { precision?: Precision; threads?: number; onProgress?: ProgressFn; profile?: (p: RunProfile) => void } = {}): Record<string, Tensor> {
   useThreads(options.threads);
   if (typeof model === "string") return { velocity: runArtifact(model, inputs as Record<string, FloatTensor>, options.precision, options.onProgress, options.profile) };
-  const profiler = options.profile ? nodeProfiler(model) : undefined;
-  const onNode = bothOnNode(nodeProgress("forward", model.nodes.length, options.onProgress), profiler?.onNode);
-  const out = runGraph(model, inputs, { ...(options.precision ? { precision: options.precision } : {}), ...(onNode ? { onNode } : {}), ...(profiler ? { onConstant: profiler.onConstant } : {}) });
-  if (profiler) options.profile!(profiler.profile());
-  return out;
+  return interpret(model, inputs, "forward", options);
 }
 
 /** Parity of every artifact of a compile output folder (see `ditc verify`). */

@@ -1,7 +1,7 @@
 // `ditc run` on the float model: build the width-w graph and interpret it.
 import { fail } from "../diagnostics.js";
 import { runGraph, type Precision } from "../interp/interpreter.js";
-import type { FloatTensor } from "../kernels/tensor.js";
+import type { FloatTensor, Tensor } from "../kernels/tensor.js";
 import { buildModel } from "../model/build.js";
 import type { Width } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
@@ -39,12 +39,12 @@ export function summarize(t: FloatTensor): TensorSummary {
 /** `profile`: receives where the forward's time went, node by node (src/interp/profile.ts). */
 export type ProfileFn = (p: RunProfile) => void;
 
-/** Interprets `g` with progress and, when asked, a profile. */
-function interpret(g: Graph, inputs: Record<string, FloatTensor>, precision: Precision, step: string, onProgress?: ProgressFn, profile?: ProfileFn) {
-  const profiler = profile ? nodeProfiler(g) : undefined;
-  const onNode = bothOnNode(nodeProgress(step, g.nodes.length, onProgress), profiler?.onNode);
-  const out = runGraph(g, inputs, { precision, ...(onNode ? { onNode } : {}), ...(profiler ? { onConstant: profiler.onConstant } : {}) });
-  if (profiler) profile!(profiler.profile());
+/** Interprets `g`, reporting progress node by node as `step` and, when asked, a profile. */
+export function interpret(g: Graph, inputs: Record<string, Tensor>, step: string, o: { precision?: Precision; onProgress?: ProgressFn; profile?: ProfileFn } = {}): Record<string, Tensor> {
+  const profiler = o.profile ? nodeProfiler(g) : undefined;
+  const onNode = bothOnNode(nodeProgress(step, g.nodes.length, o.onProgress), profiler?.onNode);
+  const out = runGraph(g, inputs, { ...(o.precision ? { precision: o.precision } : {}), ...(onNode ? { onNode } : {}), ...(profiler ? { onConstant: profiler.onConstant } : {}) });
+  if (profiler) o.profile!(profiler.profile());
   return out;
 }
 
@@ -55,7 +55,7 @@ export function runFloatModel(src: WeightSource, width: Width, inputs: Record<st
   if (!context || context.shape.length !== 3) throw fail("inputTensor", { file: "inputs", tensor: "context", problem: `must be (B, S, Dctx), got ${context ? `(${context.shape.join(", ")})` : "nothing"}` });
   const model = buildModel(src, { width, batch: latent.shape[0]!, latentSize: [latent.shape[2]!, latent.shape[3]!], contextTokens: context.shape[1]! });
   verifyGraph(model.graph);
-  return interpret(model.graph, inputs, precision, `forward, width ${width}`, onProgress, profile).velocity as FloatTensor;
+  return interpret(model.graph, inputs, `forward, width ${width}`, { precision, onProgress, profile }).velocity as FloatTensor;
 }
 
 /** Runs an emitted artifact with ditc's own reader-interpreter for its format. */
@@ -64,7 +64,7 @@ export function runArtifact(path: string, inputs: Record<string, FloatTensor>, p
   if (!backend) throw fail("usage", { detail: `cannot run ${path}: ditc reads ${Object.values(BACKENDS).map((b) => extensionOf(b.artifact)).join(", ")} files.` });
   const { graph, close } = backend.read(path);
   try {
-    const out = interpret(graph, inputs, precision, `forward, ${path}`, onProgress, profile);
+    const out = interpret(graph, inputs, `forward, ${path}`, { precision, onProgress, profile });
     const v = out.velocity ?? Object.values(out)[0];
     return v as FloatTensor;
   } finally {
