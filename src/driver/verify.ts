@@ -4,7 +4,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../diagnostics.js";
-import { runGraph } from "../interp/interpreter.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import { presetConfig } from "../model/config.js";
 import { openCheckpoint, syntheticSource, type WeightSource } from "../model/weights.js";
@@ -12,8 +11,8 @@ import type { CompileReport } from "./compile.js";
 import { checkReport } from "./report-check.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
-import { nodeProgress, type ProgressFn } from "./progress.js";
-import { runFloatModel } from "./run.js";
+import type { ProgressFn } from "./progress.js";
+import { interpret, runFloatModel } from "./run.js";
 import { PASSES } from "../../passes/index.js";
 import { buildModel } from "../model/build.js";
 import type { Width } from "../model/config.js";
@@ -116,8 +115,7 @@ export async function verify(dir: string, inputs?: Record<string, FloatTensor>, 
       log(`${a.path}: ditc reader-interpreter`);
       const read = backend.read(path);
       try {
-        const onNode = nodeProgress(`${a.path}: ditc reader-interpreter`, read.graph.nodes.length, onProgress);
-        results.push(judge("ditc", runGraph(read.graph, feeds, onNode ? { onNode } : {}).velocity as FloatTensor));
+        results.push(judge("ditc", interpret(read.graph, feeds, `${a.path}: ditc reader-interpreter`, { onProgress }).velocity as FloatTensor));
       } finally {
         read.close();
       }
@@ -215,6 +213,5 @@ function referenceOutput(dir: string, source: WeightSource, report: CompileRepor
   if (!report.quantization?.layers.some((l) => l.width === width)) return runFloatModel(source, width as Width, feeds, "fp32", onProgress);
   const latent = feeds.latent!, context = feeds.context!;
   const g = referenceGraph(dir, source, report, width, latent.shape[0]!, [latent.shape[2]!, latent.shape[3]!], context.shape[1]!);
-  const onNode = nodeProgress(`w${width}: IR interpreter`, g.nodes.length, onProgress);
-  return runGraph(g, feeds, onNode ? { onNode } : {}).velocity as FloatTensor;
+  return interpret(g, feeds, `w${width}: IR interpreter`, { onProgress }).velocity as FloatTensor;
 }

@@ -93,11 +93,13 @@ export function formatProfile(p: RunProfile, kinds = 12): string {
   return lines.join("\n");
 }
 
+type OnNode = (node: Node, index: number) => void;
+
 /** Both callbacks, either of which may be absent. */
-export function bothOnNode<F extends (node: Node, index: number) => void>(a: F | undefined, b: F | undefined): F | undefined {
+export function bothOnNode(a: OnNode | undefined, b: OnNode | undefined): OnNode | undefined {
   if (!a || !b) return a ?? b;
-  return ((node: Node, index: number) => {
+  return (node, index) => {
     a(node, index);
     b(node, index);
-  }) as F;
+  };
 }
