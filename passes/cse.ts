@@ -5,7 +5,7 @@
 //   %9 = transpose(%0) {[0,2,1]}    ==>     (uses of %9 read %5)
 //
 // Constants are equal only when they are the same constant object (same data source).
-import type { Graph, Node, Value } from "../src/ir/graph.js";
+import { withOperands, type Graph, type Node, type Value } from "../src/ir/graph.js";
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { definePass } from "../src/pipeline/pass.js";
 
@@ -58,7 +58,7 @@ export const cse = definePass({
         continue;
       }
       // a node none of whose operands merged is kept as it is
-      const kept = inputs === n.inputs ? n : ({ ...n, inputs } as Node);
+      const kept = inputs === n.inputs ? n : withOperands(n, inputs);
       if (head) byAttrs.set(`${k}${attrsText(n.attrs)}`, kept);
       else first.set(k, kept);
       nodes.push(kept);

@@ -4,7 +4,7 @@ import { fail } from "../diagnostics.js";
 import { OpTypeError } from "../ops/define.js";
 import { opDef, type AttrsOf, type OpKind } from "../ops/index.js";
 import type { ConstRole, ConstValue, Graph, Node, TensorType, Value } from "./graph.js";
-import { typeStr } from "./graph.js";
+import { makeNode, typeStr, withOperands } from "./graph.js";
 import type { Tensor } from "../kernels/tensor.js";
 import { markInferred } from "./verify.js";
 
@@ -33,9 +33,8 @@ export class GraphBuilder {
   }
 
   newValue(type: TensorType, name?: string): Value {
-    const v: Value = { id: this.nextId++, type };
-    if (name !== undefined) v.name = name;
-    return v;
+    // every value has the same fields in the same order, so code walking values sees one shape
+    return { id: this.nextId++, type, name };
   }
 
   input(name: string, type: TensorType): Value {
@@ -79,7 +78,7 @@ export class GraphBuilder {
   adoptNode(node: Node, inputs: readonly Value[]): Node {
     let same = inputs.length === node.inputs.length;
     for (let i = 0; same && i < inputs.length; i++) same = inputs[i] === node.inputs[i];
-    const kept = same ? node : ({ ...node, id: this.nodes.length, inputs: [...inputs] } as Node);
+    const kept = same ? node : withOperands(node, [...inputs], this.nodes.length);
     this.nodes.push(kept);
     return kept;
   }
@@ -107,8 +106,7 @@ export class GraphBuilder {
       throw e;
     }
     const outputs = types.map((t) => this.newValue(t));
-    const node = { id: this.nodes.length, kind, inputs: [...inputs], attrs, outputs } as unknown as Node;
-    if (scope) node.scope = scope;
+    const node = makeNode(this.nodes.length, kind, [...inputs], attrs, outputs, scope || undefined);
     // the verifier after the pass need not infer these types again
     markInferred(node);
     this.nodes.push(node);

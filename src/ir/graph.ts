@@ -30,6 +30,20 @@ export interface NodeOf<K extends OpKind> {
 /** The discriminated union of every node kind: `switch (node.kind)` narrows attrs. */
 export type Node = { [K in OpKind]: NodeOf<K> }[OpKind];
 
+// Nodes are made only here, every one with the same fields in the same order (scope too, when
+// undefined): the passes' walks then meet one object shape, and V8 keeps their optimized code
+// instead of throwing it away at each new shape ("wrong map") and compiling it again.
+
+/** A node; `scope` undefined outside any scope. */
+export function makeNode<K extends OpKind>(id: number, kind: K, inputs: readonly Value[], attrs: AttrsOf<K>, outputs: readonly Value[], scope: string | undefined): Node {
+  return { id, kind, inputs, attrs, outputs, scope } as unknown as Node;
+}
+
+/** `n` reading other operands (its results, attrs and scope kept), numbered `id`. */
+export function withOperands(n: Node, inputs: readonly Value[], id = n.id): Node {
+  return makeNode(id, n.kind, inputs, n.attrs, n.outputs, n.scope);
+}
+
 /**
  * For each axis of a full-width tensor, the indices a narrower sub-network keeps, ascending, or
  * null when it keeps the whole axis (docs/model.md, elastic widths; the slice-width pass).

@@ -7,7 +7,7 @@
 // worklist), so a chain of rewrites finishes in one walk.
 import { fail } from "../diagnostics.js";
 import { GraphBuilder } from "./builder.js";
-import { sameType, typeStr, type Graph, type Node, type Value } from "./graph.js";
+import { sameType, typeStr, withOperands, type Graph, type Node, type Value } from "./graph.js";
 import type { OpKind } from "../ops/index.js";
 
 export interface RewriteContext {
@@ -185,7 +185,7 @@ function walk(g: Graph, byKind: Map<string, Rule[]>, opts: RewriteOptions, fired
     const inputs = remapAll(node.inputs);
     const candidates = byKind.get(node.kind);
     if (candidates) {
-      const cand = inputs === node.inputs ? node : ({ ...node, inputs } as Node);
+      const cand = inputs === node.inputs ? node : withOperands(node, inputs);
       const c = depth ? revisitCtx : ctx;
       for (const r of candidates) {
         const m = r.match(cand as never, c);

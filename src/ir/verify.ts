@@ -54,7 +54,25 @@ export function verifyGraph(g: Graph, after?: string): void {
     for (let j = 0; j < outs.length; j++) maxId = Math.max(maxId, outs[j]!.id);
   }
   const dense = maxId < 4 * values + 1024 ? maxId + 1 : 0;
-  const byId = new Array<Value | undefined>(dense), sparse = new Map<number, Value>();
+  if (byIdTable.length < dense) byIdTable = new Array<Value | undefined>(dense);
+  const byId = byIdTable, sparse = new Map<number, Value>();
+  try {
+    checkNodes(g, bad, dense, byId, sparse);
+  } finally {
+    // the table is kept for the next graph (a fresh one per pass was ~10 % of lowering's
+    // allocations): empty what this one filled
+    for (const v of g.inputs) if (Number.isInteger(v.id) && v.id >= 0 && v.id < dense) byId[v.id] = undefined;
+    for (const n of g.nodes) for (const o of n.outputs) if (Number.isInteger(o.id) && o.id >= 0 && o.id < dense) byId[o.id] = undefined;
+  }
+}
+
+/**
+ * Each value by its id while a graph is verified, allocated at its full length (an array grown by
+ * scattered indices is several times slower) and reused: between verifications it holds nothing.
+ */
+let byIdTable: (Value | undefined)[] = [];
+
+function checkNodes(g: Graph, bad: (problem: string) => Error, dense: number, byId: (Value | undefined)[], sparse: Map<number, Value>): void {
   const holder = (id: number) => (id < dense ? byId[id] : sparse.get(id));
   const defined = (v: Value) => holder(v.id) === v;
   const define = (v: Value, n: Node | undefined) => {
