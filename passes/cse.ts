@@ -9,30 +9,56 @@ import { withOperands, type Graph, type Node, type Value } from "../src/ir/graph
 import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { definePass } from "../src/pipeline/pass.js";
 
-/** Kind and operands; nodes that share them are told apart by their attributes (`sameAttrs`). */
-function key(n: Node, inputs: readonly Value[]): string {
-  const operands = inputs.length === 1 ? `${inputs[0]!.id}` : inputs.map((v) => v.id).join(",");
-  return n.kind === "const" ? `const#${constId(n.attrs.value)}` : `${n.kind}(${operands})`;
+/**
+ * A number for a node's kind and operands (a constant's: its value object). Nodes that share one
+ * are compared in full; no strings are built (keys made as text were most of this pass' time on
+ * the full preset's 45k-node graphs).
+ */
+function bucketOf(n: Node, inputs: readonly Value[], kindNumber: (kind: string) => number, constNumber: (o: object) => number): number {
+  if (n.kind === "const") return Math.imul(constNumber(n.attrs.value) + 1, 0x9e3779b1);
+  let h = kindNumber(n.kind);
+  for (let i = 0; i < inputs.length; i++) h = Math.imul(h ^ inputs[i]!.id, 0x85ebca6b) ^ (h >>> 13);
+  return h;
 }
 
-/** Constants are keyed by their value object alone; other attributes compare as text, made only for nodes whose kind and operands another shares. */
-function sameAttrs(a: Node, b: Node): boolean {
-  return a.kind === "const" || a.attrs === b.attrs || attrsText(a.attrs) === attrsText(b.attrs);
+/** Same kind, operands and attributes (a constant: the same value object). */
+function sameNode(a: Node, b: Node, inputs: readonly Value[]): boolean {
+  if (a.kind !== b.kind || a.inputs.length !== inputs.length) return false;
+  if (a.kind === "const") return a.attrs.value === (b.attrs as typeof a.attrs).value;
+  for (let i = 0; i < inputs.length; i++) if (a.inputs[i] !== inputs[i]) return false;
+  return a.attrs === b.attrs || sameAttrValue(a.attrs, b.attrs);
 }
 
-/** Attributes as text, once per attributes object (passes that copy a node share its attrs). */
-const attrsTexts = new WeakMap<object, string>();
-function attrsText(attrs: object): string {
-  let t = attrsTexts.get(attrs);
-  if (t === undefined) attrsTexts.set(attrs, (t = JSON.stringify(attrs)));
-  return t;
+/**
+ * Attribute values equal by structure: primitives by ===, arrays and typed arrays element by
+ * element, plain objects key by key (keys holding undefined count as absent), anything else
+ * (constants, functions) only when it is the same object. Never equal when unsure: a merge
+ * missed costs a node, a wrong merge a wrong model.
+ */
+function sameAttrValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || ArrayBuffer.isView(a)) {
+    if (Array.isArray(a) !== Array.isArray(b) || !(Array.isArray(b) || ArrayBuffer.isView(b)) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+    const x = a as ArrayLike<unknown>, y = b as ArrayLike<unknown>;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!sameAttrValue(x[i], y[i])) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(a) !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!Object.hasOwn(b, k) || !sameAttrValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
 }
 
-const ids = new WeakMap<object, number>();
+/** Numbers for constant objects, kept across runs (constants are immutable; a number is never reused). */
+const constNumbers = new WeakMap<object, number>();
 let nextConst = 0;
-function constId(o: object): number {
-  let id = ids.get(o);
-  if (id === undefined) ids.set(o, (id = nextConst++));
+function constNumber(o: object): number {
+  let id = constNumbers.get(o);
+  if (id === undefined) constNumbers.set(o, (id = nextConst++));
   return id;
 }
 
@@ -44,23 +70,34 @@ export const cse = definePass({
   defaults: {},
   run: (g: Graph) => {
     const map = new Map<Value, Value>();
-    // by kind and operands the first node seen; by those and attribute text the later ones that differ from it
-    const first = new Map<string, Node>(), byAttrs = new Map<string, Node>();
+    const kinds = new Map<string, number>();
+    const kindNumber = (kind: string) => {
+      let k = kinds.get(kind);
+      if (k === undefined) kinds.set(kind, (k = kinds.size + 1));
+      return k;
+    };
+    // the kept nodes by bucket, in graph order: a node merges into the first equal one
+    const buckets = new Map<number, Node[]>();
     const remap = (v: Value) => map.get(v) ?? v;
     const nodes: Node[] = [];
     for (const n of g.nodes) {
-      const inputs = n.inputs.some((v) => map.has(v)) ? n.inputs.map(remap) : n.inputs;
-      const k = key(n, inputs);
-      const head = first.get(k);
-      const prev = !head ? undefined : sameAttrs(head, n) ? head : byAttrs.get(`${k}${attrsText(n.attrs)}`);
+      let inputs = n.inputs;
+      for (let i = 0; i < inputs.length; i++)
+        if (map.has(inputs[i]!)) {
+          inputs = n.inputs.map(remap);
+          break;
+        }
+      const bucket = bucketOf(n, inputs, kindNumber, constNumber);
+      const list = buckets.get(bucket);
+      const prev = list?.find((m) => sameNode(m, n, inputs));
       if (prev) {
-        n.outputs.forEach((o, i) => map.set(o, prev.outputs[i]!));
+        for (let i = 0; i < n.outputs.length; i++) map.set(n.outputs[i]!, prev.outputs[i]!);
         continue;
       }
       // a node none of whose operands merged is kept as it is
       const kept = inputs === n.inputs ? n : withOperands(n, inputs);
-      if (head) byAttrs.set(`${k}${attrsText(n.attrs)}`, kept);
-      else first.set(k, kept);
+      if (list) list.push(kept);
+      else buckets.set(bucket, [kept]);
       nodes.push(kept);
     }
     const outputs = g.outputs.map((o) => {
