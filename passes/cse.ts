@@ -10,14 +10,47 @@ import { removeDeadNodes } from "../src/ir/rewrite.js";
 import { definePass } from "../src/pipeline/pass.js";
 
 /**
- * A number for a node's kind and operands (a constant's: its value object). Nodes that share one
- * are compared in full; no strings are built (keys made as text were most of this pass' time on
- * the full preset's 45k-node graphs).
+ * A number for a node's kind, operands and attributes (a constant's: its value object). Nodes
+ * that share one are compared in full; no strings are built (keys made as text were most of this
+ * pass' time on the full preset's 45k-node graphs).
  */
-function bucketOf(n: Node, inputs: readonly Value[], kindNumber: (kind: string) => number, constNumber: (o: object) => number): number {
-  if (n.kind === "const") return Math.imul(constNumber(n.attrs.value) + 1, 0x9e3779b1);
-  let h = kindNumber(n.kind);
-  for (let i = 0; i < inputs.length; i++) h = Math.imul(h ^ inputs[i]!.id, 0x85ebca6b) ^ (h >>> 13);
+function bucketOf(n: Node, inputs: readonly Value[], kindNumber: (kind: string) => number): number {
+  if (n.kind === "const") return mix(0x51ed27, objectNumber(n.attrs.value));
+  let h = mix(kindNumber(n.kind), attrsHash(n.attrs));
+  for (let i = 0; i < inputs.length; i++) h = mix(h, inputs[i]!.id);
+  return h;
+}
+
+const mix = (h: number, x: number) => Math.imul(h ^ x, 0x85ebca6b) ^ (h >>> 13);
+
+/** attrsHash by attributes object, computed once for each (passes that copy a node share its attrs). */
+const attrsHashes = new WeakMap<object, number>();
+function attrsHash(attrs: object): number {
+  let h = attrsHashes.get(attrs);
+  if (h === undefined) attrsHashes.set(attrs, (h = valueHash(attrs)));
+  return h;
+}
+
+/** A hash that values equal by sameAttrValue share. */
+function valueHash(v: unknown): number {
+  if (typeof v === "number") return v | 0; // 0 and -0 alike; fractions collide, which costs a comparison
+  if (typeof v === "string") {
+    let h = v.length;
+    for (let i = 0; i < v.length; i++) h = mix(h, v.charCodeAt(i));
+    return h;
+  }
+  if (typeof v === "boolean") return v ? 1 : 2;
+  if (typeof v !== "object" || v === null) return 3;
+  if (Array.isArray(v) || ArrayBuffer.isView(v)) {
+    const a = v as ArrayLike<unknown>;
+    let h = mix(4, a.length);
+    for (let i = 0; i < a.length; i++) h = mix(h, valueHash(a[i]));
+    return h;
+  }
+  if (Object.getPrototypeOf(v) !== Object.prototype) return objectNumber(v);
+  // keys in any order: a sum of each key's and value's hash
+  let h = 5;
+  for (const [k, x] of Object.entries(v)) if (x !== undefined) h = (h + mix(valueHash(k), valueHash(x))) | 0;
   return h;
 }
 
@@ -53,12 +86,12 @@ function sameAttrValue(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** Numbers for constant objects, kept across runs (constants are immutable; a number is never reused). */
-const constNumbers = new WeakMap<object, number>();
-let nextConst = 0;
-function constNumber(o: object): number {
-  let id = constNumbers.get(o);
-  if (id === undefined) constNumbers.set(o, (id = nextConst++));
+/** Numbers for objects compared by identity (constants above all), kept across runs: a number is never reused. */
+const objectNumbers = new WeakMap<object, number>();
+let nextObject = 0;
+function objectNumber(o: object): number {
+  let id = objectNumbers.get(o);
+  if (id === undefined) objectNumbers.set(o, (id = nextObject++));
   return id;
 }
 
@@ -76,7 +109,8 @@ export const cse = definePass({
       if (k === undefined) kinds.set(kind, (k = kinds.size + 1));
       return k;
     };
-    // the kept nodes by bucket, in graph order: a node merges into the first equal one
+    // the kept nodes by bucket, in graph order: a node merges into the first equal one (buckets
+    // hold more than one node only when hashes collide or nodes differ in something hashed loosely)
     const buckets = new Map<number, Node[]>();
     const remap = (v: Value) => map.get(v) ?? v;
     const nodes: Node[] = [];
@@ -87,7 +121,7 @@ export const cse = definePass({
           inputs = n.inputs.map(remap);
           break;
         }
-      const bucket = bucketOf(n, inputs, kindNumber, constNumber);
+      const bucket = bucketOf(n, inputs, kindNumber);
       const list = buckets.get(bucket);
       const prev = list?.find((m) => sameNode(m, n, inputs));
       if (prev) {

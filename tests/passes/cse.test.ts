@@ -43,3 +43,18 @@ test("cse merges nodes of one kind and operand by their attributes, however many
     { numRuns: 60 },
   );
 });
+
+test("cse compares attributes by structure: key order does not matter, any element does", () => {
+  const b = new GraphBuilder();
+  const x = b.input("x", { dtype: "f32", shape: [2, 8] });
+  const s1 = b.op("slice", [x], { begin: [0, 1], size: [2, 4] });
+  const s2 = b.op("slice", [x], { size: [2, 4], begin: [0, 1] }); // the same slice, keys reordered
+  const s3 = b.op("slice", [x], { begin: [0, 2], size: [2, 4] }); // one element differs
+  const y = b.op("add", [b.op("add", [s1, s2], {}), s3], {});
+  y.name = "y";
+  const g = b.finish([y]);
+  const out = runPasses(g, [{ pass: "cse" }]);
+  const begins = out.nodes.filter((n) => n.kind === "slice").map((n) => (n.attrs as { begin: number[] }).begin[1]);
+  expect(begins).toEqual([1, 2]);
+  expectSameOutputs(g, out, { x: randomTensor([2, 8], 3) }, 0);
+});
