@@ -10,7 +10,7 @@ import { fail } from "../src/diagnostics.js";
 import { derivedConst, inScopes, readers, type ConstValue, type Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
 import { roundToF16Overflowing } from "../src/kernels/fp16.js";
-import { asFloat, floatTensor } from "../src/kernels/tensor.js";
+import { asFloat, floatTensor, halfTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 
 /**
@@ -23,7 +23,10 @@ export function halfPrecisionConst(c: ConstValue): ConstValue {
     type: { dtype: "f16", shape: c.type.shape },
     source: c.source,
     load: () => {
-      const data = asFloat(c.load()).data.slice();
+      const t = asFloat(c.load());
+      // fp16 patterns (an f16 checkpoint's weight) are their own rounding: nothing to convert
+      if (t.half) return halfTensor(c.type.shape, t.half, "f16");
+      const data = t.data.slice();
       const at = roundToF16Overflowing(data);
       if (at >= 0 && c.role === "weight") throw fail("weightRange", { tensor: c.source, value: asFloat(c.load()).data[at]!, index: at });
       return floatTensor(c.type.shape, data, "f16");

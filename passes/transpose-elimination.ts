@@ -17,6 +17,7 @@ import { derivedConst, type Graph, type Node, type Value } from "../src/ir/graph
 import { applyRules, rule, type RewriteContext } from "../src/ir/rewrite.js";
 import { asReshapeTranspose, asTranspose, isContiguous, reshapeView, rootView, transposeView, type View } from "../src/ir/views.js";
 import { transpose as transposeKernel } from "../src/kernels/layout.js";
+import { withShape } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 import { sameShape } from "../src/ops/define.js";
 
@@ -107,7 +108,7 @@ const foldLayoutIntoConstant = rule("fold-layout-into-constant", LAYOUT_OPS, {
     const type = n.outputs[0]!.type;
     const load =
       n.kind === "reshape"
-        ? () => ({ ...src.load(), shape: type.shape })
+        ? () => withShape(src.load(), type.shape)
         : () => transposeKernel(src.load(), (n as Extract<Node, { kind: "transpose" }>).attrs.perm);
     const what = n.kind === "reshape" ? `reshaped to [${type.shape}]` : `transposed [${(n as Extract<Node, { kind: "transpose" }>).attrs.perm}]`;
     return ctx.b.constant(derivedConst(src, { type, source: `${src.source} ${what}`, load }));

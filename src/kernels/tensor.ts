@@ -69,6 +69,14 @@ export function halfTensor(shape: readonly number[], bits: Uint16Array, dtype: "
   };
 }
 
+/** The same elements in another shape (of as many elements), compact forms kept compact. */
+export function withShape<T extends Tensor>(t: T, shape: readonly number[]): T {
+  const f = t as unknown as FloatTensor;
+  if (f.half) return halfTensor(shape, f.half, f.dtype) as unknown as T;
+  if (f.palette) return paletteTensor(shape, f.palette, f.dtype) as unknown as T;
+  return { ...t, shape: [...shape] };
+}
+
 /** Palettized and fp16-stored tensors: their `data` is a widened copy made on demand. */
 export const isCompact = (t: Tensor): boolean => !!((t as FloatTensor).palette || (t as FloatTensor).half);
 

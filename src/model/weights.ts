@@ -5,8 +5,7 @@ import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js"
 import { prefetchInto } from "../checkpoint/prefetch.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
-import { decodeF16 } from "../kernels/fp16.js";
-import { floatTensor } from "../kernels/tensor.js";
+import { floatTensor, halfTensor } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, slicedShape, specsForWidth, type ParamSpec } from "./params.js";
 import { synthesize } from "./synthetic.js";
@@ -87,7 +86,7 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
       type: { dtype: "f32", shape: spec.shape },
       source: spec.name,
       role: "weight",
-      load: () => floatTensor(spec.shape, src.read(spec)),
+      load: () => storedTensor(src, spec),
       ...(src.readF16 ? { loadF16: () => src.readF16!(spec) } : {}),
       atWidth: (w) => ({ value: widthConstant(src, spec, held(w)), kept: keptIndices(rules, spec.shape, c, held(w)) }),
     };
@@ -135,6 +134,12 @@ function widthSlicing(spec: ParamSpec, c: ModelConfig, w: Width): { shape: numbe
 const sliceKey = (spec: ParamSpec, w: Width) => `${spec.name}@${w}`;
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** A stored tensor as it is stored: an f16 checkpoint's patterns kept (halfTensor), others read as float32. */
+function storedTensor(src: WeightSource, spec: ParamSpec) {
+  const bits = src.readF16?.(spec);
+  return bits ? halfTensor(spec.shape, bits) : floatTensor(spec.shape, src.read(spec));
+}
+
 /** The width-w constant for one parameter: read lazily, sliced by the spec's axis rules. */
 export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): ConstValue {
   const { shape, runs } = widthSlicing(spec, src.config, w), whole = !runs;
@@ -153,11 +158,12 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
     type: { dtype: "f32", shape },
     source: spec.name,
     role: "weight",
-    // a narrower width of an f16 tensor: slice the patterns, then widen only what is kept
+    // an f16 tensor stays in its patterns (sliced to the width): what reads its values widens
+    // them then, and what writes it in fp16 takes the patterns as they are
     load: () =>
       timedRead(() => {
-        const bits = whole ? undefined : src.readF16?.(spec);
-        return floatTensor(shape, bits ? decodeF16(sliceF16(bits)) : slice(src.read(spec)));
+        const bits = src.readF16?.(spec);
+        return bits ? halfTensor(shape, sliceF16(bits)) : floatTensor(shape, slice(src.read(spec)));
       }),
     ...(src.readF16 ? { loadF16: () => timedRead(() => ((bits) => bits && sliceF16(bits))(src.readF16!(spec))) } : {}),
   };

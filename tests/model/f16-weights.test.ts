@@ -34,3 +34,35 @@ test("a model read from fp16 patterns gives the outputs of its float32 copy bit 
   half.close();
   full.close();
 });
+
+test("an f16 checkpoint's weights reach an fp16 artifact as their stored patterns, never widened and rounded back", async () => {
+  const { tensorBytes } = await import("../../src/io/encode.js");
+  const { halfPrecisionConst } = await import("../../passes/fp16-weights.js");
+  const { withShape } = await import("../../src/kernels/tensor.js");
+  const f16 = join(dir, "patterns.safetensors");
+  const src = SafetensorsFile.open(TRAINED);
+  writeSafetensors(f16, src.names().map((n) => ({ name: n, dtype: "F16", shape: src.entry(n).shape, produce: (emit) => emit(src.readFloat(n)) })), src.metadata);
+  src.close();
+  const ck = openCheckpoint(f16);
+  let weights = 0;
+  for (const width of [0.5, 1] as const)
+    for (const n of buildModel(ck, { width }).graph.nodes) {
+      if (n.kind !== "const" || n.attrs.value.role !== "weight") continue;
+      const c = n.attrs.value, stored = c.loadF16!()!;
+      const loaded = c.load() as { half?: Uint16Array };
+      // loading keeps the patterns (sliced to the width), the fp16 copy is those patterns, a
+      // reshape keeps them, and writing them in fp16 is a view on them, not an encoding
+      expect(loaded.half, c.source).toEqual(stored);
+      const half = halfPrecisionConst(c).load() as { half?: Uint16Array; dtype: string };
+      expect(half.dtype).toBe("f16");
+      expect(half.half, c.source).toEqual(stored);
+      const flat = withShape(half as never, [stored.length]) as { half?: Uint16Array };
+      expect(flat.half).toBe(half.half);
+      const bytes = tensorBytes(flat as never, "f16");
+      expect(bytes.buffer).toBe(half.half!.buffer);
+      expect(new Uint16Array(bytes.buffer, bytes.byteOffset, stored.length)).toEqual(stored);
+      weights++;
+    }
+  ck.close();
+  expect(weights).toBeGreaterThan(20);
+});
