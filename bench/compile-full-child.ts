@@ -1,6 +1,8 @@
 // Child process of the end-to-end compile benchmark, so each peak RSS is measured alone.
 //   init CK           : the full preset's synthetic f16 checkpoint, synced to the disk
 //   compile CK OUT    : compile --target coreml,tflite,onnx --width 0.375,0.5,1 --quantize mixed at 1024²
+//   plain CK OUT      : compile --target coreml at width 1, fp16, no quantization (the checkpoint's
+//                       fp16 weights written as they are)
 //   floor CK OUT COPY : the I/O floor: read CK once, then copy every file under OUT into COPY
 //                       (without OUT and COPY: only the read, which warms the page cache)
 //   direct CK OUT COPY: the same with the copies' whole 4 KiB blocks written with O_DIRECT, as
@@ -42,6 +44,11 @@ if (mode === "init") {
   });
   source.close();
   done({ phases, timings, averageBits: report.quantization!.averageBits, artifacts: report.artifacts.map((a) => ({ target: a.target, width: a.width, bytes: a.bytes })) });
+} else if (mode === "plain") {
+  const source = openCheckpoint(ck!);
+  const { report, phases } = compile({ source, ref: { checkpoint: ck! }, targets: ["coreml"], widths: [1], latentSize: [128, 128], precision: "fp16", quantize: { mode: "none" }, out: out! });
+  source.close();
+  done({ phases, bytes: report.artifacts[0]!.bytes });
 } else if (mode === "floor" || mode === "direct") {
   // plain reads of the checkpoint's bytes in 64 MiB chunks, then plain copies of what compile wrote
   const buf = Buffer.allocUnsafe(64 << 20);

@@ -8,6 +8,8 @@
 // compile's first read, which made it several times slower than the floor's).
 // Compile writes its artifacts' whole blocks with O_DIRECT on Linux; the floor's plain copies go
 // through the page cache, so the same copies written direct are measured too (`directFloor`).
+// Then the plain case beside it: the same checkpoint to a width-1 fp16 CoreML package without
+// quantization (`plainFp16Coreml`), against its own floor.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +45,13 @@ export function benchCompileFullMixed() {
     rmSync(join(dir, "copy-again"), { recursive: true, force: true });
     // and the copies as compile writes its artifacts on Linux: whole blocks with O_DIRECT
     const direct = child("direct", ck, out, join(dir, "copy-direct"));
+    // the plain fp16 CoreML compile of the same checkpoint (no probe: all of it is the rest), next
+    // to its own floor: the checkpoint read once and its package copied once
+    const plainOut = join(dir, "plain");
+    const plain = child("plain", ck, plainOut);
+    const plainFloor = child("floor", ck, plainOut, join(dir, "plain-copy"));
+    rmSync(join(dir, "plain-copy"), { recursive: true, force: true });
+    const plainFloorSeconds = plainFloor.readSeconds + plainFloor.writeSeconds;
     const p = compiled.phases;
     // the goal's measure: everything but the interpreter's forwards (statistics and probe less the
     // reads and k-means inside them); the older measure left out those two phases whole
@@ -67,8 +76,10 @@ export function benchCompileFullMixed() {
       allButStatisticsAndProbeCpuSeconds: +restCpu.toFixed(1), allButStatisticsAndProbeCoresBusy: +(restCpu / restOfPhases).toFixed(2),
       // how dear fresh memory was at each floor (the compile's reads are mostly its first touch)
       freshMemorySecondsPerGiB: { afterCompile: +floor.freshMemorySecondsPerGiB.toFixed(2), afterIdle: +cold.freshMemorySecondsPerGiB.toFixed(2) },
+      plainFp16Coreml: { seconds: +plain.seconds.toFixed(2), maxRssBytes: plain.maxRssBytes, bytes: plain.bytes, phases: plain.phases, floorSeconds: +plainFloorSeconds.toFixed(2), overFloor: +(plain.seconds / plainFloorSeconds).toFixed(2) },
     };
     console.log(`full -> coreml,tflite,onnx x w0.375,0.5,1, mixed:4.3 @1024: ${row.wallSeconds} s, peak RSS ${(row.maxRssBytes / 2 ** 30).toFixed(2)} GiB; statistics ${p.statisticsSeconds} s + probe ${p.probeSeconds} s, lowering ${p.loweringSeconds} s, writing ${p.writingSeconds} s (reads ${p.readSeconds} s: cache ${p.reads.cacheSeconds}, slices ${p.reads.slicesSeconds}, in the probes ${p.reads.inProbeSeconds}, after them ${p.reads.afterProbeSeconds}; k-means ${p.kmeansSeconds} s inside; forwards ${p.forwardSeconds} s); everything but the forwards ${row.allButForwardsSeconds} s = ${row.allButForwardsOverLowestFloor}x the I/O floor (the fastest of ${samples.map((f) => f.seconds).join(", ")} s), ${row.allButForwardsOverFloor}x the floor right after the compile (${row.floor.seconds} s), ${row.allButForwardsOverColdFloor}x the floor in cold memory (${row.coldFloor.seconds} s), ${row.allButForwardsOverDirectFloor}x the floor with direct writes (${row.directFloor.seconds} s); lowering and writing alone ${row.allButStatisticsAndProbeSeconds} s = ${row.allButStatisticsAndProbeOverFloor}x, with ${row.allButStatisticsAndProbeCpuSeconds} s of CPU (${row.allButStatisticsAndProbeCoresBusy} cores busy); fresh memory ${row.freshMemorySecondsPerGiB.afterCompile} s/GiB after the compile, ${row.freshMemorySecondsPerGiB.afterIdle} s/GiB after idling`);
+    console.log(`full -> coreml fp16 w1, no quantization: ${row.plainFp16Coreml.seconds} s, peak RSS ${(plain.maxRssBytes / 2 ** 30).toFixed(2)} GiB, ${(plain.bytes / 2 ** 30).toFixed(2)} GiB written = ${row.plainFp16Coreml.overFloor}x its I/O floor (${row.plainFp16Coreml.floorSeconds} s)`);
     return row;
   } finally {
     rmSync(dir, { recursive: true, force: true });
