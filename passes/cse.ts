@@ -41,7 +41,7 @@ function valueHash(v: unknown): number {
   }
   if (typeof v === "boolean") return v ? 1 : 2;
   if (typeof v !== "object" || v === null) return 3;
-  if (Array.isArray(v) || ArrayBuffer.isView(v)) {
+  if (isList(v)) {
     const a = v as ArrayLike<unknown>;
     let h = mix(4, a.length);
     for (let i = 0; i < a.length; i++) h = mix(h, valueHash(a[i]));
@@ -53,6 +53,9 @@ function valueHash(v: unknown): number {
   for (const [k, x] of Object.entries(v)) if (x !== undefined) h = (h + mix(valueHash(k), valueHash(x))) | 0;
   return h;
 }
+
+/** Arrays and typed arrays (not a DataView: it has no elements to compare, so it counts as an object). */
+const isList = (v: object): boolean => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
 
 /** Same kind, operands and attributes (a constant: the same value object). */
 function sameNode(a: Node, b: Node, inputs: readonly Value[]): boolean {
@@ -71,8 +74,8 @@ function sameNode(a: Node, b: Node, inputs: readonly Value[]): boolean {
 function sameAttrValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) || ArrayBuffer.isView(a)) {
-    if (Array.isArray(a) !== Array.isArray(b) || !(Array.isArray(b) || ArrayBuffer.isView(b)) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  if (isList(a)) {
+    if (!isList(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
     const x = a as ArrayLike<unknown>, y = b as ArrayLike<unknown>;
     if (x.length !== y.length) return false;
     for (let i = 0; i < x.length; i++) if (!sameAttrValue(x[i], y[i])) return false;
