@@ -126,7 +126,8 @@ export const cse = definePass({
         }
       const bucket = bucketOf(n, inputs, kindNumber);
       const list = buckets.get(bucket);
-      const prev = list?.find((m) => sameNode(m, n, inputs));
+      let prev: Node | undefined;
+      for (let i = 0; list && !prev && i < list.length; i++) if (sameNode(list[i]!, n, inputs)) prev = list[i];
       if (prev) {
         for (let i = 0; i < n.outputs.length; i++) map.set(n.outputs[i]!, prev.outputs[i]!);
         continue;

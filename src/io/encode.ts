@@ -6,33 +6,27 @@ import { int32Of, type FloatTensor, type Tensor } from "../kernels/tensor.js";
 
 export function tensorBytes(t: Tensor, dtype: DType): Uint8Array {
   const view = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  // `data` is read only where it is needed: an fp16-stored tensor's would widen it whole
-  const floats = () => (t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>));
+  // values stored as fp16 patterns (an f16 checkpoint's weight) written in fp16 are those
+  // patterns exactly; reading `data` would widen them whole
+  const half = (t as FloatTensor).half;
+  if (dtype === "f16" && half) return view(half);
+  const d = t.data;
   switch (dtype) {
     case "f32":
-      return view(floats());
-    case "f16": {
-      // values stored as fp16 patterns (an f16 checkpoint's weight) are those patterns exactly
-      const half = (t as FloatTensor).half;
-      return view(half ?? encodeF16(floats()));
-    }
+      return view(d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>));
+    case "f16":
+      return view(encodeF16(d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>)));
     case "i32":
-      return view(int32Of(t.data));
-    case "i64": {
-      const d = t.data;
+      return view(int32Of(d));
+    case "i64":
       return view(d instanceof BigInt64Array ? d : BigInt64Array.from(Array.from(d as ArrayLike<number | bigint>, (x) => BigInt(x))));
-    }
-    case "i8": {
-      const d = t.data;
+    case "i8":
       return view(d instanceof Int8Array ? d : Int8Array.from(d as ArrayLike<number>));
-    }
     case "u8":
-    case "bool": {
-      const d = t.data;
+    case "bool":
       return view(d instanceof Uint8Array ? d : Uint8Array.from(d as ArrayLike<number>));
-    }
     case "u4":
-      return packU4(t.data as ArrayLike<number>);
+      return packU4(d as ArrayLike<number>);
   }
 }
 

@@ -3,7 +3,7 @@ import type { ConstValue } from "../ir/graph.js";
 import { isFloat, isInteger, type DType } from "../ir/dtype.js";
 import { concat as concatK, roundToF16, slice as sliceK, transpose as transposeK } from "../kernels/fast.js";
 import { gather as gatherK, pixelShuffle, split as splitK } from "../kernels/layout.js";
-import { asFloat, floatTensor, halfTensor, int32Of, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
+import { asFloat, floatTensor, int32Of, normAxis, numel, paletteTensor, type Tensor } from "../kernels/tensor.js";
 import { check, defineOp, isPositiveInt, requireFloat, requireRank, sameShape } from "./define.js";
 
 const f = (t: Tensor) => asFloat(t);
@@ -24,12 +24,10 @@ const constant = defineOp<{ value: ConstValue }>({
   operands: [],
   infer: (_, a) => [a.value.type],
   kernel: (_, a) => {
-    // an f16 checkpoint's weight stays fp16 until a kernel packs it
-    const bits = a.value.loadF16?.();
-    const { shape, dtype } = a.value.type;
-    if (bits) check(bits.length === numel(shape) && (dtype === "f32" || dtype === "f16"), () => `constant ${a.value.source} loaded as ${bits.length} fp16 values, declared ${dtype}(${shape})`);
-    const t = bits ? halfTensor(shape, bits, dtype as "f32" | "f16") : a.value.load();
-    check(sameShape(t.shape, shape), () => `constant ${a.value.source} loaded as (${t.shape}), declared (${shape})`);
+    // an f16 checkpoint's weight loads as its fp16 patterns (halfTensor), widened only by what
+    // reads its values: the gemm's packing does as it goes
+    const t = a.value.load();
+    check(sameShape(t.shape, a.value.type.shape), () => `constant ${a.value.source} loaded as (${t.shape}), declared (${a.value.type.shape})`);
     return [t];
   },
   printAttrs: (a) => `"${a.value.source}"`,
