@@ -10,7 +10,7 @@ import { buildSupernetwork, checkWidth } from "../model/build.js";
 import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount, paramSpecs, specsForWidth } from "../model/params.js";
-import { makeWidthSlices, withReadCache, type Checkpoint, type WeightSource } from "../model/weights.js";
+import { isSynthetic, makeWidthSlices, withReadCache, withSynthesisCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
 import { SliceStore } from "../model/slice-store.js";
 import { configJson } from "./init.js";
@@ -190,7 +190,8 @@ export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
 /**
  * Cache stored weights when a compile reads them more than once (several widths, or a quantized
  * one: statistics, probe, clustering and writing each read every weight) and they fit this
- * budget, and a quarter of the machine's memory; larger models are re-read.
+ * budget, and a quarter of the machine's memory; larger models are re-read. A preset's weights
+ * are kept as drawn, in float32 (the full preset's 5.8 GiB fit on a 24 GiB machine), else drawn again.
  */
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
 const readCacheBudget = () => Math.min(READ_CACHE_BYTES, totalmem() / 4);
@@ -279,8 +280,11 @@ function runCompile(o: CompileOptions): CompileResult {
   const ck = "file" in o.source ? (o.source as Checkpoint) : undefined;
   const readBefore = ck?.file.bytesRead ?? 0;
   const quantize = o.quantize ?? { mode: "none" };
-  const cacheReads = ck !== undefined && (o.widths.length > 1 || quantize.mode !== "none") && ck.file.dataBytes <= readCacheBudget();
-  const cached = cacheReads ? withReadCache(ck) : undefined;
+  // a preset's weights are kept as drawn (float32): drawing them is far dearer than reading a file
+  const synthetic = isSynthetic(o.source) ? o.source : undefined;
+  const storedBytes = ck ? ck.file.dataBytes : synthetic ? 4 * paramSpecs(synthetic.config).reduce((n, s) => n + numel(s.shape), 0) : Infinity;
+  const cacheReads = (o.widths.length > 1 || quantize.mode !== "none") && storedBytes <= readCacheBudget();
+  const cached = !cacheReads ? undefined : ck ? withReadCache(ck) : synthetic ? withSynthesisCache(synthetic) : undefined;
   // with the read cache, a narrower width's slices are kept while that width compiles (at most
   // its share of the cache's bytes: ~0.8 GB at 0.5 for the full preset), in memory the next
   // narrower width reuses

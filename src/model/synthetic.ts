@@ -3,6 +3,10 @@
 // as palettization has to face in real checkpoints), small modulation tables and near-identity
 // QK-norm affines. Each tensor has its own generator seeded from (seed, name), so any tensor can
 // be regenerated alone and the values do not depend on generation order.
+//
+// A tensor is drawn in batches (Rng.fillNormal, fillHeavyTailed): the same draws in the same
+// order as one call per value, so the same bits, without a call and a boxed spare per value
+// (synthesizeScalar, the per-value form, is the oracle tests compare them with).
 import type { ParamSpec } from "./params.js";
 
 /** sfc32: small, fast, and good enough for synthetic data. */
@@ -48,6 +52,58 @@ export class Rng {
     const chi3 = -2 * Math.log(this.uniform()) + y * y; // χ²₂ is an exponential with mean 2
     return z / Math.sqrt(chi3);
   }
+
+  /**
+   * out[i] = offset + scale · normal() for every i, bit for bit as one normal() per value (a
+   * spare left from before goes first; an odd count leaves one for the next draw). The state
+   * lives in locals for the loop: this is what makes ditc init and the presets' weights fast.
+   */
+  fillNormal(out: Float32Array, scale: number, offset = 0): void {
+    let i = 0;
+    const n = out.length, put = (k: number, z: number) => void (out[k] = offset === 0 ? scale * z : offset + scale * z);
+    if (n > 0 && this.spare !== undefined) put(i++, this.normal());
+    let { a, b, c, d } = this;
+    for (; i + 1 < n; i += 2) {
+      let t = (((a + b) | 0) + d) | 0;
+      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
+      const u1 = ((t >>> 0) + 0.5) / 4294967296;
+      t = (((a + b) | 0) + d) | 0;
+      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
+      const u2 = ((t >>> 0) + 0.5) / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u1)), th = 2 * Math.PI * u2;
+      if (offset === 0) (out[i] = scale * (r * Math.cos(th))), (out[i + 1] = scale * (r * Math.sin(th)));
+      else (out[i] = offset + scale * (r * Math.cos(th))), (out[i + 1] = offset + scale * (r * Math.sin(th)));
+    }
+    (this.a = a), (this.b = b), (this.c = c), (this.d = d);
+    if (i < n) put(i, this.normal());
+  }
+
+  /** out[i] = scale · heavyTailed() for every i, bit for bit as one heavyTailed() per value. */
+  fillHeavyTailed(out: Float32Array, scale: number): void {
+    const n = out.length;
+    // with a spare pending the pairs straddle values: the per-value form keeps the order
+    if (this.spare !== undefined) {
+      for (let i = 0; i < n; i++) out[i] = scale * this.heavyTailed();
+      return;
+    }
+    let { a, b, c, d } = this;
+    for (let i = 0; i < n; i++) {
+      let t = (((a + b) | 0) + d) | 0;
+      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
+      const u1 = ((t >>> 0) + 0.5) / 4294967296;
+      t = (((a + b) | 0) + d) | 0;
+      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
+      const u2 = ((t >>> 0) + 0.5) / 4294967296;
+      t = (((a + b) | 0) + d) | 0;
+      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
+      const u3 = ((t >>> 0) + 0.5) / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u1)), th = 2 * Math.PI * u2;
+      const z = r * Math.cos(th), y = r * Math.sin(th);
+      const chi3 = -2 * Math.log(u3) + y * y;
+      out[i] = scale * (z / Math.sqrt(chi3));
+    }
+    (this.a = a), (this.b = b), (this.c = c), (this.d = d);
+  }
 }
 
 export function fnv1a(s: string): number {
@@ -66,11 +122,52 @@ function isHeavyTailed(name: string, seed: number): boolean {
   return /\.(attn\.o|ffn\.fc2)\.weight$/.test(name) || new Rng(seed, name, "tail").uniform() < 0.25;
 }
 
+/** How a tensor's values are drawn: scale · t or offset + scale · z, from its init kind and name. */
+function drawing(spec: ParamSpec, seed: number): { heavy: boolean; scale: number; offset: number } {
+  const layerScale = Math.exp(0.35 * new Rng(seed, spec.name, "scale").normal());
+  switch (spec.init) {
+    case "weight":
+      return { heavy: isHeavyTailed(spec.name, seed), scale: layerScale / Math.sqrt(spec.fanIn ?? 1), offset: 0 };
+    case "bias":
+      return { heavy: false, scale: 0.02 * layerScale, offset: 0 };
+    case "modulation":
+      return { heavy: false, scale: 0.05, offset: 0 };
+    case "norm_weight":
+      return { heavy: false, scale: 0.1, offset: 1 };
+    case "norm_bias":
+      return { heavy: false, scale: 0.02, offset: 0 };
+  }
+}
+
 /** Streams a synthetic tensor's values in chunks (a single chunk for small tensors). */
 export function produceSynthetic(spec: ParamSpec, seed: number, emit: (chunk: Float32Array) => void): void {
   const n = spec.shape.reduce((a, b) => a * b, 1);
-  const layer = new Rng(seed, spec.name, "scale");
-  const layerScale = Math.exp(0.35 * layer.normal());
+  const { heavy, scale, offset } = drawing(spec, seed);
+  const rng = new Rng(seed, spec.name);
+  for (let start = 0; start < n; start += CHUNK) {
+    const chunk = new Float32Array(Math.min(CHUNK, n - start));
+    if (heavy) rng.fillHeavyTailed(chunk, scale);
+    else rng.fillNormal(chunk, scale, offset);
+    emit(chunk);
+  }
+}
+
+/** A synthetic tensor's values into `out` (its length the tensor's). */
+export function synthesizeInto(spec: ParamSpec, seed: number, out: Float32Array): Float32Array {
+  const { heavy, scale, offset } = drawing(spec, seed);
+  const rng = new Rng(seed, spec.name);
+  if (heavy) rng.fillHeavyTailed(out, scale);
+  else rng.fillNormal(out, scale, offset);
+  return out;
+}
+
+export function synthesize(spec: ParamSpec, seed: number): Float32Array {
+  return synthesizeInto(spec, seed, new Float32Array(spec.shape.reduce((a, b) => a * b, 1)));
+}
+
+/** The same values one draw call per value: the oracle the batched draws are tested against. */
+export function synthesizeScalar(spec: ParamSpec, seed: number): Float32Array {
+  const layerScale = Math.exp(0.35 * new Rng(seed, spec.name, "scale").normal());
   const rng = new Rng(seed, spec.name);
   let draw: () => number;
   switch (spec.init) {
@@ -92,19 +189,7 @@ export function produceSynthetic(spec: ParamSpec, seed: number, emit: (chunk: Fl
       draw = () => 0.02 * rng.normal();
       break;
   }
-  for (let start = 0; start < n; start += CHUNK) {
-    const chunk = new Float32Array(Math.min(CHUNK, n - start));
-    for (let i = 0; i < chunk.length; i++) chunk[i] = draw();
-    emit(chunk);
-  }
-}
-
-export function synthesize(spec: ParamSpec, seed: number): Float32Array {
   const out = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
-  let off = 0;
-  produceSynthetic(spec, seed, (c) => {
-    out.set(c, off);
-    off += c.length;
-  });
+  for (let i = 0; i < out.length; i++) out[i] = draw();
   return out;
 }

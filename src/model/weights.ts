@@ -7,7 +7,8 @@ import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
 import { floatTensor, halfTensor } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
-import { axisRanges, isolatedSpecs, keptIndices, slicedShape, specsForWidth, type ParamSpec } from "./params.js";
+import { axisRanges, isolatedSpecs, keptIndices, paramSpecs, slicedShape, specsForWidth, type ParamSpec } from "./params.js";
+import { synthesizeMany } from "./synthesis-jobs.js";
 import { synthesize } from "./synthetic.js";
 import { timedRead } from "./read-clock.js";
 import { makeSlices, sliceRuns, type SliceJob } from "./slice-jobs.js";
@@ -28,8 +29,45 @@ export interface WeightSource {
   readonly slices?: SliceStore;
 }
 
-export function syntheticSource(config: ModelConfig, seed: number, origin = `synthetic, seed ${seed}`): WeightSource {
-  return { config, origin, read: (spec) => synthesize(spec, seed) };
+/** A preset's weights: drawn from the seed on every read (src/model/synthetic.ts). */
+export interface SyntheticSource extends WeightSource {
+  readonly seed: number;
+}
+
+export function syntheticSource(config: ModelConfig, seed: number, origin = `synthetic, seed ${seed}`): SyntheticSource {
+  return { config, origin, seed, read: (spec) => synthesize(spec, seed) };
+}
+
+export const isSynthetic = (src: WeightSource): src is SyntheticSource => typeof (src as Partial<SyntheticSource>).seed === "number";
+
+/** A source whose tensors can be fetched into its cache ahead of their reads; returns the bytes fetched. */
+export interface PrefetchingSource extends WeightSource {
+  prefetch(names: readonly string[], threads?: number): number;
+}
+
+/**
+ * A synthetic source that keeps each tensor once drawn. Compile reads every weight several times
+ * (statistics, probe, clustering, each target's writing: 21 reads of some of the mini preset's),
+ * and a draw costs 40-80 ns a value against a copy's fraction of one. Reads return copies (the
+ * kept values stay intact); `prefetch` draws a width's tensors on two threads.
+ */
+export function withSynthesisCache(src: SyntheticSource): PrefetchingSource & SyntheticSource {
+  const cache = new Map<string, Float32Array>();
+  const specs = new Map(paramSpecs(src.config).map((s) => [s.name, s]));
+  return {
+    ...src,
+    read: (spec) => {
+      let v = cache.get(spec.name);
+      if (!v) cache.set(spec.name, (v = src.read(spec)));
+      return v.slice();
+    },
+    prefetch: (names, threads = 1) => {
+      const todo = [...new Set(names)].filter((n) => !cache.has(n)).map((n) => specs.get(n)!);
+      const drawn = synthesizeMany(todo, src.seed, threads);
+      todo.forEach((s, i) => cache.set(s.name, drawn[i]!));
+      return drawn.reduce((n, a) => n + a.byteLength, 0);
+    },
+  };
 }
 
 export interface Checkpoint extends WeightSource {
@@ -37,11 +75,8 @@ export interface Checkpoint extends WeightSource {
   close(): void;
 }
 
-/** A checkpoint with a read cache. */
-export interface CachedCheckpoint extends Checkpoint {
-  /** reads these tensors into the cache at once, on two threads when `threads` > 1 (src/checkpoint/prefetch.ts); returns the bytes read */
-  prefetch(names: readonly string[], threads?: number): number;
-}
+/** A checkpoint with a read cache; `prefetch` reads tensors into it on two threads when `threads` > 1 (src/checkpoint/prefetch.ts). */
+export interface CachedCheckpoint extends Checkpoint, PrefetchingSource {}
 
 /**
  * A checkpoint that keeps each tensor's stored bytes after the first read, so compiling several

@@ -5,7 +5,7 @@ import { afterAll, expect, test } from "vitest";
 import { compile } from "../../src/driver/compile.js";
 import { writeSyntheticCheckpoint } from "../../src/driver/init.js";
 import { presetConfig } from "../../src/model/config.js";
-import { openCheckpoint } from "../../src/model/weights.js";
+import { openCheckpoint, syntheticSource, type SyntheticSource } from "../../src/model/weights.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ditc-compile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,6 +36,25 @@ test("compiling all three widths from one checkpoint, or quantizing one, reads e
     const a = readFileSync(join(dir, "out", f)), b = readFileSync(join(dir, "out2", f));
     expect(a.equals(b), f).toBe(true);
   }
+});
+
+test("a preset's weights are drawn once per compile (and the artifacts are those of drawing them on every read)", () => {
+  const config = presetConfig("micro");
+  const draws = new Map<string, number>();
+  const counted = (): SyntheticSource => {
+    const src = syntheticSource(config, 2);
+    return { ...src, read: (spec) => (draws.set(spec.name, (draws.get(spec.name) ?? 0) + 1), src.read(spec)) };
+  };
+  const opts = { ref: { preset: "micro", seed: 2 }, targets: ["onnx"], widths: [0.5, 1], precision: "fp32", quantize: { mode: "k4" } } as const;
+  compile({ ...opts, source: counted(), out: join(dir, "preset") });
+  // prefetched on two threads: what this thread still draws through read() it draws once
+  expect(Math.max(0, ...draws.values())).toBeLessThanOrEqual(1);
+  // a source that is not a preset's (no seed) is read as it is, every time
+  draws.clear();
+  const { seed: _, ...plain } = counted();
+  compile({ ...opts, source: plain, out: join(dir, "preset-uncached") });
+  expect(Math.max(...draws.values())).toBeGreaterThan(1);
+  for (const f of ["w500/model.onnx", "w1000/model.onnx"]) expect(readFileSync(join(dir, "preset", f)).equals(readFileSync(join(dir, "preset-uncached", f))), f).toBe(true);
 });
 
 test("the phases split the weight reads by where they fell, each read counted once", () => {

@@ -1,0 +1,40 @@
+// A preset's tensors drawn on two threads (src/model/synthesis-jobs.ts) and kept by the synthesis
+// cache (withSynthesisCache): the values synthesize gives, whichever thread drew them; reads give
+// copies, so a caller that changes one does not change the next read. The helper runs from dist/.
+import { expect, test } from "vitest";
+import { presetConfig } from "../../src/model/config.js";
+import { paramSpecs, specsForWidth } from "../../src/model/params.js";
+import { synthesizeMany } from "../../src/model/synthesis-jobs.js";
+import { synthesize } from "../../src/model/synthetic.js";
+import { syntheticSource, withSynthesisCache } from "../../src/model/weights.js";
+
+const same = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+
+test("tensors drawn on two threads are those synthesize draws", () => {
+  // the mini preset's (~0.3 s of drawing): enough for the helper to take a share
+  const specs = paramSpecs(presetConfig("mini"));
+  for (const threads of [1, 2]) {
+    const drawn = synthesizeMany(specs, 5, threads);
+    expect(drawn.length).toBe(specs.length);
+    specs.forEach((s, i) => expect(same(drawn[i]!, synthesize(s, 5)), s.name).toBe(true));
+  }
+});
+
+test("the synthesis cache draws a tensor once and reads out copies", () => {
+  const config = presetConfig("micro");
+  const src = syntheticSource(config, 9);
+  let draws = 0;
+  const cached = withSynthesisCache({ ...src, read: (spec) => (draws++, src.read(spec)) });
+  const names = specsForWidth(config, 0.5).map((s) => s.name);
+  const bytes = cached.prefetch(names, 2);
+  expect(bytes).toBe(specsForWidth(config, 0.5).reduce((n, s) => n + 4 * s.shape.reduce((a, b) => a * b, 1), 0));
+  expect(cached.prefetch(names, 2)).toBe(0); // already kept
+  const spec = specsForWidth(config, 0.5)[0]!;
+  const first = cached.read(spec);
+  first.fill(0);
+  expect(same(cached.read(spec), synthesize(spec, 9))).toBe(true);
+  expect(draws).toBe(0); // all prefetched
+  const other = paramSpecs(config).find((s) => !names.includes(s.name))!;
+  cached.read(other), cached.read(other);
+  expect(draws).toBe(1);
+});
