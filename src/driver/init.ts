@@ -1,12 +1,14 @@
 // `ditc init` and `ditc inputs`: seeded synthetic checkpoints and model inputs, streamed to disk.
 import { dirname, join } from "node:path";
-import { writeSafetensors } from "../checkpoint/safetensors.js";
+import { byName, writeSafetensors } from "../checkpoint/safetensors.js";
 import { makeOutputFolder, writeAll, writeFileAtomic } from "../io/atomic.js";
 import { writeTensorFile } from "../checkpoint/tensors.js";
 import { floatTensor, type FloatTensor } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
 import { paramCounts, paramSpecs, type ParamSpec } from "../model/params.js";
-import { produceSynthetic, Rng } from "../model/synthetic.js";
+import { Rng } from "../model/synthetic.js";
+import { synthesizeMany } from "../model/synthesis-jobs.js";
+import { engineInfo } from "../kernels/simd/engine.js";
 
 /** Config JSON with keys in docs/checkpoints.md's order, so files are byte-identical across runs. */
 export function configJson(c: ModelConfig): string {
@@ -25,12 +27,43 @@ export interface InitResult {
   params: Record<string, number>;
 }
 
+/** Float32 bytes of tensors drawn at once, ahead of the writer (the draws of a batch are split over two threads). */
+const DRAW_BATCH_BYTES = 256 * 2 ** 20;
+
+/**
+ * Each spec's values for a writer that asks for them in name order (writeSafetensors): drawn a
+ * batch at a time on the engine's threads (src/model/synthesis-jobs.ts) when the writer first
+ * asks for one of the batch, each dropped once written. Drawing is most of `ditc init`'s time.
+ */
+export function drawnInBatches(specs: readonly ParamSpec[], seed: number, batchBytes = DRAW_BATCH_BYTES): Map<string, (emit: (chunk: Float32Array) => void) => void> {
+  const sorted = byName(specs);
+  const batchOf = new Map<string, ParamSpec[]>();
+  let batch: ParamSpec[] = [], bytes = Infinity;
+  for (const s of sorted) {
+    const b = 4 * s.shape.reduce((n, d) => n * d, 1);
+    if (bytes + b > batchBytes) (batch = []), (bytes = 0);
+    batch.push(s);
+    batchOf.set(s.name, batch);
+    bytes += b;
+  }
+  const drawn = new Map<string, Float32Array>();
+  return new Map(sorted.map((s) => [s.name, (emit) => {
+    if (!drawn.has(s.name)) {
+      const todo = batchOf.get(s.name)!;
+      synthesizeMany(todo, seed, engineInfo().threads).forEach((v, i) => drawn.set(todo[i]!.name, v));
+    }
+    emit(drawn.get(s.name)!);
+    drawn.delete(s.name);
+  }]));
+}
+
 export function writeSyntheticCheckpoint(config: ModelConfig, seed: number, out: string, dtype: "f32" | "f16" = "f32"): InitResult {
   const specs = paramSpecs(config);
   const st = dtype === "f32" ? "F32" : "F16";
+  const produce = drawnInBatches(specs, seed);
   writeSafetensors(
     out,
-    specs.map((s) => ({ name: s.name, dtype: st, shape: s.shape, produce: (emit) => produceSynthetic(s, seed, emit) })),
+    specs.map((s) => ({ name: s.name, dtype: st, shape: s.shape, produce: produce.get(s.name)! })),
     { config: configJson(config), format: "pt", generator: `ditc init, seed ${seed}` },
   );
   const elems = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
@@ -75,7 +108,8 @@ export function writeShardedSyntheticCheckpoint(config: ModelConfig, seed: numbe
   const weightMap: Record<string, string> = {};
   const shards = groups.map((g, i) => {
     const name = `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`;
-    writeSafetensors(join(dir, name), g.map((s) => ({ name: s.name, dtype: dtype === "f32" ? "F32" : "F16", shape: s.shape, produce: (emit) => produceSynthetic(s, seed, emit) })), { format: "pt", generator: `ditc init, seed ${seed}` });
+    const produce = drawnInBatches(g, seed);
+    writeSafetensors(join(dir, name), g.map((s) => ({ name: s.name, dtype: dtype === "f32" ? "F32" : "F16", shape: s.shape, produce: produce.get(s.name)! })), { format: "pt", generator: `ditc init, seed ${seed}` });
     for (const s of g) weightMap[s.name] = name;
     return join(dir, name);
   });

@@ -115,8 +115,6 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-const CHUNK = 1 << 20;
-
 /** Whether a weight tensor is drawn heavy-tailed: output projections always, others by hash. */
 function isHeavyTailed(name: string, seed: number): boolean {
   return /\.(attn\.o|ffn\.fc2)\.weight$/.test(name) || new Rng(seed, name, "tail").uniform() < 0.25;
@@ -136,19 +134,6 @@ function drawing(spec: ParamSpec, seed: number): { heavy: boolean; scale: number
       return { heavy: false, scale: 0.1, offset: 1 };
     case "norm_bias":
       return { heavy: false, scale: 0.02, offset: 0 };
-  }
-}
-
-/** Streams a synthetic tensor's values in chunks (a single chunk for small tensors). */
-export function produceSynthetic(spec: ParamSpec, seed: number, emit: (chunk: Float32Array) => void): void {
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  const { heavy, scale, offset } = drawing(spec, seed);
-  const rng = new Rng(seed, spec.name);
-  for (let start = 0; start < n; start += CHUNK) {
-    const chunk = new Float32Array(Math.min(CHUNK, n - start));
-    if (heavy) rng.fillHeavyTailed(chunk, scale);
-    else rng.fillNormal(chunk, scale, offset);
-    emit(chunk);
   }
 }
 

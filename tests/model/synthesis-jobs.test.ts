@@ -1,12 +1,17 @@
 // A preset's tensors drawn on two threads (src/model/synthesis-jobs.ts) and kept by the synthesis
 // cache (withSynthesisCache): the values synthesize gives, whichever thread drew them; reads give
-// copies, so a caller that changes one does not change the next read. The helper runs from dist/.
+// copies, so a caller that changes one does not change the next read; ditc init's batches give
+// the writer each tensor's own values. The helper runs from dist/.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect, test } from "vitest";
+import { drawnInBatches, writeSyntheticCheckpoint } from "../../src/driver/init.js";
 import { presetConfig } from "../../src/model/config.js";
 import { paramSpecs, specsForWidth } from "../../src/model/params.js";
 import { synthesizeMany } from "../../src/model/synthesis-jobs.js";
 import { synthesize } from "../../src/model/synthetic.js";
-import { syntheticSource, withSynthesisCache } from "../../src/model/weights.js";
+import { openCheckpoint, syntheticSource, withSynthesisCache } from "../../src/model/weights.js";
 
 const same = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
@@ -37,4 +42,29 @@ test("the synthesis cache draws a tensor once and reads out copies", () => {
   const other = paramSpecs(config).find((s) => !names.includes(s.name))!;
   cached.read(other), cached.read(other);
   expect(draws).toBe(1);
+});
+
+test("ditc init's batches give every tensor its own draws, in the writer's order", () => {
+  const specs = paramSpecs(presetConfig("micro"));
+  // batches of ~64 KiB: many of them, some a single tensor larger than that
+  const produce = drawnInBatches(specs, 4, 1 << 16);
+  for (const s of [...specs].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const got: Float32Array[] = [];
+    produce.get(s.name)!((c) => got.push(c));
+    expect(got.length).toBe(1);
+    expect(same(got[0]!, synthesize(s, 4)), s.name).toBe(true);
+  }
+});
+
+test("a checkpoint ditc init writes holds the values synthesize draws", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ditc-init-"));
+  try {
+    const config = presetConfig("micro"), path = join(dir, "micro.safetensors");
+    writeSyntheticCheckpoint(config, 6, path);
+    const ck = openCheckpoint(path);
+    for (const s of paramSpecs(config)) expect(same(ck.read(s), synthesize(s, 6)), s.name).toBe(true);
+    ck.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
