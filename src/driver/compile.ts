@@ -10,7 +10,7 @@ import { buildSupernetwork, checkWidth } from "../model/build.js";
 import { sliceWidth } from "../../passes/slice-width.js";
 import { widthTag, type Width } from "../model/config.js";
 import { paramCount, paramSpecs, specsForWidth } from "../model/params.js";
-import { isSynthetic, makeWidthSlices, withReadCache, withSynthesisCache, type Checkpoint, type WeightSource } from "../model/weights.js";
+import { float32Bytes, isSynthetic, makeWidthSlices, withReadCache, withSynthesisCache, type Checkpoint, type WeightSource } from "../model/weights.js";
 import { timedRead, weightReadClock } from "../model/read-clock.js";
 import { SliceStore } from "../model/slice-store.js";
 import { configJson } from "./init.js";
@@ -194,7 +194,7 @@ export const TOLERANCES = { fp32: { maxRelErr: 1e-4 }, fp16: { relL2: 1e-2 } };
  * are kept as drawn, in float32 (the full preset's 5.8 GiB fit on a 24 GiB machine), else drawn again.
  */
 export const READ_CACHE_BYTES = 8 * 2 ** 30;
-const readCacheBudget = () => Math.min(READ_CACHE_BYTES, totalmem() / 4);
+export const readCacheBudget = (): number => Math.min(READ_CACHE_BYTES, totalmem() / 4);
 
 /** Where a palettized compile spent its calibration time, per width (not in report.json, which is reproducible). */
 export interface QuantizationTimings {
@@ -282,7 +282,7 @@ function runCompile(o: CompileOptions): CompileResult {
   const quantize = o.quantize ?? { mode: "none" };
   // a preset's weights are kept as drawn (float32): drawing them is far dearer than reading a file
   const synthetic = isSynthetic(o.source) ? o.source : undefined;
-  const storedBytes = ck ? ck.file.dataBytes : synthetic ? 4 * paramSpecs(synthetic.config).reduce((n, s) => n + numel(s.shape), 0) : Infinity;
+  const storedBytes = ck ? ck.file.dataBytes : synthetic ? float32Bytes(synthetic.config) : Infinity;
   const cacheReads = (o.widths.length > 1 || quantize.mode !== "none") && storedBytes <= readCacheBudget();
   const cached = !cacheReads ? undefined : ck ? withReadCache(ck) : synthetic ? withSynthesisCache(synthetic) : undefined;
   // with the read cache, a narrower width's slices are kept while that width compiles (at most

@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { fail } from "../diagnostics.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import { presetConfig } from "../model/config.js";
-import { openCheckpoint, syntheticSource, type WeightSource } from "../model/weights.js";
-import type { CompileReport } from "./compile.js";
+import { float32Bytes, openCheckpoint, syntheticSource, withSynthesisCache, type WeightSource } from "../model/weights.js";
+import { paramSpecs } from "../model/params.js";
+import { engineInfo } from "../kernels/simd/engine.js";
+import { readCacheBudget, type CompileReport } from "./compile.js";
 import { checkReport } from "./report-check.js";
 import { syntheticInputs } from "./init.js";
 import { BACKENDS } from "./pipelines.js";
@@ -73,13 +75,20 @@ export function readReport(dir: string): CompileReport {
   return checkReport(json, join(dir, "report.json"));
 }
 
-function sourceOf(r: CompileReport): { source: WeightSource; close(): void } {
+/** The weights a report was compiled from: its checkpoint opened again, or its preset (kept once drawn when they fit). */
+export function sourceOf(r: Pick<CompileReport, "model">): { source: WeightSource; close(): void } {
   if ("checkpoint" in r.model) {
     const { checkpoint, rename, configFile, allowUnused } = r.model;
     const ck = openCheckpoint(checkpoint, { ...(rename !== undefined ? { rename } : {}), ...(configFile !== undefined ? { config: configFile } : {}), ...(allowUnused ? { allowUnused } : {}) });
     return { source: ck, close: () => ck.close() };
   }
-  return { source: syntheticSource(presetConfig(r.model.preset), r.model.seed), close: () => {} };
+  // each width's reference draws every weight again (its forward, its palettes): kept once drawn,
+  // all of them drawn up front on two threads, when they fit compile's read-cache budget
+  const preset = syntheticSource(presetConfig(r.model.preset), r.model.seed);
+  if (float32Bytes(preset.config) > readCacheBudget()) return { source: preset, close: () => {} };
+  const cached = withSynthesisCache(preset);
+  cached.prefetch(paramSpecs(preset.config).map((s) => s.name), engineInfo().threads);
+  return { source: cached, close: () => {} };
 }
 
 export async function verify(dir: string, inputs?: Record<string, FloatTensor>, onProgress?: ProgressFn): Promise<VerifyResult[]> {

@@ -40,6 +40,9 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 
 export const isSynthetic = (src: WeightSource): src is SyntheticSource => typeof (src as Partial<SyntheticSource>).seed === "number";
 
+/** Bytes of every stored parameter of a model in float32 (a preset's weights as drawn). */
+export const float32Bytes = (config: ModelConfig): number => paramSpecs(config).reduce((n, s) => n + 4 * numel(s.shape), 0);
+
 /** A source whose tensors can be fetched into its cache ahead of their reads; returns the bytes fetched. */
 export interface PrefetchingSource extends WeightSource {
   prefetch(names: readonly string[], threads?: number): number;

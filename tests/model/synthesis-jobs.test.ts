@@ -11,7 +11,8 @@ import { presetConfig } from "../../src/model/config.js";
 import { paramSpecs, specsForWidth } from "../../src/model/params.js";
 import { synthesizeMany } from "../../src/model/synthesis-jobs.js";
 import { synthesize } from "../../src/model/synthetic.js";
-import { openCheckpoint, syntheticSource, withSynthesisCache } from "../../src/model/weights.js";
+import { openCheckpoint, syntheticSource, withSynthesisCache, type PrefetchingSource } from "../../src/model/weights.js";
+import { sourceOf } from "../../src/driver/verify.js";
 
 const same = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
@@ -67,4 +68,12 @@ test("a checkpoint ditc init writes holds the values synthesize draws", () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("verify keeps a preset's weights once drawn, all of them drawn up front", () => {
+  const { source } = sourceOf({ model: { preset: "micro", seed: 3, config: {} } });
+  expect("prefetch" in source && typeof source.prefetch === "function").toBe(true);
+  // already drawn: a second prefetch of every tensor finds nothing to draw
+  expect((source as PrefetchingSource).prefetch(paramSpecs(source.config).map((s) => s.name), 1)).toBe(0);
+  for (const s of paramSpecs(source.config)) expect(same(source.read(s), synthesize(s, 3)), s.name).toBe(true);
 });
