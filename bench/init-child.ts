@@ -3,6 +3,10 @@ import { rmSync } from "node:fs";
 import { SafetensorsFile } from "../src/checkpoint/safetensors.js";
 import { writeSyntheticCheckpoint } from "../src/driver/init.js";
 import { presetConfig } from "../src/model/config.js";
+import { engineInfo } from "../src/kernels/simd/engine.js";
+import { paramSpecs, type ParamSpec } from "../src/model/params.js";
+import { synthesizeMany } from "../src/model/synthesis-jobs.js";
+import { synthesizeScalar } from "../src/model/synthetic.js";
 
 const [preset = "full", dtype = "f16", out = "/tmp/ditc-bench-init.safetensors"] = process.argv.slice(2);
 const t0 = performance.now();
@@ -14,4 +18,16 @@ const file = SafetensorsFile.open(out);
 const headerParamsWidth1 = file.names().filter((n) => !/^w(375|500)\./.test(n)).reduce((s, n) => s + file.entry(n).shape.reduce((a, b) => a * b, 1), 0);
 file.close();
 rmSync(out, { force: true });
-process.stdout.write(JSON.stringify({ seconds, maxRssBytes, bytes: r.bytes, tensors: r.tensors, headerParamsWidth1, expectedWidth1: r.params["1"] }));
+// the baseline, in the same run: the first ~64 M values drawn one call per value on one thread (the
+// draws before batching and the helper thread), against the batched draws on the engine's threads
+const sample: ParamSpec[] = [];
+for (let n = 0, i = 0, specs = paramSpecs(presetConfig(preset)); n < 64e6 && i < specs.length; i++) (sample.push(specs[i]!), (n += specs[i]!.shape.reduce((a, b) => a * b, 1)));
+const values = sample.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+let t = performance.now();
+for (const s of sample) synthesizeScalar(s, 0);
+const perValueSeconds = (performance.now() - t) / 1000;
+t = performance.now();
+synthesizeMany(sample, 0, engineInfo().threads);
+const batchedSeconds = (performance.now() - t) / 1000;
+const draws = { values, perValueSeconds, batchedSeconds, threads: engineInfo().threads, speedup: perValueSeconds / batchedSeconds };
+process.stdout.write(JSON.stringify({ seconds, maxRssBytes, bytes: r.bytes, tensors: r.tensors, headerParamsWidth1, expectedWidth1: r.params["1"], draws }));

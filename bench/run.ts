@@ -25,6 +25,7 @@ import { benchShardsFull } from "./shards.js";
 import { benchCompileFullMixed } from "./compile-full.js";
 import { benchTechniques } from "./techniques.js";
 import { benchProbeFull } from "./probe-full.js";
+import { benchPresetCompile } from "./preset-compile.js";
 import { graphStats } from "../src/driver/inspect.js";
 import { applyPipeline, PIPELINE_NAMES } from "../src/driver/pipelines.js";
 
@@ -106,6 +107,7 @@ function benchInitFull() {
   const out = join(tmpdir(), `ditc-bench-${process.pid}.safetensors`);
   const r = JSON.parse(execFileSync(process.execPath, [join(here, "init-child.js"), "full", "f16", out], { encoding: "utf8", maxBuffer: 1 << 20 }));
   console.log(`init --preset full --dtype f16: ${r.seconds.toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB for ${(r.bytes / 2 ** 30).toFixed(2)} GiB written; width-1 params from the header ${r.headerParamsWidth1} (expected ${r.expectedWidth1})`);
+  console.log(`  draws of ${(r.draws.values / 1e6).toFixed(0)} M values: one call per value on one thread ${r.draws.perValueSeconds.toFixed(1)} s, batched on ${r.draws.threads} threads ${r.draws.batchedSeconds.toFixed(1)} s (${r.draws.speedup.toFixed(2)}x)`);
   return { ...r, seconds: +r.seconds.toFixed(2), rssOverFileSize: +(r.maxRssBytes / r.bytes).toFixed(3) };
 }
 
@@ -126,6 +128,7 @@ const sections: Record<string, () => unknown> = {
   forward: () => [benchForward("micro"), benchForward("mini")],
   pipelinesFull1024: () => benchPipelines(),
   initFullF16: () => (full ? benchInitFull() : null),
+  presetCompileMini: () => benchPresetCompile("mini", quick ? 1 : 3),
   onnxMini: () => benchOnnxMini(quick),
   onnxPalettized: () => benchOnnxPalettized(),
   onnxFull256: () => (full ? benchOnnxFull(256) : null),

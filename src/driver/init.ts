@@ -7,7 +7,7 @@ import { floatTensor, type FloatTensor } from "../kernels/tensor.js";
 import type { ModelConfig } from "../model/config.js";
 import { paramCounts, paramSpecs, type ParamSpec } from "../model/params.js";
 import { Rng } from "../model/synthetic.js";
-import { synthesizeMany } from "../model/synthesis-jobs.js";
+import { synthesisBytes, synthesizeMany } from "../model/synthesis-jobs.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 
 /** Config JSON with keys in docs/checkpoints.md's order, so files are byte-identical across runs. */
@@ -33,7 +33,8 @@ const DRAW_BATCH_BYTES = 256 * 2 ** 20;
 /**
  * Each spec's values for a writer that asks for them in name order (writeSafetensors): drawn a
  * batch at a time on the engine's threads (src/model/synthesis-jobs.ts) when the writer first
- * asks for one of the batch, each dropped once written. Drawing is most of `ditc init`'s time.
+ * asks for one of the batch, into memory the next batch reuses (the writer copies or writes what
+ * it is given before it asks again). Drawing is most of `ditc init`'s time.
  */
 export function drawnInBatches(specs: readonly ParamSpec[], seed: number, batchBytes = DRAW_BATCH_BYTES): Map<string, (emit: (chunk: Float32Array) => void) => void> {
   const sorted = byName(specs);
@@ -46,11 +47,15 @@ export function drawnInBatches(specs: readonly ParamSpec[], seed: number, batchB
     batchOf.set(s.name, batch);
     bytes += b;
   }
+  // every batch is drawn into the same memory: the writer is done with the last when it asks for the next
+  let memory: SharedArrayBuffer | undefined;
   const drawn = new Map<string, Float32Array>();
   return new Map(sorted.map((s) => [s.name, (emit) => {
     if (!drawn.has(s.name)) {
-      const todo = batchOf.get(s.name)!;
-      synthesizeMany(todo, seed, engineInfo().threads).forEach((v, i) => drawn.set(todo[i]!.name, v));
+      const todo = batchOf.get(s.name)!, bytes = synthesisBytes(todo);
+      if (!memory || memory.byteLength < bytes) memory = new SharedArrayBuffer(Math.max(bytes, Math.min(batchBytes, synthesisBytes(sorted))));
+      drawn.clear();
+      synthesizeMany(todo, seed, engineInfo().threads, memory).forEach((v, i) => drawn.set(todo[i]!.name, v));
     }
     emit(drawn.get(s.name)!);
     drawn.delete(s.name);

