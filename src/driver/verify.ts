@@ -7,7 +7,7 @@ import { fail } from "../diagnostics.js";
 import type { FloatTensor } from "../kernels/tensor.js";
 import { presetConfig } from "../model/config.js";
 import { float32Bytes, openCheckpoint, syntheticSource, withSynthesisCache, type WeightSource } from "../model/weights.js";
-import { paramSpecs } from "../model/params.js";
+import { specsForWidth } from "../model/params.js";
 import { engineInfo } from "../kernels/simd/engine.js";
 import { readCacheBudget, type CompileReport } from "./compile.js";
 import { checkReport } from "./report-check.js";
@@ -75,8 +75,8 @@ export function readReport(dir: string): CompileReport {
   return checkReport(json, join(dir, "report.json"));
 }
 
-/** The weights a report was compiled from: its checkpoint opened again, or its preset (kept once drawn when they fit). */
-export function sourceOf(r: Pick<CompileReport, "model">): { source: WeightSource; close(): void } {
+/** The weights a report was compiled from: its checkpoint opened again, or its preset (its artifacts' widths kept once drawn, when they fit). */
+export function sourceOf(r: Pick<CompileReport, "model" | "artifacts">): { source: WeightSource; close(): void } {
   if ("checkpoint" in r.model) {
     const { checkpoint, rename, configFile, allowUnused } = r.model;
     const ck = openCheckpoint(checkpoint, { ...(rename !== undefined ? { rename } : {}), ...(configFile !== undefined ? { config: configFile } : {}), ...(allowUnused ? { allowUnused } : {}) });
@@ -87,7 +87,8 @@ export function sourceOf(r: Pick<CompileReport, "model">): { source: WeightSourc
   const preset = syntheticSource(presetConfig(r.model.preset), r.model.seed);
   if (float32Bytes(preset.config) > readCacheBudget()) return { source: preset, close: () => {} };
   const cached = withSynthesisCache(preset);
-  cached.prefetch(paramSpecs(preset.config).map((s) => s.name), engineInfo().threads);
+  const widths = new Set(r.artifacts.map((a) => a.width));
+  cached.prefetch([...widths].flatMap((w) => specsForWidth(preset.config, w).map((s) => s.name)), engineInfo().threads);
   return { source: cached, close: () => {} };
 }
 

@@ -13,6 +13,7 @@ import { synthesizeMany } from "../../src/model/synthesis-jobs.js";
 import { synthesize } from "../../src/model/synthetic.js";
 import { openCheckpoint, syntheticSource, withSynthesisCache, type PrefetchingSource } from "../../src/model/weights.js";
 import { sourceOf } from "../../src/driver/verify.js";
+import type { CompileReport } from "../../src/driver/compile.js";
 
 const same = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
@@ -70,10 +71,13 @@ test("a checkpoint ditc init writes holds the values synthesize draws", () => {
   }
 });
 
-test("verify keeps a preset's weights once drawn, all of them drawn up front", () => {
-  const { source } = sourceOf({ model: { preset: "micro", seed: 3, config: {} } });
+test("verify keeps a preset's weights once drawn, its artifacts' widths drawn up front", () => {
+  const artifacts = [{ width: 0.5 }, { width: 1 }] as CompileReport["artifacts"];
+  const { source } = sourceOf({ model: { preset: "micro", seed: 3, config: {} }, artifacts });
   expect("prefetch" in source && typeof source.prefetch === "function").toBe(true);
-  // already drawn: a second prefetch of every tensor finds nothing to draw
-  expect((source as PrefetchingSource).prefetch(paramSpecs(source.config).map((s) => s.name), 1)).toBe(0);
+  // already drawn: a second prefetch of those widths' tensors finds nothing to draw, another width's does
+  const names = (w: number) => specsForWidth(source.config, w).map((s) => s.name);
+  expect((source as PrefetchingSource).prefetch([...names(0.5), ...names(1)], 1)).toBe(0);
+  expect((source as PrefetchingSource).prefetch(names(0.375), 1)).toBeGreaterThan(0);
   for (const s of paramSpecs(source.config)) expect(same(source.read(s), synthesize(s, 3)), s.name).toBe(true);
 });
