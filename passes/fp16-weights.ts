@@ -9,8 +9,8 @@
 import { fail } from "../src/diagnostics.js";
 import { derivedConst, inScopes, readers, type ConstValue, type Graph } from "../src/ir/graph.js";
 import { applyRules, rule } from "../src/ir/rewrite.js";
-import { roundToF16Overflowing } from "../src/kernels/fp16.js";
-import { asFloat, floatTensor, halfTensor } from "../src/kernels/tensor.js";
+import { encodeF16Overflowing } from "../src/kernels/fp16.js";
+import { asFloat, halfTensor } from "../src/kernels/tensor.js";
 import { definePass } from "../src/pipeline/pass.js";
 
 /**
@@ -24,12 +24,12 @@ export function halfPrecisionConst(c: ConstValue): ConstValue {
     source: c.source,
     load: () => {
       const t = asFloat(c.load());
-      // fp16 patterns (an f16 checkpoint's weight) are their own rounding: nothing to convert
+      // fp16 patterns (an f16 checkpoint's weight) are their own rounding: nothing to convert;
+      // float32 values become the patterns of their rounding (widened where something reads them)
       if (t.half) return halfTensor(c.type.shape, t.half, "f16");
-      const data = t.data.slice();
-      const at = roundToF16Overflowing(data);
-      if (at >= 0 && c.role === "weight") throw fail("weightRange", { tensor: c.source, value: asFloat(c.load()).data[at]!, index: at });
-      return floatTensor(c.type.shape, data, "f16");
+      const { bits, overflow } = encodeF16Overflowing(t.data);
+      if (overflow >= 0 && c.role === "weight") throw fail("weightRange", { tensor: c.source, value: t.data[overflow]!, index: overflow });
+      return halfTensor(c.type.shape, bits, "f16");
     },
   });
 }

@@ -77,21 +77,17 @@ export function encodeF16(src: Float32Array, dst = new Uint16Array(src.length)):
   return dst;
 }
 
-/** Rounds every element to the nearest half-precision value, in place. */
-export function roundToF16InPlace(a: Float32Array): Float32Array {
-  roundToF16Overflowing(a);
-  return a;
+/** encodeF16, and the first finite element that became ±Infinity (past 65504): its index, or -1. */
+export function encodeF16Overflowing(src: Float32Array): { bits: Uint16Array; overflow: number } {
+  const bits = encodeF16(src);
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0x7fff) === 0x7c00 && Number.isFinite(src[i]!)) return { bits, overflow: i };
+  return { bits, overflow: -1 };
 }
 
-/** roundToF16InPlace that also finds the first finite element rounded to ±Infinity (past 65504); its index, or -1. */
-export function roundToF16Overflowing(a: Float32Array): number {
-  let first = -1;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!, h = F16_TO_F32[f32ToF16Bits(x)]!;
-    if (first < 0 && h - h !== 0 && x - x === 0) first = i; // x finite, h not
-    a[i] = h;
-  }
-  return first;
+/** Rounds every element to the nearest half-precision value, in place. */
+export function roundToF16InPlace(a: Float32Array): Float32Array {
+  for (let i = 0; i < a.length; i++) a[i] = F16_TO_F32[f32ToF16Bits(a[i]!)]!;
+  return a;
 }
 
 export function decodeBF16(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
