@@ -55,26 +55,19 @@ export class Rng {
 
   /**
    * out[i] = offset + scale · normal() for every i, bit for bit as one normal() per value (a
-   * spare left from before goes first; an odd count leaves one for the next draw). The state
-   * lives in locals for the loop: this is what makes ditc init and the presets' weights fast.
+   * spare left from before goes first; an odd count leaves one for the next draw), without a
+   * call and a boxed spare per value: what makes ditc init and the presets' weights fast.
    */
   fillNormal(out: Float32Array, scale: number, offset = 0): void {
     let i = 0;
     const n = out.length, put = (k: number, z: number) => void (out[k] = offset === 0 ? scale * z : offset + scale * z);
     if (n > 0 && this.spare !== undefined) put(i++, this.normal());
-    let { a, b, c, d } = this;
     for (; i + 1 < n; i += 2) {
-      let t = (((a + b) | 0) + d) | 0;
-      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
-      const u1 = ((t >>> 0) + 0.5) / 4294967296;
-      t = (((a + b) | 0) + d) | 0;
-      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
-      const u2 = ((t >>> 0) + 0.5) / 4294967296;
+      const u1 = this.uniform(), u2 = this.uniform();
       const r = Math.sqrt(-2 * Math.log(u1)), th = 2 * Math.PI * u2;
       if (offset === 0) (out[i] = scale * (r * Math.cos(th))), (out[i + 1] = scale * (r * Math.sin(th)));
       else (out[i] = offset + scale * (r * Math.cos(th))), (out[i + 1] = offset + scale * (r * Math.sin(th)));
     }
-    (this.a = a), (this.b = b), (this.c = c), (this.d = d);
     if (i < n) put(i, this.normal());
   }
 
@@ -86,23 +79,12 @@ export class Rng {
       for (let i = 0; i < n; i++) out[i] = scale * this.heavyTailed();
       return;
     }
-    let { a, b, c, d } = this;
     for (let i = 0; i < n; i++) {
-      let t = (((a + b) | 0) + d) | 0;
-      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
-      const u1 = ((t >>> 0) + 0.5) / 4294967296;
-      t = (((a + b) | 0) + d) | 0;
-      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
-      const u2 = ((t >>> 0) + 0.5) / 4294967296;
-      t = (((a + b) | 0) + d) | 0;
-      (d = (d + 1) | 0), (a = b ^ (b >>> 9)), (b = (c + (c << 3)) | 0), (c = (c << 21) | (c >>> 11)), (c = (c + t) | 0);
-      const u3 = ((t >>> 0) + 0.5) / 4294967296;
+      const u1 = this.uniform(), u2 = this.uniform(), u3 = this.uniform();
       const r = Math.sqrt(-2 * Math.log(u1)), th = 2 * Math.PI * u2;
       const z = r * Math.cos(th), y = r * Math.sin(th);
-      const chi3 = -2 * Math.log(u3) + y * y;
-      out[i] = scale * (z / Math.sqrt(chi3));
+      out[i] = scale * (z / Math.sqrt(-2 * Math.log(u3) + y * y));
     }
-    (this.a = a), (this.b = b), (this.c = c), (this.d = d);
   }
 }
 
