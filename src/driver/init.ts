@@ -41,7 +41,7 @@ export function drawnInBatches(specs: readonly ParamSpec[], seed: number, batchB
   const batchOf = new Map<string, ParamSpec[]>();
   let batch: ParamSpec[] = [], bytes = Infinity;
   for (const s of sorted) {
-    const b = 4 * s.shape.reduce((n, d) => n * d, 1);
+    const b = synthesisBytes([s]);
     if (bytes + b > batchBytes) (batch = []), (bytes = 0);
     batch.push(s);
     batchOf.set(s.name, batch);
@@ -52,8 +52,8 @@ export function drawnInBatches(specs: readonly ParamSpec[], seed: number, batchB
   const drawn = new Map<string, Float32Array>();
   return new Map(sorted.map((s) => [s.name, (emit) => {
     if (!drawn.has(s.name)) {
-      const todo = batchOf.get(s.name)!, bytes = synthesisBytes(todo);
-      if (!memory || memory.byteLength < bytes) memory = new SharedArrayBuffer(Math.max(bytes, Math.min(batchBytes, synthesisBytes(sorted))));
+      const todo = batchOf.get(s.name)!, need = synthesisBytes(todo);
+      if (!memory || memory.byteLength < need) memory = new SharedArrayBuffer(Math.max(need, Math.min(batchBytes, synthesisBytes(sorted))));
       drawn.clear();
       synthesizeMany(todo, seed, engineInfo().threads, memory).forEach((v, i) => drawn.set(todo[i]!.name, v));
     }

@@ -65,8 +65,8 @@ export function decodeF16(src: Uint16Array, dst = new Float32Array(src.length)):
  * f32ToF16Bits of every element. Values that are normal halves (2^-14 ≤ |v| < 65520) take one
  * integer expression: the exponent rebiased (−112 << 23) and the 13 dropped mantissa bits rounded
  * to nearest even by adding 0xfff plus the kept lowest bit (a carry runs into the exponent as it
- * should); subnormals, overflows, infinities and NaN go through f32ToF16Bits. ~10× faster than
- * calling it for every element, the same bits (tests/kernels/fp16.test.ts).
+ * should); subnormals, overflows, infinities and NaN go through f32ToF16Bits. ~4.5× faster than
+ * calling it for every element (3.5 against 16 ns a value), the same bits (tests/kernels/fp16.test.ts).
  */
 export function encodeF16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
