@@ -68,14 +68,8 @@ export interface ConstValue {
    * constant holds its bytes, so deduplication never loads it (loading one runs its k-means).
    */
   readonly ownedByOneWeight?: boolean;
+  /** The elements; a weight of an f16 checkpoint (or its width slice) as its fp16 patterns (a halfTensor, `half` read-only). */
   load(): Tensor;
-  /**
-   * The same elements as fp16 bit patterns, read-only, where that is how they are stored (a
-   * weight of an f16 checkpoint, or its width slice): palettizing clusters fp16 patterns, so it
-   * takes them without a round trip through float32. Undefined when they are stored otherwise.
-   * Constants derived from this one do not inherit it.
-   */
-  loadF16?(): Uint16Array | undefined;
   /**
    * Set on supernetwork constants that change with the width: the constant of the width-w
    * sub-network and, per axis, the full-width indices its entries stand for. Constants without

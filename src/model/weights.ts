@@ -125,7 +125,6 @@ export function supernetConstant(src: WeightSource, spec: ParamSpec): ConstValue
       source: spec.name,
       role: "weight",
       load: () => storedTensor(src, spec),
-      ...(src.readF16 ? { loadF16: () => src.readF16!(spec) } : {}),
       atWidth: (w) => ({ value: widthConstant(src, spec, held(w)), kept: keptIndices(rules, spec.shape, c, held(w)) }),
     };
   }
@@ -203,6 +202,5 @@ export function widthConstant(src: WeightSource, spec: ParamSpec, w: Width): Con
         const bits = src.readF16?.(spec);
         return bits ? halfTensor(shape, sliceF16(bits)) : floatTensor(shape, slice(src.read(spec)));
       }),
-    ...(src.readF16 ? { loadF16: () => timedRead(() => ((bits) => bits && sliceF16(bits))(src.readF16!(spec))) } : {}),
   };
 }

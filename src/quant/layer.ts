@@ -105,7 +105,10 @@ function clusterEachGroup(data: Uint16Array, plan: ClusterPlan, out: IndexOutput
 }
 
 /** A weight as k-means takes it: its stored fp16 patterns when it has them, else float32. */
-export const weightForClustering = (w: ConstValue): Float32Array | Uint16Array => w.loadF16?.() ?? asFloat(w.load()).data;
+export const weightForClustering = (w: ConstValue): Float32Array | Uint16Array => {
+  const t = asFloat(w.load());
+  return t.half ?? t.data;
+};
 
 /** The name a corrected bias is stored under: after the layer's bias, or after its weight when it had none. */
 export const correctedBiasSource = (weight: ConstValue, oldBias: ConstValue | undefined): string => (oldBias ? `${oldBias.source} corrected` : `${weight.source} bias correction`);

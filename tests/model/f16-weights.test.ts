@@ -10,6 +10,7 @@ import { syntheticInputs } from "../../src/driver/init.js";
 import { runGraph } from "../../src/interp/interpreter.js";
 import { buildModel } from "../../src/model/build.js";
 import { openCheckpoint } from "../../src/model/weights.js";
+import { asFloat } from "../../src/kernels/tensor.js";
 
 const TRAINED = new URL("../../fixtures/shapes-micro/model.safetensors", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ditc-f16-weights-"));
@@ -50,7 +51,7 @@ test("an f16 checkpoint's weights reach an fp16 artifact as their stored pattern
   for (const width of [0.5, 1] as const)
     for (const n of buildModel(ck, { width }).graph.nodes) {
       if (n.kind !== "const" || n.attrs.value.role !== "weight") continue;
-      const c = n.attrs.value, stored = c.loadF16!()!;
+      const c = n.attrs.value, stored = asFloat(c.load()).half!;
       const loaded = c.load() as { half?: Uint16Array };
       // loading keeps the patterns (sliced to the width), the fp16 copy is those patterns, a
       // reshape keeps them, and writing them in fp16 is a view on them, not an encoding

@@ -9,6 +9,7 @@ import { SliceStore } from "../../src/model/slice-store.js";
 import { synthesize } from "../../src/model/synthetic.js";
 import { makeWidthSlices, widthConstant, type WeightSource } from "../../src/model/weights.js";
 import { encodeF16 } from "../../src/kernels/fp16.js";
+import { asFloat } from "../../src/kernels/tensor.js";
 
 /** Each slice's [start, end) in bytes, with its buffer. */
 const extent = (s: Uint16Array) => ({ buffer: s.buffer, start: s.byteOffset, end: s.byteOffset + s.byteLength });
@@ -73,7 +74,7 @@ test("makeWidthSlices makes each fp16 slice of a width once, up front; the width
   const held = src.slices!.bytes;
   for (const spec of sliced) {
     const c = widthConstant(src, spec, 0.5);
-    expect(c.loadF16!()).toBe(src.slices!.get(`${spec.name}@0.5`));
+    expect(asFloat(c.load()).half!).toBe(src.slices!.get(`${spec.name}@0.5`));
     expect(c.load().data).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).load().data);
   }
   expect(src.slices!.size).toBe(sliced.length); // nothing sliced again

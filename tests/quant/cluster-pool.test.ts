@@ -16,6 +16,7 @@ import { packU4 } from "../../src/io/encode.js";
 import { decodeF16, encodeF16 } from "../../src/kernels/fp16.js";
 import { randomTensor } from "../helpers.js";
 import { engineSpinMicros, SHARED_SPIN_MS, SPIN_MS } from "../../src/kernels/simd/engine.js";
+import { asFloat } from "../../src/kernels/tensor.js";
 
 function jobs(): ClusterJob[] {
   const stats = (channels: number, seed: number) => {
@@ -341,7 +342,7 @@ test("an fp16 weight sliced to a width (a source that keeps no slices) is read o
   const full = encodeF16(randomTensor(spec.shape, 7).data);
   const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => full };
   const c = widthConstant(src, spec, 0.5);
-  const sliced = c.loadF16!()!;
+  const sliced = asFloat(c.load()).half!;
   expect(sliced.length).toBeLessThan(full.length);
   const plan = clusterPlan(c.type.shape, 1, 8, { groupSize: 0, weighted: false }, undefined);
   const got = new Map<string, Palettized>(), reads = weightReadClock();
@@ -358,21 +359,21 @@ test("a source that keeps slices makes each width's fp16 slice once, in shared m
   const full = encodeF16(randomTensor(spec.shape, 8).data);
   let reads = 0;
   const src: WeightSource = { config: cfg, origin: "test", read: () => decodeF16(full), readF16: () => (reads++, full), slices: new SliceStore() };
-  const first = widthConstant(src, spec, 0.5).loadF16!()!;
+  const first = asFloat(widthConstant(src, spec, 0.5).load()).half!;
   expect(first.buffer).toBeInstanceOf(SharedArrayBuffer); // the cluster pool lends it, no copy
-  expect(first).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
+  expect(first).toEqual(asFloat(widthConstant({ ...src, slices: undefined }, spec, 0.5).load()).half!);
   // another graph's constant of the same weight and width (the probe's)
   const again = widthConstant(src, spec, 0.5);
-  expect(again.loadF16!()).toBe(first);
+  expect(asFloat(again.load()).half!).toBe(first);
   expect(again.load().data).toEqual(decodeF16(first));
-  expect(widthConstant(src, spec, 0.75).loadF16!()).not.toBe(first);
+  expect(asFloat(widthConstant(src, spec, 0.75).load()).half!).not.toBe(first);
   expect(src.slices!.size).toBe(2);
   expect(reads).toBeGreaterThan(0);
   // the next width's slices reuse the memory: made again after a reset, with the same values
   src.slices!.reset();
-  const made = widthConstant(src, spec, 0.5).loadF16!()!;
+  const made = asFloat(widthConstant(src, spec, 0.5).load()).half!;
   expect(made.buffer).toBe(first.buffer);
-  expect(made).toEqual(widthConstant({ ...src, slices: undefined }, spec, 0.5).loadF16!());
+  expect(made).toEqual(asFloat(widthConstant({ ...src, slices: undefined }, spec, 0.5).load()).half!);
 });
 
 test("while a pool runs, the engine's threads poll only briefly before sleeping; after it, as before", () => {
