@@ -3,6 +3,7 @@
 // value (src/model/synthetic.ts), ~1.5 minutes for the full preset on one core. Each tensor has
 // its own generator, so which thread draws it changes nothing.
 import { helperTakesJobs, jobBoard, runWithHelper, type JobBoard } from "../io/helper-jobs.js";
+import { numel } from "../kernels/tensor.js";
 import type { ParamSpec } from "./params.js";
 import { synthesizeInto } from "./synthetic.js";
 
@@ -19,7 +20,6 @@ export interface SynthesisWork {
 /** How long this thread waits for the helper to finish one tensor it took before giving up. */
 const HELPER_TENSOR_MS = 10 * 60_000;
 
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const view = (w: SynthesisWork, i: number) => new Float32Array(w.memory, 4 * w.starts[i]!, numel(w.specs[i]!.shape));
 const draw = (w: SynthesisWork, i: number) => void synthesizeInto(w.specs[i]! as ParamSpec, w.seed, view(w, i));
 

@@ -7,6 +7,7 @@
 // A tensor is drawn in batches (Rng.fillNormal, fillHeavyTailed): the same draws in the same
 // order as one call per value, so the same bits, without a call and a boxed spare per value
 // (synthesizeScalar, the per-value form, is the oracle tests compare them with).
+import { numel } from "../kernels/tensor.js";
 import type { ParamSpec } from "./params.js";
 
 /** sfc32: small, fast, and good enough for synthetic data. */
@@ -129,7 +130,7 @@ export function synthesizeInto(spec: ParamSpec, seed: number, out: Float32Array)
 }
 
 export function synthesize(spec: ParamSpec, seed: number): Float32Array {
-  return synthesizeInto(spec, seed, new Float32Array(spec.shape.reduce((a, b) => a * b, 1)));
+  return synthesizeInto(spec, seed, new Float32Array(numel(spec.shape)));
 }
 
 /** The same values one draw call per value: the oracle the batched draws are tested against. */
@@ -156,7 +157,7 @@ export function synthesizeScalar(spec: ParamSpec, seed: number): Float32Array {
       draw = () => 0.02 * rng.normal();
       break;
   }
-  const out = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+  const out = new Float32Array(numel(spec.shape));
   for (let i = 0; i < out.length; i++) out[i] = draw();
   return out;
 }

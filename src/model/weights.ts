@@ -5,10 +5,10 @@ import { openCheckedStore, type CheckpointOptions } from "../checkpoint/open.js"
 import { prefetchInto } from "../checkpoint/prefetch.js";
 import type { TensorStore } from "../checkpoint/store.js";
 import type { ConstValue } from "../ir/graph.js";
-import { floatTensor, halfTensor } from "../kernels/tensor.js";
+import { floatTensor, halfTensor, numel } from "../kernels/tensor.js";
 import { widthTag, type ModelConfig, type Width } from "./config.js";
 import { axisRanges, isolatedSpecs, keptIndices, paramSpecs, slicedShape, specsForWidth, type ParamSpec } from "./params.js";
-import { synthesizeMany } from "./synthesis-jobs.js";
+import { synthesisBytes, synthesizeMany } from "./synthesis-jobs.js";
 import { synthesize } from "./synthetic.js";
 import { timedRead } from "./read-clock.js";
 import { makeSlices, sliceRuns, type SliceJob } from "./slice-jobs.js";
@@ -41,7 +41,7 @@ export function syntheticSource(config: ModelConfig, seed: number, origin = `syn
 export const isSynthetic = (src: WeightSource): src is SyntheticSource => typeof (src as Partial<SyntheticSource>).seed === "number";
 
 /** Bytes of every stored parameter of a model in float32 (a preset's weights as drawn). */
-export const float32Bytes = (config: ModelConfig): number => paramSpecs(config).reduce((n, s) => n + 4 * numel(s.shape), 0);
+export const float32Bytes = (config: ModelConfig): number => synthesisBytes(paramSpecs(config));
 
 /** A source whose tensors can be fetched into its cache ahead of their reads; returns the bytes fetched. */
 export interface PrefetchingSource extends WeightSource {
@@ -169,7 +169,6 @@ function widthSlicing(spec: ParamSpec, c: ModelConfig, w: Width): { shape: numbe
 }
 
 const sliceKey = (spec: ParamSpec, w: Width) => `${spec.name}@${w}`;
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** A stored tensor as it is stored: an f16 checkpoint's patterns kept (halfTensor), others read as float32. */
 function storedTensor(src: WeightSource, spec: ParamSpec) {
