@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { SafetensorsFile } from "../src/checkpoint/safetensors.js";
 import { writeSyntheticCheckpoint } from "../src/driver/init.js";
 import { presetConfig } from "../src/model/config.js";
+import { numel } from "../src/kernels/tensor.js";
 import { engineInfo } from "../src/kernels/simd/engine.js";
 import { paramSpecs, type ParamSpec } from "../src/model/params.js";
 import { synthesizeMany } from "../src/model/synthesis-jobs.js";
@@ -21,8 +22,8 @@ rmSync(out, { force: true });
 // the baseline, in the same run: the first ~64 M values drawn one call per value on one thread (the
 // draws before batching and the helper thread), against the batched draws on the engine's threads
 const sample: ParamSpec[] = [];
-for (let n = 0, i = 0, specs = paramSpecs(presetConfig(preset)); n < 64e6 && i < specs.length; i++) (sample.push(specs[i]!), (n += specs[i]!.shape.reduce((a, b) => a * b, 1)));
-const values = sample.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+for (let n = 0, i = 0, specs = paramSpecs(presetConfig(preset)); n < 64e6 && i < specs.length; i++) (sample.push(specs[i]!), (n += numel(specs[i]!.shape)));
+const values = sample.reduce((n, s) => n + numel(s.shape), 0);
 let t = performance.now();
 for (const s of sample) synthesizeScalar(s, 0);
 const perValueSeconds = (performance.now() - t) / 1000;
